@@ -104,6 +104,9 @@ func (c *Connection) LocalAddr() net.Addr {
 // TLSConnectionState returns the TLS state of the handshake that carried this connection,
 // and false when the transport has none.
 func (c *Connection) TLSConnectionState() (tls.ConnectionState, bool) {
+	if s, ok := c.src.(*singleStream); ok {
+		return s.tlsState()
+	}
 	if t, ok := c.src.(tlsStater); ok {
 		return t.TLSConnectionState(), true
 	}
@@ -199,13 +202,19 @@ func (s *singleStream) LocalAddr() net.Addr {
 }
 
 func (s *singleStream) TLSConnectionState() tls.ConnectionState {
+	st, _ := s.tlsState()
+	return st
+}
+
+// tlsState returns the wrapped stream's TLS state, and false when it has none.
+func (s *singleStream) tlsState() (tls.ConnectionState, bool) {
 	if t, ok := s.s.(tlsStater); ok {
-		return t.TLSConnectionState()
+		return t.TLSConnectionState(), true
 	}
 	if t, ok := s.s.(interface{ ConnectionState() tls.ConnectionState }); ok {
-		return t.ConnectionState()
+		return t.ConnectionState(), true
 	}
-	return tls.ConnectionState{}
+	return tls.ConnectionState{}, false
 }
 
 func (s *singleStream) Close(uint32, string) {

@@ -67,3 +67,27 @@ func (e *StreamError) Error() string {
 
 // Unwrap returns the transport's error.
 func (e *StreamError) Unwrap() error { return e.Err }
+
+// CloseError reports a connection that was closed with an application close code (QUIC
+// carries one; see CloseNormal and the other Close constants). errors.Is(err,
+// ErrConnectionClosed) holds for it, and Err keeps the transport's own error.
+type CloseError struct {
+	Code   uint32 // the application close code
+	Reason string // the reason text the closing side sent
+	Remote bool   // true when the peer closed
+	Err    error  // the transport's error
+}
+
+func (e *CloseError) Error() string {
+	who := "locally"
+	if e.Remote {
+		who = "by peer"
+	}
+	if e.Reason == "" {
+		return fmt.Sprintf("connection closed %s (code %d)", who, e.Code)
+	}
+	return fmt.Sprintf("connection closed %s (code %d): %s", who, e.Code, e.Reason)
+}
+
+// Unwrap returns ErrConnectionClosed and the transport's error.
+func (e *CloseError) Unwrap() []error { return []error{ErrConnectionClosed, e.Err} }

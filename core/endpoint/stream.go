@@ -108,13 +108,15 @@ func mapErr(op string, err error) error {
 		strErr    *quic.StreamError
 	)
 	switch {
+	case errors.As(err, &appErr):
+		return &core.CloseError{Code: uint32(min(uint64(appErr.ErrorCode), uint64(^uint32(0)))), Reason: appErr.ErrorMessage, Remote: appErr.Remote, Err: err}
 	case errors.As(err, &idle), errors.As(err, &hsTimeout):
 		return fmt.Errorf("%w: %w: %w", core.ErrConnectionClosed, core.ErrStreamTimeout, err)
 	case errors.As(err, &strErr), errors.Is(err, quic.ErrStreamClosed):
 		return fmt.Errorf("%w: %w", core.ErrStreamClosed, err)
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return fmt.Errorf("%w: %w", core.ErrStreamTimeout, err)
-	case errors.As(err, &appErr), errors.As(err, &trErr), errors.As(err, &reset),
+	case errors.As(err, &trErr), errors.As(err, &reset),
 		errors.Is(err, quic.ErrServerClosed), errors.Is(err, net.ErrClosed),
 		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
 		return fmt.Errorf("%w: %w", core.ErrConnectionClosed, err)
