@@ -64,6 +64,9 @@ func NewRegistry() *Registry {
 
 // Register adds h under h.ALPN().
 func (r *Registry) Register(h ProtocolHandler) error {
+	if h == nil {
+		return fmt.Errorf("%w: nil handler", ErrInvalidALPN)
+	}
 	return r.RegisterAs(h.ALPN(), h)
 }
 

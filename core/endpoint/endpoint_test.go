@@ -277,7 +277,9 @@ func TestOpenSSLClientOnTCPTwin(t *testing.T) {
 	}
 	stdinW.Close() // s_client quits on stdin EOF
 	_ = cmd.Wait()
-	waitFor(t, func() bool { return len(srv.Logs.Lines(`msg=connection`, "transport=tcp+tls", "alpn=alknet/echo")) == 1 })
+	waitFor(t, func() bool {
+		return len(srv.Logs.Lines(`msg=connection`, "transport=tcp+tls", "alpn=alknet/echo")) == 1
+	})
 }
 
 // watchWriter records output and closes seen once it contains want.
