@@ -22,6 +22,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"runtime/debug"
@@ -48,7 +49,13 @@ const (
 	// DefaultKeepAlivePeriod is how often a quiet QUIC connection sends a keep-alive, so
 	// long SSH or git sessions outlive the idle timeout.
 	DefaultKeepAlivePeriod = 15 * time.Second
+	// DefaultCloseLinger is how long a connection whose handler returned nil stays open
+	// for the peer to finish reading and close it first.
+	DefaultCloseLinger = 2 * time.Second
 )
+
+// maxLingerDiscard bounds what a lingering TCP+TLS close reads and discards.
+const maxLingerDiscard = 1 << 20
 
 // ErrEndpointClosed is returned by the Serve and Listen methods once Shutdown began.
 var ErrEndpointClosed = errors.New("endpoint closed")
@@ -85,6 +92,13 @@ type Config struct {
 	// KeepAlivePeriod is the QUIC keep-alive interval (0: DefaultKeepAlivePeriod;
 	// negative: no keep-alives).
 	KeepAlivePeriod time.Duration
+	// CloseLinger applies when a handler returns nil: closing at once would drop bytes
+	// the peer has not received yet (QUIC discards unacknowledged stream data on close; a
+	// TCP close with unread input resets). So the endpoint first waits, up to CloseLinger,
+	// for the peer to close (on TCP+TLS after sending close_notify and discarding input).
+	// Peers that close after reading end the linger at once; shutdown's force-close ends it
+	// too. 0: DefaultCloseLinger; negative: close at once.
+	CloseLinger time.Duration
 	// Logger receives connection, refusal and auth-failure lines (nil: discard).
 	Logger *slog.Logger
 }
@@ -95,6 +109,7 @@ type Endpoint struct {
 	idp     core.IdentityProvider
 	limits  func() core.Limits
 	drain   time.Duration
+	linger  time.Duration
 	log     *slog.Logger
 	quicTLS *tls.Config
 	tcpTLS  *tls.Config
@@ -170,6 +185,12 @@ func New(reg *core.Registry, cfg Config) (*Endpoint, error) {
 	}
 	if e.drain <= 0 {
 		e.drain = DefaultDrainTimeout
+	}
+	switch e.linger = cfg.CloseLinger; {
+	case e.linger == 0:
+		e.linger = DefaultCloseLinger
+	case e.linger < 0:
+		e.linger = 0
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -482,9 +503,22 @@ func (e *Endpoint) handleQUIC(qc *quic.Conn) {
 			release = func() { e.lim.releaseIP(key) }
 		}
 	}
-	conn := core.NewConnection(&quicSource{c: qc}, st.NegotiatedProtocol)
-	force := func() { _ = qc.CloseWithError(quic.ApplicationErrorCode(core.CloseNormal), "shutdown") }
-	e.serve(conn, fp, transportQUIC, qc.Context(), force, release)
+	e.serve(incoming{
+		conn:      core.NewConnection(&quicSource{c: qc}, st.NegotiatedProtocol),
+		fp:        fp,
+		transport: transportQUIC,
+		connCtx:   qc.Context(),
+		force:     func() { _ = qc.CloseWithError(quic.ApplicationErrorCode(core.CloseNormal), "shutdown") },
+		release:   release,
+		linger: func(d time.Duration) {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			select {
+			case <-qc.Context().Done():
+			case <-t.C:
+			}
+		},
+	})
 }
 
 func perIPReason(ip string, limit int) string {
@@ -601,8 +635,20 @@ func (e *Endpoint) handshakeTCP(c net.Conn, timeout time.Duration, release func(
 		fp = core.FingerprintFromCert(st.PeerCertificates[0])
 	}
 	src := newTLSSource(tc)
-	conn := core.NewConnection(src, st.NegotiatedProtocol)
-	e.serve(conn, fp, transportTCP, nil, src.s.forceClose, release)
+	e.serve(incoming{
+		conn:      core.NewConnection(src, st.NegotiatedProtocol),
+		fp:        fp,
+		transport: transportTCP,
+		force:     src.s.forceClose,
+		release:   release,
+		linger: func(d time.Duration) {
+			if err := src.s.CloseWrite(); err != nil {
+				return
+			}
+			_ = tc.SetReadDeadline(time.Now().Add(d))
+			_, _ = io.CopyN(io.Discard, tc, maxLingerDiscard)
+		},
+	})
 }
 
 // Dispatch hands conn, which arrived some other way (a channel inside another protocol,
@@ -611,13 +657,30 @@ func (e *Endpoint) handshakeTCP(c net.Conn, timeout time.Duration, release func(
 // fingerprint, panic recovery, logging and shutdown behaviour. It does not block and
 // does not apply the connection caps (conn lives inside a connection already counted).
 func (e *Endpoint) Dispatch(conn *core.Connection, fingerprint string) {
-	force := func() { conn.Close(core.CloseNormal, "shutdown") }
-	go e.serve(conn, fingerprint, transportDispatch, nil, force, func() {})
+	go e.serve(incoming{
+		conn:      conn,
+		fp:        fingerprint,
+		transport: transportDispatch,
+		force:     func() { conn.Close(core.CloseNormal, "shutdown") },
+		release:   func() {},
+	})
+}
+
+// incoming is a connection ready for dispatch, with the transport's hooks.
+type incoming struct {
+	conn      *core.Connection
+	fp        string
+	transport string
+	connCtx   context.Context     // done when the transport connection closes; may be nil
+	force     func()              // drops the connection at once (shutdown)
+	release   func()              // frees its limit slots
+	linger    func(time.Duration) // waits for the peer to close first; may be nil
 }
 
 // serve dispatches one connection and, if a handler takes it, runs the handler to the end.
-func (e *Endpoint) serve(conn *core.Connection, fp, transport string, connCtx context.Context, force, release func()) {
-	defer release()
+func (e *Endpoint) serve(in incoming) {
+	defer in.release()
+	conn, fp, transport := in.conn, in.fp, in.transport
 	alpn := conn.RemoteALPN()
 	if alpn == core.ALPNACME {
 		e.stats.refuse(RefusedACME)
@@ -640,7 +703,7 @@ func (e *Endpoint) serve(conn *core.Connection, fp, transport string, connCtx co
 			auth.Identity = id
 		}
 	}
-	t := &tracked{force: force}
+	t := &tracked{force: in.force}
 	if !e.track(t) {
 		e.stats.refuse(RefusedShutdown)
 		conn.Close(core.CloseNormal, "shutting down")
@@ -650,7 +713,7 @@ func (e *Endpoint) serve(conn *core.Connection, fp, transport string, connCtx co
 	e.stats.accepted.Add(1)
 	e.stats.addActive(alpn, 1)
 	defer e.stats.addActive(alpn, -1)
-	e.run(h, conn, auth, transport, connCtx)
+	e.run(h, in, auth)
 }
 
 func (e *Endpoint) track(t *tracked) bool {
@@ -699,12 +762,13 @@ func callHandler(ctx context.Context, h core.Handler, conn *core.Connection, aut
 
 // run calls the handler, closes the connection with the code its result calls for, and
 // writes the connection's log line.
-func (e *Endpoint) run(h core.Handler, conn *core.Connection, auth core.AuthContext, transport string, connCtx context.Context) {
+func (e *Endpoint) run(h core.Handler, in incoming, auth core.AuthContext) {
+	conn, transport := in.conn, in.transport
 	start := time.Now()
 	ctx, cancel := context.WithCancel(e.ctx)
 	defer cancel()
-	if connCtx != nil {
-		stop := context.AfterFunc(connCtx, cancel)
+	if in.connCtx != nil {
+		stop := context.AfterFunc(in.connCtx, cancel)
 		defer stop()
 	}
 	err := callHandler(ctx, h, conn, auth)
@@ -723,6 +787,9 @@ func (e *Endpoint) run(h core.Handler, conn *core.Connection, auth core.AuthCont
 		reason, outcome = "shutdown", "shutdown"
 	default:
 		code, reason, outcome, level = core.CloseInternalError, err.Error(), "error", slog.LevelError
+	}
+	if err == nil && in.linger != nil && e.linger > 0 {
+		in.linger(e.linger)
 	}
 	conn.Close(code, reason)
 

@@ -912,7 +912,10 @@ func TestShutdown(t *testing.T) {
 		<-cancelled
 		<-cancelled
 		for _, n := range networks {
-			if _, err := srv.DialErr(testCtx(t), "alknet/wait", nil, n); err == nil {
+			// Nothing listens any more: QUIC gets no answer at all, so keep its wait short.
+			opts := srv.DialOptions(nil, n)
+			opts.HandshakeTimeout = 300 * time.Millisecond
+			if _, err := endpoint.Dial(testCtx(t), srv.Addr, "alknet/wait", opts); err == nil {
 				t.Fatalf("%s dial after shutdown succeeded", n)
 			}
 		}
@@ -932,6 +935,7 @@ func TestShutdown(t *testing.T) {
 		})
 		srv := coretest.NewServer(t, reg, coretest.WithEndpointConfig(func(c *endpoint.Config) {
 			c.DrainTimeout = time.Hour
+			c.CloseLinger = -1
 		}))
 		srv.Dial(t, "alknet/stubborn", nil, endpoint.NetworkQUIC)
 		b.wait(t, 1)
@@ -1042,3 +1046,32 @@ func TestDispatchExternalConnection(t *testing.T) {
 type pipeStream struct{ net.Conn }
 
 func (p pipeStream) CloseWrite() error { return p.Conn.Close() }
+
+func TestHandlerThatWritesAndReturnsDeliversEverything(t *testing.T) {
+	payload := bytes.Repeat([]byte("0123456789abcdef"), 256<<10/16*4) // 1 MiB
+	reg := newRegistry(t, map[string]core.Handler{
+		"alknet/burst": core.HandlerFunc(func(ctx context.Context, conn *core.Connection, _ core.AuthContext) error {
+			s, err := conn.AcceptBi(ctx)
+			if err != nil {
+				return err
+			}
+			if _, err := s.Write(payload); err != nil {
+				return err
+			}
+			return s.CloseWrite() // and return at once: the linger keeps the bytes alive
+		}),
+	})
+	srv := coretest.NewServer(t, reg)
+	for _, n := range networks {
+		t.Run(n.String(), func(t *testing.T) {
+			conn := srv.Dial(t, "alknet/burst", nil, n)
+			got, err := coretest.RoundTrip(testCtx(t), conn, []byte("go"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, payload) {
+				t.Fatalf("got %d bytes, want %d", len(got), len(payload))
+			}
+		})
+	}
+}
