@@ -1075,3 +1075,69 @@ func TestHandlerThatWritesAndReturnsDeliversEverything(t *testing.T) {
 		})
 	}
 }
+
+func TestDialAutoFallsBackToTCP(t *testing.T) {
+	reg := newRegistry(t, map[string]core.Handler{"alknet/echo": coretest.Echo()})
+	id := coretest.NewIdentity(t)
+	ep, err := endpoint.New(reg, endpoint.Config{TLS: tlsconf.ServerConfig(id.Cert)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ep.Close()
+	// Only the TCP+TLS twin listens: QUIC packets go unanswered, as behind a UDP block.
+	if err := ep.ListenTCP("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	opts := endpoint.DialOptions{
+		Network:       endpoint.NetworkAuto,
+		FallbackDelay: 50 * time.Millisecond,
+		TLS:           tlsconf.ClientOptions{Pin: id.Fingerprint},
+	}
+	ctx := testCtx(t)
+	conn, err := endpoint.Dial(ctx, ep.TCPAddr().String(), "alknet/echo", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(core.CloseNormal, "")
+	if !conn.SingleStream() {
+		t.Fatal("auto dial did not fall back to TCP+TLS")
+	}
+	if got, err := coretest.RoundTrip(ctx, conn, []byte("via tcp")); err != nil || string(got) != "via tcp" {
+		t.Fatalf("got %q, %v", got, err)
+	}
+}
+
+func TestDialAutoPrefersQUIC(t *testing.T) {
+	reg := newRegistry(t, map[string]core.Handler{"alknet/echo": coretest.Echo()})
+	srv := coretest.NewServer(t, reg)
+	opts := srv.DialOptions(nil, endpoint.NetworkAuto)
+	opts.FallbackDelay = time.Minute // TCP would only start if QUIC failed
+	conn, err := endpoint.Dial(testCtx(t), srv.Addr, "alknet/echo", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(core.CloseNormal, "")
+	if conn.SingleStream() {
+		t.Fatal("auto dial used TCP+TLS although QUIC was up")
+	}
+}
+
+func TestDialVerifiesServer(t *testing.T) {
+	reg := newRegistry(t, map[string]core.Handler{"alknet/echo": coretest.Echo()})
+	srv := coretest.NewServer(t, reg)
+	other := coretest.NewIdentity(t)
+	for _, n := range []endpoint.Network{endpoint.NetworkQUIC, endpoint.NetworkTCP, endpoint.NetworkAuto} {
+		t.Run(n.String(), func(t *testing.T) {
+			opts := endpoint.DialOptions{Network: n, FallbackDelay: time.Millisecond, TLS: tlsconf.ClientOptions{Pin: other.Fingerprint}}
+			_, err := endpoint.Dial(testCtx(t), srv.Addr, "alknet/echo", opts)
+			var fm *tlsconf.FingerprintMismatchError
+			if !errors.Is(err, tlsconf.ErrFingerprintMismatch) || !errors.As(err, &fm) || fm.Got != srv.Identity.Fingerprint || fm.Want != other.Fingerprint {
+				t.Fatalf("dial with the wrong pin = %v", err)
+			}
+			opts.TLS = tlsconf.ClientOptions{}
+			if _, err := endpoint.Dial(testCtx(t), srv.Addr, "alknet/echo", opts); !errors.Is(err, tlsconf.ErrNoServerVerification) {
+				t.Fatalf("dial without verification = %v", err)
+			}
+		})
+	}
+}
