@@ -60,6 +60,9 @@ func AddrIP(addr net.Addr) (netip.Addr, bool) {
 	case *net.TCPAddr:
 		ip = a.AddrPort().Addr()
 	case *net.IPAddr:
+		if a == nil {
+			return netip.Addr{}, false
+		}
 		ip, _ = netip.AddrFromSlice(a.IP)
 	case nil:
 		return netip.Addr{}, false

@@ -20,7 +20,11 @@ const (
 // and MarshalJSON, MarshalText and GobEncode fail with [ErrNotSerializable].
 // The zero value is empty and usable.
 type Capabilities struct {
-	m map[string][]byte
+	// The map sits behind a func: where fmt or slog cannot call Format or LogValue (a
+	// Capabilities in an unexported field of another struct, printed whole) they fall
+	// back to reflection, and a func prints as an address whatever the verb, never as
+	// the secret bytes (a map or a pointer to a struct would).
+	entries func() map[string][]byte
 }
 
 // NewCapabilities copies entries into a new Capabilities value. The caller may wipe its
@@ -30,12 +34,20 @@ func NewCapabilities(entries map[string][]byte) Capabilities {
 	for k, v := range entries {
 		m[k] = slices.Clone(v)
 	}
-	return Capabilities{m: m}
+	return Capabilities{entries: func() map[string][]byte { return m }}
+}
+
+// get returns the map (nil for the zero value).
+func (c Capabilities) get() map[string][]byte {
+	if c.entries == nil {
+		return nil
+	}
+	return c.entries()
 }
 
 // Lookup returns a copy of the secret stored under the exact key.
 func (c Capabilities) Lookup(key string) ([]byte, bool) {
-	v, ok := c.m[key]
+	v, ok := c.get()[key]
 	if !ok {
 		return nil, false
 	}
@@ -52,15 +64,15 @@ func (c Capabilities) Get(svc string) ([]byte, bool) {
 }
 
 // Keys returns the capability keys (not the secrets), sorted.
-func (c Capabilities) Keys() []string { return slices.Sorted(maps.Keys(c.m)) }
+func (c Capabilities) Keys() []string { return slices.Sorted(maps.Keys(c.get())) }
 
 // Len returns the number of entries.
-func (c Capabilities) Len() int { return len(c.m) }
+func (c Capabilities) Len() int { return len(c.get()) }
 
 // Wipe zeroes every secret in place (best effort: copies handed out earlier are the
 // holder's to wipe). Every value sharing this map is affected.
 func (c Capabilities) Wipe() {
-	for _, v := range c.m {
+	for _, v := range c.get() {
 		clear(v)
 	}
 }

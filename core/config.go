@@ -70,8 +70,11 @@ func (l Limits) Effective() Limits {
 }
 
 // PerIPKey returns the address the per-IP cap counts addr under (its IPv6 prefix, the
-// plain address for IPv4), and false when addr is exempt.
+// plain address for IPv4), and false when addr is exempt or invalid.
 func (l Limits) PerIPKey(addr netip.Addr) (netip.Addr, bool) {
+	if !addr.IsValid() {
+		return netip.Addr{}, false
+	}
 	addr = addr.Unmap().WithZone("")
 	for _, p := range l.PerIPExempt {
 		if p.Contains(addr) {
@@ -161,7 +164,9 @@ func (c DynamicConfig) Validate() error {
 			if _, _, err := ParseFingerprint(fp); err != nil {
 				return configErrorf("peers[%d] (%s): fingerprints[%d]: %v", i, p.PeerID, j, err)
 			}
-			if other, dup := fps[fp]; dup {
+			if other, dup := fps[fp]; dup && other == p.PeerID {
+				return configErrorf("peers[%d] (%s): fingerprint %s is listed twice", i, p.PeerID, fp)
+			} else if dup {
 				return configErrorf("peers[%d] (%s): fingerprint %s is also listed for peer %s", i, p.PeerID, fp, other)
 			}
 			fps[fp] = p.PeerID

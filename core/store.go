@@ -291,16 +291,19 @@ func (s *InMemoryIdentityStore) UpdatePeer(_ context.Context, peerID string, p P
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	at := -1
+	at, clash := -1, false
 	for i := range s.peers {
 		if s.peers[i].PeerID == peerID {
 			at = i
 		} else if s.peers[i].PeerID == p.PeerID {
-			return &StoreError{Kind: StoreBackend, Detail: "update peer: peer_id " + p.PeerID + " already exists"}
+			clash = true
 		}
 	}
 	if at < 0 {
 		return &StoreError{Kind: StoreNotFound, Detail: "peer " + peerID}
+	}
+	if clash {
+		return &StoreError{Kind: StoreBackend, Detail: "update peer: peer_id " + p.PeerID + " already exists"}
 	}
 	s.peers[at] = p.Clone()
 	return nil

@@ -163,7 +163,34 @@ func SaveKey(path string, key ed25519.PrivateKey, comment string) error {
 		return fmt.Errorf("save key: %w", err)
 	}
 	// Link fails if path exists, so two processes racing to create a key agree on one.
-	if err := os.Link(tmpName, path); err != nil {
+	switch err := os.Link(tmpName, path); {
+	case err == nil:
+		return nil
+	case errors.Is(err, fs.ErrExist):
+		return fmt.Errorf("save key: %w", err)
+	}
+	// Filesystems without hard links: create exclusively instead (not atomic, but never
+	// replaces a key).
+	return writeExclusive(path, data)
+}
+
+func writeExclusive(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, KeyFileMode)
+	if err != nil {
+		return fmt.Errorf("save key: %w", err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(path)
+		return fmt.Errorf("save key: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(path)
+		return fmt.Errorf("save key: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(path)
 		return fmt.Errorf("save key: %w", err)
 	}
 	return nil
