@@ -1,0 +1,342 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"slices"
+	"time"
+	"unicode/utf8"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/alknet/alknet/core"
+)
+
+// maxConfigSize bounds a --config file (1 MiB); a larger file is refused before it is
+// read.
+const maxConfigSize = 1 << 20
+
+// maxConfigNesting bounds how deeply tables, arrays and dotted keys may nest in a
+// --config file. The schema needs three levels; the TOML decoder's cost grows
+// quadratically or worse with nesting, so deep garbage is refused before decoding.
+const maxConfigNesting = 16
+
+// maxErrorText bounds how much of a decoder message (which may quote keys and values
+// from the file) goes into an error.
+const maxErrorText = 300
+
+// fileConfig is the --config schema. Field types match the TOML value types; durations
+// and networks are strings, parsed afterwards so errors can name key and value.
+type fileConfig struct {
+	Limits  fileLimits   `toml:"limits"`
+	Peers   []filePeer   `toml:"peers"`
+	APIKeys []fileAPIKey `toml:"api_keys"`
+}
+
+type fileLimits struct {
+	MaxConnections      int      `toml:"max_connections"`
+	MaxConnectionsPerIP int      `toml:"max_connections_per_ip"`
+	HandshakeTimeout    string   `toml:"handshake_timeout"`
+	MaxAuthAttempts     int      `toml:"max_auth_attempts"`
+	PerIPExempt         []string `toml:"per_ip_exempt"`
+	IPv6PrefixLen       int      `toml:"ipv6_prefix_len"`
+}
+
+type filePeer struct {
+	ID           string              `toml:"id"`
+	Fingerprints []string            `toml:"fingerprints"`
+	TokenHash    string              `toml:"token_hash"`
+	Scopes       []string            `toml:"scopes"`
+	Enabled      *bool               `toml:"enabled"`
+	Resources    map[string][]string `toml:"resources"`
+	DisplayName  string              `toml:"display_name"`
+}
+
+type fileAPIKey struct {
+	Prefix      string   `toml:"prefix"`
+	Hash        string   `toml:"hash"`
+	Scopes      []string `toml:"scopes"`
+	ExpiresAt   int64    `toml:"expires_at"`
+	Description string   `toml:"description"`
+}
+
+// Keys the schema allows in each table, spelled exactly (the decoder itself matches
+// field names case-insensitively).
+var (
+	limitsKeys = []string{"max_connections", "max_connections_per_ip", "handshake_timeout", "max_auth_attempts", "per_ip_exempt", "ipv6_prefix_len"}
+	peerKeys   = []string{"id", "fingerprints", "token_hash", "scopes", "enabled", "resources", "display_name"}
+	apiKeyKeys = []string{"prefix", "hash", "scopes", "expires_at", "description"}
+)
+
+// knownKey reports whether k is a key of the schema.
+func knownKey(k toml.Key) bool {
+	switch {
+	case len(k) == 1:
+		return k[0] == "limits" || k[0] == "peers" || k[0] == "api_keys"
+	case len(k) == 2 && k[0] == "limits":
+		return slices.Contains(limitsKeys, k[1])
+	case len(k) == 2 && k[0] == "peers":
+		return slices.Contains(peerKeys, k[1])
+	case len(k) == 3 && k[0] == "peers" && k[1] == "resources":
+		return true // a resource type: any name
+	case len(k) == 2 && k[0] == "api_keys":
+		return slices.Contains(apiKeyKeys, k[1])
+	}
+	return false
+}
+
+// parseConfig parses a --config file (TOML) into a validated core.DynamicConfig. Its
+// errors are one line and name the offending key or entry.
+func parseConfig(data []byte) (core.DynamicConfig, error) {
+	if len(data) > maxConfigSize {
+		return core.DynamicConfig{}, fmt.Errorf("%d bytes is more than the limit of %d bytes (1 MiB)", len(data), maxConfigSize)
+	}
+	if err := checkNesting(data); err != nil {
+		return core.DynamicConfig{}, err
+	}
+	var fc fileConfig
+	md, err := toml.Decode(string(data), &fc)
+	if err != nil {
+		return core.DynamicConfig{}, errors.New(clip(oneLine(err.Error())))
+	}
+	if err := checkKeys(md); err != nil {
+		return core.DynamicConfig{}, err
+	}
+	cfg, err := fc.dynamicConfig()
+	if err != nil {
+		return core.DynamicConfig{}, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return core.DynamicConfig{}, err
+	}
+	return cfg, nil
+}
+
+// checkKeys reports keys outside the schema, in file order: those the decoder left
+// undecoded and those it matched only case-insensitively.
+func checkKeys(md toml.MetaData) error {
+	undecoded := make(map[string]bool)
+	for _, k := range md.Undecoded() {
+		undecoded[k.String()] = true
+	}
+	var first []string
+	count := 0
+	for _, k := range md.Keys() {
+		if s := k.String(); undecoded[s] || !knownKey(k) {
+			count++
+			if len(first) < 2 {
+				first = append(first, s)
+			}
+		}
+	}
+	switch count {
+	case 0:
+		return nil
+	case 1:
+		return fmt.Errorf("unknown key %q", clip(first[0]))
+	case 2:
+		return fmt.Errorf("unknown key %q (also %q)", clip(first[0]), clip(first[1]))
+	}
+	return fmt.Errorf("unknown key %q (also %q and %d more)", clip(first[0]), clip(first[1]), count-2)
+}
+
+// dynamicConfig maps the file's values onto core's types.
+func (fc *fileConfig) dynamicConfig() (core.DynamicConfig, error) {
+	var cfg core.DynamicConfig
+	l := fc.Limits
+	cfg.Limits = core.Limits{
+		MaxConnections:      l.MaxConnections,
+		MaxConnectionsPerIP: l.MaxConnectionsPerIP,
+		MaxAuthAttempts:     l.MaxAuthAttempts,
+		IPv6PrefixLen:       l.IPv6PrefixLen,
+	}
+	if l.HandshakeTimeout != "" {
+		d, err := time.ParseDuration(l.HandshakeTimeout)
+		if err != nil {
+			return cfg, fmt.Errorf("limits.handshake_timeout: invalid duration %q (want a value such as \"5s\" or \"1m30s\")", clip(l.HandshakeTimeout))
+		}
+		cfg.Limits.HandshakeTimeout = d
+	}
+	for i, s := range l.PerIPExempt {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return cfg, fmt.Errorf("limits.per_ip_exempt[%d]: invalid network %q (want CIDR such as \"127.0.0.0/8\")", i, clip(s))
+		}
+		cfg.Limits.PerIPExempt = append(cfg.Limits.PerIPExempt, p)
+	}
+	for _, p := range fc.Peers {
+		enabled := true
+		if p.Enabled != nil {
+			enabled = *p.Enabled
+		}
+		cfg.Auth.Peers = append(cfg.Auth.Peers, core.PeerEntry{
+			PeerID:        p.ID,
+			Fingerprints:  p.Fingerprints,
+			AuthTokenHash: p.TokenHash,
+			Scopes:        p.Scopes,
+			Resources:     p.Resources,
+			DisplayName:   p.DisplayName,
+			Enabled:       enabled,
+		})
+	}
+	for _, k := range fc.APIKeys {
+		cfg.Auth.APIKeys = append(cfg.Auth.APIKeys, core.APIKeyEntry{
+			Prefix:      k.Prefix,
+			Hash:        k.Hash,
+			Scopes:      k.Scopes,
+			Description: k.Description,
+			ExpiresAt:   k.ExpiresAt,
+		})
+	}
+	return cfg, nil
+}
+
+// loadConfig reads and parses the --config file at path. Errors name the file.
+func loadConfig(path string) (core.DynamicConfig, error) {
+	data, err := readConfigFile(path)
+	if err != nil {
+		return core.DynamicConfig{}, err
+	}
+	cfg, err := parseConfig(data)
+	if err != nil {
+		return core.DynamicConfig{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// readConfigFile reads path, refusing files larger than maxConfigSize before reading
+// them (and, for files whose size stat cannot tell, after reading one byte too many).
+func readConfigFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if st.IsDir() {
+		return nil, fmt.Errorf("config %s: is a directory", path)
+	}
+	tooLarge := fmt.Errorf("config %s: larger than the limit of %d bytes (1 MiB)", path, maxConfigSize)
+	if st.Mode().IsRegular() && st.Size() > maxConfigSize {
+		return nil, tooLarge
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	if len(data) > maxConfigSize {
+		return nil, tooLarge
+	}
+	return data, nil
+}
+
+// checkNesting refuses input nested more than maxConfigNesting levels deep, counting
+// each '[' and '{' and each '.' of a dotted key (outside strings and comments) as a
+// level. It is a lexical over-approximation: a float such as 1.5 also counts one level.
+func checkNesting(data []byte) error {
+	line := 1
+	var stack []int // level at each open bracket
+	level := 0
+	base := func() int {
+		if len(stack) == 0 {
+			return 0
+		}
+		return stack[len(stack)-1] + 1
+	}
+	for i := 0; i < len(data); i++ {
+		switch data[i] {
+		case '\n':
+			line++
+			level = base()
+		case ',':
+			level = base()
+		case '#':
+			for i+1 < len(data) && data[i+1] != '\n' {
+				i++
+			}
+		case '"', '\'':
+			n, lines := skipString(data[i:])
+			i += n - 1
+			line += lines
+		case '.':
+			level++
+		case '[', '{':
+			stack = append(stack, level)
+			level++
+		case ']', '}':
+			if len(stack) > 0 {
+				level = stack[len(stack)-1]
+				stack = stack[:len(stack)-1]
+			} else {
+				level = 0
+			}
+		}
+		if level > maxConfigNesting {
+			return fmt.Errorf("line %d: tables, arrays or dotted keys nested more than %d levels deep", line, maxConfigNesting)
+		}
+	}
+	return nil
+}
+
+// skipString returns the length of the TOML string starting at s[0] (a quote) and the
+// number of newlines in it. Single-line strings end at their closing quote or at a
+// newline (where the decoder will report the error); basic strings honour backslash
+// escapes.
+func skipString(s []byte) (n, lines int) {
+	q := s[0]
+	escapes := q == '"'
+	if len(s) >= 3 && s[1] == q && s[2] == q {
+		// Multi-line string; the closing delimiter may be followed by up to two more
+		// quotes that belong to the content.
+		for i := 3; i < len(s); i++ {
+			switch {
+			case s[i] == '\\' && escapes:
+				if i+1 < len(s) && s[i+1] == '\n' {
+					lines++
+				}
+				i++
+			case s[i] == '\n':
+				lines++
+			case s[i] == q && i+2 < len(s) && s[i+1] == q && s[i+2] == q:
+				end := i + 3
+				for k := 0; k < 2 && end < len(s) && s[end] == q; k++ {
+					end++
+				}
+				return end, lines
+			}
+		}
+		return len(s), lines
+	}
+	for i := 1; i < len(s); i++ {
+		switch {
+		case s[i] == '\\' && escapes:
+			if i+1 < len(s) && s[i+1] == '\n' {
+				return i + 1, 0 // the newline is outside: the decoder reports it
+			}
+			i++
+		case s[i] == q:
+			return i + 1, 0
+		case s[i] == '\n':
+			return i, 0
+		}
+	}
+	return len(s), 0
+}
+
+// clip shortens s to maxErrorText bytes for error messages.
+func clip(s string) string {
+	if len(s) <= maxErrorText {
+		return s
+	}
+	cut := maxErrorText
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}

@@ -1,0 +1,119 @@
+// Command alknet is a complete Alknet node and its client: one QUIC endpoint (UDP) and
+// its TCP+TLS twin on the same port, with every handler of this repository registered by
+// ALPN, plus the tools to identify a node and to talk to it from a shell.
+//
+// Usage:
+//
+//	alknet serve [--state DIR] [--listen HOST:PORT] [--config FILE] [--drain DUR] [--log-level LEVEL]
+//	alknet id    [--state DIR]
+//	alknet pipe  [--state DIR] --alpn ALPN (--pin FINGERPRINT | --insecure) [--tcp] HOST:PORT
+//	alknet help  [COMMAND]
+//
+// Flags may be written --flag or -flag, before or after the positional argument ("--"
+// ends the flags).
+//
+// # State and identity
+//
+// The state directory (--state, default ~/.alknet, created with mode 0700) holds the
+// node's Ed25519 key: node.key, an unencrypted OpenSSH private key with mode 0600 (so
+// "ssh -i DIR/node.key" and "ssh-keygen -y -f DIR/node.key" work), and node.key.pub, its
+// authorized_keys line. Every command creates them when they are missing. The key is
+// presented in TLS as a self-signed certificate; its fingerprint is
+// "ed25519:<64 lowercase hex of the public key>".
+//
+// # alknet serve
+//
+// serve listens on --listen (default 127.0.0.1:4433; port 0 picks a free port) over UDP
+// (QUIC) and TCP (TCP+TLS) and dispatches each connection by its negotiated ALPN. Today
+// that is alknet/echo. Once both listeners are bound it prints exactly these lines on
+// stdout, with the actual addresses, and nothing else:
+//
+//	fingerprint ed25519:<64 lowercase hex>
+//	listen quic <host:port>
+//	listen tcp <host:port>
+//	ready
+//
+// Logs (log/slog text format) go to stderr at --log-level (debug, info, warn or error;
+// default info): one line per connection, refusals, reloads, shutdown.
+//
+// SIGINT or SIGTERM stops accepting, cancels the handlers and waits up to --drain
+// (default 2s) for them before closing what is left; serve then exits 0. A second
+// SIGINT/SIGTERM kills the process at once. SIGHUP re-reads --config, validates it and
+// swaps it in atomically for the next connection; if the file is invalid the error is
+// logged and the previous configuration stays. Without --config, SIGHUP only logs that
+// there is nothing to reload.
+//
+// # alknet id
+//
+// id prints the node's fingerprint as one line, "ed25519:<64 lowercase hex>", and
+// nothing else on stdout.
+//
+// # alknet pipe
+//
+// pipe connects to HOST:PORT over QUIC (or TCP+TLS with --tcp) asking for --alpn,
+// presenting the state directory's identity as its client certificate. The server is
+// verified by --pin (its fingerprint, as "alknet id" or serve's first line prints it);
+// --insecure accepts any server instead and prints
+//
+//	alknet: warning: --insecure: server identity not verified (fingerprint ed25519:...)
+//
+// on stderr. Exactly one of the two is required. pipe opens one stream, copies stdin to
+// it and it to stdout; at the end of stdin it half-closes the stream and keeps reading
+// until the server ends its side, then closes the connection and exits 0. A refused
+// ALPN, a fingerprint mismatch, an unreachable server or a stream or connection the
+// server ends with an error exit 1 with one line on stderr.
+//
+//	$ alknet pipe --alpn alknet/echo --pin ed25519:... 127.0.0.1:4433 <<<hello
+//	hello
+//
+// # Configuration file
+//
+// --config names a TOML file (at most 1 MiB) with the node's live configuration: limits,
+// known peers and API keys. Keys outside this schema are errors ("unknown key
+// \"limits.max_conns\""), as are wrongly typed values; every error names the key or
+// entry and the file.
+//
+//	[limits]
+//	max_connections = 10000             # concurrent connections in total
+//	max_connections_per_ip = 100        # concurrent connections per remote IP
+//	handshake_timeout = "5s"            # Go duration syntax
+//
+//	[[peers]]
+//	id = "alice"                        # stable peer id, unique
+//	fingerprints = ["ed25519:<hex>"]    # or "SHA256:<hex>" of a certificate
+//	token_hash = "sha256:<hex>"         # optional: SHA-256 of the peer's token
+//	scopes = ["admin"]
+//	enabled = true                      # default true; false revokes the peer
+//	[peers.resources]                   # resource ids by type, for this peer
+//	service = ["gitea"]
+//
+//	[[api_keys]]
+//	prefix = "alk_abcd"                 # first 8 characters of the token
+//	hash = "sha256:<hex of the whole token>"
+//	scopes = ["demo"]
+//	expires_at = 1893456000             # optional, unix seconds; 0 or absent: never
+//
+// Extensions beyond that schema, also accepted:
+//
+//	[limits]
+//	max_auth_attempts = 5               # protocol-level auth attempts per connection
+//	per_ip_exempt = ["127.0.0.0/8"]     # CIDR networks exempt from max_connections_per_ip
+//	ipv6_prefix_len = 64                # IPv6 peers count per /N for the per-IP limit (1-128)
+//	[[peers]]
+//	display_name = "Alice's laptop"     # for humans only
+//	[[api_keys]]
+//	description = "CI token"            # for humans only
+//
+// In [limits], an absent or 0 value means the built-in default (10000 connections, 100
+// per IP, 5s handshake, 5 auth attempts, /64) and a negative count means no limit.
+// Tables, arrays and dotted keys may not nest more than 16 levels deep.
+//
+// # Exit codes
+//
+//	0  success (serve: stopped by SIGINT/SIGTERM; help)
+//	1  runtime failure (cannot listen, cannot reach the server, refused ALPN, ...)
+//	2  usage or configuration error (unknown command or flag, missing or conflicting
+//	   flags, invalid --config)
+//
+// Every error is printed as one line on stderr, starting "alknet: ".
+package main

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/alknet/alknet/core"
+	"github.com/alknet/alknet/core/endpoint"
+	"github.com/alknet/alknet/core/tlsconf"
+)
+
+// Defaults of serve.
+const (
+	defaultListen = "127.0.0.1:4433"
+	defaultDrain  = endpoint.DefaultDrainTimeout
+)
+
+// serveOptions are serve's parsed flags.
+type serveOptions struct {
+	state    string
+	listen   string
+	config   string
+	drain    time.Duration
+	logLevel slog.Level
+}
+
+func (c *cli) parseServe(args []string) (*serveOptions, error) {
+	cmd := c.newCommand("serve", "alknet serve [--state DIR] [--listen HOST:PORT] [--config FILE] [--drain DUR] [--log-level LEVEL]")
+	o := &serveOptions{}
+	cmd.fs.StringVar(&o.state, "state", "", "state directory `DIR` holding node.key (default ~/.alknet)")
+	cmd.fs.StringVar(&o.listen, "listen", defaultListen, "`HOST:PORT` to listen on, UDP (QUIC) and TCP (TCP+TLS); port 0 picks a free one")
+	cmd.fs.StringVar(&o.config, "config", "", "TOML `FILE` with peers, API keys and limits, re-read on SIGHUP (default: no peers, default limits)")
+	cmd.fs.DurationVar(&o.drain, "drain", defaultDrain, "how long shutdown waits for connections before closing them (`DUR`ation)")
+	level := cmd.fs.String("log-level", "info", "log `LEVEL`: debug, info, warn or error")
+	pos, err := cmd.parse(c, args)
+	if err != nil {
+		return nil, err
+	}
+	if len(pos) > 0 {
+		return nil, usagef(`serve: unexpected argument %q (run "alknet serve -h" for usage)`, pos[0])
+	}
+	switch strings.ToLower(*level) {
+	case "debug":
+		o.logLevel = slog.LevelDebug
+	case "info":
+		o.logLevel = slog.LevelInfo
+	case "warn":
+		o.logLevel = slog.LevelWarn
+	case "error":
+		o.logLevel = slog.LevelError
+	default:
+		return nil, usagef("serve: --log-level %q: want debug, info, warn or error", *level)
+	}
+	if o.drain <= 0 {
+		return nil, usagef("serve: --drain %s: must be positive", o.drain)
+	}
+	if _, _, err := net.SplitHostPort(o.listen); err != nil {
+		return nil, usagef("serve: --listen %q: %v", o.listen, err)
+	}
+	return o, nil
+}
+
+// serve runs a node until ctx is cancelled.
+func (c *cli) serve(ctx context.Context, args []string) error {
+	var reload <-chan os.Signal
+	if c.notifyReload != nil {
+		// Subscribe first: a SIGHUP that arrives while starting must not kill the node.
+		ch, stop := c.notifyReload()
+		defer stop()
+		reload = ch
+	}
+	o, err := c.parseServe(args)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: o.logLevel}))
+
+	cfg := core.DefaultDynamicConfig()
+	if o.config != "" {
+		if cfg, err = loadConfig(o.config); err != nil {
+			return &configError{fmt.Errorf("serve: %w", err)}
+		}
+	}
+	store, err := core.NewDynamicStore(cfg)
+	if err != nil {
+		return &configError{fmt.Errorf("serve: config: %w", err)}
+	}
+
+	id, err := loadIdentity(o.state)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	fp := id.fingerprint()
+	if id.created {
+		log.Info("created node identity", slog.String("key", id.keyPath), slog.String("fingerprint", fp))
+	}
+	cert, err := tlsconf.Certificate(id.key)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+
+	reg := core.NewRegistry()
+	deps := handlerDeps{stateDir: id.dir, key: id.key, store: store, logger: log}
+	for _, h := range handlers(deps) {
+		if err := reg.Register(h); err != nil {
+			return fmt.Errorf("serve: register handler: %w", err)
+		}
+	}
+	ep, err := endpoint.New(reg, endpoint.Config{
+		TLS:          tlsconf.ServerConfig(cert),
+		Identities:   core.NewConfigIdentityProvider(store, nil),
+		Limits:       store.Limits,
+		DrainTimeout: o.drain,
+		Logger:       log,
+	})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	if err := ep.Listen(o.listen); err != nil {
+		_ = ep.Close()
+		return fmt.Errorf("serve: %w", err)
+	}
+	quicAddr, tcpAddr := ep.QUICAddr(), ep.TCPAddr()
+	_, err = fmt.Fprintf(c.stdout, "fingerprint %s\nlisten quic %s\nlisten tcp %s\nready\n", fp, quicAddr, tcpAddr)
+	if err != nil {
+		_ = ep.Close()
+		return fmt.Errorf("serve: write stdout: %w", err)
+	}
+	log.Info("serving",
+		slog.String("fingerprint", fp),
+		slog.String("quic", quicAddr.String()),
+		slog.String("tcp", tcpAddr.String()),
+		slog.Any("alpns", reg.ALPNs()),
+		slog.String("config", orDash(o.config)))
+	if c.ready != nil {
+		c.ready(serveInfo{Fingerprint: fp, QUIC: quicAddr, TCP: tcpAddr, Store: store})
+	}
+
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down", slog.Duration("drain", o.drain))
+			err := ep.Shutdown(context.Background())
+			log.Info("stopped")
+			return err
+		case <-reload:
+			err := reloadConfig(log, store, o.config)
+			if c.reloaded != nil {
+				c.reloaded(err)
+			}
+		}
+	}
+}
+
+// reloadConfig re-reads path and swaps it into store; on any error the old
+// configuration stays. The outcome is logged.
+func reloadConfig(log *slog.Logger, store *core.DynamicStore, path string) error {
+	if path == "" {
+		log.Info("reload requested, but serve runs without --config: nothing to reload")
+		return nil
+	}
+	cfg, err := loadConfig(path)
+	if err == nil {
+		err = store.Reload(cfg)
+	}
+	if err != nil {
+		log.Error("config reload failed; keeping the previous configuration",
+			slog.String("file", path), slog.String("error", oneLine(err.Error())))
+		return err
+	}
+	log.Info("config reloaded",
+		slog.String("file", path),
+		slog.Int("peers", len(cfg.Auth.Peers)),
+		slog.Int("api_keys", len(cfg.Auth.APIKeys)))
+	return nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
