@@ -149,7 +149,7 @@ func dialQUIC(ctx context.Context, addr, alpn string, tlsConf *tls.Config, o *Di
 	defer cancel()
 	qc, err := quic.DialAddr(ctx, addr, tlsConf, o.quicConfig())
 	if err != nil {
-		return nil, &DialError{Network: NetworkQUIC, Addr: addr, ALPN: alpn, Err: classifyDialErr(err)}
+		return nil, &DialError{Network: NetworkQUIC, Addr: addr, ALPN: alpn, Err: classifyDialErr(ctx, o, err)}
 	}
 	if got := qc.ConnectionState().TLS.NegotiatedProtocol; got != alpn {
 		_ = qc.CloseWithError(quic.ApplicationErrorCode(core.CloseNormal), "")
@@ -169,7 +169,7 @@ func dialTCP(ctx context.Context, addr, alpn string, tlsConf *tls.Config, o *Dia
 	tc := tls.Client(c, tlsConf)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		_ = c.Close()
-		return nil, &DialError{Network: NetworkTCP, Addr: addr, ALPN: alpn, Err: classifyDialErr(err)}
+		return nil, &DialError{Network: NetworkTCP, Addr: addr, ALPN: alpn, Err: classifyDialErr(ctx, o, err)}
 	}
 	if got := tc.ConnectionState().NegotiatedProtocol; got != alpn {
 		_ = c.Close()
@@ -181,8 +181,13 @@ func dialTCP(ctx context.Context, addr, alpn string, tlsConf *tls.Config, o *Dia
 // alertNoApplicationProtocol is TLS alert 120; QUIC carries it as CRYPTO_ERROR 0x178.
 const alertNoApplicationProtocol = 120
 
-// classifyDialErr adds ErrALPNRefused to handshake failures caused by ALPN.
-func classifyDialErr(err error) error {
+// classifyDialErr adds ErrALPNRefused to handshake failures caused by ALPN, and says
+// when the handshake timeout (rather than the caller's context) ended the dial.
+func classifyDialErr(ctx context.Context, o *DialOptions, err error) error {
+	var hsTimeout *quic.HandshakeTimeoutError
+	if errors.As(err, &hsTimeout) || (errors.Is(err, context.DeadlineExceeded) && errors.Is(context.Cause(ctx), context.DeadlineExceeded)) {
+		return fmt.Errorf("no handshake within %s: %w", o.handshakeTimeout(), err)
+	}
 	var te *quic.TransportError
 	if errors.As(err, &te) && te.ErrorCode == quic.TransportErrorCode(0x100+alertNoApplicationProtocol) {
 		return fmt.Errorf("%w: %w", ErrALPNRefused, err)

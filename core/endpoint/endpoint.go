@@ -81,7 +81,8 @@ type Config struct {
 	// defaults of core.Limits.
 	Limits func() core.Limits
 	// DrainTimeout is how long Shutdown waits for handlers to return after cancelling
-	// their contexts, before it closes their connections (0: DefaultDrainTimeout).
+	// their contexts, before it closes their connections (0: DefaultDrainTimeout;
+	// negative: no wait).
 	DrainTimeout time.Duration
 	// MaxIncomingStreams caps concurrent streams a peer may open on one QUIC connection
 	// (0: DefaultMaxIncomingStreams; negative: none). Unidirectional streams are never
@@ -183,8 +184,11 @@ func New(reg *core.Registry, cfg Config) (*Endpoint, error) {
 	if e.limits == nil {
 		e.limits = func() core.Limits { return core.Limits{} }
 	}
-	if e.drain <= 0 {
+	switch {
+	case e.drain == 0:
 		e.drain = DefaultDrainTimeout
+	case e.drain < 0:
+		e.drain = 0
 	}
 	switch e.linger = cfg.CloseLinger; {
 	case e.linger == 0:
