@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -261,4 +262,28 @@ func (c *netConn) SetWriteDeadline(t time.Time) error {
 		return d.SetWriteDeadline(t)
 	}
 	return os.ErrNoDeadline
+}
+
+// ServeStreams calls serve for every stream the peer opens on conn, each in its own
+// goroutine, until the connection closes (on a single-stream connection: after its one
+// stream). It then waits for every serve call to return and returns nil, or the accept
+// error when it is not [ErrConnectionClosed] (a cancelled ctx, for instance). It is the
+// loop most multi-stream handlers need:
+//
+//	func (h *Handler) Handle(ctx context.Context, conn *core.Connection, _ core.AuthContext) error {
+//		return core.ServeStreams(ctx, conn, h.serveStream)
+//	}
+func ServeStreams(ctx context.Context, conn *Connection, serve func(BiStream)) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		s, err := conn.AcceptBi(ctx)
+		if err != nil {
+			if errors.Is(err, ErrConnectionClosed) {
+				return nil
+			}
+			return err
+		}
+		wg.Go(func() { serve(s) })
+	}
 }

@@ -585,3 +585,46 @@ func TestAnonymousAuthContext(t *testing.T) {
 		t.Errorf("AnonymousAuthContext = %+v, want %+v", got, want)
 	}
 }
+
+func TestServeStreams(t *testing.T) {
+	t.Run("single stream: serves it, waits for it, returns nil", func(t *testing.T) {
+		a, b := newDuplex()
+		conn := core.FromBidi(b, "alknet/test", nil)
+		served := make(chan struct{})
+		done := make(chan error, 1)
+		go func() {
+			done <- core.ServeStreams(context.Background(), conn, func(s core.BiStream) {
+				defer close(served)
+				if _, err := io.Copy(s, s); err != nil {
+					t.Error(err)
+				}
+				_ = s.CloseWrite()
+			})
+		}()
+		werr := writeAsync(a, []byte("ping"))
+		if err := <-werr; err != nil {
+			t.Fatal(err)
+		}
+		_ = a.CloseWrite()
+		if got := readN(t, a, 4); got != "ping" {
+			t.Fatalf("echo = %q", got)
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("ServeStreams = %v, want nil", err)
+		}
+		select {
+		case <-served:
+		default:
+			t.Fatal("ServeStreams returned before serve finished")
+		}
+	})
+	t.Run("other accept errors are returned", func(t *testing.T) {
+		src := &fakeSource{err: core.ErrStreamTimeout}
+		err := core.ServeStreams(context.Background(), core.NewConnection(src, "x"), func(core.BiStream) {
+			t.Error("serve called")
+		})
+		if !errors.Is(err, core.ErrStreamTimeout) {
+			t.Fatalf("ServeStreams = %v", err)
+		}
+	})
+}

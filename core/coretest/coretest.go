@@ -17,7 +17,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
-	"errors"
 	"io"
 	"log/slog"
 	"strings"
@@ -170,26 +169,13 @@ func (s *Server) Dial(t testing.TB, alpn string, client *Identity, network endpo
 // the peer's EOF, until the connection closes.
 func Echo() core.Handler {
 	return core.HandlerFunc(func(ctx context.Context, conn *core.Connection, _ core.AuthContext) error {
-		var wg sync.WaitGroup
-		defer wg.Wait()
-		for {
-			s, err := conn.AcceptBi(ctx)
-			if err != nil {
-				if errors.Is(err, core.ErrConnectionClosed) {
-					return nil
-				}
-				return err
+		return core.ServeStreams(ctx, conn, func(s core.BiStream) {
+			if _, err := io.Copy(s, s); err != nil {
+				_ = s.Close()
+				return
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if _, err := io.Copy(s, s); err != nil {
-					_ = s.Close()
-					return
-				}
-				_ = s.CloseWrite()
-			}()
-		}
+			_ = s.CloseWrite()
+		})
 	})
 }
 

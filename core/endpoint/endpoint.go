@@ -242,11 +242,10 @@ func (e *Endpoint) serverTLS(base *tls.Config, alpns []string) *tls.Config {
 	next := base.GetConfigForClient
 	c.GetConfigForClient = func(chi *tls.ClientHelloInfo) (*tls.Config, error) {
 		if !overlaps(alpns, chi.SupportedProtos) && !(len(chi.SupportedProtos) == 0 && isTCP(chi.Conn)) {
-			e.stats.refuse(RefusedUnknownALPN)
 			if hc, ok := chi.Conn.(*handshakeConn); ok {
 				hc.unknownALPN = true
 			}
-			e.rlog.log(chi.Context(), e.log, slog.LevelDebug, RefusedUnknownALPN,
+			e.refuse(chi.Context(), slog.LevelDebug, RefusedUnknownALPN,
 				slog.String("remote_ip", core.RemoteIP(chi.Conn.RemoteAddr())),
 				slog.Any("offered", chi.SupportedProtos))
 		}
@@ -442,6 +441,13 @@ func (e *Endpoint) Stats() Stats {
 	return s
 }
 
+// refuse logs a refusal (rate-limited) and then counts it, so that whoever sees the
+// counter move finds the line written.
+func (e *Endpoint) refuse(ctx context.Context, level slog.Level, reason RefuseReason, attrs ...slog.Attr) {
+	e.rlog.log(ctx, e.log, level, reason, attrs...)
+	e.stats.refuse(reason)
+}
+
 func (e *Endpoint) isClosing() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -461,19 +467,59 @@ func (e *Endpoint) quicConnContext(ctx context.Context, info *quic.ClientInfo) (
 	}
 	lim := e.limits().Effective()
 	if !e.lim.acquire(lim.MaxConnections) {
-		e.stats.refuse(RefusedMaxConnections)
-		e.rlog.log(ctx, e.log, slog.LevelWarn, RefusedMaxConnections,
+		e.refuse(ctx, slog.LevelWarn, RefusedMaxConnections,
 			slog.String("transport", transportQUIC),
 			slog.String("remote_ip", core.RemoteIP(info.RemoteAddr)),
 			slog.Int("limit", lim.MaxConnections))
 		return nil, errRefused
 	}
-	context.AfterFunc(ctx, e.lim.release)
-	return ctx, nil
+	// A handshake that fails releases the slot when its context ends; a connection that
+	// gets through hands the slot to handleQUIC (see takeQUICSlot).
+	release := sync.OnceFunc(e.lim.release)
+	stop := context.AfterFunc(ctx, release)
+	return context.WithValue(ctx, quicSlotKey{}, quicSlot{stop: stop, release: release}), nil
 }
+
+// quicSlotKey carries a QUIC connection's MaxConnections slot in its context.
+type quicSlotKey struct{}
+
+type quicSlot struct {
+	stop    func() bool // stops the release-on-close callback
+	release func()
+}
+
+// takeQUICSlot takes over the release of qc's MaxConnections slot from the context
+// callback (saving a goroutine per connection) and returns the release to call when the
+// connection is done; a no-op when the connection already closed and released it.
+func takeQUICSlot(qc *quic.Conn) func() {
+	if slot, ok := qc.Context().Value(quicSlotKey{}).(quicSlot); ok && slot.stop() {
+		return slot.release
+	}
+	return func() {}
+}
+
+// quicAcceptors is how many goroutines wait in Accept on each QUIC listener. quic-go
+// queues at most 32 handshaken connections and refuses the rest with
+// CONNECTION_REFUSED; every acceptor parked in Accept takes a connection off that queue
+// the moment it arrives, even before the scheduler runs it, so a burst of handshakes
+// finishing together on a busy machine is not refused.
+const quicAcceptors = 16
 
 func (e *Endpoint) acceptQUIC(ql *quicListener) error {
 	defer e.loops.Done()
+	errs := make(chan error, quicAcceptors)
+	for range quicAcceptors {
+		go func() { errs <- e.acceptQUICLoop(ql) }()
+	}
+	err := <-errs
+	_ = ql.ln.Close() // stop the other acceptors too
+	for range quicAcceptors - 1 {
+		<-errs
+	}
+	return err
+}
+
+func (e *Endpoint) acceptQUICLoop(ql *quicListener) error {
 	for {
 		qc, err := ql.ln.Accept(context.Background())
 		if err != nil {
@@ -495,16 +541,18 @@ func (e *Endpoint) handleQUIC(qc *quic.Conn) {
 	if len(st.PeerCertificates) > 0 {
 		fp = core.FingerprintFromCert(st.PeerCertificates[0])
 	}
-	release := func() {}
+	release := takeQUICSlot(qc)
 	lim := e.limits().Effective()
 	if ip, ok := core.AddrIP(qc.RemoteAddr()); ok {
 		if key, counted := lim.PerIPKey(ip); counted {
 			if !e.lim.acquireIP(key, lim.MaxConnectionsPerIP) {
 				e.refusePerIP(qc.Context(), transportQUIC, ip.String(), lim.MaxConnectionsPerIP)
 				_ = qc.CloseWithError(quic.ApplicationErrorCode(core.CloseRefused), perIPReason(ip.String(), lim.MaxConnectionsPerIP))
+				release()
 				return
 			}
-			release = func() { e.lim.releaseIP(key) }
+			releaseGlobal := release
+			release = func() { e.lim.releaseIP(key); releaseGlobal() }
 		}
 	}
 	e.serve(incoming{
@@ -530,8 +578,7 @@ func perIPReason(ip string, limit int) string {
 }
 
 func (e *Endpoint) refusePerIP(ctx context.Context, transport, ip string, limit int) {
-	e.stats.refuse(RefusedPerIP)
-	e.rlog.log(ctx, e.log, slog.LevelWarn, RefusedPerIP,
+	e.refuse(ctx, slog.LevelWarn, RefusedPerIP,
 		slog.String("transport", transport),
 		slog.String("remote_ip", ip),
 		slog.Int("limit", limit))
@@ -580,8 +627,7 @@ func (e *Endpoint) admitTCP(c net.Conn) {
 	lim := e.limits().Effective()
 	ctx := e.ctx
 	if !e.lim.acquire(lim.MaxConnections) {
-		e.stats.refuse(RefusedMaxConnections)
-		e.rlog.log(ctx, e.log, slog.LevelWarn, RefusedMaxConnections,
+		e.refuse(ctx, slog.LevelWarn, RefusedMaxConnections,
 			slog.String("transport", transportTCP),
 			slog.String("remote_ip", core.RemoteIP(c.RemoteAddr())),
 			slog.Int("limit", lim.MaxConnections))
@@ -619,14 +665,12 @@ func (e *Endpoint) handshakeTCP(c net.Conn, timeout time.Duration, release func(
 		case e.isClosing():
 			e.stats.refuse(RefusedShutdown)
 		case timedOut:
-			e.stats.refuse(RefusedHandshakeTimeout)
-			e.rlog.log(e.ctx, e.log, slog.LevelInfo, RefusedHandshakeTimeout,
+			e.refuse(e.ctx, slog.LevelInfo, RefusedHandshakeTimeout,
 				slog.String("transport", transportTCP),
 				slog.String("remote_ip", core.RemoteIP(c.RemoteAddr())),
 				slog.Duration("timeout", timeout))
 		default:
-			e.stats.refuse(RefusedHandshakeFailed)
-			e.rlog.log(e.ctx, e.log, slog.LevelDebug, RefusedHandshakeFailed,
+			e.refuse(e.ctx, slog.LevelDebug, RefusedHandshakeFailed,
 				slog.String("transport", transportTCP),
 				slog.String("remote_ip", core.RemoteIP(c.RemoteAddr())),
 				slog.Any("error", err))
@@ -693,8 +737,7 @@ func (e *Endpoint) serve(in incoming) {
 	}
 	h, ok := e.reg.Get(alpn)
 	if !ok {
-		e.stats.refuse(RefusedNoHandler)
-		e.rlog.log(e.ctx, e.log, slog.LevelWarn, RefusedNoHandler,
+		e.refuse(e.ctx, slog.LevelWarn, RefusedNoHandler,
 			slog.String("transport", transport),
 			slog.String("remote_ip", core.RemoteIP(conn.RemoteAddr())),
 			slog.String("alpn", fmt.Sprintf("%q", alpn)))
@@ -769,10 +812,17 @@ func callHandler(ctx context.Context, h core.Handler, conn *core.Connection, aut
 func (e *Endpoint) run(h core.Handler, in incoming, auth core.AuthContext) {
 	conn, transport := in.conn, in.transport
 	start := time.Now()
-	ctx, cancel := context.WithCancel(e.ctx)
+	// The handler's context ends with the connection (when the transport says so) and
+	// with shutdown. Deriving from the connection and watching the endpoint costs a
+	// goroutine only at shutdown.
+	parent := e.ctx
+	if in.connCtx != nil {
+		parent = in.connCtx
+	}
+	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	if in.connCtx != nil {
-		stop := context.AfterFunc(in.connCtx, cancel)
+		stop := context.AfterFunc(e.ctx, cancel)
 		defer stop()
 	}
 	err := callHandler(ctx, h, conn, auth)
@@ -795,7 +845,8 @@ func (e *Endpoint) run(h core.Handler, in incoming, auth core.AuthContext) {
 	if err == nil && in.linger != nil && e.linger > 0 {
 		in.linger(e.linger)
 	}
-	conn.Close(code, reason)
+	// Log first, close last: whoever sees the close finds the lines written.
+	defer conn.Close(code, reason)
 
 	peer := "-"
 	if id, ok := conn.Identity(); ok {

@@ -6,9 +6,7 @@ package echo
 
 import (
 	"context"
-	"errors"
 	"io"
-	"sync"
 
 	"github.com/alknet/alknet/core"
 )
@@ -28,18 +26,7 @@ func (Handler) ALPN() string { return ALPN }
 // Handle echoes each stream the peer opens, concurrently, until the connection closes
 // (or, on a single-stream connection, until its one stream is done).
 func (Handler) Handle(ctx context.Context, conn *core.Connection, _ core.AuthContext) error {
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for {
-		s, err := conn.AcceptBi(ctx)
-		if err != nil {
-			if errors.Is(err, core.ErrConnectionClosed) {
-				return nil
-			}
-			return err
-		}
-		wg.Go(func() { echoStream(s) })
-	}
+	return core.ServeStreams(ctx, conn, echoStream)
 }
 
 func echoStream(s core.BiStream) {

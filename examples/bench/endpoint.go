@@ -1,0 +1,767 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/alknet/alknet/core"
+	"github.com/alknet/alknet/core/endpoint"
+	"github.com/alknet/alknet/core/tlsconf"
+	"github.com/alknet/alknet/examples/echo"
+)
+
+// sinkALPN is the bench's sink protocol: the server reads a stream to EOF, answers with
+// the byte count (8 bytes, big endian) and half-closes.
+const sinkALPN = "alknet/bench-sink"
+
+const (
+	// writeSize is the size of each client write in the bulk transfers.
+	writeSize = 64 << 10
+	// sinkReadSize is the server's read buffer in the sink (both arms).
+	sinkReadSize = 64 << 10
+	// echoBufSize is the baseline echo's copy buffer, the same as examples/echo's.
+	echoBufSize = 32 << 10
+	// opTimeout bounds one dial + echo in the connections benchmark.
+	opTimeout = 10 * time.Second
+)
+
+// Metric keys, for -only and profile labels.
+const (
+	metricConns    = "conns"
+	metricQUICBulk = "quic-bulk"
+	metricTCPBulk  = "tcp-bulk"
+)
+
+type endpointOptions struct {
+	rounds     int
+	duration   time.Duration
+	parallel   int
+	bulkBytes  byteSize
+	settle     time.Duration
+	only       string
+	cpuprofile string
+	memprofile string
+}
+
+func runEndpoint(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	// quic-go logs once when it cannot enlarge the UDP socket buffers. The machine's
+	// limits are printed in the report instead, so keep the table clean.
+	if _, set := os.LookupEnv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING"); !set {
+		_ = os.Setenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING", "true")
+	}
+
+	o := endpointOptions{bulkBytes: 256 << 20}
+	fs := flag.NewFlagSet("endpoint", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&o.rounds, "rounds", 5, "rounds; each runs every metric once per arm, alknet then baseline")
+	fs.DurationVar(&o.duration, "duration", 2*time.Second, "length of one connections/s round per arm")
+	fs.IntVar(&o.parallel, "conns-parallel", 4, "concurrent dialers in the connections/s benchmark")
+	fs.Var(&o.bulkBytes, "bulk-bytes", "`size` of each bulk transfer (bytes, or with a KiB, MiB or GiB suffix)")
+	fs.DurationVar(&o.settle, "settle", 100*time.Millisecond, "pause after each arm, once its connections are gone")
+	fs.StringVar(&o.only, "only", "", "comma-separated subset of metrics to run: "+metricConns+", "+metricQUICBulk+", "+metricTCPBulk)
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measurements to `file` (labels: arm, side, metric)")
+	fs.StringVar(&o.memprofile, "memprofile", "", "write an allocation profile to `file` at the end")
+	quick := fs.Bool("quick", false, "smoke run: 1 round, 300ms, 16 MiB (flags given explicitly win)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: bench endpoint [flags]\n\n"+
+			"Compares an alknet endpoint with bare quic-go and crypto/tls on loopback:\n"+
+			"new QUIC connections/s, QUIC and TCP+TLS single-stream bulk throughput.\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "bench endpoint: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return errUsage
+	}
+	if *quick {
+		explicit := make(map[string]bool)
+		fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+		if !explicit["rounds"] {
+			o.rounds = 1
+		}
+		if !explicit["duration"] {
+			o.duration = 300 * time.Millisecond
+		}
+		if !explicit["bulk-bytes"] {
+			o.bulkBytes = 16 << 20
+		}
+		if !explicit["settle"] {
+			o.settle = 20 * time.Millisecond
+		}
+	}
+	switch {
+	case o.rounds < 1:
+		return fmt.Errorf("-rounds must be at least 1")
+	case o.duration <= 0:
+		return fmt.Errorf("-duration must be positive")
+	case o.parallel < 1:
+		return fmt.Errorf("-conns-parallel must be at least 1")
+	case o.bulkBytes < 1:
+		return fmt.Errorf("-bulk-bytes must be positive")
+	case o.settle < 0:
+		return fmt.Errorf("-settle must not be negative")
+	}
+	selected, err := selectMetrics(o.only)
+	if err != nil {
+		return err
+	}
+
+	loadBefore := loadAverage()
+	f, err := newFixture(ctx)
+	if err != nil {
+		return err
+	}
+	defer f.close()
+
+	metrics := f.metrics(o)
+	var active []*metric
+	for _, m := range metrics {
+		if selected[m.key] {
+			active = append(active, m)
+		}
+	}
+
+	// One short untimed pass of every arm first, so that the first measured round does
+	// not pay for cold caches, lazy initialisation and heap growth (alknet runs first
+	// in every round, so it would pay alone).
+	warm := o
+	warm.duration = min(o.duration, 200*time.Millisecond)
+	warm.bulkBytes = min(o.bulkBytes, 16<<20)
+	for _, m := range f.metrics(warm) {
+		if !selected[m.key] {
+			continue
+		}
+		for _, a := range m.arms() {
+			if _, err := a.round(ctx); err != nil {
+				return fmt.Errorf("warm-up, %s, %s: %w", m.key, a.name, err)
+			}
+			if err := f.settle(ctx, o.settle); err != nil {
+				return err
+			}
+		}
+	}
+
+	machineBefore, machineOK := machineCPU()
+	procBefore := processCPU()
+	measureStart := time.Now()
+	if o.cpuprofile != "" {
+		pf, err := os.Create(o.cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	for r := range o.rounds {
+		for _, m := range active {
+			for _, a := range m.arms() {
+				s, err := f.measure(ctx, m.key, a)
+				if err != nil {
+					return fmt.Errorf("round %d, %s, %s: %w", r+1, m.key, a.name, err)
+				}
+				*a.samples = append(*a.samples, s)
+				if err := f.settle(ctx, o.settle); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintf(stderr, "round %d/%d %-9s alknet %s  baseline %s\n", r+1, o.rounds, m.key,
+				formatValue(m.alknet.last().value), formatValue(m.baseline.last().value))
+		}
+	}
+	if o.cpuprofile != "" {
+		pprof.StopCPUProfile()
+	}
+	other := "unknown"
+	if machineAfter, ok := machineCPU(); ok && machineOK {
+		others := (machineAfter - machineBefore) - (processCPU() - procBefore)
+		avail := time.Since(measureStart) * time.Duration(runtime.NumCPU())
+		other = fmt.Sprintf("%.0f%%", 100*max(0, others.Seconds())/avail.Seconds())
+	}
+	if o.memprofile != "" {
+		if err := writeAllocProfile(o.memprofile); err != nil {
+			return err
+		}
+	}
+	report(stdout, o, active, loadBefore, other)
+	return f.shutdown()
+}
+
+func selectMetrics(only string) (map[string]bool, error) {
+	all := []string{metricConns, metricQUICBulk, metricTCPBulk}
+	sel := make(map[string]bool)
+	if only == "" {
+		for _, k := range all {
+			sel[k] = true
+		}
+		return sel, nil
+	}
+	for k := range strings.SplitSeq(only, ",") {
+		k = strings.TrimSpace(k)
+		switch k {
+		case metricConns, metricQUICBulk, metricTCPBulk:
+			sel[k] = true
+		default:
+			return nil, fmt.Errorf("-only: unknown metric %q (want %s)", k, strings.Join(all, ", "))
+		}
+	}
+	return sel, nil
+}
+
+func writeAllocProfile(path string) error {
+	pf, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	if err := pprof.Lookup("allocs").WriteTo(pf, 0); err != nil {
+		pf.Close()
+		return err
+	}
+	return pf.Close()
+}
+
+// metric is one row of the table: two arms measured the same way.
+type metric struct {
+	key      string
+	label    string // table row
+	unit     string // per-op column in the allocation table ("conn", "transfer")
+	baseName string // what the baseline is ("quic-go", "crypto/tls")
+	alknet   *arm
+	baseline *arm
+}
+
+type arm struct {
+	name    string // "alknet" or "baseline"
+	round   func(ctx context.Context) (sample, error)
+	samples *[]sample
+}
+
+func (a *arm) last() sample {
+	s := *a.samples
+	if len(s) == 0 {
+		return sample{}
+	}
+	return s[len(s)-1]
+}
+
+func (a *arm) median() float64 {
+	return median(values(*a.samples, func(s sample) float64 { return s.value }))
+}
+
+func (m *metric) arms() []*arm { return []*arm{m.alknet, m.baseline} }
+
+func newArm(name string, round func(ctx context.Context) (sample, error)) *arm {
+	return &arm{name: name, round: round, samples: new([]sample)}
+}
+
+func (f *fixture) metrics(o endpointOptions) []*metric {
+	n := int64(o.bulkBytes)
+	return []*metric{
+		{
+			key: metricConns, label: "new QUIC connections/s (handshake + echo)", unit: "conn", baseName: "quic-go",
+			alknet: newArm("alknet", func(ctx context.Context) (sample, error) {
+				return connsRound(ctx, o.parallel, o.duration, f.alknetEcho)
+			}),
+			baseline: newArm("baseline", func(ctx context.Context) (sample, error) {
+				return connsRound(ctx, o.parallel, o.duration, f.baselineEcho)
+			}),
+		},
+		{
+			key: metricQUICBulk, label: fmt.Sprintf("QUIC single-stream bulk, MB/s (%s)", o.bulkBytes), unit: "transfer", baseName: "quic-go",
+			alknet:   newArm("alknet", func(ctx context.Context) (sample, error) { return f.alknetBulk(ctx, endpoint.NetworkQUIC, n) }),
+			baseline: newArm("baseline", func(ctx context.Context) (sample, error) { return f.baselineQUICBulk(ctx, n) }),
+		},
+		{
+			key: metricTCPBulk, label: fmt.Sprintf("TCP+TLS single-stream bulk, MB/s (%s)", o.bulkBytes), unit: "transfer", baseName: "crypto/tls",
+			alknet:   newArm("alknet", func(ctx context.Context) (sample, error) { return f.alknetBulk(ctx, endpoint.NetworkTCP, n) }),
+			baseline: newArm("baseline", func(ctx context.Context) (sample, error) { return f.baselineTLSBulk(ctx, n) }),
+		},
+	}
+}
+
+func report(w io.Writer, o endpointOptions, ms []*metric, loadBefore, otherCPU string) {
+	fmt.Fprintf(w, "## bench endpoint\n\n")
+	for _, l := range machineInfo(time.Now()) {
+		fmt.Fprintf(w, "- %s\n", l)
+	}
+	fmt.Fprintf(w, "- quietness: load average %s (1/5/15 min) before the run; other processes used %s of the machine's CPU during it\n", loadBefore, otherCPU)
+	fmt.Fprintf(w, "- settings: a warm-up pass, then %d rounds (arms interleaved alknet, baseline), %s per connections/s round with %d parallel dialers, bulk %s in %d KiB writes; medians, ratio = alknet/baseline (higher is better)\n\n",
+		o.rounds, o.duration, o.parallel, o.bulkBytes, writeSize>>10)
+
+	rows := make([][]string, 0, len(ms))
+	for _, m := range ms {
+		a, b := m.alknet.median(), m.baseline.median()
+		rows = append(rows, []string{m.label, formatValue(a), fmt.Sprintf("%s (%s)", formatValue(b), m.baseName), ratio(a, b)})
+	}
+	table(w, []string{"metric", "alknet", "baseline", "ratio"}, rows)
+
+	fmt.Fprintf(w, "\nPer-round samples; CPU time and heap allocations per operation, medians over the rounds (whole process: client and server):\n\n")
+	rows = rows[:0]
+	for _, m := range ms {
+		rows = append(rows, []string{
+			m.key,
+			joinValues(*m.alknet.samples),
+			joinValues(*m.baseline.samples),
+			fmt.Sprintf("%s / %s", formatDuration(median(values(*m.alknet.samples, sample.cpuPerOp))), formatDuration(median(values(*m.baseline.samples, sample.cpuPerOp)))),
+			fmt.Sprintf("%s / %s", formatValue(median(values(*m.alknet.samples, sample.allocsPerOp))), formatValue(median(values(*m.baseline.samples, sample.allocsPerOp)))),
+			fmt.Sprintf("%s / %s", kib(median(values(*m.alknet.samples, sample.bytesPerOp))), kib(median(values(*m.baseline.samples, sample.bytesPerOp)))),
+			m.unit,
+		})
+	}
+	table(w, []string{"metric", "alknet samples", "baseline samples", "CPU/op alknet / baseline", "allocs/op alknet / baseline", "KiB/op alknet / baseline", "op"}, rows)
+}
+
+func joinValues(ss []sample) string {
+	parts := make([]string, len(ss))
+	for i, s := range ss {
+		parts[i] = formatValue(s.value)
+	}
+	return strings.Join(parts, " ")
+}
+
+func kib(b float64) string { return formatValue(b / 1024) }
+
+// identity is a key pair with its self-signed certificate.
+type identity struct {
+	cert tls.Certificate
+	pub  ed25519.PublicKey
+	fp   string
+}
+
+func newIdentity() (identity, error) {
+	key, err := tlsconf.GenerateKey()
+	if err != nil {
+		return identity{}, err
+	}
+	cert, err := tlsconf.Certificate(key)
+	if err != nil {
+		return identity{}, err
+	}
+	return identity{cert: cert, pub: key.Public().(ed25519.PublicKey), fp: tlsconf.Fingerprint(key)}, nil
+}
+
+// fixture holds both servers: the alknet endpoint (QUIC and TCP+TLS on one port) and the
+// baselines (a bare quic-go listener and a crypto/tls listener), and the client settings.
+type fixture struct {
+	server, client identity
+
+	ep     *endpoint.Endpoint
+	epAddr string
+
+	base       *baselineServer
+	clientQUIC *quic.Config
+	clientTLS  map[string]*tls.Config // by ALPN
+}
+
+func newFixture(ctx context.Context) (*fixture, error) {
+	f := &fixture{}
+	var err error
+	if f.server, err = newIdentity(); err != nil {
+		return nil, err
+	}
+	if f.client, err = newIdentity(); err != nil {
+		return nil, err
+	}
+
+	// The alknet arm: an endpoint as a deployment would run it.
+	store, err := core.NewDynamicStore(core.DynamicConfig{
+		Auth: core.AuthPolicy{Peers: []core.PeerEntry{{
+			PeerID: "bench-client", Fingerprints: []string{f.client.fp}, Scopes: []string{"bench"}, Enabled: true,
+		}}},
+		Limits: core.Limits{MaxConnectionsPerIP: -1},
+	})
+	if err != nil {
+		return nil, err
+	}
+	reg := core.NewRegistry()
+	if err := reg.Register(echo.Handler{}); err != nil {
+		return nil, err
+	}
+	if err := reg.RegisterAs(sinkALPN, sinkHandler()); err != nil {
+		return nil, err
+	}
+	f.ep, err = endpoint.New(reg, endpoint.Config{
+		TLS:        tlsconf.ServerConfig(f.server.cert),
+		Identities: core.NewConfigIdentityProvider(store, nil),
+		Limits:     store.Limits,
+		Logger:     slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Goroutines inherit profile labels from the goroutine that starts them, so the
+	// listeners' and connections' samples carry arm and side.
+	pprof.Do(ctx, pprof.Labels("arm", "alknet", "side", "server"), func(context.Context) {
+		err = f.ep.Listen("127.0.0.1:0")
+	})
+	if err != nil {
+		_ = f.ep.Close()
+		return nil, err
+	}
+	f.epAddr = f.ep.QUICAddr().String()
+
+	// The baselines, with the same certificate and TLS settings, and quic.Config values
+	// equal to the endpoint's and Dial's defaults, so only alknet's own work differs.
+	pprof.Do(ctx, pprof.Labels("arm", "baseline", "side", "server"), func(context.Context) {
+		f.base, err = startBaseline(f.server.cert)
+	})
+	if err != nil {
+		_ = f.ep.Close()
+		return nil, err
+	}
+	f.clientQUIC = &quic.Config{
+		HandshakeIdleTimeout:  endpoint.DefaultDialHandshakeTimeout,
+		MaxIdleTimeout:        endpoint.DefaultMaxIdleTimeout,
+		KeepAlivePeriod:       endpoint.DefaultKeepAlivePeriod,
+		MaxIncomingStreams:    endpoint.DefaultMaxIncomingStreams,
+		MaxIncomingUniStreams: -1,
+	}
+	f.clientTLS = map[string]*tls.Config{
+		echo.ALPN: baselineClientTLS(f.client.cert, f.server.pub, echo.ALPN),
+		sinkALPN:  baselineClientTLS(f.client.cert, f.server.pub, sinkALPN),
+	}
+	return f, nil
+}
+
+// shutdown stops both servers cleanly; close is the deferred fallback.
+func (f *fixture) shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := f.ep.Shutdown(ctx)
+	return errors.Join(err, f.base.close())
+}
+
+func (f *fixture) close() {
+	_ = f.ep.Close()
+	_ = f.base.close()
+}
+
+// dialOptions is what an alknet client passes: its certificate and the server's pin.
+func (f *fixture) dialOptions(network endpoint.Network) endpoint.DialOptions {
+	cert := f.client.cert
+	return endpoint.DialOptions{Network: network, TLS: tlsconf.ClientOptions{Certificate: &cert, Pin: f.server.fp}}
+}
+
+// measure runs one round of one arm with profile labels and counts its allocations.
+func (f *fixture) measure(ctx context.Context, metricKey string, a *arm) (sample, error) {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	cpuBefore := processCPU()
+	var s sample
+	var err error
+	pprof.Do(ctx, pprof.Labels("arm", a.name, "side", "client", "metric", metricKey), func(ctx context.Context) {
+		s, err = a.round(ctx)
+	})
+	s.cpu = processCPU() - cpuBefore
+	runtime.ReadMemStats(&after)
+	s.allocs = after.Mallocs - before.Mallocs
+	s.bytes = after.TotalAlloc - before.TotalAlloc
+	return s, err
+}
+
+// settle waits until the servers have let go of every connection of the last round,
+// collects garbage and pauses, so one arm's teardown does not run during the next.
+func (f *fixture) settle(ctx context.Context, pause time.Duration) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for f.ep.Stats().Connections > 0 || f.base.active.Load() > 0 {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("connections still open 10s after a round: alknet %d, baseline %d", f.ep.Stats().Connections, f.base.active.Load())
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	runtime.GC()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(pause):
+		return nil
+	}
+}
+
+// connsRound runs parallel dialers for d, each repeating op, and returns connections/s.
+// A failed op counts as an error; more than 1 % errors fail the round.
+func connsRound(ctx context.Context, parallel int, d time.Duration, op func(context.Context) error) (sample, error) {
+	var ok, failed atomic.Int64
+	var firstErr error
+	var errOnce sync.Once
+	start := time.Now()
+	deadline := start.Add(d)
+	var wg sync.WaitGroup
+	for range parallel {
+		wg.Go(func() {
+			for time.Now().Before(deadline) && ctx.Err() == nil && failed.Load() < 100 {
+				opCtx, cancel := context.WithTimeout(ctx, opTimeout)
+				err := op(opCtx)
+				cancel()
+				if err != nil {
+					failed.Add(1)
+					errOnce.Do(func() { firstErr = err })
+					continue
+				}
+				ok.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if err := ctx.Err(); err != nil {
+		return sample{}, err
+	}
+	n, nf := ok.Load(), failed.Load()
+	if n == 0 || nf*100 > n+nf {
+		return sample{}, fmt.Errorf("%d of %d connections failed, first: %w", nf, n+nf, firstErr)
+	}
+	return sample{value: float64(n) / elapsed.Seconds(), ops: int(n)}, nil
+}
+
+// echoMsg is the one byte each connection echoes.
+var echoMsg = []byte{0x5a}
+
+// alknetEcho dials the endpoint, echoes one byte on one stream and closes.
+func (f *fixture) alknetEcho(ctx context.Context) error {
+	conn, err := endpoint.Dial(ctx, f.epAddr, echo.ALPN, f.dialOptions(endpoint.NetworkQUIC))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(core.CloseNormal, "")
+	s, err := conn.OpenBi(ctx)
+	if err != nil {
+		return err
+	}
+	return echoOnce(s, s.CloseWrite)
+}
+
+// baselineEcho does the same with quic-go alone.
+func (f *fixture) baselineEcho(ctx context.Context) error {
+	qc, err := quic.DialAddr(ctx, f.base.quicAddr, f.clientTLS[echo.ALPN], f.clientQUIC)
+	if err != nil {
+		return err
+	}
+	defer qc.CloseWithError(0, "")
+	s, err := qc.OpenStreamSync(ctx)
+	if err != nil {
+		return err
+	}
+	return echoOnce(s, s.Close)
+}
+
+// echoOnce writes echoMsg, half-closes and reads the echo to EOF.
+func echoOnce(rw io.ReadWriter, closeWrite func() error) error {
+	if _, err := rw.Write(echoMsg); err != nil {
+		return err
+	}
+	if err := closeWrite(); err != nil {
+		return err
+	}
+	var buf [16]byte
+	n := 0
+	for {
+		m, err := rw.Read(buf[n:])
+		n += m
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if n == len(buf) {
+			return errors.New("echo: too many bytes")
+		}
+	}
+	if !bytes.Equal(buf[:n], echoMsg) {
+		return fmt.Errorf("echo: got %x, want %x", buf[:n], echoMsg)
+	}
+	return nil
+}
+
+// bulkTimeout bounds one transfer: generous, at 1 MB/s plus a minute.
+func bulkTimeout(n int64) time.Duration {
+	return time.Minute + time.Duration(n/1e6)*time.Second
+}
+
+// alknetBulk sends n bytes to the endpoint's sink over one stream of network.
+func (f *fixture) alknetBulk(ctx context.Context, network endpoint.Network, n int64) (sample, error) {
+	ctx, cancel := context.WithTimeout(ctx, bulkTimeout(n))
+	defer cancel()
+	conn, err := endpoint.Dial(ctx, f.epAddr, sinkALPN, f.dialOptions(network))
+	if err != nil {
+		return sample{}, err
+	}
+	defer conn.Close(core.CloseNormal, "")
+	start := time.Now()
+	s, err := conn.OpenBi(ctx)
+	if err != nil {
+		return sample{}, err
+	}
+	return bulk(ctx, s, s.CloseWrite, n, start)
+}
+
+// baselineQUICBulk does the same with quic-go alone.
+func (f *fixture) baselineQUICBulk(ctx context.Context, n int64) (sample, error) {
+	ctx, cancel := context.WithTimeout(ctx, bulkTimeout(n))
+	defer cancel()
+	qc, err := quic.DialAddr(ctx, f.base.quicAddr, f.clientTLS[sinkALPN], f.clientQUIC)
+	if err != nil {
+		return sample{}, err
+	}
+	defer qc.CloseWithError(0, "")
+	start := time.Now()
+	s, err := qc.OpenStreamSync(ctx)
+	if err != nil {
+		return sample{}, err
+	}
+	return bulk(ctx, s, s.Close, n, start)
+}
+
+// baselineTLSBulk does the same with crypto/tls over TCP.
+func (f *fixture) baselineTLSBulk(ctx context.Context, n int64) (sample, error) {
+	ctx, cancel := context.WithTimeout(ctx, bulkTimeout(n))
+	defer cancel()
+	d := tls.Dialer{Config: f.clientTLS[sinkALPN]}
+	c, err := d.DialContext(ctx, "tcp", f.base.tlsAddr)
+	if err != nil {
+		return sample{}, err
+	}
+	tc := c.(*tls.Conn)
+	defer tc.Close()
+	start := time.Now()
+	return bulk(ctx, tc, tc.CloseWrite, n, start)
+}
+
+// bulk writes n bytes in writeSize writes, half-closes, reads the sink's count to EOF
+// and returns MB/s since start. ctx ending unblocks it through the stream's deadline.
+func bulk(ctx context.Context, rw io.ReadWriter, closeWrite func() error, n int64, start time.Time) (sample, error) {
+	if d, ok := rw.(interface{ SetDeadline(time.Time) error }); ok {
+		stop := context.AfterFunc(ctx, func() { _ = d.SetDeadline(time.Unix(1, 0)) })
+		defer stop()
+	}
+	buf := make([]byte, writeSize)
+	for i := range buf {
+		buf[i] = byte(i * 7)
+	}
+	for left := n; left > 0; {
+		chunk := buf[:min(int64(len(buf)), left)]
+		if _, err := rw.Write(chunk); err != nil {
+			return sample{}, fmt.Errorf("write: %w", err)
+		}
+		left -= int64(len(chunk))
+	}
+	if err := closeWrite(); err != nil {
+		return sample{}, fmt.Errorf("close write: %w", err)
+	}
+	var reply [8]byte
+	if _, err := io.ReadFull(rw, reply[:]); err != nil {
+		return sample{}, fmt.Errorf("read count: %w", err)
+	}
+	var extra [1]byte
+	if m, err := rw.Read(extra[:]); m != 0 || err != io.EOF {
+		return sample{}, fmt.Errorf("after the count: %d bytes, %v (want EOF)", m, err)
+	}
+	elapsed := time.Since(start)
+	if got := int64(binary.BigEndian.Uint64(reply[:])); got != n {
+		return sample{}, fmt.Errorf("sink counted %d bytes, sent %d", got, n)
+	}
+	return sample{value: float64(n) / elapsed.Seconds() / 1e6, ops: 1}, nil
+}
+
+// sinkStream reads r to EOF and writes the byte count (8 bytes, big endian) to w. Both
+// arms' servers use it.
+func sinkStream(rw io.ReadWriter) error {
+	buf := make([]byte, sinkReadSize)
+	var n uint64
+	for {
+		m, err := rw.Read(buf)
+		n += uint64(m)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	var reply [8]byte
+	binary.BigEndian.PutUint64(reply[:], n)
+	_, err := rw.Write(reply[:])
+	return err
+}
+
+// sinkHandler serves sinkALPN on the endpoint, shaped like examples/echo: every stream
+// the peer opens is sunk concurrently until the connection closes.
+func sinkHandler() core.Handler {
+	return core.HandlerFunc(func(ctx context.Context, conn *core.Connection, _ core.AuthContext) error {
+		return core.ServeStreams(ctx, conn, func(s core.BiStream) {
+			if err := sinkStream(s); err != nil {
+				_ = s.Close()
+				return
+			}
+			_ = s.CloseWrite()
+		})
+	})
+}
+
+// byteSize is a flag value in bytes that accepts KiB, MiB and GiB suffixes.
+type byteSize int64
+
+func (b byteSize) String() string {
+	v := int64(b)
+	for _, u := range []struct {
+		suffix string
+		size   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if v >= u.size && v%u.size == 0 {
+			return strconv.FormatInt(v/u.size, 10) + " " + u.suffix
+		}
+	}
+	return strconv.FormatInt(v, 10) + " B"
+}
+
+func (b *byteSize) Set(s string) error {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		size   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}} {
+		if rest, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = strings.TrimSpace(rest), u.size
+			break
+		}
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v < 0 || v > (1<<62)/mult {
+		return fmt.Errorf("want a byte count such as 16MiB, got %q", s)
+	}
+	*b = byteSize(v * mult)
+	return nil
+}

@@ -1,0 +1,94 @@
+// Command bench runs Alknet's comparative benchmarks: each one measures an Alknet
+// component and the peer a user would otherwise pick, in one process, with the arms
+// interleaved over several rounds, and prints a Markdown table of medians and ratios
+// (alknet/baseline, higher is better) for BENCHMARKS.md.
+//
+//	go run ./examples/bench                 # list the benchmarks
+//	go run ./examples/bench endpoint        # full run (about a minute)
+//	go run ./examples/bench endpoint -quick # smoke run (a few seconds)
+//	go run ./examples/bench endpoint -h     # flags of one benchmark
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	switch {
+	case err == nil:
+	case errors.Is(err, errUsage):
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// errUsage reports a command line that could not be parsed; the usage text has been
+// printed already.
+var errUsage = errors.New("usage")
+
+// benchmark is one named benchmark. run gets the arguments after its name and parses
+// its own flags.
+type benchmark struct {
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+// benchmarks returns the benchmarks by name. Add new ones here ("call", "ssh", ...).
+func benchmarks() map[string]benchmark {
+	return map[string]benchmark{
+		"endpoint": {
+			summary: "endpoint vs bare quic-go and crypto/tls: new connections/s, QUIC and TCP+TLS bulk throughput",
+			run:     runEndpoint,
+		},
+	}
+}
+
+// run is the whole program: args are the command-line arguments without the program
+// name.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	benches := benchmarks()
+	if len(args) == 0 {
+		usage(stderr, benches)
+		return errUsage
+	}
+	switch name := args[0]; name {
+	case "-h", "-help", "--help", "help":
+		usage(stdout, benches)
+		return nil
+	default:
+		b, ok := benches[name]
+		if !ok {
+			fmt.Fprintf(stderr, "bench: unknown benchmark %q\n\n", name)
+			usage(stderr, benches)
+			return errUsage
+		}
+		return b.run(ctx, args[1:], stdout, stderr)
+	}
+}
+
+func usage(w io.Writer, benches map[string]benchmark) {
+	var b strings.Builder
+	b.WriteString("usage: bench <benchmark> [flags]\n\nbenchmarks:\n")
+	names := make([]string, 0, len(benches))
+	for name := range benches {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		fmt.Fprintf(&b, "  %-10s %s\n", name, benches[name].summary)
+	}
+	b.WriteString("\nRun 'bench <benchmark> -h' for the flags of one benchmark.\n")
+	_, _ = io.WriteString(w, b.String())
+}
