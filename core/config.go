@@ -126,6 +126,7 @@ func (c DynamicConfig) Clone() DynamicConfig {
 // errors.Is(err, ErrInvalidConfig) holds for it.
 type ConfigError struct{ Msg string }
 
+// Error returns the message naming the offending entry.
 func (e *ConfigError) Error() string { return e.Msg }
 
 // Is reports whether target is ErrInvalidConfig.

@@ -58,6 +58,7 @@ type StreamError struct {
 	Err error  // the transport's error
 }
 
+// Error returns "stream error: [op: ]<cause>".
 func (e *StreamError) Error() string {
 	if e.Op == "" {
 		return fmt.Sprintf("stream error: %v", e.Err)
@@ -78,6 +79,7 @@ type CloseError struct {
 	Err    error  // the transport's error
 }
 
+// Error says who closed, the code and the reason.
 func (e *CloseError) Error() string {
 	who := "locally"
 	if e.Remote {

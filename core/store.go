@@ -28,6 +28,7 @@ type StoreError struct {
 	Err    error // underlying cause, may be nil
 }
 
+// Error returns the kind's prefix and the detail.
 func (e *StoreError) Error() string {
 	switch e.Kind {
 	case StoreNotFound:

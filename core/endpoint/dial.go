@@ -27,6 +27,7 @@ const (
 	NetworkAuto
 )
 
+// String returns "quic", "tcp+tls" or "auto".
 func (n Network) String() string {
 	switch n {
 	case NetworkQUIC:
@@ -81,6 +82,7 @@ type DialError struct {
 	Err     error
 }
 
+// Error names the network, address and ALPN, then the cause.
 func (e *DialError) Error() string {
 	return fmt.Sprintf("dial %s %s (ALPN %s): %v", e.Network, e.Addr, e.ALPN, e.Err)
 }

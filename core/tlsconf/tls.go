@@ -86,6 +86,7 @@ type FingerprintMismatchError struct {
 	Want, Got string
 }
 
+// Error names the pinned and the presented fingerprints.
 func (e *FingerprintMismatchError) Error() string {
 	got := e.Got
 	if got == "" {
