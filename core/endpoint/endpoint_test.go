@@ -1119,3 +1119,53 @@ func TestDialVerifiesServer(t *testing.T) {
 		})
 	}
 }
+
+func TestQUICHandshakeTimeoutReleasesTheSlot(t *testing.T) {
+	reg := newRegistry(t, map[string]core.Handler{"alknet/echo": coretest.Echo()})
+	// Long enough for the test to see the pending handshake counted, even on a busy machine.
+	cfg := core.DynamicConfig{Limits: core.Limits{HandshakeTimeout: 500 * time.Millisecond}}
+	srv := coretest.NewServer(t, reg, coretest.WithConfig(cfg))
+	// A relay that delivers the client's first packet (its Initial) and nothing else:
+	// the server starts a handshake that never finishes.
+	relay, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relay.Close()
+	upstream, err := net.Dial("udp", srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer upstream.Close()
+	relayed := make(chan struct{})
+	go func() {
+		buf := make([]byte, 2048)
+		n, _, err := relay.ReadFrom(buf)
+		if err == nil {
+			_, _ = upstream.Write(buf[:n])
+		}
+		close(relayed)
+		for {
+			if _, _, err := relay.ReadFrom(buf); err != nil {
+				return
+			}
+		}
+	}()
+	dialDone := make(chan error, 1)
+	go func() {
+		opts := srv.DialOptions(nil, endpoint.NetworkQUIC)
+		opts.HandshakeTimeout = 3 * time.Second
+		_, err := endpoint.Dial(context.Background(), relay.LocalAddr().String(), "alknet/echo", opts)
+		dialDone <- err
+	}()
+	<-relayed
+	waitFor(t, func() bool { return srv.Endpoint.Stats().Connections == 1 })
+	// The handshake times out on the server and its MaxConnections slot is released.
+	waitFor(t, func() bool { return srv.Endpoint.Stats().Connections == 0 })
+	if err := <-dialDone; err == nil {
+		t.Fatal("dial through the black hole succeeded")
+	}
+	if srv.Endpoint.Stats().Accepted != 0 {
+		t.Fatal("a handler ran")
+	}
+}
