@@ -330,18 +330,26 @@ func (b *blocker) wait(t *testing.T, n int) {
 	}
 }
 
+// blockingServer serves "alknet/block" with a blocker under limits, and holds n
+// connections open from client (nil: no certificate) over network, their handlers running.
+func blockingServer(t *testing.T, limits core.Limits, network endpoint.Network, client *coretest.Identity, n int) (*blocker, *coretest.Server) {
+	t.Helper()
+	b := newBlocker(8)
+	t.Cleanup(func() { close(b.release) })
+	reg := newRegistry(t, map[string]core.Handler{"alknet/block": b})
+	srv := coretest.NewServer(t, reg, coretest.WithConfig(core.DynamicConfig{Limits: limits}))
+	for range n {
+		srv.Dial(t, "alknet/block", client, network)
+	}
+	b.wait(t, n)
+	return b, srv
+}
+
 func TestPerIPLimit(t *testing.T) {
 	for _, n := range networks {
 		t.Run(n.String(), func(t *testing.T) {
-			b := newBlocker(8)
-			defer close(b.release)
-			reg := newRegistry(t, map[string]core.Handler{"alknet/block": b})
-			cfg := core.DynamicConfig{Limits: core.Limits{MaxConnectionsPerIP: 2}}
-			srv := coretest.NewServer(t, reg, coretest.WithConfig(cfg))
 			client := coretest.NewIdentity(t)
-			srv.Dial(t, "alknet/block", client, n)
-			srv.Dial(t, "alknet/block", client, n)
-			b.wait(t, 2)
+			b, srv := blockingServer(t, core.Limits{MaxConnectionsPerIP: 2}, n, client, 2)
 
 			ctx := testCtx(t)
 			conn, err := srv.DialErr(ctx, "alknet/block", client, n)
@@ -385,18 +393,11 @@ func TestPerIPLimit(t *testing.T) {
 func TestPerIPLimitExemptNetwork(t *testing.T) {
 	for _, n := range networks {
 		t.Run(n.String(), func(t *testing.T) {
-			b := newBlocker(8)
-			defer close(b.release)
-			reg := newRegistry(t, map[string]core.Handler{"alknet/block": b})
-			cfg := core.DynamicConfig{Limits: core.Limits{
+			limits := core.Limits{
 				MaxConnectionsPerIP: 1,
 				PerIPExempt:         []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
-			}}
-			srv := coretest.NewServer(t, reg, coretest.WithConfig(cfg))
-			for range 3 {
-				srv.Dial(t, "alknet/block", nil, n)
 			}
-			b.wait(t, 3)
+			_, srv := blockingServer(t, limits, n, nil, 3)
 			if r := srv.Endpoint.Stats().Refused[endpoint.RefusedPerIP]; r != 0 {
 				t.Fatalf("refused %d exempt connections", r)
 			}
@@ -407,14 +408,7 @@ func TestPerIPLimitExemptNetwork(t *testing.T) {
 func TestMaxConnections(t *testing.T) {
 	for _, n := range networks {
 		t.Run(n.String(), func(t *testing.T) {
-			b := newBlocker(8)
-			defer close(b.release)
-			reg := newRegistry(t, map[string]core.Handler{"alknet/block": b})
-			cfg := core.DynamicConfig{Limits: core.Limits{MaxConnections: 2, MaxConnectionsPerIP: -1}}
-			srv := coretest.NewServer(t, reg, coretest.WithConfig(cfg))
-			srv.Dial(t, "alknet/block", nil, n)
-			srv.Dial(t, "alknet/block", nil, n)
-			b.wait(t, 2)
+			_, srv := blockingServer(t, core.Limits{MaxConnections: 2, MaxConnectionsPerIP: -1}, n, nil, 2)
 			_, err := srv.DialErr(testCtx(t), "alknet/block", nil, n)
 			if err == nil {
 				t.Fatal("third connection was accepted")

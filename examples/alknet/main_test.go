@@ -214,10 +214,7 @@ func TestServePipeRoundTrip(t *testing.T) {
 		"line":  []byte("hello, alknet\n"),
 		"large": randomBytes(t, 300<<10),
 	}
-	for _, network := range []struct {
-		name  string
-		extra []string
-	}{{"quic", nil}, {"tcp", []string{"--tcp"}}} {
+	for _, network := range pipeNetworks {
 		for name, payload := range payloads {
 			t.Run(network.name+"/"+name, func(t *testing.T) {
 				args := append(n.pinArgs("alknet/echo"), network.extra...)
@@ -240,12 +237,15 @@ func TestServePipeRoundTrip(t *testing.T) {
 	}
 }
 
+// pipeNetworks are the two transports pipe can use, with the flags selecting them.
+var pipeNetworks = []struct {
+	name  string
+	extra []string
+}{{"quic", nil}, {"tcp", []string{"--tcp"}}}
+
 func TestPipeRefusedALPN(t *testing.T) {
 	n := startServe(t)
-	for _, network := range []struct {
-		name  string
-		extra []string
-	}{{"quic", nil}, {"tcp", []string{"--tcp"}}} {
+	for _, network := range pipeNetworks {
 		t.Run(network.name, func(t *testing.T) {
 			args := append(n.pinArgs("alknet/nope"), network.extra...)
 			r := runPipe(t, []byte("x"), append(args, n.quic)...)
@@ -267,10 +267,7 @@ func TestPipeRefusedALPN(t *testing.T) {
 func TestPipeWrongPin(t *testing.T) {
 	n := startServe(t)
 	other := coretest.NewIdentity(t).Fingerprint
-	for _, network := range []struct {
-		name  string
-		extra []string
-	}{{"quic", nil}, {"tcp", []string{"--tcp"}}} {
+	for _, network := range pipeNetworks {
 		t.Run(network.name, func(t *testing.T) {
 			args := append([]string{"--alpn", "alknet/echo", "--pin", other}, network.extra...)
 			r := runPipe(t, []byte("secret"), append(args, n.quic)...)
@@ -295,10 +292,7 @@ func TestPipeWrongPin(t *testing.T) {
 
 func TestPipeInsecure(t *testing.T) {
 	n := startServe(t)
-	for _, network := range []struct {
-		name  string
-		extra []string
-	}{{"quic", nil}, {"tcp", []string{"--tcp"}}} {
+	for _, network := range pipeNetworks {
 		t.Run(network.name, func(t *testing.T) {
 			payload := []byte("trust on first use\n")
 			args := append([]string{"--alpn", "alknet/echo", "--insecure"}, network.extra...)
