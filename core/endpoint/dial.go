@@ -123,27 +123,9 @@ func (o *DialOptions) handshakeTimeout() time.Duration {
 }
 
 func (o *DialOptions) quicConfig() *quic.Config {
-	streams := o.MaxIncomingStreams
-	if streams == 0 {
-		streams = DefaultMaxIncomingStreams
-	}
-	keepAlive := o.KeepAlivePeriod
-	if keepAlive == 0 {
-		keepAlive = DefaultKeepAlivePeriod
-	} else if keepAlive < 0 {
-		keepAlive = 0
-	}
-	idle := o.MaxIdleTimeout
-	if idle <= 0 {
-		idle = DefaultMaxIdleTimeout
-	}
-	return &quic.Config{
-		HandshakeIdleTimeout:  o.handshakeTimeout(),
-		MaxIdleTimeout:        idle,
-		KeepAlivePeriod:       keepAlive,
-		MaxIncomingStreams:    streams,
-		MaxIncomingUniStreams: -1,
-	}
+	c := quicConfig(o.MaxIncomingStreams, o.MaxIdleTimeout, o.KeepAlivePeriod)
+	c.HandshakeIdleTimeout = o.handshakeTimeout()
+	return c
 }
 
 func dialQUIC(ctx context.Context, addr, alpn string, tlsConf *tls.Config, o *DialOptions) (*core.Connection, error) {

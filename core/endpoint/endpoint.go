@@ -203,28 +203,7 @@ func New(reg *core.Registry, cfg Config) (*Endpoint, error) {
 	e.quicTLS = e.serverTLS(cfg.TLS, alpns)
 	e.tcpTLS = e.serverTLS(cfg.TLS, alpns)
 
-	streams := cfg.MaxIncomingStreams
-	if streams == 0 {
-		streams = DefaultMaxIncomingStreams
-	}
-	idle := cfg.MaxIdleTimeout
-	if idle <= 0 {
-		idle = DefaultMaxIdleTimeout
-	}
-	keepAlive := cfg.KeepAlivePeriod
-	if keepAlive == 0 {
-		keepAlive = DefaultKeepAlivePeriod
-	} else if keepAlive < 0 {
-		keepAlive = 0
-	}
-	e.quicCfg = &quic.Config{
-		HandshakeIdleTimeout:  core.DefaultHandshakeTimeout,
-		MaxIdleTimeout:        idle,
-		KeepAlivePeriod:       keepAlive,
-		MaxIncomingStreams:    streams,
-		MaxIncomingUniStreams: -1,
-	}
-	base := e.quicCfg
+	base := quicConfig(cfg.MaxIncomingStreams, cfg.MaxIdleTimeout, cfg.KeepAlivePeriod)
 	e.quicCfg = base.Clone()
 	e.quicCfg.GetConfigForClient = func(*quic.ClientInfo) (*quic.Config, error) {
 		c := base.Clone()
@@ -234,6 +213,30 @@ func New(reg *core.Registry, cfg Config) (*Endpoint, error) {
 	return e, nil
 }
 
+// quicConfig returns the QUIC settings shared by the endpoint and Dial, with the
+// documented defaults for zero values (negative streams: none; negative keep-alive: off).
+func quicConfig(streams int64, idle, keepAlive time.Duration) *quic.Config {
+	if streams == 0 {
+		streams = DefaultMaxIncomingStreams
+	}
+	if idle <= 0 {
+		idle = DefaultMaxIdleTimeout
+	}
+	switch {
+	case keepAlive == 0:
+		keepAlive = DefaultKeepAlivePeriod
+	case keepAlive < 0:
+		keepAlive = 0
+	}
+	return &quic.Config{
+		HandshakeIdleTimeout:  core.DefaultHandshakeTimeout,
+		MaxIdleTimeout:        idle,
+		KeepAlivePeriod:       keepAlive,
+		MaxIncomingStreams:    streams,
+		MaxIncomingUniStreams: -1,
+	}
+}
+
 // serverTLS returns a copy of base advertising alpns that counts clients offering none
 // of them (the handshake then fails with no_application_protocol).
 func (e *Endpoint) serverTLS(base *tls.Config, alpns []string) *tls.Config {
@@ -241,8 +244,10 @@ func (e *Endpoint) serverTLS(base *tls.Config, alpns []string) *tls.Config {
 	c.NextProtos = slices.Clone(alpns)
 	next := base.GetConfigForClient
 	c.GetConfigForClient = func(chi *tls.ClientHelloInfo) (*tls.Config, error) {
-		if !overlaps(alpns, chi.SupportedProtos) && !(len(chi.SupportedProtos) == 0 && isTCP(chi.Conn)) {
-			if hc, ok := chi.Conn.(*handshakeConn); ok {
+		// A TCP client offering no ALPN completes its handshake; dispatch closes it.
+		hc, tcp := chi.Conn.(*handshakeConn)
+		if !overlaps(alpns, chi.SupportedProtos) && !(tcp && len(chi.SupportedProtos) == 0) {
+			if tcp {
 				hc.unknownALPN = true
 			}
 			e.refuse(chi.Context(), slog.LevelDebug, RefusedUnknownALPN,
@@ -264,11 +269,6 @@ func overlaps(server, client []string) bool {
 		}
 	}
 	return false
-}
-
-func isTCP(c net.Conn) bool {
-	_, ok := c.(*handshakeConn)
-	return ok
 }
 
 // handshakeConn carries per-connection handshake facts from GetConfigForClient.

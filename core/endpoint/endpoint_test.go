@@ -139,14 +139,21 @@ func TestTwoHandlersRouteByALPN(t *testing.T) {
 	}
 }
 
-func TestUnknownALPNRefusedInHandshake(t *testing.T) {
-	var ran atomic.Int32
+// countingRegistry registers on "alknet/echo" a handler that only counts its runs.
+func countingRegistry(t *testing.T) (*core.Registry, *atomic.Int32) {
+	t.Helper()
+	ran := new(atomic.Int32)
 	reg := newRegistry(t, map[string]core.Handler{
 		"alknet/echo": core.HandlerFunc(func(context.Context, *core.Connection, core.AuthContext) error {
 			ran.Add(1)
 			return nil
 		}),
 	})
+	return reg, ran
+}
+
+func TestUnknownALPNRefusedInHandshake(t *testing.T) {
+	reg, ran := countingRegistry(t)
 	srv := coretest.NewServer(t, reg)
 	for _, n := range networks {
 		t.Run(n.String(), func(t *testing.T) {
@@ -169,13 +176,7 @@ func TestUnknownALPNRefusedInHandshake(t *testing.T) {
 }
 
 func TestTCPClientWithoutALPNClosedWithoutHandler(t *testing.T) {
-	var ran atomic.Int32
-	reg := newRegistry(t, map[string]core.Handler{
-		"alknet/echo": core.HandlerFunc(func(context.Context, *core.Connection, core.AuthContext) error {
-			ran.Add(1)
-			return nil
-		}),
-	})
+	reg, ran := countingRegistry(t)
 	srv := coretest.NewServer(t, reg)
 	conf, err := tlsconf.ClientConfig(tlsconf.ClientOptions{Pin: srv.Identity.Fingerprint})
 	if err != nil {
@@ -215,13 +216,7 @@ func waitFor(t *testing.T, cond func() bool) {
 }
 
 func TestACMEGuard(t *testing.T) {
-	var ran atomic.Int32
-	reg := newRegistry(t, map[string]core.Handler{
-		"alknet/echo": core.HandlerFunc(func(context.Context, *core.Connection, core.AuthContext) error {
-			ran.Add(1)
-			return nil
-		}),
-	})
+	reg, ran := countingRegistry(t)
 	srv := coretest.NewServer(t, reg, coretest.WithEndpointConfig(func(c *endpoint.Config) {
 		c.TLS.NextProtos = []string{core.ALPNACME}
 	}))

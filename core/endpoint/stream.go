@@ -192,5 +192,3 @@ func newTLSSource(tc *tls.Conn) *tlsSource {
 
 func (t *tlsSource) LocalAddr() net.Addr                     { return t.s.LocalAddr() }
 func (t *tlsSource) TLSConnectionState() tls.ConnectionState { return t.s.ConnectionState() }
-
-func (t *tlsSource) SingleStream() bool { return true }
