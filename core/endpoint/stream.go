@@ -192,3 +192,6 @@ func newTLSSource(tc *tls.Conn) *tlsSource {
 
 func (t *tlsSource) LocalAddr() net.Addr                     { return t.s.LocalAddr() }
 func (t *tlsSource) TLSConnectionState() tls.ConnectionState { return t.s.ConnectionState() }
+
+// SingleStream is not promoted from the embedded interface, whose method set lacks it.
+func (t *tlsSource) SingleStream() bool { return true }
