@@ -1,0 +1,238 @@
+package vault
+
+import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// EncryptedData sizes and limits.
+const (
+	// MaxEncryptedDataSize is the largest JSON blob ParseEncryptedData reads, in bytes.
+	// Use ParseEncryptedDataLimit for another bound.
+	MaxEncryptedDataSize = 1 << 20
+	// SaltSize is the size of EncryptedData's salt. The salt plays no part in the
+	// encryption (the key comes from HD derivation); it is kept for format compatibility
+	// and checked on decoding.
+	SaltSize = 32
+	// NonceSize is the size of the AES-GCM nonce (the iv field).
+	NonceSize = 12
+	// TagSize is the size of the GCM tag at the end of data.
+	TagSize = 16
+	// KeySize is the size of an AES-256 key.
+	KeySize = 32
+)
+
+// EncryptedData is a secret encrypted at rest with AES-256-GCM under the vault key of
+// KeyVersion. Its JSON form is frozen:
+//
+//	{"key_version":2,"salt":"<b64, 32 bytes>","iv":"<b64, 12 bytes>","data":"<b64 of ciphertext || 16-byte tag>"}
+//
+// with standard, padded base64. There is no associated data. A blob holds no secret
+// in the clear, so it prints normally. Decrypted plaintext is bytes; readers in other
+// languages (the Rust vault) expect it to be UTF-8.
+type EncryptedData struct {
+	// KeyVersion selects the key: version v ≥ 2 is derived at EncryptionPath(v).
+	KeyVersion uint32 `json:"key_version"`
+	// Salt is 32 random bytes, base64. Unused by the cipher.
+	Salt string `json:"salt"`
+	// IV is the 12-byte GCM nonce, base64.
+	IV string `json:"iv"`
+	// Data is the ciphertext followed by the 16-byte tag, base64.
+	Data string `json:"data"`
+}
+
+// ParseEncryptedData decodes and validates a JSON blob of at most MaxEncryptedDataSize
+// bytes. Every problem wraps ErrMalformedBlob, except an unusable key version, which
+// wraps ErrUnsupportedKeyVersion. Unknown JSON fields are ignored (the format may grow
+// optional fields).
+func ParseEncryptedData(b []byte) (*EncryptedData, error) {
+	return ParseEncryptedDataLimit(b, MaxEncryptedDataSize)
+}
+
+// ParseEncryptedDataLimit is ParseEncryptedData with a size limit of limit bytes.
+func ParseEncryptedDataLimit(b []byte, limit int) (*EncryptedData, error) {
+	if len(b) > limit {
+		return nil, fmt.Errorf("%w: %d bytes is more than the limit of %d", ErrMalformedBlob, len(b), limit)
+	}
+	var ed EncryptedData
+	if err := json.Unmarshal(b, &ed); err != nil {
+		if !errors.Is(err, ErrMalformedBlob) && !errors.Is(err, ErrUnsupportedKeyVersion) {
+			err = fmt.Errorf("%w: %w", ErrMalformedBlob, err)
+		}
+		return nil, err
+	}
+	return &ed, nil
+}
+
+// UnmarshalJSON decodes a blob strictly: every field must be present and Validate must
+// pass.
+func (e *EncryptedData) UnmarshalJSON(b []byte) error {
+	var raw struct {
+		KeyVersion *json.Number `json:"key_version"`
+		Salt       *string      `json:"salt"`
+		IV         *string      `json:"iv"`
+		Data       *string      `json:"data"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&raw); err != nil {
+		return fmt.Errorf("%w: %w", ErrMalformedBlob, err)
+	}
+	var missing []string
+	if raw.KeyVersion == nil {
+		missing = append(missing, "key_version")
+	}
+	if raw.Salt == nil {
+		missing = append(missing, "salt")
+	}
+	if raw.IV == nil {
+		missing = append(missing, "iv")
+	}
+	if raw.Data == nil {
+		missing = append(missing, "data")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: missing field %s", ErrMalformedBlob, strings.Join(missing, ", "))
+	}
+	v, err := parseKeyVersion(string(*raw.KeyVersion))
+	if err != nil {
+		return err
+	}
+	ed := EncryptedData{KeyVersion: v, Salt: *raw.Salt, IV: *raw.IV, Data: *raw.Data}
+	if err := ed.Validate(); err != nil {
+		return err
+	}
+	*e = ed
+	return nil
+}
+
+// parseKeyVersion parses a JSON number as a key version.
+func parseKeyVersion(s string) (uint32, error) {
+	var v uint64
+	if s == "" || len(s) > 20 {
+		return 0, fmt.Errorf("%w: key_version %q is not an unsigned integer", ErrMalformedBlob, s)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, fmt.Errorf("%w: key_version %q is not an unsigned integer", ErrMalformedBlob, s)
+		}
+		if v > (1<<63)/10 {
+			return 0, fmt.Errorf("%w: key_version %s is too large", ErrUnsupportedKeyVersion, s)
+		}
+		v = v*10 + uint64(c-'0')
+	}
+	if v > uint64(^uint32(0)) {
+		return 0, fmt.Errorf("%w: key_version %s is too large", ErrUnsupportedKeyVersion, s)
+	}
+	return uint32(v), nil
+}
+
+// Validate checks the blob's shape: a usable key version (ErrUnsupportedKeyVersion),
+// and padded standard base64 for a 32-byte salt, a 12-byte IV and data at least as long
+// as the GCM tag (ErrMalformedBlob).
+func (e *EncryptedData) Validate() error {
+	if err := checkKeyVersion(e.KeyVersion); err != nil {
+		return err
+	}
+	if _, err := decodeField("salt", e.Salt, SaltSize, SaltSize); err != nil {
+		return err
+	}
+	if _, err := decodeField("iv", e.IV, NonceSize, NonceSize); err != nil {
+		return err
+	}
+	if _, err := decodeField("data", e.Data, TagSize, -1); err != nil {
+		return err
+	}
+	return nil
+}
+
+// decodeField decodes padded standard base64 and checks the decoded length against
+// [min, max] (max < 0: no upper bound).
+func decodeField(name, s string, minLen, maxLen int) ([]byte, error) {
+	// The decoder skips \r and \n; a blob must not contain them.
+	if strings.ContainsAny(s, "\r\n") || len(s)%4 != 0 {
+		return nil, fmt.Errorf("%w: %s is not padded standard base64", ErrMalformedBlob, name)
+	}
+	n := base64.StdEncoding.DecodedLen(len(s))
+	if maxLen >= 0 && n > maxLen+2 { // DecodedLen counts padding as data
+		return nil, fmt.Errorf("%w: %s decodes to more than %d bytes", ErrMalformedBlob, name, maxLen)
+	}
+	b, err := base64.StdEncoding.Strict().DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s is not padded standard base64", ErrMalformedBlob, name)
+	}
+	if len(b) < minLen || (maxLen >= 0 && len(b) > maxLen) {
+		if minLen == maxLen {
+			return nil, fmt.Errorf("%w: %s is %d bytes, want %d", ErrMalformedBlob, name, len(b), minLen)
+		}
+		return nil, fmt.Errorf("%w: %s is %d bytes, want at least %d", ErrMalformedBlob, name, len(b), minLen)
+	}
+	return b, nil
+}
+
+// seal encrypts plaintext under the 32-byte key with a fresh nonce and salt.
+func seal(key []byte, version uint32, plaintext []byte) (*EncryptedData, error) {
+	gcm, err := newGCM(key)
+	if err != nil {
+		return nil, err
+	}
+	var salt [SaltSize]byte
+	var iv [NonceSize]byte
+	_, _ = rand.Read(salt[:])
+	_, _ = rand.Read(iv[:])
+	ct := gcm.Seal(nil, iv[:], plaintext, nil)
+	return &EncryptedData{
+		KeyVersion: version,
+		Salt:       base64.StdEncoding.EncodeToString(salt[:]),
+		IV:         base64.StdEncoding.EncodeToString(iv[:]),
+		Data:       base64.StdEncoding.EncodeToString(ct),
+	}, nil
+}
+
+// open validates e and decrypts it under key. Authentication failures are ErrDecrypt.
+func open(key []byte, e *EncryptedData) ([]byte, error) {
+	if err := e.Validate(); err != nil {
+		return nil, err
+	}
+	iv, err := decodeField("iv", e.IV, NonceSize, NonceSize)
+	if err != nil {
+		return nil, err
+	}
+	data, err := decodeField("data", e.Data, TagSize, -1)
+	if err != nil {
+		return nil, err
+	}
+	gcm, err := newGCM(key)
+	if err != nil {
+		return nil, err
+	}
+	pt, err := gcm.Open(data[:0], iv, data, nil)
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	return pt, nil
+}
+
+// newGCM returns AES-256-GCM with the standard nonce and tag sizes.
+func newGCM(key []byte) (cipher.AEAD, error) {
+	if len(key) != KeySize {
+		return nil, fmt.Errorf("vault: AES-256 key is %d bytes, want %d", len(key), KeySize)
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("vault: %w", err)
+	}
+	gcm, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, fmt.Errorf("vault: %w", err)
+	}
+	return gcm, nil
+}
