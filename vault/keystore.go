@@ -69,6 +69,9 @@ var (
 	ErrKeystoreExists = errors.New("keystore already exists")
 	// ErrEmptyPassphrase: a keystore passphrase must not be empty.
 	ErrEmptyPassphrase = errors.New("empty passphrase")
+	// ErrPassphraseTooLong: a keystore or BIP39 passphrase longer than
+	// MaxPassphraseLength.
+	ErrPassphraseTooLong = errors.New("passphrase is longer than 1024 bytes")
 )
 
 // KeystoreParams are the Argon2id parameters of a keystore file. They are stored in
@@ -142,7 +145,7 @@ func sealKeystore(m *Mnemonic, bip39Passphrase, passphrase []byte, p KeystorePar
 		return nil, err
 	}
 	if len(bip39Passphrase) > MaxPassphraseLength {
-		return nil, fmt.Errorf("%w: BIP39 passphrase is longer than %d bytes", ErrKeystoreFormat, MaxPassphraseLength)
+		return nil, fmt.Errorf("BIP39 %w", ErrPassphraseTooLong)
 	}
 	if m == nil || m.phrase == nil {
 		return nil, ErrDestroyed
@@ -264,7 +267,7 @@ func checkPassphrase(p []byte) error {
 	case len(p) == 0:
 		return ErrEmptyPassphrase
 	case len(p) > MaxPassphraseLength:
-		return fmt.Errorf("passphrase is longer than %d bytes", MaxPassphraseLength)
+		return ErrPassphraseTooLong
 	}
 	return nil
 }
@@ -336,8 +339,12 @@ func (existsError) Is(target error) bool {
 	return target == ErrKeystoreExists || target == fs.ErrExist
 }
 
-// keystoreError prefixes err with the file it concerns.
+// keystoreError prefixes err with the file it concerns (dropping the path an
+// *fs.PathError would repeat).
 func keystoreError(path string, err error) error {
+	if pe, ok := errors.AsType[*fs.PathError](err); ok && pe.Path == path {
+		err = pe.Err
+	}
 	return fmt.Errorf("vault: keystore %s: %w", path, err)
 }
 

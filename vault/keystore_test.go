@@ -35,7 +35,7 @@ func mustMnemonic(t testing.TB, phrase string) *Mnemonic {
 	return m
 }
 
-func identityPub(t *testing.T, v *Vault) string {
+func keystoreIdentityPub(t *testing.T, v *Vault) string {
 	t.Helper()
 	k, err := v.DeriveEd25519(PathIdentity)
 	if err != nil {
@@ -77,7 +77,7 @@ func TestKeystoreWriteReadUnlock(t *testing.T) {
 	if err := v.UnlockKeystore(path, []byte("correct horse")); err != nil {
 		t.Fatalf("UnlockKeystore: %v", err)
 	}
-	if got := identityPub(t, v); got != identityPubAbandon {
+	if got := keystoreIdentityPub(t, v); got != identityPubAbandon {
 		t.Errorf("identity public key = %s, want %s", got, identityPubAbandon)
 	}
 	if err := v.UnlockKeystore(path, []byte("correct horse")); !errors.Is(err, ErrAlreadyUnlocked) {
@@ -116,7 +116,7 @@ func TestKeystoreBIP39PassphraseChangesIdentity(t *testing.T) {
 	if err := v.UnlockKeystore(path, []byte("pw")); err != nil {
 		t.Fatal(err)
 	}
-	if identityPub(t, v) == identityPubAbandon {
+	if keystoreIdentityPub(t, v) == identityPubAbandon {
 		t.Error("the stored BIP39 passphrase was not applied")
 	}
 }
@@ -188,10 +188,13 @@ func TestKeystorePassphraseRules(t *testing.T) {
 		t.Errorf("OpenKeystore at MaxPassphraseLength: %v", err)
 	}
 	tooLong := append(long, 'a')
-	if _, err := sealKeystore(m, nil, tooLong, fastParams, fastLimits); err == nil {
+	if _, err := sealKeystore(m, nil, tooLong, fastParams, fastLimits); !errors.Is(err, ErrPassphraseTooLong) {
 		t.Error("a passphrase one byte over MaxPassphraseLength was accepted")
 	}
-	if _, err := sealKeystore(m, tooLong, []byte("pw"), fastParams, fastLimits); err == nil {
+	if _, _, err := OpenKeystore(data, tooLong, fastLimits); !errors.Is(err, ErrPassphraseTooLong) {
+		t.Errorf("OpenKeystore with an over-long passphrase: %v", err)
+	}
+	if _, err := sealKeystore(m, tooLong, []byte("pw"), fastParams, fastLimits); !errors.Is(err, ErrPassphraseTooLong) {
 		t.Error("a BIP39 passphrase one byte over MaxPassphraseLength was accepted")
 	}
 	if _, _, err := OpenKeystore(data, nil, fastLimits); !errors.Is(err, ErrEmptyPassphrase) {
@@ -320,8 +323,10 @@ func TestKeystoreSizeLimit(t *testing.T) {
 	if _, _, err := ReadKeystore(path, []byte("pw")); !errors.Is(err, ErrKeystoreFormat) {
 		t.Errorf("ReadKeystore of a huge file: %v", err)
 	}
-	if _, _, err := ReadKeystore(filepath.Join(t.TempDir(), "missing"), []byte("pw")); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("ReadKeystore of a missing file: %v, want fs.ErrNotExist", err)
+	missing := filepath.Join(t.TempDir(), "missing")
+	_, _, err = ReadKeystore(missing, []byte("pw"))
+	if !errors.Is(err, fs.ErrNotExist) || strings.Count(err.Error(), missing) != 1 {
+		t.Errorf("ReadKeystore of a missing file: %v, want fs.ErrNotExist naming the file once", err)
 	}
 }
 

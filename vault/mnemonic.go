@@ -88,7 +88,7 @@ func MnemonicFromEntropy(entropy []byte) (*Mnemonic, error) {
 		}
 		phrase = append(phrase, list[index11(bits[:], i)]...)
 	}
-	m := &Mnemonic{phrase: &secretBytes{b: phrase}, words: words}
+	m := &Mnemonic{phrase: wrapSecret(phrase), words: words}
 	return m, nil
 }
 
@@ -152,7 +152,7 @@ func ParseMnemonic(phrase []byte) (*Mnemonic, error) {
 		}
 		canonical = append(canonical, w...)
 	}
-	return &Mnemonic{phrase: &secretBytes{b: canonical}, words: len(fields)}, nil
+	return &Mnemonic{phrase: wrapSecret(canonical), words: len(fields)}, nil
 }
 
 // wordIndex returns w's index in the English list, or -1.
@@ -220,7 +220,7 @@ func (m *Mnemonic) Seed(passphrase []byte) (*Seed, error) {
 	salt = append(salt, "mnemonic"...)
 	salt = append(salt, normPass...)
 	defer wipe(salt)
-	return &Seed{b: &secretBytes{b: pbkdf2SHA512(password, salt, seedIterations, SeedSize)}}, nil
+	return &Seed{b: wrapSecret(pbkdf2SHA512(password, salt, seedIterations, SeedSize))}, nil
 }
 
 // Destroy wipes the phrase. The Mnemonic is unusable afterwards.

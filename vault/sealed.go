@@ -71,41 +71,44 @@ func ParseEncryptedDataLimit(b []byte, limit int) (*EncryptedData, error) {
 	return &ed, nil
 }
 
-// UnmarshalJSON decodes a blob strictly: every field must be present and Validate must
-// pass.
+// UnmarshalJSON decodes a blob strictly: the field names are exact (no case folding),
+// every field must be present, key_version must be a JSON integer and the strings
+// JSON strings, and Validate must pass.
 func (e *EncryptedData) UnmarshalJSON(b []byte) error {
-	var raw struct {
-		KeyVersion *json.Number `json:"key_version"`
-		Salt       *string      `json:"salt"`
-		IV         *string      `json:"iv"`
-		Data       *string      `json:"data"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	if err := dec.Decode(&raw); err != nil {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(b, &fields); err != nil {
 		return fmt.Errorf("%w: %w", ErrMalformedBlob, err)
 	}
+	if fields == nil {
+		return fmt.Errorf("%w: not a JSON object", ErrMalformedBlob)
+	}
 	var missing []string
-	if raw.KeyVersion == nil {
-		missing = append(missing, "key_version")
-	}
-	if raw.Salt == nil {
-		missing = append(missing, "salt")
-	}
-	if raw.IV == nil {
-		missing = append(missing, "iv")
-	}
-	if raw.Data == nil {
-		missing = append(missing, "data")
+	for _, name := range []string{"key_version", "salt", "iv", "data"} {
+		if _, ok := fields[name]; !ok {
+			missing = append(missing, name)
+		}
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("%w: missing field %s", ErrMalformedBlob, strings.Join(missing, ", "))
 	}
-	v, err := parseKeyVersion(string(*raw.KeyVersion))
+	v, err := parseKeyVersion(string(bytes.TrimSpace(fields["key_version"])))
 	if err != nil {
 		return err
 	}
-	ed := EncryptedData{KeyVersion: v, Salt: *raw.Salt, IV: *raw.IV, Data: *raw.Data}
+	ed := EncryptedData{KeyVersion: v}
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{{"salt", &ed.Salt}, {"iv", &ed.IV}, {"data", &ed.Data}} {
+		name, dst := f.name, f.dst
+		raw := bytes.TrimSpace(fields[name])
+		if len(raw) == 0 || raw[0] != '"' {
+			return fmt.Errorf("%w: %s is not a JSON string", ErrMalformedBlob, name)
+		}
+		if err := json.Unmarshal(raw, dst); err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrMalformedBlob, name, err)
+		}
+	}
 	if err := ed.Validate(); err != nil {
 		return err
 	}

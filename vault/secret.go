@@ -45,23 +45,29 @@ func (*redacted) UnmarshalText([]byte) error {
 	return fmt.Errorf("%w: secrets are never decoded from text", ErrRedacted)
 }
 
-// secretBytes holds secret key material. It is always used through a pointer, so that
-// printing any struct that contains one shows only an address.
+// secretBytes holds secret key material. It is always used through a pointer and
+// keeps the bytes behind a second pointer: fmt dereferences a pointer only at the top
+// level of what it prints (for example in a bad-verb report such as %!s(...)), so any
+// struct that contains a secret type, even in an unexported field that fmt cannot call
+// methods on, prints at most addresses, never the contents.
 type secretBytes struct {
-	b []byte
+	p *[]byte
 }
 
 // newSecret copies b into a new secretBytes.
 func newSecret(b []byte) *secretBytes {
-	return &secretBytes{b: append(make([]byte, 0, len(b)), b...)}
+	return wrapSecret(append(make([]byte, 0, len(b)), b...))
 }
 
-// bytes returns the held bytes (nil when s is nil or wiped).
+// wrapSecret takes ownership of b.
+func wrapSecret(b []byte) *secretBytes { return &secretBytes{p: &b} }
+
+// bytes returns the held bytes (nil when s is nil).
 func (s *secretBytes) bytes() []byte {
-	if s == nil {
+	if s == nil || s.p == nil {
 		return nil
 	}
-	return s.b
+	return *s.p
 }
 
 // clone returns an independent copy of s (nil for nil).
@@ -69,15 +75,13 @@ func (s *secretBytes) clone() *secretBytes {
 	if s == nil {
 		return nil
 	}
-	return newSecret(s.b)
+	return newSecret(s.bytes())
 }
 
 // wipe zeroes the held bytes. The slice is kept (zeroed), so white-box tests can check
-// that the memory was cleared; every reader treats a wiped secret as destroyed.
+// that the memory was cleared; the owners drop their reference after wiping.
 func (s *secretBytes) wipe() {
-	if s != nil {
-		clear(s.b)
-	}
+	clear(s.bytes())
 }
 
 // wipe zeroes b.
