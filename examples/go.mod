@@ -2,17 +2,24 @@ module github.com/alknet/alknet/examples
 
 go 1.26.0
 
-replace github.com/alknet/alknet/core => ../core
+replace (
+	github.com/alknet/alknet/core => ../core
+	github.com/alknet/alknet/vault => ../vault
+)
 
 require (
 	github.com/BurntSushi/toml v1.6.0
 	github.com/alknet/alknet/core v0.0.0-00010101000000-000000000000
+	github.com/alknet/alknet/vault v0.0.0-00010101000000-000000000000
+	github.com/cosmos/go-bip39 v1.0.0
 	github.com/quic-go/quic-go v0.65.0
 	go.uber.org/goleak v1.3.0
+	golang.org/x/crypto v0.58.0
+	golang.org/x/term v0.47.0
 )
 
 require (
-	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/net v0.62.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
+	golang.org/x/text v0.43.0 // indirect
 )

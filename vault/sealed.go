@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 )
@@ -62,18 +61,15 @@ func ParseEncryptedDataLimit(b []byte, limit int) (*EncryptedData, error) {
 		return nil, fmt.Errorf("%w: %d bytes is more than the limit of %d", ErrMalformedBlob, len(b), limit)
 	}
 	var ed EncryptedData
-	if err := json.Unmarshal(b, &ed); err != nil {
-		if !errors.Is(err, ErrMalformedBlob) && !errors.Is(err, ErrUnsupportedKeyVersion) {
-			err = fmt.Errorf("%w: %w", ErrMalformedBlob, err)
-		}
+	if err := ed.UnmarshalJSON(b); err != nil {
 		return nil, err
 	}
 	return &ed, nil
 }
 
 // UnmarshalJSON decodes a blob strictly: the field names are exact (no case folding),
-// every field must be present, key_version must be a JSON integer and the strings
-// JSON strings, and Validate must pass.
+// every field must be present, key_version must be a JSON integer and the other fields
+// JSON strings, and Validate must pass. Unknown fields are ignored.
 func (e *EncryptedData) UnmarshalJSON(b []byte) error {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(b, &fields); err != nil {
@@ -91,7 +87,7 @@ func (e *EncryptedData) UnmarshalJSON(b []byte) error {
 	if len(missing) > 0 {
 		return fmt.Errorf("%w: missing field %s", ErrMalformedBlob, strings.Join(missing, ", "))
 	}
-	v, err := parseKeyVersion(string(bytes.TrimSpace(fields["key_version"])))
+	v, err := parseKeyVersion(string(fields["key_version"]))
 	if err != nil {
 		return err
 	}
@@ -100,13 +96,8 @@ func (e *EncryptedData) UnmarshalJSON(b []byte) error {
 		name string
 		dst  *string
 	}{{"salt", &ed.Salt}, {"iv", &ed.IV}, {"data", &ed.Data}} {
-		name, dst := f.name, f.dst
-		raw := bytes.TrimSpace(fields[name])
-		if len(raw) == 0 || raw[0] != '"' {
-			return fmt.Errorf("%w: %s is not a JSON string", ErrMalformedBlob, name)
-		}
-		if err := json.Unmarshal(raw, dst); err != nil {
-			return fmt.Errorf("%w: %s: %w", ErrMalformedBlob, name, err)
+		if *f.dst, err = jsonString(f.name, fields[f.name]); err != nil {
+			return err
 		}
 	}
 	if err := ed.Validate(); err != nil {
@@ -114,6 +105,22 @@ func (e *EncryptedData) UnmarshalJSON(b []byte) error {
 	}
 	*e = ed
 	return nil
+}
+
+// jsonString decodes the raw JSON value of field name as a string. Base64 never needs
+// escapes, so the common case is a plain slice of the quoted text.
+func jsonString(name string, raw json.RawMessage) (string, error) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", fmt.Errorf("%w: %s is not a JSON string", ErrMalformedBlob, name)
+	}
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw[1 : len(raw)-1]), nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", fmt.Errorf("%w: %s: %w", ErrMalformedBlob, name, err)
+	}
+	return s, nil
 }
 
 // parseKeyVersion parses a JSON number as a key version.
@@ -142,19 +149,25 @@ func parseKeyVersion(s string) (uint32, error) {
 // and padded standard base64 for a 32-byte salt, a 12-byte IV and data at least as long
 // as the GCM tag (ErrMalformedBlob).
 func (e *EncryptedData) Validate() error {
+	_, _, err := e.decode()
+	return err
+}
+
+// decode validates e and returns its decoded IV and data.
+func (e *EncryptedData) decode() (iv, data []byte, err error) {
 	if err := checkKeyVersion(e.KeyVersion); err != nil {
-		return err
+		return nil, nil, err
 	}
 	if _, err := decodeField("salt", e.Salt, SaltSize, SaltSize); err != nil {
-		return err
+		return nil, nil, err
 	}
-	if _, err := decodeField("iv", e.IV, NonceSize, NonceSize); err != nil {
-		return err
+	if iv, err = decodeField("iv", e.IV, NonceSize, NonceSize); err != nil {
+		return nil, nil, err
 	}
-	if _, err := decodeField("data", e.Data, TagSize, -1); err != nil {
-		return err
+	if data, err = decodeField("data", e.Data, TagSize, -1); err != nil {
+		return nil, nil, err
 	}
-	return nil
+	return iv, data, nil
 }
 
 // decodeField decodes padded standard base64 and checks the decoded length against
@@ -200,19 +213,9 @@ func seal(key []byte, version uint32, plaintext []byte) (*EncryptedData, error) 
 	}, nil
 }
 
-// open validates e and decrypts it under key. Authentication failures are ErrDecrypt.
-func open(key []byte, e *EncryptedData) ([]byte, error) {
-	if err := e.Validate(); err != nil {
-		return nil, err
-	}
-	iv, err := decodeField("iv", e.IV, NonceSize, NonceSize)
-	if err != nil {
-		return nil, err
-	}
-	data, err := decodeField("data", e.Data, TagSize, -1)
-	if err != nil {
-		return nil, err
-	}
+// open decrypts the decoded iv and data (from EncryptedData.decode) under key.
+// Authentication failures are ErrDecrypt.
+func open(key, iv, data []byte) ([]byte, error) {
 	gcm, err := newGCM(key)
 	if err != nil {
 		return nil, err

@@ -321,7 +321,8 @@ func (v *Vault) Decrypt(e *EncryptedData) ([]byte, error) {
 	if e == nil {
 		return nil, fmt.Errorf("%w: nil blob", ErrMalformedBlob)
 	}
-	if err := e.Validate(); err != nil {
+	iv, data, err := e.decode()
+	if err != nil {
 		return nil, err
 	}
 	key, err := v.EncryptionKeyForVersion(e.KeyVersion)
@@ -329,7 +330,7 @@ func (v *Vault) Decrypt(e *EncryptedData) ([]byte, error) {
 		return nil, err
 	}
 	defer key.Destroy()
-	return open(key.private.bytes(), e)
+	return open(key.private.bytes(), iv, data)
 }
 
 // Rotate decrypts e with its version's key and encrypts the plaintext again under

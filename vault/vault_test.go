@@ -342,7 +342,7 @@ func TestVaultEncryptRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pt, err := open(mustHex(t, vecAESKeyV2), a); err != nil || string(pt) != "check" {
+	if pt, err := openBlob(mustHex(t, vecAESKeyV2), a); err != nil || string(pt) != "check" {
 		t.Errorf("open with the §9.3 v2 key = %q, %v", pt, err)
 	}
 	for _, bad := range []uint32{0, 1, maxKeyVersion + 1} {
@@ -384,10 +384,10 @@ func TestVaultRotate(t *testing.T) {
 	if pt, err := v.Decrypt(old); err != nil || string(pt) != "sk-rotate" {
 		t.Errorf("Decrypt(old v2 blob) after rotation = %q, %v", pt, err)
 	}
-	if pt, err := open(mustHex(t, vecAESKeyV3), rotated); err != nil || string(pt) != "sk-rotate" {
+	if pt, err := openBlob(mustHex(t, vecAESKeyV3), rotated); err != nil || string(pt) != "sk-rotate" {
 		t.Errorf("rotated blob does not open with the §9.3 v3 key: %q, %v", pt, err)
 	}
-	if _, err := open(mustHex(t, vecAESKeyV2), rotated); !errors.Is(err, ErrDecrypt) {
+	if _, err := openBlob(mustHex(t, vecAESKeyV2), rotated); !errors.Is(err, ErrDecrypt) {
 		t.Errorf("rotated blob opens with the v2 key: %v", err)
 	}
 	// The §9.5 vector rotates too.

@@ -4,10 +4,14 @@
 //
 // Usage:
 //
-//	alknet serve [--state DIR] [--listen HOST:PORT] [--config FILE] [--drain DUR] [--log-level LEVEL]
-//	alknet id    [--state DIR]
-//	alknet pipe  [--state DIR] --alpn ALPN (--pin FINGERPRINT | --insecure) [--tcp] HOST:PORT
-//	alknet help  [COMMAND]
+//	alknet serve [--state DIR] [--passphrase-file FILE] [--listen HOST:PORT] [--config FILE] [--drain DUR] [--log-level LEVEL]
+//	alknet id    [--state DIR] [--passphrase-file FILE]
+//	alknet pipe  [--state DIR] [--passphrase-file FILE] --alpn ALPN (--pin FINGERPRINT | --insecure) [--tcp] HOST:PORT
+//	alknet vault init    [--state DIR] [--words N] [--passphrase-file FILE] [--bip39-passphrase-file FILE]
+//	alknet vault recover [--state DIR] [--passphrase-file FILE] [--bip39-passphrase-file FILE] < MNEMONIC
+//	alknet vault seal    [--state DIR] [--passphrase-file FILE] [--key-version N] [--raw] < SECRET
+//	alknet vault open    [--state DIR] [--passphrase-file FILE] < BLOB
+//	alknet help  [COMMAND [SUBCOMMAND]]
 //
 // Flags may be written --flag or -flag, before or after the positional argument ("--"
 // ends the flags).
@@ -20,6 +24,13 @@
 // authorized_keys line. Every command creates them when they are missing. The key is
 // presented in TLS as a self-signed certificate; its fingerprint is
 // "ed25519:<64 lowercase hex of the public key>".
+//
+// When the state directory holds a vault keystore, vault.keystore (see "alknet vault"
+// below), the node's key is instead the vault's identity key, derived from the mnemonic
+// at m/74'/0'/0'/0' (SLIP-0010 Ed25519): serve, id and pipe unlock the keystore with
+// --passphrase-file or a terminal prompt, and node.key is neither read nor created nor
+// changed. Restoring the mnemonic restores the node's fingerprint. Without a keystore
+// they behave as described above, and --passphrase-file is a configuration error.
 //
 // # alknet serve
 //
@@ -46,7 +57,7 @@
 // # alknet id
 //
 // id prints the node's fingerprint as one line, "ed25519:<64 lowercase hex>", and
-// nothing else on stdout.
+// nothing else on stdout. With a keystore it needs the passphrase.
 //
 // # alknet pipe
 //
@@ -65,6 +76,51 @@
 //
 //	$ alknet pipe --alpn alknet/echo --pin ed25519:... 127.0.0.1:4433 <<<hello
 //	hello
+//
+// # alknet vault
+//
+// The vault keeps the node's keys as a BIP39 mnemonic (English word list), sealed in
+// DIR/vault.keystore with a passphrase: Argon2id (t=3, 64 MiB, p=4) and AES-256-GCM,
+// written atomically with mode 0600 and never overwritten.
+//
+// vault init generates a mnemonic of --words words (12, 15, 18, 21 or 24; default 24),
+// writes the keystore and prints the mnemonic once on stdout, one line. On stderr it
+// warns to write the words down (they will not be shown again), and prints the keystore
+// path and "node fingerprint: ed25519:<hex>", plus a note when DIR/node.key exists, which
+// the node no longer uses. It refuses (exit 1) when the keystore exists.
+//
+// vault recover reads a mnemonic from stdin (at most 1024 bytes; words separated by
+// any white space), checks it (an invalid phrase is refused with the position of the
+// offending word, never the word) and writes the keystore; it prints only the keystore
+// path and the node fingerprint, on stderr. It also refuses an existing keystore.
+//
+// Both take --bip39-passphrase-file, an optional BIP39 passphrase (the "25th word"):
+// another passphrase gives other keys, so recovering needs the same one.
+//
+// vault seal reads a secret from stdin (at most 64 KiB), strips one trailing "\n" or
+// "\r\n" unless --raw is given, encrypts it with the vault key of --key-version (default
+// 2) and prints the EncryptedData JSON blob, one line:
+//
+//	{"key_version":2,"salt":"<base64>","iv":"<base64>","data":"<base64>"}
+//
+// vault open reads such a blob from stdin (at most 1 MiB) and writes the plaintext to
+// stdout exactly, without adding a newline. A malformed blob, or one sealed by another
+// vault or altered, exits 1.
+//
+// # Passphrases
+//
+// Commands that unlock or write a keystore read its passphrase from --passphrase-file,
+// or else prompt on the terminal (/dev/tty, without echo; init and recover ask twice).
+// With neither a file nor a terminal they exit 2 with "no --passphrase-file given and no
+// terminal to prompt on". Passphrases are never read from the environment.
+//
+// A passphrase file holds at most 1024 bytes plus one trailing "\n" or "\r\n", which is
+// stripped (only one: "pw\n\n" is the passphrase "pw\n"); it must not be empty. A
+// regular file must not be accessible by group or others (chmod 600), or it is refused;
+// pipes such as <(pass show alknet) are read as they are. The same rules apply to
+// --bip39-passphrase-file. A refused file exits 2; a wrong passphrase exits 1 with
+//
+//	alknet: id: vault: keystore DIR/vault.keystore: wrong passphrase or corrupted file
 //
 // # Configuration file
 //
@@ -111,9 +167,11 @@
 // # Exit codes
 //
 //	0  success (serve: stopped by SIGINT/SIGTERM; help)
-//	1  runtime failure (cannot listen, cannot reach the server, refused ALPN, ...)
+//	1  runtime failure (cannot listen, cannot reach the server, refused ALPN, wrong
+//	   passphrase, existing keystore, invalid mnemonic or blob, ...)
 //	2  usage or configuration error (unknown command or flag, missing or conflicting
-//	   flags, invalid --config)
+//	   flags, invalid --config, refused passphrase file, no passphrase file and no
+//	   terminal, --passphrase-file without a keystore)
 //
 // Every error is printed as one line on stderr, starting "alknet: ".
 package main

@@ -9,10 +9,12 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
 	"github.com/alknet/alknet/core"
+	"github.com/alknet/alknet/vault"
 )
 
 func main() {
@@ -29,13 +31,14 @@ func main() {
 }
 
 // run executes the command line args (without the program name). It reads os.Stdin (for
-// pipe) and, while serve runs, takes SIGHUP as the reload signal. The error maps to an
-// exit code with exitCode.
+// pipe and the vault commands), prompts for passphrases on /dev/tty and, while serve
+// runs, takes SIGHUP as the reload signal. The error maps to an exit code with exitCode.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c := &cli{
 		stdin:  os.Stdin,
 		stdout: stdout,
 		stderr: stderr,
+		prompt: terminalPrompt(ctx, ttyPath),
 		notifyReload: func() (<-chan os.Signal, func()) {
 			ch := make(chan os.Signal, 1)
 			signal.Notify(ch, syscall.SIGHUP)
@@ -55,6 +58,16 @@ type cli struct {
 	// as it starts and unsubscribes when it returns, so the other commands keep the
 	// default SIGHUP behaviour (a hung-up terminal ends a pipe). Nil: no reloads.
 	notifyReload func() (ch <-chan os.Signal, stop func())
+
+	// prompt asks for a passphrase without echo, showing msg; the caller wipes the
+	// result. The real command prompts on the terminal (terminalPrompt); it returns
+	// errNoTerminal when there is none. Nil: no terminal.
+	prompt func(msg string) ([]byte, error)
+
+	// keystoreParams are the Argon2id parameters of keystores the vault commands
+	// write; the zero value means vault.DefaultKeystoreParams(). Tests use the (fast)
+	// vault.MinKeystoreParams().
+	keystoreParams vault.KeystoreParams
 
 	// Test hooks, nil in the real command.
 	// ready is called once serve listens and has printed "ready".
@@ -140,6 +153,7 @@ Commands:
   serve   run a node: QUIC and TCP+TLS on one port, handlers chosen by ALPN
   id      print this node's fingerprint (creating its identity if needed)
   pipe    connect to a node and pipe stdin and stdout over one stream
+  vault   keep the node's keys in a mnemonic vault: vault init, recover, seal, open
   help    show this help, or "alknet help <command>" for a command's flags
 
 Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
@@ -158,6 +172,8 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return c.id(rest)
 	case "pipe":
 		return c.pipe(ctx, rest)
+	case "vault":
+		return c.vault(rest)
 	case "help", "-h", "-help", "--help":
 		return c.help(rest)
 	}
@@ -169,12 +185,21 @@ func (c *cli) help(args []string) error {
 		_, err := io.WriteString(c.stdout, usageText)
 		return err
 	}
+	if args[0] == "vault" && len(args) == 2 {
+		if !slices.Contains(vaultSubcommands, args[1]) {
+			return usagef(`help: unknown vault subcommand %q; run "alknet help vault" for usage`, args[1])
+		}
+		return c.vault([]string{args[1], "-h"})
+	}
 	if len(args) > 1 {
 		return usagef("help: too many arguments")
 	}
 	switch args[0] {
 	case "serve", "id", "pipe":
 		return c.run(context.Background(), []string{args[0], "-h"})
+	case "vault":
+		_, err := io.WriteString(c.stdout, vaultUsageText)
+		return err
 	case "help":
 		_, err := io.WriteString(c.stdout, usageText)
 		return err

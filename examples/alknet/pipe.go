@@ -20,18 +20,20 @@ const pipeHandshakeTimeout = endpoint.DefaultDialHandshakeTimeout
 
 // pipeOptions are pipe's parsed flags and argument.
 type pipeOptions struct {
-	state    string
-	alpn     string
-	pin      string
-	insecure bool
-	network  endpoint.Network
-	addr     string
+	state          string
+	passphraseFile string
+	alpn           string
+	pin            string
+	insecure       bool
+	network        endpoint.Network
+	addr           string
 }
 
 func (c *cli) parsePipe(args []string) (*pipeOptions, error) {
-	cmd := c.newCommand("pipe", "alknet pipe [--state DIR] --alpn ALPN (--pin FINGERPRINT | --insecure) [--tcp] HOST:PORT")
+	cmd := c.newCommand("pipe", "alknet pipe [--state DIR] [--passphrase-file FILE] --alpn ALPN (--pin FINGERPRINT | --insecure) [--tcp] HOST:PORT")
 	o := &pipeOptions{}
-	cmd.fs.StringVar(&o.state, "state", "", "state directory `DIR` holding the client identity node.key (default ~/.alknet)")
+	cmd.fs.StringVar(&o.state, "state", "", "state directory `DIR` holding the client identity, vault.keystore or node.key (default ~/.alknet)")
+	cmd.fs.StringVar(&o.passphraseFile, "passphrase-file", "", passphraseFileUsage)
 	cmd.fs.StringVar(&o.alpn, "alpn", "", "`ALPN` protocol to ask for, such as alknet/echo (required)")
 	cmd.fs.StringVar(&o.pin, "pin", "", "the server's `FINGERPRINT` (ed25519:<hex> or SHA256:<hex>), as alknet id prints it on the server")
 	cmd.fs.BoolVar(&o.insecure, "insecure", false, "accept any server, printing its fingerprint in a warning (instead of --pin)")
@@ -77,7 +79,7 @@ func (c *cli) pipe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	id, err := loadIdentity(o.state)
+	id, err := c.nodeIdentity(o.state, o.passphraseFile)
 	if err != nil {
 		return fmt.Errorf("pipe: %w", err)
 	}

@@ -22,17 +22,19 @@ const (
 
 // serveOptions are serve's parsed flags.
 type serveOptions struct {
-	state    string
-	listen   string
-	config   string
-	drain    time.Duration
-	logLevel slog.Level
+	state          string
+	passphraseFile string
+	listen         string
+	config         string
+	drain          time.Duration
+	logLevel       slog.Level
 }
 
 func (c *cli) parseServe(args []string) (*serveOptions, error) {
-	cmd := c.newCommand("serve", "alknet serve [--state DIR] [--listen HOST:PORT] [--config FILE] [--drain DUR] [--log-level LEVEL]")
+	cmd := c.newCommand("serve", "alknet serve [--state DIR] [--passphrase-file FILE] [--listen HOST:PORT] [--config FILE] [--drain DUR] [--log-level LEVEL]")
 	o := &serveOptions{}
-	cmd.fs.StringVar(&o.state, "state", "", "state directory `DIR` holding node.key (default ~/.alknet)")
+	cmd.fs.StringVar(&o.state, "state", "", "state directory `DIR` holding vault.keystore or node.key (default ~/.alknet)")
+	cmd.fs.StringVar(&o.passphraseFile, "passphrase-file", "", passphraseFileUsage)
 	cmd.fs.StringVar(&o.listen, "listen", defaultListen, "`HOST:PORT` to listen on, UDP (QUIC) and TCP (TCP+TLS); port 0 picks a free one")
 	cmd.fs.StringVar(&o.config, "config", "", "TOML `FILE` with peers, API keys and limits, re-read on SIGHUP (default: no peers, default limits)")
 	cmd.fs.DurationVar(&o.drain, "drain", defaultDrain, "how long shutdown waits for connections before closing them (`DUR`ation)")
@@ -91,12 +93,15 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 		return &configError{fmt.Errorf("serve: config: %w", err)}
 	}
 
-	id, err := loadIdentity(o.state)
+	id, err := c.nodeIdentity(o.state, o.passphraseFile)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	fp := id.fingerprint()
-	if id.created {
+	switch {
+	case id.fromVault:
+		log.Info("node identity from the vault", slog.String("keystore", id.keyPath), slog.String("fingerprint", fp))
+	case id.created:
 		log.Info("created node identity", slog.String("key", id.keyPath), slog.String("fingerprint", fp))
 	}
 	cert, err := tlsconf.Certificate(id.key)

@@ -25,8 +25,9 @@ func TestEndpointQuick(t *testing.T) {
 	if err := run(ctx, []string{"endpoint", "-quick"}, &out, &errOut); err != nil {
 		t.Fatalf("run: %v\nstdout:\n%s\nstderr:\n%s", err, &out, &errOut)
 	}
-	rows := tableRows(out.String())
-	for _, metric := range []string{"new QUIC connections/s", "QUIC single-stream bulk", "TCP+TLS single-stream bulk"} {
+	metrics := []string{"new QUIC connections/s", "QUIC single-stream bulk", "TCP+TLS single-stream bulk"}
+	rows := tableRows(out.String(), metrics)
+	for _, metric := range metrics {
 		cells, ok := rows[metric]
 		if !ok {
 			t.Errorf("no row for %q in:\n%s", metric, &out)
@@ -49,9 +50,23 @@ func TestEndpointQuick(t *testing.T) {
 }
 
 // tableRows maps the first cell of each Markdown table row to its cells, keyed by the
-// metric names the test looks for.
-func tableRows(s string) map[string][]string {
+// metric name in keys that the cell starts with.
+func tableRows(s string, keys []string) map[string][]string {
 	rows := make(map[string][]string)
+	for _, cells := range markdownRows(s) {
+		for _, key := range keys {
+			if strings.HasPrefix(cells[0], key) {
+				rows[key] = cells
+			}
+		}
+	}
+	return rows
+}
+
+// markdownRows returns the cells of every Markdown table row in s, header and
+// separator rows included.
+func markdownRows(s string) [][]string {
+	var rows [][]string
 	for line := range strings.Lines(s) {
 		line = strings.TrimSpace(line)
 		if !strings.HasPrefix(line, "| ") {
@@ -61,11 +76,7 @@ func tableRows(s string) map[string][]string {
 		for c := range strings.SplitSeq(strings.Trim(line, "|"), "|") {
 			cells = append(cells, strings.TrimSpace(c))
 		}
-		for _, key := range []string{"new QUIC connections/s", "QUIC single-stream bulk", "TCP+TLS single-stream bulk"} {
-			if strings.HasPrefix(cells[0], key) {
-				rows[key] = cells
-			}
-		}
+		rows = append(rows, cells)
 	}
 	return rows
 }

@@ -50,6 +50,9 @@ const (
 	metricTCPBulk  = "tcp-bulk"
 )
 
+// endpointMetrics lists the metric keys in table order.
+var endpointMetrics = []string{metricConns, metricQUICBulk, metricTCPBulk}
+
 type endpointOptions struct {
 	rounds     int
 	duration   time.Duration
@@ -98,8 +101,7 @@ func runEndpoint(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return errUsage
 	}
 	if *quick {
-		explicit := make(map[string]bool)
-		fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+		explicit := explicitFlags(fs)
 		if !explicit["rounds"] {
 			o.rounds = 1
 		}
@@ -125,7 +127,7 @@ func runEndpoint(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	case o.settle < 0:
 		return fmt.Errorf("-settle must not be negative")
 	}
-	selected, err := selectMetrics(o.only)
+	selected, err := selectMetrics(o.only, endpointMetrics)
 	if err != nil {
 		return err
 	}
@@ -137,72 +139,20 @@ func runEndpoint(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	defer f.close()
 
-	metrics := f.metrics(o)
-	var active []*metric
-	for _, m := range metrics {
-		if selected[m.key] {
-			active = append(active, m)
-		}
-	}
+	active := selectedOf(f.metrics(o), selected)
 
-	// One short untimed pass of every arm first, so that the first measured round does
-	// not pay for cold caches, lazy initialisation and heap growth (alknet runs first
-	// in every round, so it would pay alone).
+	settle := func(ctx context.Context) error { return f.settle(ctx, o.settle) }
+	// One short untimed pass of every arm first.
 	warm := o
 	warm.duration = min(o.duration, 200*time.Millisecond)
 	warm.bulkBytes = min(o.bulkBytes, 16<<20)
-	for _, m := range f.metrics(warm) {
-		if !selected[m.key] {
-			continue
-		}
-		for _, a := range m.arms() {
-			if _, err := a.round(ctx); err != nil {
-				return fmt.Errorf("warm-up, %s, %s: %w", m.key, a.name, err)
-			}
-			if err := f.settle(ctx, o.settle); err != nil {
-				return err
-			}
-		}
+	if err := warmUp(ctx, f.metrics(warm), selected, settle); err != nil {
+		return err
 	}
 
-	machineBefore, machineOK := machineCPU()
-	procBefore := processCPU()
-	measureStart := time.Now()
-	if o.cpuprofile != "" {
-		pf, err := os.Create(o.cpuprofile)
-		if err != nil {
-			return err
-		}
-		defer pf.Close()
-		if err := pprof.StartCPUProfile(pf); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
-	}
-	for r := range o.rounds {
-		for _, m := range active {
-			for _, a := range m.arms() {
-				s, err := f.measure(ctx, m.key, a)
-				if err != nil {
-					return fmt.Errorf("round %d, %s, %s: %w", r+1, m.key, a.name, err)
-				}
-				*a.samples = append(*a.samples, s)
-				if err := f.settle(ctx, o.settle); err != nil {
-					return err
-				}
-			}
-			fmt.Fprintf(stderr, "round %d/%d %-9s alknet %s  baseline %s\n", r+1, o.rounds, m.key,
-				formatValue(m.alknet.last().value), formatValue(m.baseline.last().value))
-		}
-	}
-	if o.cpuprofile != "" {
-		pprof.StopCPUProfile()
-	}
-	other := "unknown"
-	if machineAfter, ok := machineCPU(); ok && machineOK {
-		others := (machineAfter - machineBefore) - (processCPU() - procBefore)
-		avail := time.Since(measureStart) * time.Duration(runtime.NumCPU())
-		other = fmt.Sprintf("%.0f%%", 100*max(0, others.Seconds())/avail.Seconds())
+	other, err := runRounds(ctx, o.rounds, active, settle, o.cpuprofile, stderr, "side", "client")
+	if err != nil {
+		return err
 	}
 	if o.memprofile != "" {
 		if err := writeAllocProfile(o.memprofile); err != nil {
@@ -211,74 +161,6 @@ func runEndpoint(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	report(stdout, o, active, loadBefore, other)
 	return f.shutdown()
-}
-
-func selectMetrics(only string) (map[string]bool, error) {
-	all := []string{metricConns, metricQUICBulk, metricTCPBulk}
-	sel := make(map[string]bool)
-	if only == "" {
-		for _, k := range all {
-			sel[k] = true
-		}
-		return sel, nil
-	}
-	for k := range strings.SplitSeq(only, ",") {
-		k = strings.TrimSpace(k)
-		switch k {
-		case metricConns, metricQUICBulk, metricTCPBulk:
-			sel[k] = true
-		default:
-			return nil, fmt.Errorf("-only: unknown metric %q (want %s)", k, strings.Join(all, ", "))
-		}
-	}
-	return sel, nil
-}
-
-func writeAllocProfile(path string) error {
-	pf, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	runtime.GC()
-	if err := pprof.Lookup("allocs").WriteTo(pf, 0); err != nil {
-		pf.Close()
-		return err
-	}
-	return pf.Close()
-}
-
-// metric is one row of the table: two arms measured the same way.
-type metric struct {
-	key      string
-	label    string // table row
-	unit     string // per-op column in the allocation table ("conn", "transfer")
-	baseName string // what the baseline is ("quic-go", "crypto/tls")
-	alknet   *arm
-	baseline *arm
-}
-
-type arm struct {
-	name    string // "alknet" or "baseline"
-	round   func(ctx context.Context) (sample, error)
-	samples *[]sample
-}
-
-func (a *arm) last() sample {
-	s := *a.samples
-	if len(s) == 0 {
-		return sample{}
-	}
-	return s[len(s)-1]
-}
-
-func (a *arm) median() float64 {
-	return median(values(*a.samples, func(s sample) float64 { return s.value }))
-}
-
-func (m *metric) arms() []*arm { return []*arm{m.alknet, m.baseline} }
-
-func newArm(name string, round func(ctx context.Context) (sample, error)) *arm {
-	return &arm{name: name, round: round, samples: new([]sample)}
 }
 
 func (f *fixture) metrics(o endpointOptions) []*metric {
@@ -307,46 +189,15 @@ func (f *fixture) metrics(o endpointOptions) []*metric {
 }
 
 func report(w io.Writer, o endpointOptions, ms []*metric, loadBefore, otherCPU string) {
-	fmt.Fprintf(w, "## bench endpoint\n\n")
-	for _, l := range machineInfo(time.Now()) {
-		fmt.Fprintf(w, "- %s\n", l)
+	machine := machineInfo(time.Now(), library{"quic-go", "github.com/quic-go/quic-go"})
+	if l := udpBufferCaps(); l != "" {
+		machine = append(machine, l)
 	}
-	fmt.Fprintf(w, "- quietness: load average %s (1/5/15 min) before the run; other processes used %s of the machine's CPU during it\n", loadBefore, otherCPU)
-	fmt.Fprintf(w, "- settings: a warm-up pass, then %d rounds (arms interleaved alknet, baseline), %s per connections/s round with %d parallel dialers, bulk %s in %d KiB writes; medians, ratio = alknet/baseline (higher is better)\n\n",
-		o.rounds, o.duration, o.parallel, o.bulkBytes, writeSize>>10)
-
-	rows := make([][]string, 0, len(ms))
-	for _, m := range ms {
-		a, b := m.alknet.median(), m.baseline.median()
-		rows = append(rows, []string{m.label, formatValue(a), fmt.Sprintf("%s (%s)", formatValue(b), m.baseName), ratio(a, b)})
-	}
-	table(w, []string{"metric", "alknet", "baseline", "ratio"}, rows)
-
-	fmt.Fprintf(w, "\nPer-round samples; CPU time and heap allocations per operation, medians over the rounds (whole process: client and server):\n\n")
-	rows = rows[:0]
-	for _, m := range ms {
-		rows = append(rows, []string{
-			m.key,
-			joinValues(*m.alknet.samples),
-			joinValues(*m.baseline.samples),
-			fmt.Sprintf("%s / %s", formatDuration(median(values(*m.alknet.samples, sample.cpuPerOp))), formatDuration(median(values(*m.baseline.samples, sample.cpuPerOp)))),
-			fmt.Sprintf("%s / %s", formatValue(median(values(*m.alknet.samples, sample.allocsPerOp))), formatValue(median(values(*m.baseline.samples, sample.allocsPerOp)))),
-			fmt.Sprintf("%s / %s", kib(median(values(*m.alknet.samples, sample.bytesPerOp))), kib(median(values(*m.baseline.samples, sample.bytesPerOp)))),
-			m.unit,
-		})
-	}
-	table(w, []string{"metric", "alknet samples", "baseline samples", "CPU/op alknet / baseline", "allocs/op alknet / baseline", "KiB/op alknet / baseline", "op"}, rows)
+	reportHeader(w, "endpoint", machine, loadBefore, otherCPU, fmt.Sprintf(
+		"a warm-up pass, then %d rounds (arms interleaved alknet, baseline), %s per connections/s round with %d parallel dialers, bulk %s in %d KiB writes; medians, ratio = alknet/baseline (higher is better)",
+		o.rounds, o.duration, o.parallel, o.bulkBytes, writeSize>>10))
+	reportTables(w, ms, "whole process: client and server")
 }
-
-func joinValues(ss []sample) string {
-	parts := make([]string, len(ss))
-	for i, s := range ss {
-		parts[i] = formatValue(s.value)
-	}
-	return strings.Join(parts, " ")
-}
-
-func kib(b float64) string { return formatValue(b / 1024) }
 
 // identity is a key pair with its self-signed certificate.
 type identity struct {
@@ -467,23 +318,6 @@ func (f *fixture) close() {
 func (f *fixture) dialOptions(network endpoint.Network) endpoint.DialOptions {
 	cert := f.client.cert
 	return endpoint.DialOptions{Network: network, TLS: tlsconf.ClientOptions{Certificate: &cert, Pin: f.server.fp}}
-}
-
-// measure runs one round of one arm with profile labels and counts its allocations.
-func (f *fixture) measure(ctx context.Context, metricKey string, a *arm) (sample, error) {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	cpuBefore := processCPU()
-	var s sample
-	var err error
-	pprof.Do(ctx, pprof.Labels("arm", a.name, "side", "client", "metric", metricKey), func(ctx context.Context) {
-		s, err = a.round(ctx)
-	})
-	s.cpu = processCPU() - cpuBefore
-	runtime.ReadMemStats(&after)
-	s.allocs = after.Mallocs - before.Mallocs
-	s.bytes = after.TotalAlloc - before.TotalAlloc
-	return s, err
 }
 
 // settle waits until the servers have let go of every connection of the last round,

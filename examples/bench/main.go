@@ -7,6 +7,7 @@
 //	go run ./examples/bench endpoint        # full run (about a minute)
 //	go run ./examples/bench endpoint -quick # smoke run (a few seconds)
 //	go run ./examples/bench endpoint -h     # flags of one benchmark
+//	go run ./examples/bench vault           # full run (about a minute)
 package main
 
 import (
@@ -51,6 +52,10 @@ func benchmarks() map[string]benchmark {
 		"endpoint": {
 			summary: "endpoint vs bare quic-go and crypto/tls: new connections/s, QUIC and TCP+TLS bulk throughput",
 			run:     runEndpoint,
+		},
+		"vault": {
+			summary: "vault vs go-bip39, stdlib AES-GCM and x/crypto/argon2: seeds/s, mnemonics/s, sealed blobs/s, keystore unlocks/s",
+			run:     runVault,
 		},
 	}
 }

@@ -2,11 +2,14 @@ package main
 
 import (
 	"bufio"
+	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -85,17 +88,34 @@ func ratio(a, b float64) string {
 	return strconv.FormatFloat(a/b, 'f', 2, 64)
 }
 
-// machineInfo describes the machine and toolchain as Markdown list items.
-func machineInfo(now time.Time) []string {
-	lines := []string{
+// library is a module whose version the machine header names.
+type library struct {
+	name string // as printed ("quic-go")
+	path string // module path
+}
+
+// machineInfo describes the machine and toolchain as Markdown list items: the date, the
+// CPUs, and the Go version with the versions of libs.
+func machineInfo(now time.Time, libs ...library) []string {
+	goLine := "go: " + runtime.Version()
+	for _, l := range libs {
+		goLine += fmt.Sprintf(", %s %s", l.name, moduleVersion(l.path))
+	}
+	return []string{
 		fmt.Sprintf("date: %s", now.Format("2006-01-02 15:04 MST")),
 		fmt.Sprintf("machine: %d CPUs (runtime.NumCPU), %s/%s, CPU %s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, cpuModel()),
-		fmt.Sprintf("go: %s, quic-go %s", runtime.Version(), moduleVersion("github.com/quic-go/quic-go")),
+		goLine,
 	}
-	if r, w := readTrimmed("/proc/sys/net/core/rmem_max"), readTrimmed("/proc/sys/net/core/wmem_max"); r != "" {
-		lines = append(lines, fmt.Sprintf("UDP socket buffer caps: rmem_max=%s wmem_max=%s", r, w))
+}
+
+// udpBufferCaps describes the kernel's socket buffer limits, or returns "" where they
+// are not readable.
+func udpBufferCaps() string {
+	r, w := readTrimmed("/proc/sys/net/core/rmem_max"), readTrimmed("/proc/sys/net/core/wmem_max")
+	if r == "" {
+		return ""
 	}
-	return lines
+	return fmt.Sprintf("UDP socket buffer caps: rmem_max=%s wmem_max=%s", r, w)
 }
 
 func cpuModel() string {
@@ -178,3 +198,230 @@ func machineCPU() (time.Duration, bool) {
 	// /proc/stat counts in USER_HZ ticks, 100 per second on Linux.
 	return time.Duration(busy) * 10 * time.Millisecond, true
 }
+
+// metric is one row of the table: two arms measured the same way.
+type metric struct {
+	key      string
+	label    string // table row
+	unit     string // per-op column in the allocation table ("conn", "transfer")
+	baseName string // what the baseline is ("quic-go", "crypto/tls")
+	alknet   *arm
+	baseline *arm
+}
+
+type arm struct {
+	name  string // "alknet" or "baseline"
+	round func(ctx context.Context) (sample, error)
+	// prepare, when set, runs before each measured round, untimed and not counted: to
+	// bring the process to the state the previous arm left it in.
+	prepare func(ctx context.Context) error
+	samples *[]sample
+}
+
+func (a *arm) last() sample {
+	s := *a.samples
+	if len(s) == 0 {
+		return sample{}
+	}
+	return s[len(s)-1]
+}
+
+func (a *arm) median() float64 {
+	return median(values(*a.samples, func(s sample) float64 { return s.value }))
+}
+
+func (m *metric) arms() []*arm { return []*arm{m.alknet, m.baseline} }
+
+func newArm(name string, round func(ctx context.Context) (sample, error)) *arm {
+	return &arm{name: name, round: round, samples: new([]sample)}
+}
+
+// selectMetrics parses -only, a comma-separated subset of all; empty selects all.
+func selectMetrics(only string, all []string) (map[string]bool, error) {
+	sel := make(map[string]bool)
+	if only == "" {
+		for _, k := range all {
+			sel[k] = true
+		}
+		return sel, nil
+	}
+	for k := range strings.SplitSeq(only, ",") {
+		k = strings.TrimSpace(k)
+		if !slices.Contains(all, k) {
+			return nil, fmt.Errorf("-only: unknown metric %q (want %s)", k, strings.Join(all, ", "))
+		}
+		sel[k] = true
+	}
+	return sel, nil
+}
+
+// selectedOf returns the metrics of ms that selected names, in order.
+func selectedOf(ms []*metric, selected map[string]bool) []*metric {
+	var out []*metric
+	for _, m := range ms {
+		if selected[m.key] {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// explicitFlags returns the names of the flags set on the command line, so that -quick
+// only changes the others.
+func explicitFlags(fs *flag.FlagSet) map[string]bool {
+	explicit := make(map[string]bool)
+	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+	return explicit
+}
+
+// warmUp runs every selected arm once, untimed, so that the first measured round does
+// not pay for cold caches, lazy initialisation and heap growth (alknet runs first in
+// every round, so it would pay alone). settle runs after each arm.
+func warmUp(ctx context.Context, ms []*metric, selected map[string]bool, settle func(context.Context) error) error {
+	for _, m := range ms {
+		if !selected[m.key] {
+			continue
+		}
+		for _, a := range m.arms() {
+			if _, err := a.round(ctx); err != nil {
+				return fmt.Errorf("warm-up, %s, %s: %w", m.key, a.name, err)
+			}
+			if err := settle(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// runRounds measures every arm of ms rounds times, interleaved: in each round, for each
+// metric, alknet then baseline, each after its prepare step, with settle after each arm. It appends the samples to
+// the arms, reports progress on progress, writes a CPU profile to cpuprofile unless it
+// is empty (labels: arm, metric and the pairs in labels), and returns the share of the
+// machine's CPU that other processes used meanwhile ("unknown" where not readable).
+func runRounds(ctx context.Context, rounds int, ms []*metric, settle func(context.Context) error, cpuprofile string, progress io.Writer, labels ...string) (string, error) {
+	machineBefore, machineOK := machineCPU()
+	procBefore := processCPU()
+	measureStart := time.Now()
+	if cpuprofile != "" {
+		pf, err := os.Create(cpuprofile)
+		if err != nil {
+			return "", err
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return "", err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	for r := range rounds {
+		for _, m := range ms {
+			for _, a := range m.arms() {
+				if a.prepare != nil {
+					if err := a.prepare(ctx); err != nil {
+						return "", fmt.Errorf("round %d, %s, %s, prepare: %w", r+1, m.key, a.name, err)
+					}
+				}
+				s, err := measure(ctx, a, append([]string{"metric", m.key}, labels...)...)
+				if err != nil {
+					return "", fmt.Errorf("round %d, %s, %s: %w", r+1, m.key, a.name, err)
+				}
+				*a.samples = append(*a.samples, s)
+				if err := settle(ctx); err != nil {
+					return "", err
+				}
+			}
+			fmt.Fprintf(progress, "round %d/%d %-9s alknet %s  baseline %s\n", r+1, rounds, m.key,
+				formatValue(m.alknet.last().value), formatValue(m.baseline.last().value))
+		}
+	}
+	if cpuprofile != "" {
+		pprof.StopCPUProfile()
+	}
+	other := "unknown"
+	if machineAfter, ok := machineCPU(); ok && machineOK {
+		others := (machineAfter - machineBefore) - (processCPU() - procBefore)
+		avail := time.Since(measureStart) * time.Duration(runtime.NumCPU())
+		other = fmt.Sprintf("%.0f%%", 100*max(0, others.Seconds())/avail.Seconds())
+	}
+	return other, nil
+}
+
+// measure runs one round of one arm with profile labels (arm plus the key-value pairs
+// in labels) and counts its CPU time and allocations.
+func measure(ctx context.Context, a *arm, labels ...string) (sample, error) {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	cpuBefore := processCPU()
+	var s sample
+	var err error
+	pprof.Do(ctx, pprof.Labels(append([]string{"arm", a.name}, labels...)...), func(ctx context.Context) {
+		s, err = a.round(ctx)
+	})
+	s.cpu = processCPU() - cpuBefore
+	runtime.ReadMemStats(&after)
+	s.allocs = after.Mallocs - before.Mallocs
+	s.bytes = after.TotalAlloc - before.TotalAlloc
+	return s, err
+}
+
+func writeAllocProfile(path string) error {
+	pf, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	if err := pprof.Lookup("allocs").WriteTo(pf, 0); err != nil {
+		pf.Close()
+		return err
+	}
+	return pf.Close()
+}
+
+// reportHeader writes the report's title and its list of machine, quietness and
+// settings lines.
+func reportHeader(w io.Writer, name string, machine []string, loadBefore, otherCPU, settings string) {
+	fmt.Fprintf(w, "## bench %s\n\n", name)
+	for _, l := range machine {
+		fmt.Fprintf(w, "- %s\n", l)
+	}
+	fmt.Fprintf(w, "- quietness: load average %s (1/5/15 min) before the run; other processes used %s of the machine's CPU during it\n", loadBefore, otherCPU)
+	fmt.Fprintf(w, "- settings: %s\n\n", settings)
+}
+
+// reportTables writes the table of medians and ratios, then the table of per-round
+// samples with CPU time and allocations per operation; scope says what the process
+// did during a round ("whole process: client and server").
+func reportTables(w io.Writer, ms []*metric, scope string) {
+	rows := make([][]string, 0, len(ms))
+	for _, m := range ms {
+		a, b := m.alknet.median(), m.baseline.median()
+		rows = append(rows, []string{m.label, formatValue(a), fmt.Sprintf("%s (%s)", formatValue(b), m.baseName), ratio(a, b)})
+	}
+	table(w, []string{"metric", "alknet", "baseline", "ratio"}, rows)
+
+	fmt.Fprintf(w, "\nPer-round samples; CPU time and heap allocations per operation, medians over the rounds (%s):\n\n", scope)
+	rows = rows[:0]
+	for _, m := range ms {
+		rows = append(rows, []string{
+			m.key,
+			joinValues(*m.alknet.samples),
+			joinValues(*m.baseline.samples),
+			fmt.Sprintf("%s / %s", formatDuration(median(values(*m.alknet.samples, sample.cpuPerOp))), formatDuration(median(values(*m.baseline.samples, sample.cpuPerOp)))),
+			fmt.Sprintf("%s / %s", formatValue(median(values(*m.alknet.samples, sample.allocsPerOp))), formatValue(median(values(*m.baseline.samples, sample.allocsPerOp)))),
+			fmt.Sprintf("%s / %s", kib(median(values(*m.alknet.samples, sample.bytesPerOp))), kib(median(values(*m.baseline.samples, sample.bytesPerOp)))),
+			m.unit,
+		})
+	}
+	table(w, []string{"metric", "alknet samples", "baseline samples", "CPU/op alknet / baseline", "allocs/op alknet / baseline", "KiB/op alknet / baseline", "op"}, rows)
+}
+
+func joinValues(ss []sample) string {
+	parts := make([]string, len(ss))
+	for i, s := range ss {
+		parts[i] = formatValue(s.value)
+	}
+	return strings.Join(parts, " ")
+}
+
+func kib(b float64) string { return formatValue(b / 1024) }
