@@ -89,16 +89,8 @@ func runEndpoint(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			"new QUIC connections/s, QUIC and TCP+TLS single-stream bulk throughput.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return errUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "bench endpoint: unexpected argument %q\n", fs.Arg(0))
-		fs.Usage()
-		return errUsage
+	if help, err := parseFlags(fs, args, stderr); help || err != nil {
+		return err
 	}
 	if *quick {
 		explicit := explicitFlags(fs)

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -268,6 +269,24 @@ func selectedOf(ms []*metric, selected map[string]bool) []*metric {
 
 // explicitFlags returns the names of the flags set on the command line, so that -quick
 // only changes the others.
+// parseFlags parses a benchmark's flags. help is true when -h was asked for (the usage
+// has been printed; the benchmark should return nil). A bad flag or a stray argument
+// gives errUsage after printing the usage.
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) (help bool, err error) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return true, nil
+		}
+		return false, errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "bench %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		fs.Usage()
+		return false, errUsage
+	}
+	return false, nil
+}
+
 func explicitFlags(fs *flag.FlagSet) map[string]bool {
 	explicit := make(map[string]bool)
 	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })

@@ -80,16 +80,8 @@ func runVault(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			"mnemonic to seed, mnemonic generation, sealing secrets, keystore unlock.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return errUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "bench vault: unexpected argument %q\n", fs.Arg(0))
-		fs.Usage()
-		return errUsage
+	if help, err := parseFlags(fs, args, stderr); help || err != nil {
+		return err
 	}
 	if *quick {
 		explicit := explicitFlags(fs)
