@@ -1,4 +1,4 @@
-package vault_test
+package vault
 
 import (
 	"crypto/ed25519"
@@ -8,8 +8,6 @@ import (
 	"log"
 	"os"
 	"path/filepath"
-
-	"github.com/alknet/alknet/vault"
 )
 
 // A node's start-up: the keystore written by "alknet vault init" (or recover) is opened
@@ -25,23 +23,23 @@ func ExampleVault_UnlockKeystore() {
 	passphrase := []byte("correct horse battery staple")
 
 	// Once, at setup: seal the mnemonic into the keystore file (mode 0600).
-	m, err := vault.ParseMnemonic([]byte("abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about"))
+	m, err := ParseMnemonic([]byte("abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about"))
 	if err != nil {
 		log.Fatal(err)
 	}
 	// MinKeystoreParams keeps the example fast; nodes use DefaultKeystoreParams.
-	if err := vault.WriteKeystore(path, m, nil, passphrase, vault.MinKeystoreParams()); err != nil {
+	if err := WriteKeystore(path, m, nil, passphrase, MinKeystoreParams()); err != nil {
 		log.Fatal(err)
 	}
 	m.Destroy()
 
 	// At every start.
-	v := vault.New()
+	v := New()
 	defer v.Lock()
 	if err := v.UnlockKeystore(path, passphrase); err != nil {
 		log.Fatal(err)
 	}
-	id, err := v.DeriveEd25519(vault.PathIdentity)
+	id, err := v.DeriveEd25519(PathIdentity)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -52,7 +50,7 @@ func ExampleVault_UnlockKeystore() {
 	id.Destroy()
 	fmt.Println("node fingerprint: ed25519:" + hex.EncodeToString(nodeKey.Public().(ed25519.PublicKey)))
 
-	blob, err := v.Encrypt([]byte("sk-live-123"), vault.CurrentKeyVersion)
+	blob, err := v.Encrypt([]byte("sk-live-123"), CurrentKeyVersion)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -60,7 +58,7 @@ func ExampleVault_UnlockKeystore() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	back, err := vault.ParseEncryptedData(js)
+	back, err := ParseEncryptedData(js)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -1,18 +1,16 @@
-package vault_test
+package vault
 
 import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-
-	"github.com/alknet/alknet/vault"
 )
 
 const examplePhrase = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about"
 
 func ExampleParseMnemonic() {
-	m, err := vault.ParseMnemonic([]byte(examplePhrase))
+	m, err := ParseMnemonic([]byte(examplePhrase))
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -21,9 +19,9 @@ func ExampleParseMnemonic() {
 	fmt.Println(m.Words())
 	fmt.Println(m) // secrets never print
 
-	_, err = vault.ParseMnemonic([]byte("abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon About"))
-	var me *vault.MnemonicError
-	if errors.As(err, &me) && errors.Is(err, vault.ErrUnknownWord) {
+	_, err = ParseMnemonic([]byte("abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon About"))
+	var me *MnemonicError
+	if errors.As(err, &me) && errors.Is(err, ErrUnknownWord) {
 		fmt.Println("unknown word at index", me.Index)
 	}
 	// Output:
@@ -33,14 +31,14 @@ func ExampleParseMnemonic() {
 }
 
 func ExampleVault() {
-	v := vault.New()
+	v := New()
 	if err := v.Unlock([]byte(examplePhrase), nil); err != nil {
 		fmt.Println(err)
 		return
 	}
 	defer v.Lock()
 
-	id, err := v.DeriveEd25519(vault.PathIdentity)
+	id, err := v.DeriveEd25519(PathIdentity)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -54,14 +52,14 @@ func ExampleVault() {
 }
 
 func ExampleVault_Encrypt() {
-	v := vault.New()
+	v := New()
 	if err := v.Unlock([]byte(examplePhrase), nil); err != nil {
 		fmt.Println(err)
 		return
 	}
 	defer v.Lock()
 
-	blob, err := v.Encrypt([]byte("sk-test-123"), vault.CurrentKeyVersion)
+	blob, err := v.Encrypt([]byte("sk-test-123"), CurrentKeyVersion)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -72,7 +70,7 @@ func ExampleVault_Encrypt() {
 		return
 	}
 
-	parsed, err := vault.ParseEncryptedData(stored)
+	parsed, err := ParseEncryptedData(stored)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -88,14 +86,14 @@ func ExampleVault_Encrypt() {
 }
 
 func ExampleVault_Decrypt() {
-	v := vault.New()
+	v := New()
 	if err := v.Unlock([]byte(examplePhrase), nil); err != nil {
 		fmt.Println(err)
 		return
 	}
 	defer v.Lock()
 
-	blob, err := vault.ParseEncryptedData([]byte(`{"key_version":2,"salt":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","iv":"DA0ODxAREhMUFRYX","data":"w1j3EjEFq6LZ4xgwGr8Sn8luZSNPyTF9G+Ot"}`))
+	blob, err := ParseEncryptedData([]byte(`{"key_version":2,"salt":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","iv":"DA0ODxAREhMUFRYX","data":"w1j3EjEFq6LZ4xgwGr8Sn8luZSNPyTF9G+Ot"}`))
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -105,14 +103,14 @@ func ExampleVault_Decrypt() {
 
 	blob.Data = blob.Data[:len(blob.Data)-1] + "s" // one tag bit flipped
 	_, err = v.Decrypt(blob)
-	fmt.Println(errors.Is(err, vault.ErrDecrypt))
+	fmt.Println(errors.Is(err, ErrDecrypt))
 	// Output:
 	// sk-test-123 <nil>
 	// true
 }
 
 func ExampleVault_Rotate() {
-	v := vault.New()
+	v := New()
 	if err := v.Unlock([]byte(examplePhrase), nil); err != nil {
 		fmt.Println(err)
 		return
@@ -138,14 +136,14 @@ func ExampleVault_Rotate() {
 func ExampleDeriveEd25519() {
 	// SLIP-0010 test vector 1.
 	b, _ := hex.DecodeString("000102030405060708090a0b0c0d0e0f")
-	seed, err := vault.NewSeed(b)
+	seed, err := NewSeed(b)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	defer seed.Destroy()
 
-	k, err := vault.DeriveEd25519(seed, "m/0H")
+	k, err := DeriveEd25519(seed, "m/0H")
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -153,23 +151,23 @@ func ExampleDeriveEd25519() {
 	defer k.Destroy()
 	fmt.Println(hex.EncodeToString(k.PublicKey()))
 
-	_, err = vault.DeriveEd25519(seed, "m/0")
-	fmt.Println(errors.Is(err, vault.ErrNotHardened))
+	_, err = DeriveEd25519(seed, "m/0")
+	fmt.Println(errors.Is(err, ErrNotHardened))
 	// Output:
 	// 8c8a13df77a28f3445213a0f432fde644acaa215fc72dcdf300d5efaa85d350c
 	// true
 }
 
 func ExampleParsePath() {
-	p, err := vault.ParsePath("m/74h/0h/0h/0h")
+	p, err := ParsePath("m/74h/0h/0h/0h")
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(p, len(p), p.Hardened(), p.String() == vault.PathIdentity)
+	fmt.Println(p, len(p), p.Hardened(), p.String() == PathIdentity)
 
-	_, err = vault.ParsePath("m/0h'")
-	fmt.Println(errors.Is(err, vault.ErrInvalidPath))
+	_, err = ParsePath("m/0h'")
+	fmt.Println(errors.Is(err, ErrInvalidPath))
 	// Output:
 	// m/74'/0'/0'/0' 4 true true
 	// true
@@ -177,8 +175,8 @@ func ExampleParsePath() {
 
 func ExampleEncryptionPath() {
 	for _, v := range []uint32{2, 3, 1} {
-		p, err := vault.EncryptionPath(v)
-		fmt.Println(v, p, errors.Is(err, vault.ErrUnsupportedKeyVersion))
+		p, err := EncryptionPath(v)
+		fmt.Println(v, p, errors.Is(err, ErrUnsupportedKeyVersion))
 	}
 	// Output:
 	// 2 m/74'/2'/0'/0' false
