@@ -69,6 +69,7 @@ type MnemonicError struct {
 	detail string
 }
 
+// Error describes the problem with its position, never with the words.
 func (e *MnemonicError) Error() string {
 	switch {
 	case errors.Is(e.Err, ErrUnknownWord):
@@ -99,6 +100,7 @@ type PathError struct {
 	Err error
 }
 
+// Error names the path and what is wrong with it.
 func (e *PathError) Error() string {
 	if e.Err == ErrNotHardened {
 		return fmt.Sprintf("vault: path %q: %s: %s", e.Path, ErrNotHardened.Error()[len("vault: "):], e.Reason)
