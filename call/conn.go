@@ -1,0 +1,1004 @@
+package call
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/alknet/alknet/core"
+)
+
+// Dispatcher defaults.
+const (
+	// DefaultCallTimeout is the root deadline of a Query or Mutation, inbound and
+	// outbound, when the caller's context has none. Subscriptions have no deadline.
+	DefaultCallTimeout = 30 * time.Second
+	// DefaultMaxInflight is the most inbound requests one connection may have running
+	// at once; more are answered with an INTERNAL error marked retryable.
+	DefaultMaxInflight = 1024
+	// DefaultSubscriptionBuffer is how many events of one outgoing subscription are
+	// held for a slow consumer. On a stream of its own (QUIC) a full buffer stops
+	// reading, so QUIC flow control pushes back on the sender; on a shared stream
+	// (TCP+TLS, WebSocket) the subscription is aborted with a local error instead,
+	// because blocking would stall every other call. Events are never dropped silently.
+	DefaultSubscriptionBuffer = 64
+)
+
+// Dispatcher serves the call protocol on connections: it answers the peer's requests
+// from Registry and runs this side's outgoing calls. The same engine serves both the
+// accepting side (Dispatcher is a core.Handler for ALPN "alknet/call") and the dialing
+// side (Serve). Its fields are read when a connection starts; do not change them
+// afterwards.
+type Dispatcher struct {
+	// Registry holds the operations this side serves. Nil serves only an empty
+	// registry (every request gets NOT_FOUND), which suits a pure client.
+	Registry *Registry
+	// Identities resolves a request's auth_token; when it resolves, that identity
+	// replaces the connection identity for that request only. A token that does not
+	// resolve falls back silently to the connection identity. Nil: tokens are ignored.
+	Identities core.IdentityProvider
+	// Ownership answers the resource-ownership part of access control. May be nil.
+	Ownership core.OwnershipProvider
+	// DefaultTimeout is the root deadline of Queries and Mutations (0:
+	// DefaultCallTimeout).
+	DefaultTimeout time.Duration
+	// MaxFrameSize bounds one frame on byte streams, read and write (0: MaxFrameSize;
+	// larger values are clamped to it).
+	MaxFrameSize int
+	// MaxInflight bounds the inbound requests running at once on one connection
+	// (0: DefaultMaxInflight; < 0: unlimited).
+	MaxInflight int
+	// SubscriptionBuffer is the buffer of each outgoing subscription (0:
+	// DefaultSubscriptionBuffer).
+	SubscriptionBuffer int
+	// OnConnect, when set, is called with every connection Handle accepts, before
+	// its requests are served, so the accepting side can call back into the peer.
+	OnConnect func(*Conn)
+	// Logger receives debug and error lines; nil discards them. Tokens, inputs and
+	// outputs are never logged.
+	Logger *slog.Logger
+}
+
+func (d *Dispatcher) timeout() time.Duration {
+	if d.DefaultTimeout > 0 {
+		return d.DefaultTimeout
+	}
+	return DefaultCallTimeout
+}
+
+func (d *Dispatcher) maxFrame() int {
+	if d.MaxFrameSize <= 0 || d.MaxFrameSize > MaxFrameSize {
+		return MaxFrameSize
+	}
+	return d.MaxFrameSize
+}
+
+func (d *Dispatcher) maxInflight() int {
+	switch {
+	case d.MaxInflight == 0:
+		return DefaultMaxInflight
+	case d.MaxInflight < 0:
+		return 0
+	}
+	return d.MaxInflight
+}
+
+func (d *Dispatcher) subBuffer() int {
+	if d.SubscriptionBuffer > 0 {
+		return d.SubscriptionBuffer
+	}
+	return DefaultSubscriptionBuffer
+}
+
+func (d *Dispatcher) logger() *slog.Logger {
+	if d.Logger != nil {
+		return d.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// ALPN returns "alknet/call", so a Dispatcher registers with core.Registry.Register.
+func (d *Dispatcher) ALPN() string { return ALPN }
+
+// Handle serves one accepted connection until it closes or ctx is cancelled; it
+// implements core.Handler. The connection identity is auth.Identity.
+func (d *Dispatcher) Handle(ctx context.Context, conn *core.Connection, auth core.AuthContext) error {
+	c := d.newConn(ctx, auth.Identity)
+	c.streams = conn
+	if d.OnConnect != nil {
+		d.OnConnect(c)
+	}
+	if conn.SingleStream() {
+		s, err := conn.AcceptBi(ctx)
+		if err != nil {
+			c.shutdown(err)
+			c.wg.Wait()
+			return nil
+		}
+		fs := c.newFrameStream(s, true)
+		c.shared = fs
+		c.run(func() { _ = c.readLoop(fs) })
+	} else {
+		c.run(c.acceptLoop)
+	}
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		c.shutdown(ctx.Err())
+	}
+	c.wg.Wait()
+	return nil
+}
+
+// Serve starts serving conn, a connection this side dialled, and returns at once: the
+// returned Conn makes calls to the peer and answers the peer's calls from d.Registry.
+// id is the peer's identity as this side sees it (for example the identity its pinned
+// fingerprint resolves to), or nil. ctx bounds the whole connection.
+func (d *Dispatcher) Serve(ctx context.Context, conn *core.Connection, id *core.Identity) (*Conn, error) {
+	c := d.newConn(ctx, id)
+	c.streams = conn
+	if conn.SingleStream() {
+		s, err := conn.OpenBi(ctx)
+		if err != nil {
+			c.shutdown(err)
+			return nil, fmt.Errorf("call: open stream: %w", err)
+		}
+		fs := c.newFrameStream(s, true)
+		c.shared = fs
+		c.run(func() { _ = c.readLoop(fs) })
+	} else {
+		c.run(c.acceptLoop)
+	}
+	c.run(func() {
+		select {
+		case <-c.done:
+		case <-c.ctx.Done():
+			c.shutdown(c.ctx.Err())
+		}
+	})
+	return c, nil
+}
+
+// NewMessageConn returns a Conn over a message transport such as WebSocket, where one
+// message carries one envelope: the transport feeds every received envelope to
+// HandleEnvelope and send delivers outgoing ones (send is never called concurrently).
+// id is the connection identity. Close the Conn when the transport closes.
+func (d *Dispatcher) NewMessageConn(ctx context.Context, id *core.Identity, send func(context.Context, Envelope) error) *Conn {
+	c := d.newConn(ctx, id)
+	c.shared = &messageSink{fn: send}
+	c.run(func() {
+		select {
+		case <-c.done:
+		case <-c.ctx.Done():
+			c.shutdown(c.ctx.Err())
+		}
+	})
+	return c
+}
+
+// Conn is one call-protocol connection, from either side. It answers the peer's
+// requests and makes calls to the peer (Call, Subscribe); it is safe for concurrent
+// use.
+type Conn struct {
+	d        *Dispatcher
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
+	identity *core.Identity
+	log      *slog.Logger
+	base     *Registry // d.Registry, or an empty one
+
+	// Exactly one transport: streams (QUIC multi-stream when shared is nil), or a
+	// shared sink (single stream, or a message transport).
+	streams *core.Connection
+	shared  sink
+
+	wg sync.WaitGroup
+
+	mu       sync.Mutex
+	inbound  map[string]*inboundReq
+	pending  map[string]*pendingCall
+	overlay  *Registry
+	closed   bool
+	closeErr error
+	done     chan struct{}
+}
+
+func (d *Dispatcher) newConn(ctx context.Context, id *core.Identity) *Conn {
+	cctx, cancel := context.WithCancelCause(ctx)
+	base := d.Registry
+	if base == nil {
+		base = NewBareRegistry()
+	}
+	return &Conn{
+		base:     base,
+		d:        d,
+		ctx:      cctx,
+		cancel:   cancel,
+		identity: id,
+		log:      d.logger(),
+		inbound:  make(map[string]*inboundReq),
+		pending:  make(map[string]*pendingCall),
+		overlay:  NewBareRegistry(),
+		done:     make(chan struct{}),
+	}
+}
+
+// run starts f in a goroutine the Conn waits for.
+func (c *Conn) run(f func()) { c.wg.Go(f) }
+
+// Identity returns the connection identity (nil for an anonymous peer).
+func (c *Conn) Identity() *core.Identity { return c.identity }
+
+// Done is closed once the connection has ended and every pending call has failed.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Err returns why the connection ended (nil while it is open).
+func (c *Conn) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeErr
+}
+
+// Close ends the connection: inbound handlers are cancelled, pending calls fail with
+// INTERNAL "connection closed", the imported overlay is dropped, and Close waits for
+// the Conn's goroutines (not for handlers that ignore their context).
+func (c *Conn) Close() error {
+	c.shutdown(nil)
+	if c.streams != nil {
+		c.streams.Close(core.CloseNormal, "")
+	}
+	if c.shared != nil {
+		c.shared.close()
+	}
+	c.wg.Wait()
+	return nil
+}
+
+// shutdown marks the connection closed once: it cancels inbound handlers, fails every
+// pending call, drops the overlay and closes Done.
+func (c *Conn) shutdown(cause error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	if cause == nil {
+		cause = core.ErrConnectionClosed
+	}
+	c.closeErr = cause
+	pending := c.pending
+	c.pending = make(map[string]*pendingCall)
+	c.overlay = NewBareRegistry()
+	c.mu.Unlock()
+
+	c.cancel(cause)
+	for _, p := range pending {
+		p.finish(callResult{err: ErrConnectionClosed()})
+	}
+	if c.streams != nil {
+		c.streams.Close(core.CloseNormal, "")
+	}
+	if c.shared != nil {
+		c.shared.close()
+	}
+	close(c.done)
+}
+
+// sink writes envelopes to the peer.
+type sink interface {
+	send(ctx context.Context, env Envelope) error
+	// shared reports whether every call of the connection uses this sink.
+	isShared() bool
+	close()
+}
+
+// messageSink sends over a message transport, one envelope per message.
+type messageSink struct {
+	mu sync.Mutex
+	fn func(context.Context, Envelope) error
+}
+
+func (m *messageSink) send(ctx context.Context, env Envelope) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.fn(ctx, env)
+}
+
+func (*messageSink) isShared() bool { return true }
+func (*messageSink) close()         {}
+
+// frameStream is one byte stream carrying length-prefixed frames, with serialised
+// writes and a count of inbound requests still answering on it.
+type frameStream struct {
+	c      *Conn
+	s      core.BiStream
+	shared bool
+
+	wmu sync.Mutex
+
+	mu        sync.Mutex
+	active    int  // inbound requests answering on this stream
+	readDone  bool // the peer finished its side (or reading failed)
+	wroteDone bool // CloseWrite was called
+	closeOnce sync.Once
+}
+
+func (c *Conn) newFrameStream(s core.BiStream, shared bool) *frameStream {
+	return &frameStream{c: c, s: s, shared: shared}
+}
+
+func (f *frameStream) send(_ context.Context, env Envelope) error {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	return WriteFrame(f.s, env, f.c.d.maxFrame())
+}
+
+func (f *frameStream) isShared() bool { return f.shared }
+
+func (f *frameStream) close() { f.closeOnce.Do(func() { _ = f.s.Close() }) }
+
+// addActive counts an inbound request that will answer on f.
+func (f *frameStream) addActive() {
+	f.mu.Lock()
+	f.active++
+	f.mu.Unlock()
+}
+
+// doneActive uncounts one; when the peer has finished its side and nothing answers on
+// the stream any more, this side finishes too.
+func (f *frameStream) doneActive() {
+	f.mu.Lock()
+	f.active--
+	finish := f.active == 0 && f.readDone && !f.shared
+	f.mu.Unlock()
+	if finish {
+		f.finishWrite()
+	}
+}
+
+// peerFinished records that reading ended; it finishes the write side when no
+// inbound request still answers on the stream.
+func (f *frameStream) peerFinished() {
+	f.mu.Lock()
+	f.readDone = true
+	finish := f.active == 0
+	f.mu.Unlock()
+	if finish {
+		f.finishWrite()
+	}
+}
+
+func (f *frameStream) finishWrite() {
+	f.mu.Lock()
+	already := f.wroteDone
+	f.wroteDone = true
+	f.mu.Unlock()
+	if !already {
+		f.wmu.Lock()
+		_ = f.s.CloseWrite()
+		f.wmu.Unlock()
+	}
+	f.close()
+}
+
+// acceptLoop accepts the peer's streams (QUIC) until the connection ends.
+func (c *Conn) acceptLoop() {
+	for {
+		s, err := c.streams.AcceptBi(c.ctx)
+		if err != nil {
+			c.shutdown(err)
+			return
+		}
+		fs := c.newFrameStream(s, false)
+		c.run(func() { _ = c.readLoop(fs) })
+	}
+}
+
+// readLoop reads envelopes from one stream and routes them. A framing or JSON error
+// ends that stream only; on the shared stream of a single-stream connection it ends
+// the connection.
+// It returns the error that ended reading.
+func (c *Conn) readLoop(fs *frameStream) error {
+	for {
+		env, err := ReadFrame(fs.s, c.d.maxFrame())
+		if err != nil {
+			if !errors.Is(err, ErrClosed) {
+				c.log.Debug("call: stream dropped", "err", err)
+				fs.close()
+			}
+			fs.peerFinished()
+			if fs.shared {
+				c.shutdown(err)
+			}
+			return err
+		}
+		c.route(fs, env)
+	}
+}
+
+// HandleEnvelope routes one envelope received on a message transport (see
+// NewMessageConn). Requests start their handlers in their own goroutines; it never
+// blocks on a handler.
+func (c *Conn) HandleEnvelope(ctx context.Context, env Envelope) {
+	if c.shared == nil {
+		return
+	}
+	c.route(c.shared, env)
+}
+
+// route dispatches one envelope that arrived on s.
+func (c *Conn) route(s sink, env Envelope) {
+	switch env.Type {
+	case EvRequested:
+		c.handleRequest(s, env)
+	case EvAborted:
+		c.handleAbort(env.ID)
+	case EvResponded, EvCompleted, EvError:
+		c.handleResponse(s, env)
+	default:
+		c.log.Debug("call: unknown envelope type ignored", "type", env.Type)
+	}
+}
+
+// inboundReq is one request of the peer running on this side.
+type inboundReq struct {
+	cancel  context.CancelFunc
+	aborted bool // by call.aborted (guarded by Conn.mu)
+}
+
+// handleRequest starts the peer's request in its own goroutine.
+func (c *Conn) handleRequest(s sink, env Envelope) {
+	ctx := c.ctx
+	reply := func(e Envelope) {
+		if err := s.send(ctx, e); err != nil {
+			c.log.Debug("call: reply not sent", "id", e.ID, "err", err)
+		}
+	}
+	if env.ID == "" {
+		reply(NewErrorEnvelope(env.ID, NewCallError(CodeInvalidInput, "request without an id")))
+		return
+	}
+	req, cerr := ParseRequest(env)
+	if cerr != nil {
+		reply(NewErrorEnvelope(env.ID, cerr))
+		return
+	}
+	name := req.OperationName()
+	reg, _ := c.registry().Lookup(name)
+	stream := reg != nil && reg.Spec.Type == Subscription
+
+	var rctx context.Context
+	var cancel context.CancelFunc
+	if stream {
+		rctx, cancel = context.WithCancel(c.ctx)
+	} else {
+		rctx, cancel = context.WithTimeout(c.ctx, c.d.timeout())
+	}
+	in := &inboundReq{cancel: cancel}
+
+	c.mu.Lock()
+	switch {
+	case c.closed:
+		c.mu.Unlock()
+		cancel()
+		return
+	case c.inbound[env.ID] != nil:
+		c.mu.Unlock()
+		cancel()
+		reply(NewErrorEnvelope(env.ID, NewCallError(CodeInvalidInput, "duplicate request id")))
+		return
+	case c.d.maxInflight() > 0 && len(c.inbound) >= c.d.maxInflight():
+		c.mu.Unlock()
+		cancel()
+		e := NewCallError(CodeInternal, fmt.Sprintf("too many concurrent requests on this connection (limit %d)", c.d.maxInflight()))
+		e.Retryable = true
+		reply(NewErrorEnvelope(env.ID, e))
+		return
+	}
+	c.inbound[env.ID] = in
+	c.mu.Unlock()
+
+	fs, _ := s.(*frameStream)
+	if fs != nil {
+		fs.addActive()
+	}
+	c.run(func() {
+		defer func() {
+			c.mu.Lock()
+			delete(c.inbound, env.ID)
+			c.mu.Unlock()
+			cancel()
+			if fs != nil {
+				fs.doneActive()
+			}
+		}()
+		c.serveRequest(rctx, s, env.ID, req, reg, in)
+	})
+}
+
+// serveRequest runs one inbound request and writes its answer unless it was aborted.
+func (c *Conn) serveRequest(ctx context.Context, s sink, id string, req RequestPayload, reg *Registration, in *inboundReq) {
+	identity := c.identity
+	if len(req.AuthToken) > 0 {
+		if c.d.Identities != nil {
+			if tid, ok := c.d.Identities.ResolveFromToken(core.AuthToken{Raw: req.AuthToken}); ok {
+				identity = tid
+			} else {
+				c.log.Debug("call: auth_token did not resolve; using the connection identity", "id", id)
+			}
+		}
+		clear(req.AuthToken)
+	}
+	oc := NewRootContext(id, identity, req.ForwardedFor, reg, c.rootEnv(), c.d.Ownership)
+	name := req.OperationName()
+	input := req.Input
+	if len(input) == 0 {
+		input = json.RawMessage("null")
+	}
+	aborted := func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return in.aborted || c.closed
+	}
+	send := func(e Envelope) {
+		if aborted() {
+			return
+		}
+		if err := s.send(ctx, e); err != nil {
+			c.log.Debug("call: reply not sent", "id", id, "err", err)
+		}
+	}
+	if reg != nil && reg.Spec.Type == Subscription {
+		emit := func(out json.RawMessage) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if aborted() {
+				return context.Canceled
+			}
+			return s.send(ctx, NewResponded(id, out))
+		}
+		if cerr := c.registry().InvokeStream(ctx, name, input, oc, emit); cerr != nil {
+			send(NewErrorEnvelope(id, cerr))
+			return
+		}
+		send(NewCompleted(id))
+		return
+	}
+	out, cerr := c.registry().Invoke(ctx, name, input, oc)
+	if cerr != nil {
+		send(NewErrorEnvelope(id, cerr))
+		return
+	}
+	send(NewResponded(id, out))
+}
+
+// registry returns the registry inbound requests are served from.
+func (c *Conn) registry() *Registry { return c.base }
+
+// rootEnv is the composition environment of an inbound request: the local registry,
+// with this connection's imported overlay attached under the peer's id (anonymous
+// peers get no entry).
+func (c *Conn) rootEnv() OperationEnv {
+	env := NewPeerCompositeEnv(LocalEnv(c.registry()))
+	if c.identity != nil && c.identity.ID != "" {
+		env.AttachPeer(c.identity.ID, c.OverlayEnv())
+	}
+	return env
+}
+
+// handleAbort cancels the request id names: an inbound request of the peer, or one of
+// this side's calls that the peer gave up answering. Unknown ids are ignored.
+func (c *Conn) handleAbort(id string) {
+	c.mu.Lock()
+	in := c.inbound[id]
+	if in != nil {
+		in.aborted = true
+	}
+	p := c.pending[id]
+	if p != nil {
+		delete(c.pending, id)
+	}
+	c.mu.Unlock()
+	if in != nil {
+		in.cancel()
+	}
+	if p != nil {
+		p.finish(callResult{err: NewCallError(CodeInternal, "request aborted by the peer")})
+	}
+}
+
+// handleResponse delivers a responded, completed or error envelope to the pending
+// call it answers; envelopes for unknown ids (late answers) are dropped.
+func (c *Conn) handleResponse(s sink, env Envelope) {
+	c.mu.Lock()
+	p := c.pending[env.ID]
+	if p == nil {
+		c.mu.Unlock()
+		return
+	}
+	terminal := env.Type != EvResponded || !p.sub
+	if terminal {
+		delete(c.pending, env.ID)
+	}
+	c.mu.Unlock()
+
+	switch env.Type {
+	case EvResponded:
+		out, err := ParseResponded(env)
+		if err != nil {
+			p.finish(callResult{err: NewCallError(CodeInternal, "malformed response: "+err.Error())})
+			c.forget(env.ID)
+			return
+		}
+		if !p.sub {
+			p.finish(callResult{out: out})
+			return
+		}
+		if !p.deliver(out, !s.isShared()) {
+			// The consumer is too slow on a shared stream: end the subscription
+			// instead of dropping events or stalling the connection.
+			c.forget(env.ID)
+			_ = c.sendAbort(p)
+			p.finish(callResult{err: NewCallError(CodeInternal, fmt.Sprintf("subscription buffer full (%d events): the consumer is too slow", cap(p.events)))})
+		}
+	case EvCompleted:
+		p.finish(callResult{eof: true})
+	case EvError:
+		cerr, err := ParseError(env)
+		if err != nil {
+			cerr = NewCallError(CodeInternal, "malformed error: "+err.Error())
+		}
+		p.finish(callResult{err: cerr})
+	}
+}
+
+// forget removes a pending call.
+func (c *Conn) forget(id string) {
+	c.mu.Lock()
+	delete(c.pending, id)
+	c.mu.Unlock()
+}
+
+// callResult is the terminal outcome of an outgoing call.
+type callResult struct {
+	out json.RawMessage
+	err error
+	eof bool
+}
+
+// pendingCall is one outgoing call or subscription waiting for answers.
+type pendingCall struct {
+	id     string
+	sub    bool
+	stream *frameStream // the call's own stream (QUIC), nil on a shared sink
+
+	events chan json.RawMessage // subscriptions: outputs in order
+	result chan callResult      // the terminal outcome, buffered 1
+
+	once sync.Once
+	quit chan struct{} // closed by finish, unblocks a delivery waiting for room
+}
+
+func newPending(id string, sub bool, buf int) *pendingCall {
+	p := &pendingCall{id: id, sub: sub, result: make(chan callResult, 1), quit: make(chan struct{})}
+	if sub {
+		p.events = make(chan json.RawMessage, buf)
+	}
+	return p
+}
+
+// finish records the terminal outcome once.
+func (p *pendingCall) finish(r callResult) {
+	p.once.Do(func() {
+		p.result <- r
+		close(p.quit)
+		if p.stream != nil {
+			p.stream.close()
+		}
+	})
+}
+
+// deliver queues one subscription event. With block it waits for room (QUIC flow
+// control then pushes back on the peer); otherwise it reports false when the buffer is
+// full.
+func (p *pendingCall) deliver(out json.RawMessage, block bool) bool {
+	if block {
+		select {
+		case p.events <- out:
+		case <-p.quit:
+		}
+		return true
+	}
+	select {
+	case p.events <- out:
+		return true
+	default:
+		return false
+	}
+}
+
+// CallOption sets a per-call option.
+type CallOption func(*callOptions)
+
+type callOptions struct {
+	token        []byte
+	forwardedFor *core.Identity
+}
+
+// WithAuthToken sends token as the request's auth_token: when the peer resolves it,
+// that identity replaces the connection identity for this request only. The token is
+// copied; it is never logged.
+func WithAuthToken(token []byte) CallOption {
+	t := append([]byte(nil), token...)
+	return func(o *callOptions) { o.token = t }
+}
+
+// WithForwardedFor sends id as the request's forwarded_for: informational metadata
+// about the end user on whose behalf this call is made. The peer never uses it for
+// authorization.
+func WithForwardedFor(id *core.Identity) CallOption {
+	return func(o *callOptions) { o.forwardedFor = id }
+}
+
+// Call runs operation op on the peer with input in (JSON-encoded with encoding/json
+// unless it is a json.RawMessage) and returns its output. A remote failure is a
+// *CallError; a Query or Mutation whose ctx has no deadline gets the dispatcher's
+// default timeout (TIMEOUT, retryable). Cancelling ctx sends call.aborted to the peer
+// and returns ctx.Err().
+func (c *Conn) Call(ctx context.Context, op string, in any, opts ...CallOption) (json.RawMessage, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.d.timeout())
+		defer cancel()
+	}
+	p, err := c.start(ctx, op, in, false, opts)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case r := <-p.result:
+		return r.out, r.err
+	case <-ctx.Done():
+		c.mu.Lock()
+		_, live := c.pending[p.id]
+		delete(c.pending, p.id)
+		c.mu.Unlock()
+		if !live {
+			// The answer raced the context and won: it is being delivered.
+			r := <-p.result
+			return r.out, r.err
+		}
+		return nil, c.abandonLive(ctx, p)
+	}
+}
+
+// abandon ends p after its ctx ended: when it was still pending it tells the peer with
+// call.aborted. It returns TIMEOUT for a deadline or ctx.Err() for a cancellation.
+func (c *Conn) abandon(ctx context.Context, p *pendingCall) error {
+	c.mu.Lock()
+	_, live := c.pending[p.id]
+	delete(c.pending, p.id)
+	c.mu.Unlock()
+	if !live {
+		return ctx.Err()
+	}
+	return c.abandonLive(ctx, p)
+}
+
+// abandonLive is abandon for a call already removed from the pending table.
+func (c *Conn) abandonLive(ctx context.Context, p *pendingCall) error {
+	_ = c.sendAbort(p)
+	err := ctx.Err()
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = ErrTimedOut()
+	}
+	p.finish(callResult{err: err})
+	return err
+}
+
+// start sends the request of a new outgoing call and registers it as pending.
+func (c *Conn) start(ctx context.Context, op string, in any, sub bool, opts []CallOption) (*pendingCall, error) {
+	var o callOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	defer clear(o.token)
+	input, err := encodeInput(in)
+	if err != nil {
+		return nil, err
+	}
+	id := NewID()
+	env, err := NewRequest(id, op, input, o.token, o.forwardedFor)
+	if err != nil {
+		return nil, err
+	}
+	p := newPending(id, sub, c.d.subBuffer())
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, ErrConnectionClosed()
+	}
+	c.pending[id] = p
+	c.mu.Unlock()
+
+	if c.shared != nil {
+		err = c.shared.send(ctx, env)
+	} else {
+		err = c.startStream(ctx, p, env)
+	}
+	if err != nil {
+		c.forget(id)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, NewCallError(CodeInternal, "send request: "+err.Error())
+	}
+	return p, nil
+}
+
+// startStream opens the call's own QUIC stream, writes the request, finishes the
+// write side and reads the answers on it.
+func (c *Conn) startStream(ctx context.Context, p *pendingCall, env Envelope) error {
+	s, err := c.streams.OpenBi(ctx)
+	if err != nil {
+		return err
+	}
+	fs := c.newFrameStream(s, false)
+	p.stream = fs
+	if err := fs.send(ctx, env); err != nil {
+		fs.close()
+		return err
+	}
+	fs.mu.Lock()
+	fs.wroteDone = true
+	fs.mu.Unlock()
+	if err := s.CloseWrite(); err != nil {
+		fs.close()
+		return err
+	}
+	c.run(func() {
+		err := c.readLoop(fs)
+		// The answer stream ended; a call still pending on it lost its answer.
+		c.mu.Lock()
+		_, live := c.pending[p.id]
+		if live {
+			delete(c.pending, p.id)
+		}
+		c.mu.Unlock()
+		if !live {
+			return
+		}
+		if errors.Is(err, core.ErrConnectionClosed) || c.ctx.Err() != nil {
+			p.finish(callResult{err: ErrConnectionClosed()})
+			return
+		}
+		p.finish(callResult{err: NewCallError(CodeInternal, "stream closed before the answer")})
+	})
+	return nil
+}
+
+// sendAbort sends call.aborted for p: on the shared sink, or on a fresh stream (QUIC).
+func (c *Conn) sendAbort(p *pendingCall) error {
+	env := NewAborted(p.id)
+	if p.stream != nil {
+		p.stream.close()
+	}
+	if c.shared != nil {
+		return c.shared.send(c.ctx, env)
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.d.timeout())
+	defer cancel()
+	s, err := c.streams.OpenBi(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := WriteFrame(s, env, c.d.maxFrame()); err != nil {
+		return err
+	}
+	return s.CloseWrite()
+}
+
+// encodeInput turns a Call input into JSON.
+func encodeInput(in any) (json.RawMessage, error) {
+	switch v := in.(type) {
+	case nil:
+		return json.RawMessage("null"), nil
+	case json.RawMessage:
+		if len(v) == 0 {
+			return json.RawMessage("null"), nil
+		}
+		if !json.Valid(v) {
+			return nil, NewCallError(CodeInvalidInput, "input is not valid JSON")
+		}
+		return v, nil
+	}
+	b, err := json.Marshal(in)
+	if err != nil {
+		return nil, NewCallError(CodeInvalidInput, "encode input: "+err.Error())
+	}
+	return b, nil
+}
+
+// SubscriptionHandle is an outgoing subscription: Next returns its events in order.
+type SubscriptionHandle struct {
+	c      *Conn
+	p      *pendingCall
+	ctx    context.Context
+	cancel context.CancelFunc
+	stop   func() bool
+	err    error
+}
+
+// Subscribe starts subscription op on the peer. Events are read with Next; Close (or
+// cancelling ctx) aborts it on the wire. A subscription has no deadline unless ctx
+// has one.
+func (c *Conn) Subscribe(ctx context.Context, op string, in any, opts ...CallOption) (*SubscriptionHandle, error) {
+	sctx, cancel := context.WithCancel(ctx)
+	p, err := c.start(sctx, op, in, true, opts)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	s := &SubscriptionHandle{c: c, p: p, ctx: sctx, cancel: cancel}
+	s.stop = context.AfterFunc(sctx, func() { s.abort() })
+	return s, nil
+}
+
+// abort ends the subscription locally and, when it was still live, on the wire.
+func (s *SubscriptionHandle) abort() {
+	_ = s.c.abandon(s.ctx, s.p)
+}
+
+// Next returns the next event. It returns io.EOF once the peer completed the
+// subscription, a *CallError when the peer ended it with an error, and ctx.Err() when
+// ctx (of this Next call) ends first; the subscription stays live in that last case.
+func (s *SubscriptionHandle) Next(ctx context.Context) (json.RawMessage, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
+	// Events already delivered come before the terminal outcome.
+	select {
+	case out := <-s.p.events:
+		return out, nil
+	default:
+	}
+	select {
+	case out := <-s.p.events:
+		return out, nil
+	case r := <-s.p.result:
+		// Drain events that raced with the terminal outcome.
+		select {
+		case out := <-s.p.events:
+			s.p.result <- r
+			return out, nil
+		default:
+		}
+		s.err = r.err
+		if r.eof {
+			s.err = io.EOF
+		}
+		if s.err == nil {
+			s.err = io.EOF
+		}
+		s.stop()
+		s.cancel()
+		return nil, s.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Close aborts the subscription (sending call.aborted if it is still live) and
+// releases it. It is safe to call more than once.
+func (s *SubscriptionHandle) Close() error {
+	s.cancel() // runs abort through AfterFunc
+	return nil
+}

@@ -1,0 +1,301 @@
+package call
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alknet/alknet/core"
+	"github.com/alknet/alknet/core/coretest"
+	"github.com/alknet/alknet/core/endpoint"
+)
+
+// Transport modes every engine test runs in.
+const (
+	modeQUIC    = "quic"
+	modeTCP     = "tcp"
+	modeMessage = "message"
+)
+
+var allModes = []string{modeQUIC, modeTCP, modeMessage}
+
+// pair is a connected client Conn and the server-side Conn of the same connection.
+type pair struct {
+	client, server *Conn
+}
+
+// newPair connects a client dispatcher to a server dispatcher in mode and returns
+// both ends. clientIdentity is the identity the server sees for the client; the
+// client sees the server as serverIdentity.
+func newPair(t *testing.T, mode string, server, client *Dispatcher, clientIdentity, serverIdentity *core.Identity) pair {
+	t.Helper()
+	if server.Registry == nil {
+		server.Registry = NewRegistry()
+	}
+	switch mode {
+	case modeMessage:
+		return newMessagePair(t, server, client, clientIdentity, serverIdentity)
+	case modeQUIC, modeTCP:
+	default:
+		t.Fatalf("unknown mode %q", mode)
+	}
+	accepted := make(chan *Conn, 1)
+	onConnect := server.OnConnect
+	server.OnConnect = func(c *Conn) {
+		if onConnect != nil {
+			onConnect(c)
+		}
+		accepted <- c
+	}
+	reg := core.NewRegistry()
+	cid := coretest.NewIdentity(t)
+	var cfg core.DynamicConfig
+	if clientIdentity != nil {
+		cfg.Auth.Peers = []core.PeerEntry{cid.Peer(clientIdentity.ID, clientIdentity.Scopes...)}
+	}
+	if err := reg.Register(server); err != nil {
+		t.Fatal(err)
+	}
+	srv := coretest.NewServer(t, reg, coretest.WithConfig(cfg))
+	network := endpoint.NetworkQUIC
+	if mode == modeTCP {
+		network = endpoint.NetworkTCP
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, srv.Addr, DialOptions{
+		Transport:    srv.DialOptions(cid, network),
+		Dispatcher:   client,
+		PeerIdentity: serverIdentity,
+	})
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	// A connection is accepted only once the client speaks (TCP) or opens a stream
+	// (QUIC); a discovery call makes sure of it.
+	if _, err := c.Call(ctx, "services/list", nil); err != nil {
+		t.Fatalf("first call: %v", err)
+	}
+	select {
+	case s := <-accepted:
+		return pair{client: c, server: s}
+	case <-ctx.Done():
+		t.Fatal("the server never accepted the connection")
+	}
+	return pair{}
+}
+
+// newMessagePair joins two message Conns with in-memory queues, one goroutine per
+// direction, as a WebSocket would.
+func newMessagePair(t *testing.T, server, client *Dispatcher, clientIdentity, serverIdentity *core.Identity) pair {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	toServer := make(chan Envelope, 1024)
+	toClient := make(chan Envelope, 1024)
+	send := func(ch chan Envelope) func(context.Context, Envelope) error {
+		return func(_ context.Context, env Envelope) error {
+			select {
+			case ch <- env:
+				return nil
+			case <-ctx.Done():
+				return io.ErrClosedPipe
+			}
+		}
+	}
+	s := server.NewMessageConn(ctx, clientIdentity, send(toClient))
+	c := client.NewMessageConn(ctx, serverIdentity, send(toServer))
+	pump := func(ch chan Envelope, to *Conn) {
+		defer wg.Done()
+		for {
+			select {
+			case env := <-ch:
+				to.HandleEnvelope(ctx, env)
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+	wg.Add(2)
+	go pump(toServer, s)
+	go pump(toClient, c)
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		c.Close()
+		s.Close()
+	})
+	return pair{client: c, server: s}
+}
+
+func echoOp(name string) Registration {
+	return Registration{
+		Spec: NewSpec(name, Query),
+		Once: func(_ context.Context, _ *OpContext, in json.RawMessage) (json.RawMessage, error) { return in, nil },
+	}
+}
+
+func TestEngineRoundTripAndCallback(t *testing.T) {
+	for _, mode := range allModes {
+		t.Run(mode, func(t *testing.T) {
+			srvReg := NewRegistry()
+			mustRegister(t, srvReg, echoOp("test/echo"))
+			cliReg := NewRegistry()
+			hello := echoOp("client/hello")
+			mustRegister(t, cliReg, hello)
+			p := newPair(t, mode, &Dispatcher{Registry: srvReg}, &Dispatcher{Registry: cliReg}, nil, nil)
+			ctx := t.Context()
+
+			out, err := p.client.Call(ctx, "test/echo", map[string]int{"x": 1})
+			if err != nil || string(out) != `{"x":1}` {
+				t.Fatalf("client → server echo = %s, %v", out, err)
+			}
+			out, err = p.server.Call(ctx, "/client/hello", json.RawMessage(`"back"`))
+			if err != nil || string(out) != `"back"` {
+				t.Fatalf("server → client call = %s, %v", out, err)
+			}
+			_, err = p.client.Call(ctx, "test/missing", nil)
+			var ce *CallError
+			if !errors.As(err, &ce) || ce.Code != CodeNotFound {
+				t.Fatalf("unknown op = %v, want NOT_FOUND", err)
+			}
+		})
+	}
+}
+
+func TestEngineSubscriptionAndAbort(t *testing.T) {
+	for _, mode := range allModes {
+		t.Run(mode, func(t *testing.T) {
+			srvReg := NewRegistry()
+			started := make(chan struct{}, 1)
+			cancelled := make(chan struct{}, 1)
+			mustRegister(t, srvReg,
+				Registration{
+					Spec: NewSpec("test/count", Subscription),
+					Stream: func(ctx context.Context, _ *OpContext, in json.RawMessage, emit func(json.RawMessage) error) error {
+						var n int
+						_ = json.Unmarshal(in, &n)
+						for i := 1; i <= n; i++ {
+							b, _ := json.Marshal(i)
+							if err := emit(b); err != nil {
+								return err
+							}
+						}
+						return nil
+					},
+				},
+				Registration{
+					Spec: NewSpec("test/forever", Subscription),
+					Stream: func(ctx context.Context, _ *OpContext, _ json.RawMessage, emit func(json.RawMessage) error) error {
+						if err := emit(json.RawMessage(`"first"`)); err != nil {
+							return err
+						}
+						started <- struct{}{}
+						<-ctx.Done()
+						cancelled <- struct{}{}
+						return ctx.Err()
+					},
+				},
+				Registration{
+					Spec: NewSpec("test/block", Query),
+					Once: func(ctx context.Context, _ *OpContext, _ json.RawMessage) (json.RawMessage, error) {
+						started <- struct{}{}
+						<-ctx.Done()
+						cancelled <- struct{}{}
+						return nil, ctx.Err()
+					},
+				},
+			)
+			p := newPair(t, mode, &Dispatcher{Registry: srvReg}, &Dispatcher{}, nil, nil)
+			ctx := t.Context()
+
+			sub, err := p.client.Subscribe(ctx, "test/count", 5)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := 1; i <= 5; i++ {
+				out, err := sub.Next(ctx)
+				if err != nil || string(out) != string(rune('0'+i)) {
+					t.Fatalf("event %d = %s, %v", i, out, err)
+				}
+			}
+			if _, err := sub.Next(ctx); !errors.Is(err, io.EOF) {
+				t.Fatalf("after the last event: %v, want io.EOF", err)
+			}
+			sub.Close()
+
+			// Closing a live subscription cancels the handler on the other side.
+			sub, err = p.client.Subscribe(ctx, "test/forever", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out, err := sub.Next(ctx); err != nil || string(out) != `"first"` {
+				t.Fatalf("first event = %s, %v", out, err)
+			}
+			<-started
+			sub.Close()
+			<-cancelled
+			if _, err := sub.Next(ctx); !errors.Is(err, context.Canceled) {
+				t.Fatalf("Next after Close = %v, want context.Canceled", err)
+			}
+
+			// Cancelling a call's context aborts the handler on the other side.
+			cctx, cancel := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() {
+				_, err := p.client.Call(cctx, "test/block", nil)
+				done <- err
+			}()
+			<-started
+			cancel()
+			<-cancelled
+			if err := <-done; !errors.Is(err, context.Canceled) {
+				t.Fatalf("cancelled call = %v, want context.Canceled", err)
+			}
+		})
+	}
+}
+
+func TestEngineConnectionLoss(t *testing.T) {
+	for _, mode := range allModes {
+		t.Run(mode, func(t *testing.T) {
+			srvReg := NewRegistry()
+			started := make(chan struct{}, 1)
+			cancelled := make(chan struct{}, 1)
+			mustRegister(t, srvReg, Registration{
+				Spec: NewSpec("test/block", Query),
+				Once: func(ctx context.Context, _ *OpContext, _ json.RawMessage) (json.RawMessage, error) {
+					started <- struct{}{}
+					<-ctx.Done()
+					cancelled <- struct{}{}
+					return nil, ctx.Err()
+				},
+			})
+			p := newPair(t, mode, &Dispatcher{Registry: srvReg}, &Dispatcher{}, nil, nil)
+			done := make(chan error, 1)
+			go func() {
+				_, err := p.client.Call(t.Context(), "test/block", nil)
+				done <- err
+			}()
+			<-started
+			p.server.Close()
+			<-cancelled
+			<-p.server.Done()
+			if mode == modeMessage {
+				// A message transport reports its own closing.
+				p.client.Close()
+			}
+			err := <-done
+			var ce *CallError
+			if !errors.As(err, &ce) || ce.Code != CodeInternal || ce.Message != "connection closed" {
+				t.Fatalf("pending call after connection loss = %v, want INTERNAL connection closed", err)
+			}
+			<-p.client.Done()
+		})
+	}
+}

@@ -1,0 +1,844 @@
+package call
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/alknet/alknet/core"
+)
+
+// ALPN is the protocol name of the call protocol.
+const ALPN = "alknet/call"
+
+// Envelope types (the "type" key).
+const (
+	// EvRequested starts a call or a subscription; sent by the caller.
+	EvRequested = "call.requested"
+	// EvResponded carries one output: one for a call, any number for a subscription.
+	EvResponded = "call.responded"
+	// EvCompleted ends a subscription that finished normally; payload {}.
+	EvCompleted = "call.completed"
+	// EvAborted cancels the request named by the id; either side may send it; payload {}.
+	EvAborted = "call.aborted"
+	// EvError ends a request with a [CallError]; terminal.
+	EvError = "call.error"
+)
+
+// MaxFrameSize is the protocol's cap on the body of one frame (64 MiB). [ReadFrame] and
+// [WriteFrame] accept a lower cap.
+const MaxFrameSize = 64 << 20
+
+// Envelope is one EventEnvelope: {"type": string, "id": string, "payload": any JSON}.
+// All three keys are required on the wire. ID correlates a request with its answers and
+// is chosen by the caller ([NewID]).
+type Envelope struct {
+	Type    string          `json:"type"`
+	ID      string          `json:"id"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+// Errors of the wire layer. Classify with [errors.Is]; the texts carry lengths and key
+// names, never frame contents (a frame may hold an auth token).
+var (
+	// ErrFrameInvalid reports a frame length of zero or above the limit. After it the
+	// stream is out of sync and must be closed.
+	ErrFrameInvalid = errors.New("call: invalid frame")
+	// ErrClosed reports a stream that ended: a clean EOF before a frame (the error also
+	// wraps io.EOF) or inside one (it also wraps io.ErrUnexpectedEOF).
+	ErrClosed = errors.New("call: stream closed")
+	// ErrEnvelopeInvalid reports an envelope that is not JSON, not an object, lacks one
+	// of its three keys or has a "type" or "id" that is not a string; or, when
+	// encoding, a payload that is not valid JSON. No id is known to answer to.
+	ErrEnvelopeInvalid = errors.New("call: invalid envelope")
+	// ErrPayloadInvalid reports a payload that does not have the shape its envelope
+	// type requires (not an object, a mistyped or duplicated key).
+	ErrPayloadInvalid = errors.New("call: invalid payload")
+)
+
+// frameLimit turns a caller's max into the effective body limit.
+func frameLimit(max int) int {
+	if max <= 0 || max > MaxFrameSize {
+		return MaxFrameSize
+	}
+	return max
+}
+
+// frameExactAlloc is the largest body ReadFrame allocates in one piece. A longer body
+// is read into a buffer that starts at this size and doubles, so that a peer that
+// announces a large frame and sends little makes us hold about what it sent.
+const frameExactAlloc = 1 << 20
+
+// ReadFrame reads one frame — a 4-byte big-endian length, then that many bytes of JSON —
+// and decodes its envelope with [DecodeEnvelope]'s rules. max is the body limit:
+// max <= 0 means [MaxFrameSize], and a max above MaxFrameSize is clamped to it.
+//
+// The length is checked before anything is allocated for the body: 0 or more than max
+// gives an error wrapping [ErrFrameInvalid]. EOF before the first byte gives an error
+// wrapping [ErrClosed] and io.EOF; EOF inside the prefix or the body (a truncated frame)
+// one wrapping ErrClosed and io.ErrUnexpectedEOF. Any other read error is returned
+// wrapped, so that a transport error (a QUIC stream reset) stays reachable with
+// errors.Is and errors.As. A body that is not a valid envelope gives an error wrapping
+// [ErrEnvelopeInvalid]. After any error the stream is out of sync and must be closed.
+//
+// The returned Payload is owned by the caller.
+func ReadFrame(r io.Reader, max int) (Envelope, error) {
+	limit := frameLimit(max)
+	var prefix [4]byte
+	if _, err := io.ReadFull(r, prefix[:]); err != nil {
+		switch {
+		case err == io.EOF:
+			return Envelope{}, fmt.Errorf("%w: %w", ErrClosed, io.EOF)
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return Envelope{}, fmt.Errorf("%w: truncated frame length: %w", ErrClosed, io.ErrUnexpectedEOF)
+		}
+		return Envelope{}, fmt.Errorf("call: read frame length: %w", err)
+	}
+	n := binary.BigEndian.Uint32(prefix[:])
+	if n == 0 {
+		return Envelope{}, fmt.Errorf("%w: zero-length frame", ErrFrameInvalid)
+	}
+	if uint64(n) > uint64(limit) {
+		return Envelope{}, fmt.Errorf("%w: frame length %d exceeds the limit of %d bytes", ErrFrameInvalid, n, limit)
+	}
+	body, err := readBody(r, int(n))
+	if err != nil {
+		return Envelope{}, err
+	}
+	return decodeEnvelope(body, false)
+}
+
+// readBody reads exactly n bytes.
+func readBody(r io.Reader, n int) ([]byte, error) {
+	var b []byte
+	if n <= frameExactAlloc {
+		b = make([]byte, 0, n)
+	} else {
+		b = make([]byte, 0, frameExactAlloc)
+	}
+	for len(b) < n {
+		if len(b) == cap(b) {
+			nb := make([]byte, len(b), min(2*cap(b), n))
+			copy(nb, b)
+			b = nb
+		}
+		k, err := io.ReadFull(r, b[len(b):cap(b)])
+		b = b[:len(b)+k]
+		if err != nil {
+			if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
+				return nil, fmt.Errorf("%w: truncated frame body (%d of %d bytes): %w", ErrClosed, len(b), n, io.ErrUnexpectedEOF)
+			}
+			return nil, fmt.Errorf("call: read frame body: %w", err)
+		}
+	}
+	return b, nil
+}
+
+// framePool recycles WriteFrame's buffers; buffers above framePoolMax are dropped.
+var framePool = sync.Pool{New: func() any { return new([]byte) }}
+
+const framePoolMax = 64 << 10
+
+// WriteFrame encodes env ([EncodeEnvelope]) and writes the 4-byte length and the body in
+// one Write call; callers serialise the writers of a stream. max follows [ReadFrame]'s
+// rule. A body longer than max (or empty) is refused with an error wrapping
+// [ErrFrameInvalid] and nothing is written; a payload that is not valid JSON is refused
+// with an error wrapping [ErrEnvelopeInvalid]. A write error is returned wrapped.
+func WriteFrame(w io.Writer, env Envelope, max int) error {
+	limit := frameLimit(max)
+	if len(env.Payload) > limit {
+		return fmt.Errorf("%w: frame body of more than %d bytes exceeds the limit of %d bytes", ErrFrameInvalid, len(env.Payload), limit)
+	}
+	bp := framePool.Get().(*[]byte)
+	buf := slices.Grow((*bp)[:0], 4+len(env.Payload)+len(env.Type)+len(env.ID)+32)
+	buf, err := appendEnvelope(append(buf, 0, 0, 0, 0), env)
+	if err == nil {
+		switch n := len(buf) - 4; {
+		case n == 0:
+			err = fmt.Errorf("%w: zero-length frame", ErrFrameInvalid)
+		case n > limit:
+			err = fmt.Errorf("%w: frame body of %d bytes exceeds the limit of %d bytes", ErrFrameInvalid, n, limit)
+		default:
+			binary.BigEndian.PutUint32(buf, uint32(n))
+			if _, werr := w.Write(buf); werr != nil {
+				err = fmt.Errorf("call: write frame: %w", werr)
+			}
+		}
+	}
+	if cap(buf) <= framePoolMax {
+		*bp = buf[:0]
+		framePool.Put(bp)
+	}
+	return err
+}
+
+// EncodeEnvelope returns the JSON of env: {"type":…,"id":…,"payload":…}, keys in that
+// order and spelled literally. An empty Payload is written as {}; a Payload that is not
+// valid JSON gives an error wrapping [ErrEnvelopeInvalid].
+func EncodeEnvelope(env Envelope) ([]byte, error) {
+	return appendEnvelope(make([]byte, 0, len(env.Payload)+len(env.Type)+len(env.ID)+32), env)
+}
+
+func appendEnvelope(dst []byte, env Envelope) ([]byte, error) {
+	payload := env.Payload
+	if len(payload) == 0 {
+		payload = json.RawMessage(`{}`)
+	} else if !json.Valid(payload) {
+		return dst, fmt.Errorf("%w: payload of a %q envelope is not valid JSON", ErrEnvelopeInvalid, env.Type)
+	}
+	dst = append(dst, `{"type":`...)
+	dst = appendJSONString(dst, env.Type)
+	dst = append(dst, `,"id":`...)
+	dst = appendJSONString(dst, env.ID)
+	dst = append(dst, `,"payload":`...)
+	dst = append(dst, payload...)
+	return append(dst, '}'), nil
+}
+
+// DecodeEnvelope parses one envelope strictly: b must be a single JSON value, an object
+// whose "type" and "id" are JSON strings and which has a "payload" key (any JSON value,
+// null included). Keys match exactly — "Type" is not "type" — each of the three may
+// appear once, and unknown keys are ignored. Errors wrap [ErrEnvelopeInvalid] and never
+// quote the input. The returned Payload is a copy and does not alias b.
+func DecodeEnvelope(b []byte) (Envelope, error) { return decodeEnvelope(b, true) }
+
+func decodeEnvelope(b []byte, copyPayload bool) (Envelope, error) {
+	if !json.Valid(b) {
+		return Envelope{}, envelopeError("not valid JSON")
+	}
+	s, ok := scanObject(b)
+	if !ok {
+		return Envelope{}, envelopeError("not a JSON object")
+	}
+	var env Envelope
+	var haveType, haveID, havePayload bool
+	for s.next() {
+		switch {
+		case keyIs(s.key, "type"):
+			if haveType {
+				return Envelope{}, envelopeError(`duplicate "type" key`)
+			}
+			t, ok := decodeString(s.val)
+			if !ok {
+				return Envelope{}, envelopeError(`"type" is not a string`)
+			}
+			env.Type, haveType = t, true
+		case keyIs(s.key, "id"):
+			if haveID {
+				return Envelope{}, envelopeError(`duplicate "id" key`)
+			}
+			id, ok := decodeString(s.val)
+			if !ok {
+				return Envelope{}, envelopeError(`"id" is not a string`)
+			}
+			env.ID, haveID = id, true
+		case keyIs(s.key, "payload"):
+			if havePayload {
+				return Envelope{}, envelopeError(`duplicate "payload" key`)
+			}
+			env.Payload, havePayload = s.val, true
+		}
+	}
+	switch {
+	case s.err != nil:
+		return Envelope{}, envelopeError(s.err.Error())
+	case !haveType:
+		return Envelope{}, envelopeError(`missing "type" key`)
+	case !haveID:
+		return Envelope{}, envelopeError(`missing "id" key`)
+	case !havePayload:
+		return Envelope{}, envelopeError(`missing "payload" key`)
+	}
+	if copyPayload {
+		env.Payload = bytes.Clone(env.Payload)
+	}
+	return env, nil
+}
+
+func envelopeError(reason string) error { return fmt.Errorf("%w: %s", ErrEnvelopeInvalid, reason) }
+
+func payloadError(evType, reason string) error {
+	return fmt.Errorf("%w: %s: %s", ErrPayloadInvalid, evType, reason)
+}
+
+// RequestPayload is the payload of call.requested:
+//
+//	{"operationId": "/ns/op", "input": <any>, "auth_token"?: string, "forwarded_for"?: Identity}
+//
+// Its MarshalJSON and UnmarshalJSON implement that shape by hand; keys match exactly.
+// A RequestPayload prints and logs with the token redacted.
+type RequestPayload struct {
+	// OperationID is the operation as the wire names it. It is written with one leading
+	// "/" ("/notes/get"); a received one may lack it (Rust's from_call sends
+	// "notes/get"). Use [RequestPayload.OperationName] for the registry name.
+	OperationID string
+	// Input is the operation's input; a missing "input" decodes as JSON null.
+	Input json.RawMessage
+	// AuthToken is the per-request credential ("auth_token", an opaque string on the
+	// wire; omitted when empty; must be valid UTF-8 to be sent). It is a secret: it is
+	// never logged and never put in an error.
+	AuthToken []byte
+	// ForwardedFor is the end-user identity a hub forwards for ("forwarded_for",
+	// omitted when nil). Metadata only: access control never reads it. A value that
+	// does not parse as an identity is dropped, not an error.
+	ForwardedFor *core.Identity
+}
+
+// OperationName returns the registry name: OperationID with one leading "/" removed
+// ("/notes/get" and "notes/get" both give "notes/get").
+func (p RequestPayload) OperationName() string { return strings.TrimPrefix(p.OperationID, "/") }
+
+// MarshalJSON writes the wire shape: operationId with one leading "/", input (null when
+// empty; an error when not valid JSON), auth_token as a JSON string when not empty (an
+// error when not valid UTF-8) and forwarded_for when not nil (nil scopes and resources
+// are written as [] and {}, which Rust peers require).
+func (p RequestPayload) MarshalJSON() ([]byte, error) {
+	return p.appendJSON(make([]byte, 0, len(p.OperationID)+len(p.Input)+len(p.AuthToken)+48))
+}
+
+func (p RequestPayload) appendJSON(dst []byte) ([]byte, error) {
+	input := p.Input
+	if len(input) == 0 {
+		input = json.RawMessage("null")
+	} else if !json.Valid(input) {
+		return nil, payloadError(EvRequested, "input is not valid JSON")
+	}
+	if !utf8.Valid(p.AuthToken) {
+		return nil, payloadError(EvRequested, "auth token is not valid UTF-8")
+	}
+	var ff []byte
+	if p.ForwardedFor != nil {
+		id := *p.ForwardedFor
+		if id.Scopes == nil {
+			id.Scopes = []string{}
+		}
+		if id.Resources == nil {
+			id.Resources = map[string][]string{}
+		}
+		var err error
+		if ff, err = json.Marshal(id); err != nil {
+			return nil, payloadError(EvRequested, "forwarded_for: "+err.Error())
+		}
+	}
+	dst = append(dst, `{"operationId":`...)
+	dst = appendJSONString(dst, "/"+p.OperationName())
+	dst = append(dst, `,"input":`...)
+	dst = append(dst, input...)
+	if len(p.AuthToken) > 0 {
+		dst = append(dst, `,"auth_token":`...)
+		dst = appendJSONString(dst, p.AuthToken)
+	}
+	if ff != nil {
+		dst = append(dst, `,"forwarded_for":`...)
+		dst = append(dst, ff...)
+	}
+	return append(dst, '}'), nil
+}
+
+// UnmarshalJSON parses the wire shape. The payload must be an object with a string
+// "operationId"; "auth_token" must be a string or null; the keys may appear once each.
+// Errors wrap [ErrPayloadInvalid].
+func (p *RequestPayload) UnmarshalJSON(data []byte) error {
+	q, reason := decodeRequest(bytes.Clone(data))
+	if reason != "" {
+		return payloadError(EvRequested, reason)
+	}
+	*p = q
+	return nil
+}
+
+// decodeRequest parses a call.requested payload; the result aliases b. reason is ""
+// on success and says what is wrong otherwise.
+func decodeRequest(b []byte) (_ RequestPayload, reason string) {
+	s, ok := scanObject(b)
+	if !ok {
+		return RequestPayload{}, "not a JSON object"
+	}
+	var p RequestPayload
+	var haveOp, haveInput, haveToken, haveFF bool
+	for s.next() {
+		switch {
+		case keyIs(s.key, "operationId"):
+			if haveOp {
+				return RequestPayload{}, "duplicate operationId"
+			}
+			op, ok := decodeString(s.val)
+			if !ok {
+				return RequestPayload{}, "operationId is not a string"
+			}
+			p.OperationID, haveOp = op, true
+		case keyIs(s.key, "input"):
+			if haveInput {
+				return RequestPayload{}, "duplicate input"
+			}
+			p.Input, haveInput = s.val, true
+		case keyIs(s.key, "auth_token"):
+			if haveToken {
+				return RequestPayload{}, "duplicate auth_token"
+			}
+			haveToken = true
+			if string(s.val) == "null" {
+				continue
+			}
+			tok, ok := decodeStringBytes(s.val)
+			if !ok {
+				return RequestPayload{}, "auth_token is not a string"
+			}
+			if len(tok) > 0 {
+				p.AuthToken = tok
+			}
+		case keyIs(s.key, "forwarded_for"):
+			if haveFF {
+				return RequestPayload{}, "duplicate forwarded_for"
+			}
+			haveFF = true
+			if len(s.val) > 0 && s.val[0] == '{' {
+				var id core.Identity
+				if json.Unmarshal(s.val, &id) == nil {
+					p.ForwardedFor = &id
+				}
+			}
+		}
+	}
+	switch {
+	case s.err != nil:
+		return RequestPayload{}, s.err.Error()
+	case !haveOp:
+		return RequestPayload{}, "missing operationId"
+	}
+	if !haveInput {
+		p.Input = json.RawMessage("null")
+	}
+	return p, ""
+}
+
+// Format prints the payload with the token redacted and the input as its length, for
+// every verb.
+func (p RequestPayload) Format(f fmt.State, _ rune) {
+	tok := "none"
+	if len(p.AuthToken) > 0 {
+		tok = "[REDACTED]"
+	}
+	ff := "none"
+	if p.ForwardedFor != nil {
+		ff = fmt.Sprintf("%q", p.ForwardedFor.ID)
+	}
+	fmt.Fprintf(f, "{OperationID:%q Input:(%d bytes) AuthToken:%s ForwardedFor:%s}", p.OperationID, len(p.Input), tok, ff)
+}
+
+// LogValue keeps the token and the input out of slog output.
+func (p RequestPayload) LogValue() slog.Value {
+	attrs := []slog.Attr{
+		slog.String("operationId", p.OperationID),
+		slog.Int("input_bytes", len(p.Input)),
+	}
+	if len(p.AuthToken) > 0 {
+		attrs = append(attrs, slog.String("auth_token", "[REDACTED]"))
+	}
+	if p.ForwardedFor != nil {
+		attrs = append(attrs, slog.String("forwarded_for", p.ForwardedFor.ID))
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// NewRequest returns a call.requested envelope. operation is a registry name, with or
+// without its leading "/"; the envelope carries the "/" form. An empty name, an input
+// that is not valid JSON or a token that is not valid UTF-8 is an error (wrapping
+// [ErrPayloadInvalid]); a nil input is sent as null.
+func NewRequest(id, operation string, input json.RawMessage, authToken []byte, forwardedFor *core.Identity) (Envelope, error) {
+	p := RequestPayload{OperationID: operation, Input: input, AuthToken: authToken, ForwardedFor: forwardedFor}
+	if p.OperationName() == "" {
+		return Envelope{}, payloadError(EvRequested, "empty operation name")
+	}
+	b, err := p.MarshalJSON()
+	if err != nil {
+		return Envelope{}, err
+	}
+	return Envelope{Type: EvRequested, ID: id, Payload: b}, nil
+}
+
+// ParseRequest parses the payload of a call.requested envelope (env.Type is not looked
+// at). A payload that is not an object, lacks operationId, has an operationId that is
+// not a string or an auth_token that is neither a string nor null, or repeats a key
+// gives an INVALID_INPUT error, which the caller sends back with env.ID. The result
+// shares memory with env.Payload.
+//
+// env.Payload is expected to be valid JSON, as [ReadFrame] and [DecodeEnvelope]
+// guarantee; Input is passed through without being validated again.
+func ParseRequest(env Envelope) (RequestPayload, *CallError) {
+	p, reason := decodeRequest(env.Payload)
+	if reason != "" {
+		return RequestPayload{}, NewCallError(CodeInvalidInput, "invalid request: "+reason)
+	}
+	return p, nil
+}
+
+// NewResponded returns a call.responded envelope, payload {"output": output}; a nil
+// output is sent as null. An output that is not valid JSON makes the envelope fail to
+// encode (ErrEnvelopeInvalid from [WriteFrame]).
+func NewResponded(id string, output json.RawMessage) Envelope {
+	if len(output) == 0 {
+		output = json.RawMessage("null")
+	}
+	b := make([]byte, 0, len(output)+len(`{"output":}`))
+	b = append(b, `{"output":`...)
+	b = append(b, output...)
+	b = append(b, '}')
+	return Envelope{Type: EvResponded, ID: id, Payload: b}
+}
+
+// ParseResponded returns the output of a call.responded envelope; a missing "output" is
+// JSON null. A payload that is not an object, or repeats "output", gives an error
+// wrapping [ErrPayloadInvalid]. The result shares memory with env.Payload.
+func ParseResponded(env Envelope) (json.RawMessage, error) {
+	s, ok := scanObject(env.Payload)
+	if !ok {
+		return nil, payloadError(EvResponded, "not a JSON object")
+	}
+	var out json.RawMessage
+	for s.next() {
+		if keyIs(s.key, "output") {
+			if out != nil {
+				return nil, payloadError(EvResponded, "duplicate output")
+			}
+			out = s.val
+		}
+	}
+	if s.err != nil {
+		return nil, payloadError(EvResponded, s.err.Error())
+	}
+	if out == nil {
+		out = json.RawMessage("null")
+	}
+	return out, nil
+}
+
+// NewCompleted returns a call.completed envelope with payload {}.
+func NewCompleted(id string) Envelope {
+	return Envelope{Type: EvCompleted, ID: id, Payload: json.RawMessage(`{}`)}
+}
+
+// NewAborted returns a call.aborted envelope with payload {}.
+func NewAborted(id string) Envelope {
+	return Envelope{Type: EvAborted, ID: id, Payload: json.RawMessage(`{}`)}
+}
+
+// NewErrorEnvelope returns a call.error envelope carrying e:
+// {"code","message","retryable","details"?}. Details are left out when empty or null,
+// and dropped when not valid JSON (so that the error still reaches the caller). A nil e
+// is sent as INTERNAL "internal error".
+func NewErrorEnvelope(id string, e *CallError) Envelope {
+	if e == nil {
+		e = NewCallError(CodeInternal, "internal error")
+	}
+	ce := *e
+	if len(ce.Details) > 0 && (!json.Valid(ce.Details) || string(bytes.TrimSpace(ce.Details)) == "null") {
+		ce.Details = nil
+	}
+	b, err := json.Marshal(&ce)
+	if err != nil { // not reachable: strings, a bool and valid raw JSON
+		b = []byte(`{"code":"INTERNAL","message":"unencodable error","retryable":false}`)
+	}
+	return Envelope{Type: EvError, ID: id, Payload: b}
+}
+
+// ParseError returns the CallError of a call.error envelope. It never returns a nil
+// *CallError: a malformed payload (not an object; code missing, empty or not a string;
+// message not a string; retryable not a bool; a repeated key) gives an INTERNAL
+// CallError describing the problem together with an error wrapping
+// [ErrPayloadInvalid]. A missing message is "", a missing retryable false, and a null
+// details is left out. Details share memory with env.Payload.
+func ParseError(env Envelope) (*CallError, error) {
+	malformed := func(reason string) (*CallError, error) {
+		return NewCallError(CodeInternal, "malformed call.error payload: "+reason), payloadError(EvError, reason)
+	}
+	s, ok := scanObject(env.Payload)
+	if !ok {
+		return malformed("not a JSON object")
+	}
+	var ce CallError
+	var haveCode, haveMsg, haveRetry, haveDetails bool
+	for s.next() {
+		switch {
+		case keyIs(s.key, "code"):
+			code, ok := decodeString(s.val)
+			switch {
+			case haveCode:
+				return malformed("duplicate code")
+			case !ok:
+				return malformed("code is not a string")
+			}
+			ce.Code, haveCode = code, true
+		case keyIs(s.key, "message"):
+			msg, ok := decodeString(s.val)
+			switch {
+			case haveMsg:
+				return malformed("duplicate message")
+			case !ok:
+				return malformed("message is not a string")
+			}
+			ce.Message, haveMsg = msg, true
+		case keyIs(s.key, "retryable"):
+			if haveRetry {
+				return malformed("duplicate retryable")
+			}
+			switch string(s.val) {
+			case "true":
+				ce.Retryable = true
+			case "false":
+			default:
+				return malformed("retryable is not a boolean")
+			}
+			haveRetry = true
+		case keyIs(s.key, "details"):
+			if haveDetails {
+				return malformed("duplicate details")
+			}
+			haveDetails = true
+			if string(s.val) != "null" {
+				ce.Details = s.val
+			}
+		}
+	}
+	switch {
+	case s.err != nil:
+		return malformed(s.err.Error())
+	case ce.Code == "":
+		return malformed("missing code")
+	}
+	return &ce, nil
+}
+
+// NewID returns a random UUIDv4 string ("xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx"), the
+// form Rust peers use for request ids.
+func NewID() string {
+	var u [16]byte
+	_, _ = rand.Read(u[:]) // never fails: crypto/rand.Read crashes the program instead
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	var s [36]byte
+	hex.Encode(s[0:8], u[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], u[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], u[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], u[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:], u[10:])
+	return string(s[:])
+}
+
+// appendJSONString appends s as a JSON string. Plain printable ASCII is copied as is;
+// anything else goes through encoding/json (which also replaces invalid UTF-8).
+func appendJSONString[S string | []byte](dst []byte, s S) []byte {
+	for i := range len(s) {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			b, _ := json.Marshal(string(s)) // a string always marshals
+			return append(dst, b...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}
+
+// decodeString decodes the JSON string token v; ok is false when v is not a string.
+func decodeString(v []byte) (string, bool) {
+	if inner, ok := plainString(v); ok {
+		return string(inner), true
+	}
+	var s string
+	if len(v) == 0 || v[0] != '"' || json.Unmarshal(v, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// decodeStringBytes is decodeString into a fresh byte slice.
+func decodeStringBytes(v []byte) ([]byte, bool) {
+	if inner, ok := plainString(v); ok {
+		return bytes.Clone(inner), true
+	}
+	s, ok := decodeString(v)
+	return []byte(s), ok
+}
+
+// plainString returns the contents of a string token made of printable ASCII without
+// escapes, which need no decoding.
+func plainString(v []byte) ([]byte, bool) {
+	if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' {
+		return nil, false
+	}
+	inner := v[1 : len(v)-1]
+	for _, c := range inner {
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			return nil, false
+		}
+	}
+	return inner, true
+}
+
+// keyIs reports whether the raw key token (quotes included) decodes to exactly name.
+func keyIs(key []byte, name string) bool {
+	if len(key) == len(name)+2 && string(key[1:len(key)-1]) == name {
+		return true
+	}
+	if bytes.IndexByte(key, '\\') < 0 {
+		return false
+	}
+	s, ok := decodeString(key)
+	return ok && s == name
+}
+
+// objectScanner walks the members of a JSON object without decoding them. It expects
+// valid JSON (json.Valid) but never panics on other input: it stops with err set.
+type objectScanner struct {
+	b        []byte
+	i        int // next byte to look at
+	n        int // members returned so far
+	done     bool
+	err      error
+	key, val []byte // the current member: the raw key token and the raw value
+}
+
+var errMalformedObject = errors.New("malformed JSON object")
+
+// scanObject starts a scanner on b; ok is false when b does not start with an object.
+func scanObject(b []byte) (objectScanner, bool) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return objectScanner{}, false
+	}
+	return objectScanner{b: b, i: i + 1}, true
+}
+
+// next moves to the next member; false at the end of the object or on an error.
+func (s *objectScanner) next() bool {
+	if s.done {
+		return false
+	}
+	b := s.b
+	i := skipSpace(b, s.i)
+	if i < len(b) && b[i] == '}' {
+		s.done = true
+		return false
+	}
+	if s.n > 0 {
+		if i >= len(b) || b[i] != ',' {
+			return s.fail()
+		}
+		i = skipSpace(b, i+1)
+	}
+	if i >= len(b) || b[i] != '"' {
+		return s.fail()
+	}
+	end := skipString(b, i)
+	if end < 0 {
+		return s.fail()
+	}
+	s.key = b[i:end]
+	i = skipSpace(b, end)
+	if i >= len(b) || b[i] != ':' {
+		return s.fail()
+	}
+	i = skipSpace(b, i+1)
+	end = skipValue(b, i)
+	if end <= i {
+		return s.fail()
+	}
+	s.val = b[i:end]
+	s.i = end
+	s.n++
+	return true
+}
+
+func (s *objectScanner) fail() bool {
+	s.done, s.err, s.key, s.val = true, errMalformedObject, nil, nil
+	return false
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) {
+		switch b[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// skipString returns the index after the string token starting at b[i] ('"'), or -1.
+func skipString(b []byte, i int) int {
+	for j := i + 1; j < len(b); {
+		k := bytes.IndexByte(b[j:], '"')
+		if k < 0 {
+			return -1
+		}
+		q := j + k
+		backslashes := 0
+		for p := q - 1; p > i && b[p] == '\\'; p-- {
+			backslashes++
+		}
+		if backslashes%2 == 0 {
+			return q + 1
+		}
+		j = q + 1
+	}
+	return -1
+}
+
+// skipValue returns the index after the value starting at b[i], or -1 (or i, for a
+// value of length zero) when there is none.
+func skipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); {
+			switch b[j] {
+			case '"':
+				e := skipString(b, j)
+				if e < 0 {
+					return -1
+				}
+				j = e
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1
+				}
+			}
+			j++
+		}
+		return -1
+	}
+	j := i
+	for j < len(b) {
+		switch b[j] {
+		case ',', '}', ']', ':', ' ', '\t', '\n', '\r':
+			return j
+		}
+		j++
+	}
+	return j
+}
