@@ -120,7 +120,7 @@ func TestComposeChildContext(t *testing.T) {
 		t.Fatal("child did not run")
 	case !c.IsInternal():
 		t.Error("child not internal")
-	case c.RequestID == "" || c.RequestID == root.RequestID || strings.Contains(c.RequestID, "db"):
+	case c.RequestID == "" || c.RequestID == root.RequestID || len(c.RequestID) != 36 || strings.Contains(c.RequestID, "write"):
 		t.Errorf("child request id %q", c.RequestID)
 	case c.ParentRequestID != "wire-1":
 		t.Errorf("parent id %q", c.ParentRequestID)
