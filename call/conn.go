@@ -820,9 +820,21 @@ func (c *Conn) start(ctx context.Context, op string, in any, sub bool, opts []Ca
 		return nil, err
 	}
 	p := newPending(id, sub, c.d.subBuffer())
+	if c.shared == nil {
+		// QUIC: the call gets a stream of its own, opened before the call is
+		// registered so that finishing it can always close the stream.
+		s, err := c.streams.OpenBi(ctx)
+		if err != nil {
+			return nil, c.sendError(ctx, err)
+		}
+		p.stream = c.newFrameStream(s, false)
+	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
+		if p.stream != nil {
+			p.stream.close()
+		}
 		return nil, ErrConnectionClosed()
 	}
 	c.pending[id] = p
@@ -835,23 +847,27 @@ func (c *Conn) start(ctx context.Context, op string, in any, sub bool, opts []Ca
 	}
 	if err != nil {
 		c.forget(id)
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, NewCallError(CodeInternal, "send request: "+err.Error())
+		p.finish(callResult{err: err})
+		return nil, c.sendError(ctx, err)
 	}
 	return p, nil
 }
 
-// startStream opens the call's own QUIC stream, writes the request, finishes the
-// write side and reads the answers on it.
-func (c *Conn) startStream(ctx context.Context, p *pendingCall, env Envelope) error {
-	s, err := c.streams.OpenBi(ctx)
-	if err != nil {
-		return err
+// sendError reports a failure to send a request.
+func (c *Conn) sendError(ctx context.Context, err error) error {
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case c.ctx.Err() != nil, errors.Is(err, core.ErrConnectionClosed):
+		return ErrConnectionClosed()
 	}
-	fs := c.newFrameStream(s, false)
-	p.stream = fs
+	return NewCallError(CodeInternal, "send request: "+err.Error())
+}
+
+// startStream writes the request on the call's own QUIC stream, finishes the write
+// side and reads the answers on it.
+func (c *Conn) startStream(ctx context.Context, p *pendingCall, env Envelope) error {
+	fs := p.stream
 	if err := fs.send(ctx, env); err != nil {
 		fs.close()
 		return err
@@ -859,7 +875,7 @@ func (c *Conn) startStream(ctx context.Context, p *pendingCall, env Envelope) er
 	fs.mu.Lock()
 	fs.wroteDone = true
 	fs.mu.Unlock()
-	if err := s.CloseWrite(); err != nil {
+	if err := fs.s.CloseWrite(); err != nil {
 		fs.close()
 		return err
 	}
@@ -927,8 +943,9 @@ func encodeInput(in any) (json.RawMessage, error) {
 	return b, nil
 }
 
-// SubscriptionHandle is an outgoing subscription: Next returns its events in order.
-type SubscriptionHandle struct {
+// Stream is the event stream of an outgoing subscription: Next returns its events in
+// order; Close aborts it.
+type Stream struct {
 	c      *Conn
 	p      *pendingCall
 	ctx    context.Context
@@ -940,27 +957,27 @@ type SubscriptionHandle struct {
 // Subscribe starts subscription op on the peer. Events are read with Next; Close (or
 // cancelling ctx) aborts it on the wire. A subscription has no deadline unless ctx
 // has one.
-func (c *Conn) Subscribe(ctx context.Context, op string, in any, opts ...CallOption) (*SubscriptionHandle, error) {
+func (c *Conn) Subscribe(ctx context.Context, op string, in any, opts ...CallOption) (*Stream, error) {
 	sctx, cancel := context.WithCancel(ctx)
 	p, err := c.start(sctx, op, in, true, opts)
 	if err != nil {
 		cancel()
 		return nil, err
 	}
-	s := &SubscriptionHandle{c: c, p: p, ctx: sctx, cancel: cancel}
+	s := &Stream{c: c, p: p, ctx: sctx, cancel: cancel}
 	s.stop = context.AfterFunc(sctx, func() { s.abort() })
 	return s, nil
 }
 
 // abort ends the subscription locally and, when it was still live, on the wire.
-func (s *SubscriptionHandle) abort() {
+func (s *Stream) abort() {
 	_ = s.c.abandon(s.ctx, s.p)
 }
 
 // Next returns the next event. It returns io.EOF once the peer completed the
 // subscription, a *CallError when the peer ended it with an error, and ctx.Err() when
 // ctx (of this Next call) ends first; the subscription stays live in that last case.
-func (s *SubscriptionHandle) Next(ctx context.Context) (json.RawMessage, error) {
+func (s *Stream) Next(ctx context.Context) (json.RawMessage, error) {
 	if s.err != nil {
 		return nil, s.err
 	}
@@ -998,7 +1015,7 @@ func (s *SubscriptionHandle) Next(ctx context.Context) (json.RawMessage, error) 
 
 // Close aborts the subscription (sending call.aborted if it is still live) and
 // releases it. It is safe to call more than once.
-func (s *SubscriptionHandle) Close() error {
+func (s *Stream) Close() error {
 	s.cancel() // runs abort through AfterFunc
 	return nil
 }
