@@ -27,6 +27,9 @@ const (
 	// (TCP+TLS, WebSocket) the subscription is aborted with a local error instead,
 	// because blocking would stall every other call. Events are never dropped silently.
 	DefaultSubscriptionBuffer = 64
+	// HalfCloseGrace is how long a single-stream connection stays up after the peer
+	// finished its side (EOF), so that requests still running can answer.
+	HalfCloseGrace = 2 * time.Second
 )
 
 // Dispatcher serves the call protocol on connections: it answers the peer's requests
@@ -110,9 +113,7 @@ func (d *Dispatcher) ALPN() string { return ALPN }
 func (d *Dispatcher) Handle(ctx context.Context, conn *core.Connection, auth core.AuthContext) error {
 	c := d.newConn(ctx, auth.Identity)
 	c.streams = conn
-	if d.OnConnect != nil {
-		d.OnConnect(c)
-	}
+	var fs *frameStream
 	if conn.SingleStream() {
 		s, err := conn.AcceptBi(ctx)
 		if err != nil {
@@ -120,8 +121,14 @@ func (d *Dispatcher) Handle(ctx context.Context, conn *core.Connection, auth cor
 			c.wg.Wait()
 			return nil
 		}
-		fs := c.newFrameStream(s, true)
+		fs = c.newFrameStream(s, true)
 		c.shared = fs
+	}
+	// The transport is set up: OnConnect may call the peer right away.
+	if d.OnConnect != nil {
+		d.OnConnect(c)
+	}
+	if fs != nil {
 		c.run(func() { _ = c.readLoop(fs) })
 	} else {
 		c.run(c.acceptLoop)
@@ -197,7 +204,7 @@ type Conn struct {
 	streams *core.Connection
 	shared  sink
 
-	wg sync.WaitGroup
+	wg sync.WaitGroup // the transport's loops, waited for by Close and Handle
 
 	mu       sync.Mutex
 	inbound  map[string]*inboundReq
@@ -246,7 +253,8 @@ func (c *Conn) Err() error {
 
 // Close ends the connection: inbound handlers are cancelled, pending calls fail with
 // INTERNAL "connection closed", the imported overlay is dropped, and Close waits for
-// the Conn's goroutines (not for handlers that ignore their context).
+// the Conn's transport goroutines (not for handlers, which end when they honour their
+// cancelled context; answers they produce afterwards are dropped).
 func (c *Conn) Close() error {
 	c.shutdown(nil)
 	if c.streams != nil {
@@ -333,7 +341,42 @@ func (c *Conn) newFrameStream(s core.BiStream, shared bool) *frameStream {
 	return &frameStream{c: c, s: s, shared: shared}
 }
 
-func (f *frameStream) send(_ context.Context, env Envelope) error {
+// send writes one frame. A write still blocked (the peer does not read) when ctx ends
+// is abandoned: on a stream of its own the stream is closed, which fails the write;
+// on the shared stream the write goes on in the background (a half-written frame
+// cannot be taken back) and send returns ctx's error.
+func (f *frameStream) send(ctx context.Context, env Envelope) error {
+	if ctx.Done() == nil {
+		return f.write(env)
+	}
+	if !f.shared {
+		stop := context.AfterFunc(ctx, f.abortWrite)
+		err := f.write(env)
+		if !stop() && err != nil {
+			return ctx.Err()
+		}
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- f.write(env) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// abortWrite fails a blocked write (through a past write deadline, which QUIC and TLS
+// streams support) and closes the stream.
+func (f *frameStream) abortWrite() {
+	if d, ok := f.s.(interface{ SetWriteDeadline(time.Time) error }); ok {
+		_ = d.SetWriteDeadline(time.Unix(1, 0))
+	}
+	f.close()
+}
+
+func (f *frameStream) write(env Envelope) error {
 	f.wmu.Lock()
 	defer f.wmu.Unlock()
 	return WriteFrame(f.s, env, f.c.d.maxFrame())
@@ -355,7 +398,7 @@ func (f *frameStream) addActive() {
 func (f *frameStream) doneActive() {
 	f.mu.Lock()
 	f.active--
-	finish := f.active == 0 && f.readDone && !f.shared
+	finish := f.active == 0 && f.readDone
 	f.mu.Unlock()
 	if finish {
 		f.finishWrite()
@@ -385,6 +428,10 @@ func (f *frameStream) finishWrite() {
 		f.wmu.Unlock()
 	}
 	f.close()
+	if f.shared {
+		// The single stream is the connection.
+		f.c.shutdown(nil)
+	}
 }
 
 // acceptLoop accepts the peer's streams (QUIC) until the connection ends.
@@ -408,14 +455,30 @@ func (c *Conn) readLoop(fs *frameStream) error {
 	for {
 		env, err := ReadFrame(fs.s, c.d.maxFrame())
 		if err != nil {
-			if !errors.Is(err, ErrClosed) {
+			clean := errors.Is(err, ErrClosed) && errors.Is(err, io.EOF)
+			if !clean {
 				c.log.Debug("call: stream dropped", "err", err)
 				fs.close()
+				if fs.shared {
+					c.shutdown(err)
+				}
+			} else if fs.shared {
+				// The peer half-closed the connection: nothing more will answer this
+				// side's calls, but its running requests still get their answers.
+				// The connection ends when they are done, or after HalfCloseGrace
+				// (a peer that closed completely looks the same from here).
+				c.failPending(ErrConnectionClosed())
+				c.run(func() {
+					t := time.NewTimer(HalfCloseGrace)
+					defer t.Stop()
+					select {
+					case <-c.done:
+					case <-t.C:
+						c.shutdown(nil)
+					}
+				})
 			}
 			fs.peerFinished()
-			if fs.shared {
-				c.shutdown(err)
-			}
 			return err
 		}
 		c.route(fs, env)
@@ -508,7 +571,9 @@ func (c *Conn) handleRequest(s sink, env Envelope) {
 	if fs != nil {
 		fs.addActive()
 	}
-	c.run(func() {
+	// Requests are not in c.wg: Close and Handle do not wait for a handler that
+	// ignores its context (its answer is dropped once the connection is gone).
+	go func() {
 		defer func() {
 			c.mu.Lock()
 			delete(c.inbound, env.ID)
@@ -519,7 +584,7 @@ func (c *Conn) handleRequest(s sink, env Envelope) {
 			}
 		}()
 		c.serveRequest(rctx, s, env.ID, req, reg, in)
-	})
+	}()
 }
 
 // serveRequest runs one inbound request and writes its answer unless it was aborted.
@@ -546,11 +611,17 @@ func (c *Conn) serveRequest(ctx context.Context, s sink, id string, req RequestP
 		defer c.mu.Unlock()
 		return in.aborted || c.closed
 	}
+	// Answers are written under the connection's context: the request's own may
+	// just have expired (a TIMEOUT answer must still go out).
 	send := func(e Envelope) {
 		if aborted() {
 			return
 		}
-		if err := s.send(ctx, e); err != nil {
+		err := s.send(c.ctx, e)
+		if errors.Is(err, ErrFrameInvalid) && e.Type != EvError {
+			err = s.send(c.ctx, NewErrorEnvelope(id, NewCallError(CodeInternal, "answer not sent: "+err.Error())))
+		}
+		if err != nil {
 			c.log.Debug("call: reply not sent", "id", id, "err", err)
 		}
 	}
@@ -656,6 +727,17 @@ func (c *Conn) handleResponse(s sink, env Envelope) {
 			cerr = NewCallError(CodeInternal, "malformed error: "+err.Error())
 		}
 		p.finish(callResult{err: cerr})
+	}
+}
+
+// failPending fails every pending outgoing call with err.
+func (c *Conn) failPending(err *CallError) {
+	c.mu.Lock()
+	pending := c.pending
+	c.pending = make(map[string]*pendingCall)
+	c.mu.Unlock()
+	for _, p := range pending {
+		p.finish(callResult{err: err})
 	}
 }
 
@@ -795,20 +877,31 @@ func (c *Conn) abandon(ctx context.Context, p *pendingCall) error {
 // abandonLive is abandon for a call already removed from the pending table.
 func (c *Conn) abandonLive(ctx context.Context, p *pendingCall) error {
 	_ = c.sendAbort(p)
-	err := ctx.Err()
-	if errors.Is(err, context.DeadlineExceeded) {
-		err = ErrTimedOut()
-	}
+	err := ctxError(ctx.Err())
 	p.finish(callResult{err: err})
+	return err
+}
+
+// ctxError is what a call returns when its context ended: TIMEOUT (retryable) for a
+// deadline, the context's error for a cancellation.
+func ctxError(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return ErrTimedOut()
+	}
 	return err
 }
 
 // start sends the request of a new outgoing call and registers it as pending.
 func (c *Conn) start(ctx context.Context, op string, in any, sub bool, opts []CallOption) (*pendingCall, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, ctxError(err)
+	}
 	var o callOptions
 	for _, f := range opts {
 		f(&o)
 	}
+	// The option keeps its own copy for reuse; this one is wiped after sending.
+	o.token = append([]byte(nil), o.token...)
 	defer clear(o.token)
 	input, err := encodeInput(in)
 	if err != nil {
@@ -857,7 +950,7 @@ func (c *Conn) start(ctx context.Context, op string, in any, sub bool, opts []Ca
 func (c *Conn) sendError(ctx context.Context, err error) error {
 	switch {
 	case ctx.Err() != nil:
-		return ctx.Err()
+		return ctxError(ctx.Err())
 	case c.ctx.Err() != nil, errors.Is(err, core.ErrConnectionClosed):
 		return ErrConnectionClosed()
 	}
@@ -900,7 +993,14 @@ func (c *Conn) startStream(ctx context.Context, p *pendingCall, env Envelope) er
 	return nil
 }
 
+// abortAckTimeout bounds how long sendAbort waits, on QUIC, for the peer to finish
+// the stream that carried call.aborted.
+const abortAckTimeout = 2 * time.Second
+
 // sendAbort sends call.aborted for p: on the shared sink, or on a fresh stream (QUIC).
+// On QUIC it waits (at most abortAckTimeout) until the peer has read the abort and
+// finished that stream, so that closing the connection right afterwards cannot
+// overtake the abort.
 func (c *Conn) sendAbort(p *pendingCall) error {
 	env := NewAborted(p.id)
 	if p.stream != nil {
@@ -909,17 +1009,26 @@ func (c *Conn) sendAbort(p *pendingCall) error {
 	if c.shared != nil {
 		return c.shared.send(c.ctx, env)
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, c.d.timeout())
+	ctx, cancel := context.WithTimeout(c.ctx, abortAckTimeout)
 	defer cancel()
 	s, err := c.streams.OpenBi(ctx)
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	stop := context.AfterFunc(ctx, func() { _ = s.Close() })
+	defer func() {
+		stop()
+		_ = s.Close()
+	}()
 	if err := WriteFrame(s, env, c.d.maxFrame()); err != nil {
 		return err
 	}
-	return s.CloseWrite()
+	if err := s.CloseWrite(); err != nil {
+		return err
+	}
+	// The peer finishes its side once it has handled the abort.
+	_, err = io.Copy(io.Discard, io.LimitReader(s, int64(c.d.maxFrame())))
+	return err
 }
 
 // encodeInput turns a Call input into JSON.
@@ -946,12 +1055,13 @@ func encodeInput(in any) (json.RawMessage, error) {
 // Stream is the event stream of an outgoing subscription: Next returns its events in
 // order; Close aborts it.
 type Stream struct {
-	c      *Conn
-	p      *pendingCall
-	ctx    context.Context
-	cancel context.CancelFunc
-	stop   func() bool
-	err    error
+	c         *Conn
+	p         *pendingCall
+	ctx       context.Context
+	cancel    context.CancelFunc
+	stop      func() bool
+	abortOnce sync.Once
+	err       error
 }
 
 // Subscribe starts subscription op on the peer. Events are read with Next; Close (or
@@ -965,13 +1075,14 @@ func (c *Conn) Subscribe(ctx context.Context, op string, in any, opts ...CallOpt
 		return nil, err
 	}
 	s := &Stream{c: c, p: p, ctx: sctx, cancel: cancel}
-	s.stop = context.AfterFunc(sctx, func() { s.abort() })
+	s.stop = context.AfterFunc(sctx, s.abort)
 	return s, nil
 }
 
-// abort ends the subscription locally and, when it was still live, on the wire.
+// abort ends the subscription locally and, when it was still live, on the wire. It
+// runs once; a second caller waits for the first to finish.
 func (s *Stream) abort() {
-	_ = s.c.abandon(s.ctx, s.p)
+	s.abortOnce.Do(func() { _ = s.c.abandon(s.ctx, s.p) })
 }
 
 // Next returns the next event. It returns io.EOF once the peer completed the
@@ -1014,8 +1125,12 @@ func (s *Stream) Next(ctx context.Context) (json.RawMessage, error) {
 }
 
 // Close aborts the subscription (sending call.aborted if it is still live) and
-// releases it. It is safe to call more than once.
+// releases it; the abort has been sent when it returns. It is safe to call more than
+// once.
 func (s *Stream) Close() error {
-	s.cancel() // runs abort through AfterFunc
+	s.cancel()
+	// Abort synchronously, so that the abort is on the wire when Close returns (and
+	// wait for the one a cancelled context may have started).
+	s.abort()
 	return nil
 }
