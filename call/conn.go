@@ -574,21 +574,30 @@ func (c *Conn) handleRequest(s sink, env Envelope) {
 	// Requests are not in c.wg: Close and Handle do not wait for a handler that
 	// ignores its context (its answer is dropped once the connection is gone).
 	go func() {
+		// release frees the request's id and in-flight slot; it runs before the
+		// final answer is written, so a caller that waits for each answer before
+		// sending the next request never finds the slot still taken.
+		var once sync.Once
+		release := func() {
+			once.Do(func() {
+				c.mu.Lock()
+				delete(c.inbound, env.ID)
+				c.mu.Unlock()
+			})
+		}
 		defer func() {
-			c.mu.Lock()
-			delete(c.inbound, env.ID)
-			c.mu.Unlock()
+			release()
 			cancel()
 			if fs != nil {
 				fs.doneActive()
 			}
 		}()
-		c.serveRequest(rctx, s, env.ID, req, reg, in)
+		c.serveRequest(rctx, s, env.ID, req, reg, in, release)
 	}()
 }
 
 // serveRequest runs one inbound request and writes its answer unless it was aborted.
-func (c *Conn) serveRequest(ctx context.Context, s sink, id string, req RequestPayload, reg *Registration, in *inboundReq) {
+func (c *Conn) serveRequest(ctx context.Context, s sink, id string, req RequestPayload, reg *Registration, in *inboundReq, release func()) {
 	identity := c.identity
 	if len(req.AuthToken) > 0 {
 		if c.d.Identities != nil {
@@ -617,6 +626,7 @@ func (c *Conn) serveRequest(ctx context.Context, s sink, id string, req RequestP
 		if aborted() {
 			return
 		}
+		release()
 		err := s.send(c.ctx, e)
 		if errors.Is(err, ErrFrameInvalid) && e.Type != EvError {
 			err = s.send(c.ctx, NewErrorEnvelope(id, NewCallError(CodeInternal, "answer not sent: "+err.Error())))
@@ -941,6 +951,12 @@ func (c *Conn) start(ctx context.Context, op string, in any, sub bool, opts []Ca
 	if err != nil {
 		c.forget(id)
 		p.finish(callResult{err: err})
+		if c.shared != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			// The context ended while the request was being written: the write goes
+			// on in the background, so the peer may get the whole request. An abort
+			// queued behind it makes sure the peer does not run it for nothing.
+			c.run(func() { _ = c.shared.send(c.ctx, NewAborted(id)) })
+		}
 		return nil, c.sendError(ctx, err)
 	}
 	return p, nil

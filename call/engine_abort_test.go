@@ -12,8 +12,8 @@ import (
 	"github.com/alknet/alknet/core"
 )
 
-// engNoEnvelopeAfter fails when d wrote anything with id after its first n envelopes
-// with that id, or anything of a type in types.
+// engOnlyEnvelopes fails unless the envelopes d wrote with id have exactly the types
+// want, in that order.
 func engOnlyEnvelopes(t testing.TB, w *engWire, d engDir, id string, want ...string) {
 	t.Helper()
 	var got []string

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/alknet/alknet/core"
 )
@@ -251,10 +252,28 @@ func TestEngineMaxInflight(t *testing.T) {
 		srv := &Dispatcher{MaxInflight: 2, Registry: engWaitRegistry(t, started, release)}
 		p := engNewPair(t, mode, srv, &Dispatcher{}, nil, nil)
 		ctx := engCtx(t)
-		a := engGo(ctx, p.client, "ok/wait", nil)
-		b := engGo(ctx, p.client, "ok/wait", nil)
-		engWait(t, started, "the first request")
-		engWait(t, started, "the second request")
+		// Start two requests that stay running. (A request that has just answered
+		// may still be counted for a moment, see
+		// TestEngineMaxInflightCountsOnlyUnanswered: a refused start is retried.)
+		admit := func(what string) <-chan engOut {
+			for range 100 {
+				res := engGo(ctx, p.client, "ok/wait", nil)
+				select {
+				case <-started:
+					return res
+				case r := <-res:
+					if ce, ok := errors.AsType[*CallError](r.err); !ok || !ce.Retryable {
+						t.Fatalf("%s: %v", what, r.err)
+					}
+				case <-ctx.Done():
+					t.Fatalf("timed out starting %s", what)
+				}
+			}
+			t.Fatalf("%s refused 100 times", what)
+			return nil
+		}
+		a := admit("the first request")
+		b := admit("the second request")
 		_, err := p.client.Call(ctx, "ok/echo", 3)
 		ce := engWantErr(t, err, CodeInternal, "")
 		if !ce.Retryable {
@@ -340,5 +359,54 @@ func TestEngineSubscriptionBufferFull(t *testing.T) {
 		engWantErr(t, err, CodeInternal, "subscription buffer full")
 		id := p.wire.requestID(t, fromClient, "/feed/burst")
 		p.wire.waitType(t, fromClient, id, EvAborted)
+	})
+}
+
+// A request whose answer has been delivered no longer counts against MaxInflight: a
+// client that waits for each answer before its next request (never more than
+// MaxInflight requests in flight) is never refused, even when the server's request
+// goroutine has not wound down yet after writing the answer.
+func TestEngineMaxInflightCountsOnlyUnanswered(t *testing.T) {
+	engModes(t, func(t *testing.T, mode string) {
+		started := make(chan struct{}, 1)
+		srv := &Dispatcher{MaxInflight: 1, Registry: engRegistry(t, engEcho("ok/echo"),
+			engQuery("ok/signal", func(context.Context, *OpContext, json.RawMessage) (json.RawMessage, error) {
+				started <- struct{}{}
+				return json.RawMessage(`"second"`), nil
+			}))}
+		p := engNewPair(t, mode, srv, &Dispatcher{}, nil, nil)
+		ctx := engCtx(t)
+		// Hold the server's writer of the first answer right after the answer went
+		// out, as a descheduled goroutine would.
+		hold := make(chan struct{})
+		var released atomic.Bool
+		release := func() {
+			if released.CompareAndSwap(false, true) {
+				close(hold)
+			}
+		}
+		defer release()
+		hook := func(d engDir, env Envelope) {
+			if d == fromServer && env.Type == EvResponded && string(env.Payload) == `{"output":"first"}` {
+				<-hold
+			}
+		}
+		p.wire.afterWrite.Store(&hook)
+		if out, err := p.client.Call(ctx, "ok/echo", "first"); err != nil || string(out) != `"first"` {
+			t.Fatalf("first call = %s, %v", out, err)
+		}
+		second := engGo(ctx, p.client, "ok/signal", nil)
+		select {
+		case <-started:
+		case r := <-second:
+			release()
+			t.Fatalf("the second, sequential request was refused while the first's answer had been delivered: %v", r.err)
+		case <-time.After(2 * time.Second):
+			// On a shared stream a refusal waits behind the held writer.
+		}
+		release()
+		if r := engWait(t, second, "the second call"); r.err != nil || string(r.out) != `"second"` {
+			t.Fatalf("the second, sequential request = %s, %v; want it admitted", r.out, r.err)
+		}
 	})
 }

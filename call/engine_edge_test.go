@@ -92,7 +92,7 @@ func TestEngineHalfCloseKeepsRunningRequests(t *testing.T) {
 func TestEngineAuthTokenOptionReuse(t *testing.T) {
 	idp := engIDP{tokens: map[string]*core.Identity{"tok-admin": {ID: "token-admin", Scopes: []string{"admin"}}}}
 	engModes(t, func(t *testing.T, mode string) {
-		admin := engQuery("sec/admin", engWhoAmI("sec/admin"))
+		admin := engQuery("sec/admin", engWhoAmI())
 		admin.Spec.Access.RequiredScopes = []string{"admin"}
 		p := engNewPair(t, mode, &Dispatcher{Identities: idp, Registry: engRegistry(t, admin)}, &Dispatcher{}, nil, nil)
 		ctx := engCtx(t)
@@ -231,7 +231,7 @@ func TestEngineCallDeadlineWithStalledPeer(t *testing.T) {
 			// Far more than QUIC's stream window or the loopback socket buffers.
 			size := 4 << 20
 			if network == modeTCP {
-				size = 24 << 20
+				size = 8 << 20
 			}
 			big := make([]byte, size)
 			for i := range big {
@@ -281,6 +281,77 @@ func TestEngineOversizeResponse(t *testing.T) {
 			engWantErr(t, err, CodeInternal, "")
 			_, err = p.client.Call(ctx, "big/out", nil)
 			engWantErr(t, err, CodeInternal, "")
+		})
+	}
+}
+
+// A caller that gives up while its request is still being written (the peer reads
+// slowly) must not leave the peer running it: once the request has gone out, the
+// peer either never runs it or gets call.aborted. (On a shared stream the write
+// cannot be taken back: it finishes in the background, so an abort must follow.)
+func TestEngineCancelDuringBlockedRequestWrite(t *testing.T) {
+	for _, mode := range []string{modeQUIC, modeTCP} {
+		t.Run(mode, func(t *testing.T) {
+			started := make(chan string, 1)
+			ended := make(chan error, 1)
+			srv := &Dispatcher{Registry: engRegistry(t, engQuery("job/big", func(ctx context.Context, oc *OpContext, _ json.RawMessage) (json.RawMessage, error) {
+				started <- oc.RequestID
+				select {
+				case <-ctx.Done():
+					ended <- ctx.Err()
+				case <-time.After(engTimeout):
+					ended <- nil
+				}
+				return nil, ctx.Err()
+			}))}
+			p := engNewPair(t, mode, srv, &Dispatcher{}, nil, nil)
+			release := p.wire.holdServerReads()
+			released := false
+			defer func() {
+				if !released {
+					release()
+				}
+			}()
+			// Far more than QUIC's stream window or the loopback socket buffers.
+			size := 4 << 20
+			if mode == modeTCP {
+				size = 8 << 20
+			}
+			big := json.RawMessage(`"` + strings.Repeat("a", size) + `"`)
+			ctx, cancel := context.WithCancel(t.Context())
+			res := engGo(ctx, p.client, "job/big", big)
+			// The request is being written (the tap records it as the write starts)
+			// and cannot complete: the server does not read.
+			id := p.wire.requestID(t, fromClient, "/job/big")
+			cancel()
+			if r := engWait(t, res, "the cancelled call"); !errors.Is(r.err, context.Canceled) {
+				t.Fatalf("cancelled call = %v, want context.Canceled", r.err)
+			}
+			release()
+			released = true
+			// A round trip after the server read everything before it.
+			if _, err := p.client.Call(engCtx(t), OpServicesList, nil); err != nil {
+				t.Fatalf("call after the cancelled one: %v", err)
+			}
+			select {
+			case got := <-started:
+				if got != id {
+					t.Fatalf("handler ran for %s, want %s", got, id)
+				}
+				// The abort follows the request on the wire right away; 3s is ample.
+				select {
+				case err := <-ended:
+					if !errors.Is(err, context.Canceled) {
+						t.Fatalf("the abandoned request's handler ended with ctx error %v, want context.Canceled", err)
+					}
+				case <-time.After(3 * time.Second):
+					t.Fatalf("the abandoned request's handler is still running 3s after the request arrived: no call.aborted followed it (client wrote %d envelopes with its id)",
+						len(p.wire.with(fromClient, id, "")))
+				}
+			default:
+				// Never ran: the request did not reach the server whole (QUIC resets
+				// the stream).
+			}
 		})
 	}
 }

@@ -28,7 +28,7 @@ func newEngImportServer(t testing.TB) *engImportServer {
 	admin.Spec.Access.RequiredScopes = []string{"admin"}
 	hidden := engEcho("pub/hidden")
 	hidden.Spec.Visibility = Internal
-	s.reg = engRegistry(t, engEcho("pub/echo"), engQuery("pub/who", engWhoAmI("pub/who")), admin, hidden,
+	s.reg = engRegistry(t, engEcho("pub/echo"), engQuery("pub/who", engWhoAmI()), admin, hidden,
 		engSub("pub/watch", func(ctx context.Context, _ *OpContext, in json.RawMessage, emit func(json.RawMessage) error) error {
 			var n int
 			if err := json.Unmarshal(in, &n); err != nil {
@@ -268,7 +268,7 @@ func TestEngineDial(t *testing.T) {
 		t.Run(network.String(), func(t *testing.T) {
 			srvDisp := &Dispatcher{Registry: engRegistry(t, engEcho("srv/echo"))}
 			s := engStartServer(t, srvDisp, nil, nil)
-			restricted := engQuery("cli/restricted", engWhoAmI("cli/restricted"))
+			restricted := engQuery("cli/restricted", engWhoAmI())
 			restricted.Spec.Access.RequiredScopes = []string{"callback"}
 			cliDisp := &Dispatcher{
 				Registry:   engRegistry(t, restricted),
@@ -332,7 +332,7 @@ func TestEngineFromCallErrors(t *testing.T) {
 		}))
 		return reg
 	}
-	forbidden := engQuery(OpServicesList, engWhoAmI(OpServicesList))
+	forbidden := engQuery(OpServicesList, engWhoAmI())
 	forbidden.Spec.Access.RequiredScopes = []string{"discovery"}
 	locked := NewBareRegistry()
 	mustRegister(t, locked, forbidden)

@@ -16,6 +16,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -112,6 +113,13 @@ func (d engDir) String() string {
 // happens before the transport write, so once a side's Conn has been closed (Close
 // waits for its goroutines) its record is complete.
 type engWire struct {
+	// afterWrite, when set, runs after each envelope has been handed to the
+	// transport, in the writer's goroutine (it may block the writer).
+	afterWrite atomic.Pointer[func(engDir, Envelope)]
+
+	gateMu sync.Mutex
+	gate   chan struct{} // while not nil, the server's reads wait for it to close
+
 	mu       sync.Mutex
 	sent     [2][]Envelope
 	readEnds [2]int // streams whose reading ended (EOF or error), by reader
@@ -126,6 +134,37 @@ func (w *engWire) record(d engDir, env Envelope) {
 	w.sent[d] = append(w.sent[d], env)
 	close(w.changed)
 	w.changed = make(chan struct{})
+}
+
+// holdServerReads makes the server's tapped streams stop reading (the peer's
+// writes then block once the transport's buffers are full) until the returned
+// function is called.
+func (w *engWire) holdServerReads() (release func()) {
+	g := make(chan struct{})
+	w.gateMu.Lock()
+	w.gate = g
+	w.gateMu.Unlock()
+	return func() {
+		w.gateMu.Lock()
+		if w.gate == g {
+			w.gate = nil
+		}
+		w.gateMu.Unlock()
+		close(g)
+	}
+}
+
+// wrote runs the afterWrite hook.
+func (w *engWire) wrote(d engDir, env Envelope) {
+	if f := w.afterWrite.Load(); f != nil {
+		(*f)(d, env)
+	}
+}
+
+func (w *engWire) readGate() chan struct{} {
+	w.gateMu.Lock()
+	defer w.gateMu.Unlock()
+	return w.gate
 }
 
 // readEnded counts a stream whose reading by d ended.
@@ -243,6 +282,7 @@ type engTapStream struct {
 }
 
 func (s *engTapStream) Write(p []byte) (int, error) {
+	var envs []Envelope
 	s.mu.Lock()
 	s.buf = append(s.buf, p...)
 	for len(s.buf) >= 4 {
@@ -252,15 +292,39 @@ func (s *engTapStream) Write(p []byte) (int, error) {
 		}
 		if env, err := DecodeEnvelope(s.buf[4 : 4+n]); err == nil {
 			s.w.record(s.dir, env)
+			envs = append(envs, env)
 		}
 		s.buf = s.buf[4+n:]
 	}
 	s.mu.Unlock()
-	return s.BiStream.Write(p)
+	n, err := s.BiStream.Write(p)
+	for _, env := range envs {
+		s.w.wrote(s.dir, env)
+	}
+	return n, err
+}
+
+// SetWriteDeadline, SetReadDeadline and SetDeadline forward to the tapped stream
+// (QUIC and TLS streams have them; the engine uses them to abandon blocked writes).
+func (s *engTapStream) SetWriteDeadline(t time.Time) error {
+	return core.NetConn(s.BiStream, nil, nil).SetWriteDeadline(t)
+}
+
+func (s *engTapStream) SetReadDeadline(t time.Time) error {
+	return core.NetConn(s.BiStream, nil, nil).SetReadDeadline(t)
+}
+
+func (s *engTapStream) SetDeadline(t time.Time) error {
+	return core.NetConn(s.BiStream, nil, nil).SetDeadline(t)
 }
 
 // Read counts the end of reading (once per stream).
 func (s *engTapStream) Read(p []byte) (int, error) {
+	if s.dir == fromServer {
+		if g := s.w.readGate(); g != nil {
+			<-g
+		}
+	}
 	n, err := s.BiStream.Read(p)
 	if err != nil {
 		s.endOnce.Do(func() { s.w.readEnded(s.dir) })
@@ -377,6 +441,11 @@ type engPair struct {
 func engNewPair(t testing.TB, mode string, server, client *Dispatcher, clientIdentity, serverIdentity *core.Identity) *engPair {
 	t.Helper()
 	w := newEngWire()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the wire of the failed test (%s):\n%s", mode, w.dump())
+		}
+	})
 	if mode == modeMessage {
 		return engMessagePair(t, w, server, client, clientIdentity, serverIdentity)
 	}
@@ -428,6 +497,7 @@ func engMessagePair(t testing.TB, w *engWire, server, client *Dispatcher, client
 			w.record(d, env)
 			select {
 			case ch <- env:
+				w.wrote(d, env)
 				return nil
 			case <-ctx.Done():
 				return io.ErrClosedPipe

@@ -127,7 +127,7 @@ type engWho struct {
 }
 
 // engWhoAmI answers the identity the call was checked against and its forwarded_for.
-func engWhoAmI(name string) Handler {
+func engWhoAmI() Handler {
 	return func(_ context.Context, oc *OpContext, _ json.RawMessage) (json.RawMessage, error) {
 		return json.Marshal(engWho{oc.Identity, oc.ForwardedFor})
 	}
@@ -159,9 +159,9 @@ func TestEngineAuthToken(t *testing.T) {
 		"tok-admin": {ID: "token-admin", Scopes: []string{"admin"}},
 	}}
 	newServer := func() *Dispatcher {
-		admin := engQuery("sec/admin", engWhoAmI("sec/admin"))
+		admin := engQuery("sec/admin", engWhoAmI())
 		admin.Spec.Access.RequiredScopes = []string{"admin"}
-		return &Dispatcher{Identities: idp, Registry: engRegistry(t, engQuery("sec/whoami", engWhoAmI("sec/whoami")), admin)}
+		return &Dispatcher{Identities: idp, Registry: engRegistry(t, engQuery("sec/whoami", engWhoAmI()), admin)}
 	}
 	engModes(t, func(t *testing.T, mode string) {
 		t.Run("known connection", func(t *testing.T) {
