@@ -3,12 +3,14 @@ module github.com/alknet/alknet/examples
 go 1.26.0
 
 replace (
+	github.com/alknet/alknet/call => ../call
 	github.com/alknet/alknet/core => ../core
 	github.com/alknet/alknet/vault => ../vault
 )
 
 require (
 	github.com/BurntSushi/toml v1.6.0
+	github.com/alknet/alknet/call v0.0.0-00010101000000-000000000000
 	github.com/alknet/alknet/core v0.0.0-00010101000000-000000000000
 	github.com/alknet/alknet/vault v0.0.0-00010101000000-000000000000
 	github.com/cosmos/go-bip39 v1.0.0
@@ -17,9 +19,13 @@ require (
 	golang.org/x/crypto v0.58.0
 	golang.org/x/sys v0.49.0
 	golang.org/x/term v0.47.0
+	google.golang.org/grpc v1.85.0
 )
 
 require (
+	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect
 	golang.org/x/net v0.62.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
+	google.golang.org/protobuf v1.36.12 // indirect
 )

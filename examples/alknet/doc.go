@@ -7,13 +7,14 @@
 //	alknet serve [--state DIR] [--passphrase-file FILE] [--listen HOST:PORT] [--config FILE] [--drain DUR] [--log-level LEVEL]
 //	alknet id    [--state DIR] [--passphrase-file FILE]
 //	alknet pipe  [--state DIR] [--passphrase-file FILE] --alpn ALPN (--pin FINGERPRINT | --insecure) [--tcp] HOST:PORT
+//	alknet call  [--state DIR] [--passphrase-file FILE] (--pin FP | --insecure) [--tcp] [--token TOKEN] [--timeout DUR] HOST:PORT OPERATION [JSON-INPUT]
 //	alknet vault init    [--state DIR] [--words N] [--passphrase-file FILE] [--bip39-passphrase-file FILE]
 //	alknet vault recover [--state DIR] [--passphrase-file FILE] [--bip39-passphrase-file FILE] < MNEMONIC
 //	alknet vault seal    [--state DIR] [--passphrase-file FILE] [--key-version N] [--raw] < SECRET
 //	alknet vault open    [--state DIR] [--passphrase-file FILE] < BLOB
 //	alknet help  [COMMAND [SUBCOMMAND]]
 //
-// Flags may be written --flag or -flag, before or after the positional argument ("--"
+// Flags may be written --flag or -flag, before or after the positional arguments ("--"
 // ends the flags).
 //
 // # State and identity
@@ -27,7 +28,7 @@
 //
 // When the state directory holds a vault keystore, vault.keystore (see "alknet vault"
 // below), the node's key is instead the vault's identity key, derived from the mnemonic
-// at m/74'/0'/0'/0' (SLIP-0010 Ed25519): serve, id and pipe unlock the keystore with
+// at m/74'/0'/0'/0' (SLIP-0010 Ed25519): serve, id, pipe and call unlock the keystore with
 // --passphrase-file or a terminal prompt, and node.key is neither read nor created nor
 // changed. Restoring the mnemonic restores the node's fingerprint. Without a keystore
 // they behave as described above, and --passphrase-file is a configuration error.
@@ -36,8 +37,20 @@
 //
 // serve listens on --listen (default 127.0.0.1:4433; port 0 picks a free port) over UDP
 // (QUIC) and TCP (TCP+TLS) and dispatches each connection by its negotiated ALPN. Today
-// that is alknet/echo. Once both listeners are bound it prints exactly these lines on
-// stdout, with the actual addresses, and nothing else:
+// that is alknet/echo and alknet/call, the call protocol with the demo operations of
+// package github.com/alknet/alknet/examples/demo and the discovery operations
+// services/list and services/schema:
+//
+//	demo/echo    query: returns its input
+//	demo/ticks   subscription: {"count":N,"interval_ms":M} (N 0..10000, M 0..60000,
+//	             default 0) emits {"n":1} ... {"n":N}, M ms apart, then completes
+//	demo/whoami  query, requires scope "demo": returns {"id":"<caller identity id>"}
+//
+// A call runs as the identity of the client certificate (a [[peers]] entry listing its
+// fingerprint) or, when the request carries a token that resolves, as the token's
+// identity (a peer's token_hash, or an API key, whose identity id is its prefix); a
+// reload applies to the next call. Once both listeners are bound it prints exactly these
+// lines on stdout, with the actual addresses, and nothing else:
 //
 //	fingerprint ed25519:<64 lowercase hex>
 //	listen quic <host:port>
@@ -76,6 +89,45 @@
 //
 //	$ alknet pipe --alpn alknet/echo --pin ed25519:... 127.0.0.1:4433 <<<hello
 //	hello
+//
+// # alknet call
+//
+// call connects to HOST:PORT with ALPN alknet/call like pipe (the state directory's
+// identity as client certificate, --pin or --insecure, QUIC or TCP+TLS with --tcp),
+// calls OPERATION (such as demo/echo; a leading "/" is accepted) with JSON-INPUT (any
+// JSON value; absent means null) and prints each output as one line of compact JSON on
+// stdout: one line for a query or mutation, one per event for a subscription, which it
+// follows until the node completes it. It asks the node (services/schema) whether
+// OPERATION is a subscription first. It then exits 0.
+//
+// --token TOKEN sends an API key ("alk_...") or a peer token with the call; the node
+// runs the call as the token's identity, or as the connection's when the token resolves
+// to nothing. The token is never printed or logged. --timeout DUR gives up after DUR
+// (default: 30s for a query or mutation, no limit for a subscription).
+//
+// When the node answers with an error, call prints the CallError as one line of JSON on
+// stderr, without the "alknet: " prefix, and exits 1:
+//
+//	{"code":"FORBIDDEN","message":"authentication required","retryable":false}
+//
+// The codes are those of the call protocol: NOT_FOUND (no such operation, or one the
+// caller may not see), FORBIDDEN, INVALID_INPUT (JSON-INPUT does not match the
+// operation's input schema; details lists why), INVALID_OPERATION_TYPE, INTERNAL (also
+// a connection lost during the call), TIMEOUT (retryable), and operation-specific ones.
+// A JSON-INPUT that is not valid JSON is a usage error (exit 2); write "--" before an
+// input that starts with "-", such as -5. Ctrl-C (SIGINT or SIGTERM) aborts the call on
+// the wire (call.aborted) and then closes the connection; call exits 1 with
+// "alknet: call: interrupted". Failing to connect exits 1 with one "alknet: call: ..."
+// line, as pipe does.
+//
+//	$ alknet call --pin ed25519:... 127.0.0.1:4433 demo/echo '{"a": [1, 2]}'
+//	{"a":[1,2]}
+//	$ alknet call --pin ed25519:... 127.0.0.1:4433 demo/ticks '{"count":3,"interval_ms":500}'
+//	{"n":1}
+//	{"n":2}
+//	{"n":3}
+//	$ alknet call --pin ed25519:... --token alk_... 127.0.0.1:4433 demo/whoami
+//	{"id":"alk_abcd"}
 //
 // # alknet vault
 //
@@ -168,10 +220,12 @@
 //
 //	0  success (serve: stopped by SIGINT/SIGTERM; help)
 //	1  runtime failure (cannot listen, cannot reach the server, refused ALPN, wrong
-//	   passphrase, existing keystore, invalid mnemonic or blob, ...)
+//	   passphrase, existing keystore, invalid mnemonic or blob, a call that ended
+//	   with a CallError, ...)
 //	2  usage or configuration error (unknown command or flag, missing or conflicting
 //	   flags, invalid --config, refused passphrase file, no passphrase file and no
 //	   terminal, --passphrase-file without a keystore)
 //
-// Every error is printed as one line on stderr, starting "alknet: ".
+// Every error is printed as one line on stderr, starting "alknet: ", except the
+// CallError of a failed call, printed as one line of JSON.
 package main

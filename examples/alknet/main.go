@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/alknet/alknet/call"
 	"github.com/alknet/alknet/core"
 	"github.com/alknet/alknet/vault"
 )
@@ -74,6 +75,9 @@ type cli struct {
 	ready func(serveInfo)
 	// reloaded is called after every reload attempt with its result.
 	reloaded func(error)
+	// callOps registers more operations for serve's alknet/call handler, after the
+	// demo ones.
+	callOps func(*call.Registry) error
 }
 
 // serveInfo is what serve tells the ready hook.
@@ -107,7 +111,8 @@ const (
 )
 
 // exitCode maps run's error to the process exit code: 0 for success (and for help that
-// was asked for), 2 for usage and configuration errors, 1 for every other failure.
+// was asked for), 2 for usage and configuration errors, 1 for every other failure
+// (a *callFailure included).
 func exitCode(err error) int {
 	var ue *usageError
 	var ce *configError
@@ -122,12 +127,18 @@ func exitCode(err error) int {
 }
 
 // report prints err as one line "alknet: ..." on w (nothing for success or help) and
-// returns the exit code.
+// returns the exit code. A *callFailure is printed as its CallError JSON instead, one
+// line without the prefix.
 func report(w io.Writer, err error) int {
 	code := exitCode(err)
-	if err != nil && code != exitOK {
-		fmt.Fprintf(w, "alknet: %s\n", oneLine(err.Error()))
+	if err == nil || code == exitOK {
+		return code
 	}
+	if cf, ok := errors.AsType[*callFailure](err); ok {
+		fmt.Fprintf(w, "%s\n", cf.json)
+		return code
+	}
+	fmt.Fprintf(w, "alknet: %s\n", oneLine(err.Error()))
 	return code
 }
 
@@ -153,6 +164,7 @@ Commands:
   serve   run a node: QUIC and TCP+TLS on one port, handlers chosen by ALPN
   id      print this node's fingerprint (creating its identity if needed)
   pipe    connect to a node and pipe stdin and stdout over one stream
+  call    call an operation of a node over alknet/call and print its outputs as JSON
   vault   keep the node's keys in a mnemonic vault: vault init, recover, seal, open
   help    show this help, or "alknet help <command>" for a command's flags
 
@@ -172,6 +184,8 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return c.id(rest)
 	case "pipe":
 		return c.pipe(ctx, rest)
+	case "call":
+		return c.call(ctx, rest)
 	case "vault":
 		return c.vault(rest)
 	case "help", "-h", "-help", "--help":
@@ -195,7 +209,7 @@ func (c *cli) help(args []string) error {
 		return usagef("help: too many arguments")
 	}
 	switch args[0] {
-	case "serve", "id", "pipe":
+	case "serve", "id", "pipe", "call":
 		return c.run(context.Background(), []string{args[0], "-h"})
 	case "vault":
 		_, err := io.WriteString(c.stdout, vaultUsageText)

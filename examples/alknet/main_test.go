@@ -74,6 +74,13 @@ type node struct {
 // waits for its "ready" line.
 func startServe(t *testing.T, args ...string) *node {
 	t.Helper()
+	return startServeWith(t, nil, args...)
+}
+
+// startServeWith is startServe with configure (when not nil) applied to the cli
+// before serve runs, to set test hooks.
+func startServeWith(t *testing.T, configure func(*cli), args ...string) *node {
+	t.Helper()
 	n := &node{
 		stderr:   &syncBuffer{},
 		reload:   make(chan os.Signal, 1),
@@ -89,6 +96,9 @@ func startServe(t *testing.T, args ...string) *node {
 		notifyReload: func() (<-chan os.Signal, func()) { return n.reload, func() {} },
 		ready:        func(info serveInfo) { infoCh <- info },
 		reloaded:     func(err error) { n.reloaded <- err },
+	}
+	if configure != nil {
+		configure(c)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
@@ -678,13 +688,13 @@ func TestHelp(t *testing.T) {
 		if exitCode(err) != 0 {
 			t.Errorf("%q: %v", args, err)
 		}
-		for _, want := range []string{"serve", "id", "pipe", "help"} {
+		for _, want := range []string{"serve", "id", "pipe", "call", "help"} {
 			if !strings.Contains(stdout.String(), "  "+want+" ") {
 				t.Errorf("%q: usage lacks %s:\n%s", args, want, stdout.String())
 			}
 		}
 	}
-	for _, args := range [][]string{{"serve", "-h"}, {"pipe", "--help"}, {"help", "id"}} {
+	for _, args := range [][]string{{"serve", "-h"}, {"pipe", "--help"}, {"help", "id"}, {"call", "-h"}, {"help", "call"}} {
 		var stdout bytes.Buffer
 		err := (&cli{stdout: &stdout, stderr: io.Discard}).run(t.Context(), args)
 		if code := report(io.Discard, err); code != 0 {

@@ -2,42 +2,25 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"sync"
-	"syscall"
 
 	"github.com/alknet/alknet/core"
 	"github.com/alknet/alknet/core/endpoint"
-	"github.com/alknet/alknet/core/tlsconf"
 )
-
-// pipeHandshakeTimeout bounds pipe's connection setup.
-const pipeHandshakeTimeout = endpoint.DefaultDialHandshakeTimeout
 
 // pipeOptions are pipe's parsed flags and argument.
 type pipeOptions struct {
-	state          string
-	passphraseFile string
-	alpn           string
-	pin            string
-	insecure       bool
-	network        endpoint.Network
-	addr           string
+	dialFlags
+	alpn string
 }
 
 func (c *cli) parsePipe(args []string) (*pipeOptions, error) {
 	cmd := c.newCommand("pipe", "alknet pipe [--state DIR] [--passphrase-file FILE] --alpn ALPN (--pin FINGERPRINT | --insecure) [--tcp] HOST:PORT")
 	o := &pipeOptions{}
-	cmd.fs.StringVar(&o.state, "state", "", "state directory `DIR` holding the client identity, vault.keystore or node.key (default ~/.alknet)")
-	cmd.fs.StringVar(&o.passphraseFile, "passphrase-file", "", passphraseFileUsage)
+	o.register(cmd.fs)
 	cmd.fs.StringVar(&o.alpn, "alpn", "", "`ALPN` protocol to ask for, such as alknet/echo (required)")
-	cmd.fs.StringVar(&o.pin, "pin", "", "the server's `FINGERPRINT` (ed25519:<hex> or SHA256:<hex>), as alknet id prints it on the server")
-	cmd.fs.BoolVar(&o.insecure, "insecure", false, "accept any server, printing its fingerprint in a warning (instead of --pin)")
-	useTCP := cmd.fs.Bool("tcp", false, "dial TCP+TLS instead of QUIC")
 	pos, err := cmd.parse(c, args)
 	if err != nil {
 		return nil, err
@@ -49,26 +32,15 @@ func (c *cli) parsePipe(args []string) (*pipeOptions, error) {
 		return nil, usagef(`pipe: want one HOST:PORT, got %d arguments (run "alknet pipe -h" for usage)`, len(pos))
 	case o.alpn == "":
 		return nil, usagef(`pipe: --alpn is required (run "alknet pipe -h" for usage)`)
-	case o.pin == "" && !o.insecure:
-		return nil, usagef("pipe: give the server's fingerprint with --pin, or --insecure to skip verifying it")
-	case o.pin != "" && o.insecure:
-		return nil, usagef("pipe: --pin and --insecure exclude each other")
+	}
+	if err := o.checkVerify("pipe"); err != nil {
+		return nil, err
 	}
 	if len(o.alpn) > core.MaxALPNLength {
 		return nil, usagef("pipe: --alpn is %d bytes, longer than %d", len(o.alpn), core.MaxALPNLength)
 	}
-	if o.pin != "" {
-		if _, _, err := core.ParseFingerprint(o.pin); err != nil {
-			return nil, usagef("pipe: --pin: %v", err)
-		}
-	}
-	o.addr = pos[0]
-	if host, port, err := net.SplitHostPort(o.addr); err != nil || host == "" || port == "" {
-		return nil, usagef("pipe: %q is not HOST:PORT", o.addr)
-	}
-	o.network = endpoint.NetworkQUIC
-	if *useTCP {
-		o.network = endpoint.NetworkTCP
+	if err := o.setAddr("pipe", pos[0]); err != nil {
+		return nil, err
 	}
 	return o, nil
 }
@@ -79,31 +51,13 @@ func (c *cli) pipe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	id, err := c.nodeIdentity(o.state, o.passphraseFile)
+	opts, err := c.dialOptions("pipe", &o.dialFlags)
 	if err != nil {
-		return fmt.Errorf("pipe: %w", err)
-	}
-	cert, err := tlsconf.Certificate(id.key)
-	if err != nil {
-		return fmt.Errorf("pipe: %w", err)
-	}
-	opts := endpoint.DialOptions{
-		Network:          o.network,
-		HandshakeTimeout: pipeHandshakeTimeout,
-		TLS:              tlsconf.ClientOptions{Certificate: &cert, Pin: o.pin},
-	}
-	if o.insecure {
-		var once sync.Once
-		opts.TLS.VerifyServer = func(fp string, _ tls.ConnectionState) error {
-			once.Do(func() {
-				fmt.Fprintf(c.stderr, "alknet: warning: --insecure: server identity not verified (fingerprint %s)\n", fp)
-			})
-			return nil
-		}
+		return err
 	}
 	conn, err := endpoint.Dial(ctx, o.addr, o.alpn, opts)
 	if err != nil {
-		return describeDialError(ctx, o, err)
+		return describeDialError(ctx, "pipe", &o.dialFlags, o.alpn, err)
 	}
 	defer conn.Close(core.CloseNormal, "")
 	// An interrupt closes the connection, which ends both copies.
@@ -192,44 +146,4 @@ func (c *cli) pipeFailed(ctx context.Context, o *pipeOptions, op string, err err
 		return fmt.Errorf("pipe: %s %s: connection closed by the server: %w", op, o.addr, err)
 	}
 	return fmt.Errorf("pipe: %s %s: %w", op, o.addr, err)
-}
-
-// describeDialError turns a dial failure into one line saying what went wrong.
-func describeDialError(ctx context.Context, o *pipeOptions, err error) error {
-	network := "QUIC"
-	if o.network == endpoint.NetworkTCP {
-		network = "TCP+TLS"
-	}
-	cause := err
-	var de *endpoint.DialError
-	if errors.As(err, &de) {
-		cause = de.Err
-	}
-	var mismatch *tlsconf.FingerprintMismatchError
-	var netErr net.Error
-	var dnsErr *net.DNSError
-	switch {
-	case ctx.Err() != nil:
-		return errors.New("pipe: interrupted")
-	case errors.Is(err, endpoint.ErrALPNRefused):
-		return fmt.Errorf("pipe: %s does not serve ALPN %s", o.addr, o.alpn)
-	case errors.As(err, &mismatch):
-		got := mismatch.Got
-		if got == "" {
-			got = "no certificate"
-		}
-		return fmt.Errorf("pipe: %s is not the pinned server: fingerprint mismatch: pinned %s, server presented %s", o.addr, mismatch.Want, got)
-	case errors.Is(err, tlsconf.ErrFingerprintMismatch):
-		return fmt.Errorf("pipe: %s is not the pinned server: %w", o.addr, cause)
-	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("pipe: cannot reach %s over %s: no handshake within %s", o.addr, network, pipeHandshakeTimeout)
-	case errors.As(err, &dnsErr),
-		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EHOSTUNREACH),
-		errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.ETIMEDOUT),
-		errors.As(err, &netErr) && netErr.Timeout():
-		return fmt.Errorf("pipe: cannot reach %s over %s: %w", o.addr, network, cause)
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
-		return fmt.Errorf("pipe: %s closed the connection during the %s handshake (is it over a connection limit?): %w", o.addr, network, cause)
-	}
-	return fmt.Errorf("pipe: cannot connect to %s over %s: %w", o.addr, network, cause)
 }

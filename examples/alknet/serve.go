@@ -109,16 +109,23 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 
+	// One identity provider for the endpoint and the handlers: it reads the store's
+	// current snapshot, so a reload applies to both.
+	identities := core.NewConfigIdentityProvider(store, nil)
 	reg := core.NewRegistry()
-	deps := handlerDeps{stateDir: id.dir, key: id.key, store: store, logger: log}
-	for _, h := range handlers(deps) {
+	deps := handlerDeps{stateDir: id.dir, key: id.key, store: store, identities: identities, logger: log, callOps: c.callOps}
+	hs, err := handlers(deps)
+	if err != nil {
+		return fmt.Errorf("serve: build handlers: %w", err)
+	}
+	for _, h := range hs {
 		if err := reg.Register(h); err != nil {
 			return fmt.Errorf("serve: register handler: %w", err)
 		}
 	}
 	ep, err := endpoint.New(reg, endpoint.Config{
 		TLS:          tlsconf.ServerConfig(cert),
-		Identities:   core.NewConfigIdentityProvider(store, nil),
+		Identities:   identities,
 		Limits:       store.Limits,
 		DrainTimeout: o.drain,
 		Logger:       log,

@@ -8,6 +8,7 @@
 //	go run ./examples/bench endpoint -quick # smoke run (a few seconds)
 //	go run ./examples/bench endpoint -h     # flags of one benchmark
 //	go run ./examples/bench vault           # full run (about a minute)
+//	go run ./examples/bench call            # full run (about a minute and a half)
 package main
 
 import (
@@ -49,6 +50,10 @@ type benchmark struct {
 // benchmarks returns the benchmarks by name. Add new ones here ("call", "ssh", ...).
 func benchmarks() map[string]benchmark {
 	return map[string]benchmark{
+		"call": {
+			summary: "call protocol (call.Dial, QUIC and TCP+TLS) vs gRPC-go (TLS and h2c): unary echo calls/s and p50/p99 at 1 and 64 callers, subscription events/s",
+			run:     runCall,
+		},
 		"endpoint": {
 			summary: "endpoint vs bare quic-go and crypto/tls: new connections/s, QUIC and TCP+TLS bulk throughput",
 			run:     runEndpoint,

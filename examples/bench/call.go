@@ -1,0 +1,1036 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/alknet/alknet/call"
+	"github.com/alknet/alknet/core"
+	"github.com/alknet/alknet/core/endpoint"
+	"github.com/alknet/alknet/core/tlsconf"
+)
+
+// Metric keys of the call benchmark, for -only and profile labels.
+const (
+	metricUnary1 = "unary-1"
+	metricUnaryN = "unary-n"
+	metricEvents = "events"
+)
+
+// callMetrics lists the metric keys in table order.
+var callMetrics = []string{metricUnary1, metricUnaryN, metricEvents}
+
+// Arm names, for -arms and profile labels ("arm").
+const (
+	armAlknetQUIC = "alknet-quic"
+	armAlknetTCP  = "alknet-tcp"
+	armGRPCTLS    = "grpc-tls"
+	armGRPCH2C    = "grpc-h2c"
+)
+
+// callArms lists the arms in column order.
+var callArms = []string{armAlknetQUIC, armAlknetTCP, armGRPCTLS, armGRPCH2C}
+
+// armTitles are the column headers of the arms.
+var armTitles = map[string]string{
+	armAlknetQUIC: "alknet QUIC",
+	armAlknetTCP:  "alknet TCP+TLS",
+	armGRPCTLS:    "gRPC TLS",
+	armGRPCH2C:    "gRPC h2c",
+}
+
+func isAlknetArm(name string) bool { return strings.HasPrefix(name, "alknet") }
+
+// The operations both servers serve.
+const (
+	benchEchoOp   = "bench/echo"
+	benchEventsOp = "bench/events"
+
+	grpcBenchService = "alknet.bench.Bench"
+	grpcEchoMethod   = "/" + grpcBenchService + "/Echo"
+	grpcEventsMethod = "/" + grpcBenchService + "/Events"
+
+	// callPayloadSize is the size of the echoed JSON document.
+	callPayloadSize = 64
+	// callTimeout bounds the calls of one round beyond its duration.
+	callTimeout = 30 * time.Second
+)
+
+type callBenchOptions struct {
+	rounds      int
+	duration    time.Duration
+	concurrency int
+	events      int
+	settle      time.Duration
+	only        string
+	arms        string
+	cpuprofile  string
+	memprofile  string
+}
+
+func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if _, set := os.LookupEnv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING"); !set {
+		_ = os.Setenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING", "true")
+	}
+	o := callBenchOptions{}
+	fs := flag.NewFlagSet("call", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&o.rounds, "rounds", 5, "rounds; each runs every metric once per arm, in an order that rotates by round")
+	fs.DurationVar(&o.duration, "duration", 2*time.Second, "length of one unary round per arm")
+	fs.IntVar(&o.concurrency, "concurrency", 64, "concurrent callers on one connection in the "+metricUnaryN+" metric")
+	fs.IntVar(&o.events, "events", 100000, "events of the one subscription of an events round")
+	fs.DurationVar(&o.settle, "settle", 50*time.Millisecond, "pause after each arm, after a GC")
+	fs.StringVar(&o.only, "only", "", "comma-separated subset of metrics to run: "+strings.Join(callMetrics, ", "))
+	fs.StringVar(&o.arms, "arms", "", "comma-separated subset of arms to run: "+strings.Join(callArms, ", "))
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measurements to `file` (labels: arm, side, metric)")
+	fs.StringVar(&o.memprofile, "memprofile", "", "write an allocation profile to `file` at the end")
+	quick := fs.Bool("quick", false, "smoke run: 1 round, 200ms, 5000 events (flags given explicitly win)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: bench call [flags]\n\n"+
+			"Compares the alknet call protocol (call.Dial over QUIC and TCP+TLS) with gRPC-go\n"+
+			"(TLS and plaintext h2c) on loopback: unary echo calls/s and latency with 1 and\n"+
+			"-concurrency callers on one connection, subscription events/s.\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if help, err := parseFlags(fs, args, stderr); help || err != nil {
+		return err
+	}
+	if *quick {
+		explicit := explicitFlags(fs)
+		if !explicit["rounds"] {
+			o.rounds = 1
+		}
+		if !explicit["duration"] {
+			o.duration = 200 * time.Millisecond
+		}
+		if !explicit["events"] {
+			o.events = 5000
+		}
+		if !explicit["settle"] {
+			o.settle = 10 * time.Millisecond
+		}
+	}
+	switch {
+	case o.rounds < 1:
+		return fmt.Errorf("-rounds must be at least 1")
+	case o.duration <= 0:
+		return fmt.Errorf("-duration must be positive")
+	case o.concurrency < 1:
+		return fmt.Errorf("-concurrency must be at least 1")
+	case o.events < 1:
+		return fmt.Errorf("-events must be at least 1")
+	case o.settle < 0:
+		return fmt.Errorf("-settle must not be negative")
+	}
+	selected, err := selectMetrics(o.only, callMetrics)
+	if err != nil {
+		return err
+	}
+	armSel, err := selectArms(o.arms)
+	if err != nil {
+		return err
+	}
+
+	loadBefore := loadAverage()
+	f, err := newCallFixture(ctx, armSel, o.events)
+	if err != nil {
+		return err
+	}
+	defer f.close()
+	if err := f.check(ctx, o); err != nil {
+		return err
+	}
+
+	ms := f.metrics(o, selected)
+	settle := func(ctx context.Context) error {
+		runtime.GC()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(o.settle):
+			return nil
+		}
+	}
+	// One short untimed pass of every arm first: lazy initialisation, heap growth,
+	// the latency buffers, and the QUIC and TCP windows of the long-lived connections.
+	warm := o
+	warm.duration = min(o.duration, 300*time.Millisecond)
+	warm.events = min(o.events, 20000)
+	for _, m := range f.metrics(warm, selected) {
+		for _, a := range m.arms {
+			if _, err := a.round(ctx); err != nil {
+				return fmt.Errorf("warm-up, %s, %s: %w", m.key, a.name, err)
+			}
+			if err := settle(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	other, err := callRounds(ctx, o.rounds, ms, settle, o.cpuprofile, stderr)
+	if err != nil {
+		return err
+	}
+	if o.memprofile != "" {
+		if err := writeAllocProfile(o.memprofile); err != nil {
+			return err
+		}
+	}
+	callReport(stdout, o, f.arms, ms, loadBefore, other)
+	return f.shutdown()
+}
+
+// selectArms parses -arms; empty selects all, in column order.
+func selectArms(list string) ([]string, error) {
+	if list == "" {
+		return slices.Clone(callArms), nil
+	}
+	want := make(map[string]bool)
+	for a := range strings.SplitSeq(list, ",") {
+		a = strings.TrimSpace(a)
+		if !slices.Contains(callArms, a) {
+			return nil, fmt.Errorf("-arms: unknown arm %q (want %s)", a, strings.Join(callArms, ", "))
+		}
+		want[a] = true
+	}
+	var out []string
+	for _, a := range callArms {
+		if want[a] {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// callClient is one arm's client side: one connection shared by every caller.
+type callClient interface {
+	// echo calls the echo operation with in and returns its output.
+	echo(ctx context.Context, in []byte) ([]byte, error)
+	// events subscribes to n events and passes each one to each, in order, until the
+	// stream ends; it fails unless exactly n arrived.
+	events(ctx context.Context, n int, each func(i int, ev []byte) error) error
+}
+
+// callFixture holds the servers and the one client connection of every arm.
+type callFixture struct {
+	server, client identity
+	arms           []string              // selected arms, column order
+	clients        map[string]callClient // by arm
+	closers        []func(context.Context) error
+	// lat holds the per-caller latency buffers of each unary metric and arm
+	// ("unary-n/alknet-quic"), shared by the warm-up and the measured rounds so that
+	// only the warm-up grows them.
+	lat map[string][][]time.Duration
+}
+
+// newCallFixture starts the selected arms. events is the longest subscription the
+// bench runs: the alknet TCP+TLS client buffers that many events (see startAlknet).
+func newCallFixture(ctx context.Context, arms []string, events int) (_ *callFixture, err error) {
+	f := &callFixture{arms: arms, clients: make(map[string]callClient), lat: make(map[string][][]time.Duration)}
+	defer func() {
+		if err != nil {
+			f.close()
+		}
+	}()
+	if f.server, err = newIdentity(); err != nil {
+		return nil, err
+	}
+	if f.client, err = newIdentity(); err != nil {
+		return nil, err
+	}
+	for _, a := range arms {
+		var c callClient
+		switch a {
+		case armAlknetQUIC:
+			c, err = f.startAlknet(ctx, a, endpoint.NetworkQUIC, 0)
+		case armAlknetTCP:
+			c, err = f.startAlknet(ctx, a, endpoint.NetworkTCP, events)
+		case armGRPCTLS:
+			c, err = f.startGRPC(ctx, a, true)
+		case armGRPCH2C:
+			c, err = f.startGRPC(ctx, a, false)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("start %s: %w", a, err)
+		}
+		f.clients[a] = c
+	}
+	return f, nil
+}
+
+// shutdown closes every client and server cleanly, last started first.
+func (f *callFixture) shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var errs []error
+	for i := len(f.closers) - 1; i >= 0; i-- {
+		errs = append(errs, f.closers[i](ctx))
+	}
+	f.closers = nil
+	return errors.Join(errs...)
+}
+
+func (f *callFixture) close() { _ = f.shutdown() }
+
+// benchRegistry is what the alknet servers serve: bench/echo (a Query returning its
+// input) and bench/events (a Subscription emitting {"n": N} events).
+func benchRegistry() (*call.Registry, error) {
+	reg := call.NewRegistry()
+	if err := reg.Register(call.Registration{
+		Spec: call.NewSpec(benchEchoOp, call.Query),
+		Once: func(_ context.Context, _ *call.OpContext, in json.RawMessage) (json.RawMessage, error) {
+			return in, nil
+		},
+	}); err != nil {
+		return nil, err
+	}
+	if err := reg.Register(call.Registration{
+		Spec: call.NewSpec(benchEventsOp, call.Subscription),
+		Stream: func(_ context.Context, _ *call.OpContext, in json.RawMessage, emit func(json.RawMessage) error) error {
+			n, err := parseEventsInput(in)
+			if err != nil {
+				return err
+			}
+			for i := range n {
+				if err := emit(eventPayload(i)); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}); err != nil {
+		return nil, err
+	}
+	return reg, nil
+}
+
+// startAlknet starts an endpoint serving the call protocol on network only, and dials
+// it with call.Dial: the client certificate, the server's fingerprint pinned.
+//
+// subBuffer, when positive, is the client's subscription buffer. On TCP+TLS every call
+// shares one stream, so the client cannot push back on one subscription: when its
+// buffer is full it aborts the subscription (call.DefaultSubscriptionBuffer, 64 events)
+// rather than stall the connection, and a handler emitting as fast as it can outruns
+// a consumer on 2 CPUs within a few hundred events. The TCP+TLS arm therefore buffers
+// a whole subscription; QUIC keeps the default (a full buffer stops reading that
+// stream and QUIC flow control pushes back).
+func (f *callFixture) startAlknet(ctx context.Context, name string, network endpoint.Network, subBuffer int) (callClient, error) {
+	store, err := core.NewDynamicStore(core.DynamicConfig{
+		Auth: core.AuthPolicy{Peers: []core.PeerEntry{{
+			PeerID: "bench-client", Fingerprints: []string{f.client.fp}, Scopes: []string{"bench"}, Enabled: true,
+		}}},
+		Limits: core.Limits{MaxConnectionsPerIP: -1},
+	})
+	if err != nil {
+		return nil, err
+	}
+	creg, err := benchRegistry()
+	if err != nil {
+		return nil, err
+	}
+	reg := core.NewRegistry()
+	if err := reg.Register(&call.Dispatcher{Registry: creg}); err != nil {
+		return nil, err
+	}
+	ep, err := endpoint.New(reg, endpoint.Config{
+		TLS:        tlsconf.ServerConfig(f.server.cert),
+		Identities: core.NewConfigIdentityProvider(store, nil),
+		Limits:     store.Limits,
+		Logger:     slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	})
+	if err != nil {
+		return nil, err
+	}
+	var addr string
+	pprof.Do(ctx, pprof.Labels("arm", name, "side", "server"), func(context.Context) {
+		if network == endpoint.NetworkTCP {
+			if err = ep.ListenTCP("127.0.0.1:0"); err == nil {
+				addr = ep.TCPAddr().String()
+			}
+			return
+		}
+		if err = ep.ListenQUIC("127.0.0.1:0"); err == nil {
+			addr = ep.QUICAddr().String()
+		}
+	})
+	if err != nil {
+		_ = ep.Close()
+		return nil, err
+	}
+	f.closers = append(f.closers, ep.Shutdown)
+
+	cert := f.client.cert
+	var conn *call.Conn
+	pprof.Do(ctx, pprof.Labels("arm", name, "side", "client"), func(ctx context.Context) {
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		conn, err = call.Dial(dctx, addr, call.DialOptions{
+			Transport: endpoint.DialOptions{
+				Network: network,
+				TLS:     tlsconf.ClientOptions{Certificate: &cert, Pin: f.server.fp},
+			},
+			Dispatcher: &call.Dispatcher{SubscriptionBuffer: subBuffer},
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	f.closers = append(f.closers, func(context.Context) error { return conn.Close() })
+	return alknetCallClient{conn}, nil
+}
+
+type alknetCallClient struct{ c *call.Conn }
+
+func (a alknetCallClient) echo(ctx context.Context, in []byte) ([]byte, error) {
+	return a.c.Call(ctx, benchEchoOp, json.RawMessage(in))
+}
+
+func (a alknetCallClient) events(ctx context.Context, n int, each func(int, []byte) error) error {
+	s, err := a.c.Subscribe(ctx, benchEventsOp, json.RawMessage(eventsInput(n)))
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	for i := 0; ; i++ {
+		ev, err := s.Next(ctx)
+		if err == io.EOF {
+			return countErr(i, n)
+		}
+		if err != nil {
+			return fmt.Errorf("after %d events: %w", i, err)
+		}
+		if err := each(i, ev); err != nil {
+			return err
+		}
+	}
+}
+
+// The gRPC arms: a hand-written service descriptor (what protoc-gen-go-grpc would
+// generate for a service with a unary Echo and a server-streaming Events method) and a
+// codec that passes the same JSON bytes as the alknet arms.
+
+// rawCodec is a gRPC codec for messages that are already encoded: []byte or *[]byte
+// out, *[]byte in.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) ([]byte, error) {
+	switch m := v.(type) {
+	case []byte:
+		return m, nil
+	case *[]byte:
+		return *m, nil
+	}
+	return nil, fmt.Errorf("rawCodec: cannot marshal %T", v)
+}
+
+// Unmarshal keeps data: gRPC hands a codec of this interface a fresh copy of the
+// message (mem.BufferSlice.Materialize).
+func (rawCodec) Unmarshal(data []byte, v any) error {
+	p, ok := v.(*[]byte)
+	if !ok {
+		return fmt.Errorf("rawCodec: cannot unmarshal into %T", v)
+	}
+	*p = data
+	return nil
+}
+
+func (rawCodec) Name() string { return "json" }
+
+// grpcBenchServer is the service interface of the descriptor.
+type grpcBenchServer interface {
+	Echo(ctx context.Context, in []byte) ([]byte, error)
+	Events(in []byte, stream grpc.ServerStream) error
+}
+
+var grpcBenchDesc = grpc.ServiceDesc{
+	ServiceName: grpcBenchService,
+	HandlerType: (*grpcBenchServer)(nil),
+	Methods: []grpc.MethodDesc{{
+		MethodName: "Echo",
+		Handler: func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+			var in []byte
+			if err := dec(&in); err != nil {
+				return nil, err
+			}
+			if interceptor == nil {
+				return srv.(grpcBenchServer).Echo(ctx, in)
+			}
+			info := &grpc.UnaryServerInfo{Server: srv, FullMethod: grpcEchoMethod}
+			return interceptor(ctx, in, info, func(ctx context.Context, req any) (any, error) {
+				return srv.(grpcBenchServer).Echo(ctx, req.([]byte))
+			})
+		},
+	}},
+	Streams: []grpc.StreamDesc{{
+		StreamName:    "Events",
+		ServerStreams: true,
+		Handler: func(srv any, stream grpc.ServerStream) error {
+			var in []byte
+			if err := stream.RecvMsg(&in); err != nil {
+				return err
+			}
+			return srv.(grpcBenchServer).Events(in, stream)
+		},
+	}},
+	Metadata: "bench.proto",
+}
+
+// grpcBench serves the same operations as benchRegistry.
+type grpcBench struct{}
+
+func (grpcBench) Echo(_ context.Context, in []byte) ([]byte, error) { return in, nil }
+
+func (grpcBench) Events(in []byte, stream grpc.ServerStream) error {
+	n, err := parseEventsInput(in)
+	if err != nil {
+		return err
+	}
+	for i := range n {
+		if err := stream.SendMsg(eventPayload(i)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startGRPC starts a gRPC server on TCP loopback, with TLS (the alknet server's
+// certificate and settings) or plaintext (h2c), and a client connection to it.
+func (f *callFixture) startGRPC(ctx context.Context, name string, useTLS bool) (callClient, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	opts := []grpc.ServerOption{grpc.ForceServerCodec(rawCodec{})}
+	clientCreds := insecure.NewCredentials()
+	if useTLS {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsconf.ServerConfig(f.server.cert))))
+		clientCreds = credentials.NewTLS(baselineClientTLS(f.client.cert, f.server.pub, "h2"))
+	}
+	srv := grpc.NewServer(opts...)
+	srv.RegisterService(&grpcBenchDesc, grpcBench{})
+	var wg sync.WaitGroup
+	pprof.Do(ctx, pprof.Labels("arm", name, "side", "server"), func(context.Context) {
+		wg.Go(func() { _ = srv.Serve(ln) })
+	})
+	f.closers = append(f.closers, func(context.Context) error {
+		srv.Stop()
+		wg.Wait()
+		return nil
+	})
+
+	var cc *grpc.ClientConn
+	pprof.Do(ctx, pprof.Labels("arm", name, "side", "client"), func(context.Context) {
+		cc, err = grpc.NewClient("passthrough:///"+ln.Addr().String(),
+			grpc.WithTransportCredentials(clientCreds),
+			grpc.WithDefaultCallOptions(grpc.ForceCodec(rawCodec{})))
+		if err == nil {
+			cc.Connect()
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	f.closers = append(f.closers, func(context.Context) error { return cc.Close() })
+	return grpcCallClient{cc}, nil
+}
+
+type grpcCallClient struct{ cc *grpc.ClientConn }
+
+func (g grpcCallClient) echo(ctx context.Context, in []byte) ([]byte, error) {
+	var out []byte
+	err := g.cc.Invoke(ctx, grpcEchoMethod, in, &out)
+	return out, err
+}
+
+func (g grpcCallClient) events(ctx context.Context, n int, each func(int, []byte) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st, err := g.cc.NewStream(ctx, &grpcBenchDesc.Streams[0], grpcEventsMethod)
+	if err != nil {
+		return err
+	}
+	if err := st.SendMsg(eventsInput(n)); err != nil {
+		return err
+	}
+	if err := st.CloseSend(); err != nil {
+		return err
+	}
+	for i := 0; ; i++ {
+		var ev []byte
+		err := st.RecvMsg(&ev)
+		if err == io.EOF {
+			return countErr(i, n)
+		}
+		if err != nil {
+			return fmt.Errorf("after %d events: %w", i, err)
+		}
+		if err := each(i, ev); err != nil {
+			return err
+		}
+	}
+}
+
+func countErr(got, want int) error {
+	if got != want {
+		return fmt.Errorf("subscription ended after %d events, want %d", got, want)
+	}
+	return nil
+}
+
+// eventsInput is the subscription's input: {"n":N}.
+func eventsInput(n int) []byte {
+	b := strconv.AppendInt([]byte(`{"n":`), int64(n), 10)
+	return append(b, '}')
+}
+
+func parseEventsInput(in []byte) (int, error) {
+	var v struct {
+		N int `json:"n"`
+	}
+	if err := json.Unmarshal(in, &v); err != nil {
+		return 0, err
+	}
+	if v.N < 0 {
+		return 0, errors.New("n must not be negative")
+	}
+	return v.N, nil
+}
+
+// eventPayload is event i: {"seq":i}, a fresh slice (emit and SendMsg may keep it).
+func eventPayload(i int) []byte {
+	b := make([]byte, 0, 24)
+	b = append(b, `{"seq":`...)
+	b = strconv.AppendInt(b, int64(i), 10)
+	return append(b, '}')
+}
+
+// echoPayload returns the callPayloadSize-byte JSON document the echo rows send,
+// tagged with k so concurrent callers' payloads differ.
+func echoPayload(k int) []byte {
+	head := fmt.Sprintf(`{"caller":%d,"data":"`, k)
+	pad := callPayloadSize - len(head) - len(`"}`)
+	return []byte(head + strings.Repeat("x", pad) + `"}`)
+}
+
+// check makes sure, once and untimed, that every arm echoes the exact payload (one
+// caller, then -concurrency callers with distinct payloads at once) and delivers every
+// event of a subscription of -events events, in order.
+func (f *callFixture) check(ctx context.Context, o callBenchOptions) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*callTimeout)
+	defer cancel()
+	for _, name := range f.arms {
+		c := f.clients[name]
+		var err error
+		pprof.Do(ctx, pprof.Labels("arm", name, "side", "client", "metric", "check"), func(ctx context.Context) {
+			err = checkArm(ctx, c, o)
+		})
+		if err != nil {
+			return fmt.Errorf("check %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func checkArm(ctx context.Context, c callClient, o callBenchOptions) error {
+	echoOK := func(k int) error {
+		in := echoPayload(k)
+		out, err := c.echo(ctx, in)
+		if err != nil {
+			return fmt.Errorf("echo: %w", err)
+		}
+		if !bytes.Equal(out, in) {
+			return fmt.Errorf("echo: got %q, want %q", out, in)
+		}
+		return nil
+	}
+	if err := echoOK(0); err != nil {
+		return err
+	}
+	errs := make([]error, o.concurrency)
+	var wg sync.WaitGroup
+	for k := range o.concurrency {
+		wg.Go(func() { errs[k] = echoOK(k) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return c.events(ctx, o.events, func(i int, ev []byte) error {
+		if want := eventPayload(i); !bytes.Equal(ev, want) {
+			return fmt.Errorf("event %d: got %q, want %q", i, ev, want)
+		}
+		return nil
+	})
+}
+
+// callArm is one arm of one metric: its samples, and for the unary metrics the
+// per-caller latency buffers (reused by every round) and each round's p50 and p99.
+type callArm struct {
+	*arm
+	lat      [][]time.Duration
+	p50, p99 []float64 // ns, one per measured round
+}
+
+// callMetric is one metric measured on every selected arm.
+type callMetric struct {
+	key   string
+	label string // the throughput row's label
+	unit  string // per-op column of the per-round table
+	unary bool
+	arms  []*callArm
+}
+
+func (f *callFixture) metrics(o callBenchOptions, selected map[string]bool) []*callMetric {
+	payload := echoPayload(0)
+	unary := func(key, label string, workers int) *callMetric {
+		m := &callMetric{key: key, label: label, unit: "call", unary: true}
+		for _, name := range f.arms {
+			c := f.clients[name]
+			buf := f.lat[key+"/"+name]
+			if len(buf) != workers {
+				buf = make([][]time.Duration, workers)
+				f.lat[key+"/"+name] = buf
+			}
+			a := &callArm{lat: buf}
+			a.arm = newArm(name, func(ctx context.Context) (sample, error) {
+				return unaryRound(ctx, c, payload, o.duration, a.lat)
+			})
+			m.arms = append(m.arms, a)
+		}
+		return m
+	}
+	events := &callMetric{key: metricEvents, label: fmt.Sprintf("subscription events/s (%d events)", o.events), unit: "event"}
+	for _, name := range f.arms {
+		c := f.clients[name]
+		events.arms = append(events.arms, &callArm{arm: newArm(name, func(ctx context.Context) (sample, error) {
+			return eventsRound(ctx, c, o.events)
+		})})
+	}
+	all := []*callMetric{
+		unary(metricUnary1, "unary echo calls/s, 1 caller", 1),
+		unary(metricUnaryN, fmt.Sprintf("unary echo calls/s, %d callers", o.concurrency), o.concurrency),
+		events,
+	}
+	var out []*callMetric
+	for _, m := range all {
+		if selected[m.key] {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// unaryRound runs len(lat) callers on the arm's one connection for d, each repeating
+// an echo of payload, and returns calls/s. Each caller records the duration of each
+// of its calls in its lat buffer. Any failed call fails the round.
+func unaryRound(ctx context.Context, c callClient, payload []byte, d time.Duration, lat [][]time.Duration) (sample, error) {
+	ctx, cancel := context.WithTimeout(ctx, d+callTimeout)
+	defer cancel()
+	var failed atomic.Bool
+	var firstErr error
+	var errOnce sync.Once
+	fail := func(err error) {
+		errOnce.Do(func() { firstErr = err })
+		failed.Store(true)
+	}
+	start := time.Now()
+	deadline := start.Add(d)
+	var wg sync.WaitGroup
+	for w := range lat {
+		wg.Go(func() {
+			buf := lat[w][:0]
+			t0 := time.Now()
+			for t0.Before(deadline) && !failed.Load() {
+				out, err := c.echo(ctx, payload)
+				t1 := time.Now()
+				if err != nil {
+					fail(err)
+					break
+				}
+				if len(out) != len(payload) {
+					fail(fmt.Errorf("echo: got %d bytes, want %d", len(out), len(payload)))
+					break
+				}
+				buf = append(buf, t1.Sub(t0))
+				t0 = t1
+			}
+			lat[w] = buf
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if firstErr != nil {
+		return sample{}, firstErr
+	}
+	n := 0
+	for _, b := range lat {
+		n += len(b)
+	}
+	if n == 0 {
+		return sample{}, errors.New("no call completed")
+	}
+	return sample{value: float64(n) / elapsed.Seconds(), ops: n}, nil
+}
+
+// eventsRound subscribes to n events and returns events/s, timed from Subscribe to the
+// last event.
+func eventsRound(ctx context.Context, c callClient, n int) (sample, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout+time.Duration(n)*10*time.Microsecond)
+	defer cancel()
+	start := time.Now()
+	var last time.Time
+	err := c.events(ctx, n, func(i int, _ []byte) error {
+		if i == n-1 {
+			last = time.Now()
+		}
+		return nil
+	})
+	if err != nil {
+		return sample{}, err
+	}
+	return sample{value: float64(n) / last.Sub(start).Seconds(), ops: n}, nil
+}
+
+// percentiles returns the p50 and p99 of the durations in lat, in ns, sorting them
+// into scratch.
+func percentiles(lat [][]time.Duration, scratch []time.Duration) (p50, p99 float64, _ []time.Duration) {
+	scratch = scratch[:0]
+	for _, b := range lat {
+		scratch = append(scratch, b...)
+	}
+	if len(scratch) == 0 {
+		return 0, 0, scratch
+	}
+	slices.Sort(scratch)
+	at := func(q float64) float64 {
+		i := int(math.Ceil(q*float64(len(scratch)))) - 1
+		return float64(scratch[max(0, min(i, len(scratch)-1))])
+	}
+	return at(0.50), at(0.99), scratch
+}
+
+// callRounds measures every arm of every metric rounds times, interleaved: in each
+// round, for each metric, every arm once, starting one arm later each round, with
+// settle after each arm. Latency percentiles are computed after each arm, outside the
+// measured time. It writes a CPU profile to cpuprofile unless it is empty, reports
+// progress, and returns the share of the machine's CPU that other processes used.
+func callRounds(ctx context.Context, rounds int, ms []*callMetric, settle func(context.Context) error, cpuprofile string, progress io.Writer) (string, error) {
+	machineBefore, machineOK := machineCPU()
+	procBefore := processCPU()
+	measureStart := time.Now()
+	if cpuprofile != "" {
+		pf, err := os.Create(cpuprofile)
+		if err != nil {
+			return "", err
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return "", err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	var scratch []time.Duration
+	for r := range rounds {
+		for _, m := range ms {
+			line := fmt.Sprintf("round %d/%d %-8s", r+1, rounds, m.key)
+			for i := range m.arms {
+				a := m.arms[(i+r)%len(m.arms)]
+				s, err := measure(ctx, a.arm, "metric", m.key, "side", "client")
+				if err != nil {
+					return "", fmt.Errorf("round %d, %s, %s: %w", r+1, m.key, a.name, err)
+				}
+				*a.samples = append(*a.samples, s)
+				if m.unary {
+					var p50, p99 float64
+					p50, p99, scratch = percentiles(a.lat, scratch)
+					a.p50 = append(a.p50, p50)
+					a.p99 = append(a.p99, p99)
+				}
+				if err := settle(ctx); err != nil {
+					return "", err
+				}
+			}
+			for _, a := range m.arms {
+				line += fmt.Sprintf("  %s %s", a.name, formatValue(a.last().value))
+			}
+			fmt.Fprintln(progress, line)
+		}
+	}
+	if cpuprofile != "" {
+		pprof.StopCPUProfile()
+	}
+	other := "unknown"
+	if machineAfter, ok := machineCPU(); ok && machineOK {
+		others := (machineAfter - machineBefore) - (processCPU() - procBefore)
+		avail := time.Since(measureStart) * time.Duration(runtime.NumCPU())
+		other = fmt.Sprintf("%.0f%%", 100*max(0, others.Seconds())/avail.Seconds())
+	}
+	return other, nil
+}
+
+// callRow is one row of the main table: a value per arm, and whether lower is better.
+type callRow struct {
+	label string
+	lower bool // a latency: ratios are gRPC/alknet
+	value func(*callArm) float64
+}
+
+func (r callRow) format(v float64) string {
+	if r.lower {
+		return formatDuration(v)
+	}
+	return formatValue(v)
+}
+
+func callReport(w io.Writer, o callBenchOptions, arms []string, ms []*callMetric, loadBefore, otherCPU string) {
+	machine := machineInfo(time.Now(),
+		library{"quic-go", "github.com/quic-go/quic-go"},
+		library{"grpc-go", "google.golang.org/grpc"})
+	if l := udpBufferCaps(); l != "" {
+		machine = append(machine, l)
+	}
+	machine = append(machine, fmt.Sprintf("GOMAXPROCS=%d", runtime.GOMAXPROCS(0)))
+	reportHeader(w, "call", machine, loadBefore, otherCPU, fmt.Sprintf(
+		"one process, loopback, one connection per arm shared by every caller; %d-byte JSON echo; "+
+			"a correctness check and a warm-up pass, then %d rounds (arms interleaved, starting one arm later each round), "+
+			"%s per unary round and arm, %d events per subscription round; medians over the rounds; "+
+			"alknet QUIC, alknet TCP+TLS and gRPC TLS are TLS 1.3 with the same Ed25519 certificates, gRPC h2c is plaintext HTTP/2 over TCP; "+
+			"ratio columns: alknet/gRPC for rates, gRPC/alknet for latencies, so above 1 means alknet is better",
+		callPayloadSize, o.rounds, o.duration, o.events))
+
+	var rows [][]string
+	var header []string
+	type pair struct{ a, b int }
+	var pairs []pair
+	header = append(header, "metric")
+	for _, a := range arms {
+		header = append(header, armTitles[a])
+	}
+	for i, a := range arms {
+		if !isAlknetArm(a) {
+			continue
+		}
+		for j, b := range arms {
+			if !isAlknetArm(b) {
+				pairs = append(pairs, pair{i, j})
+				header = append(header, fmt.Sprintf("%s vs %s", strings.TrimPrefix(armTitles[a], "alknet "), armTitles[b]))
+			}
+		}
+	}
+	addRow := func(m *callMetric, r callRow) {
+		row := []string{r.label}
+		vals := make([]float64, len(m.arms))
+		for i, a := range m.arms {
+			vals[i] = r.value(a)
+			row = append(row, r.format(vals[i]))
+		}
+		for _, p := range pairs {
+			if r.lower {
+				row = append(row, ratio(vals[p.b], vals[p.a]))
+			} else {
+				row = append(row, ratio(vals[p.a], vals[p.b]))
+			}
+		}
+		rows = append(rows, row)
+	}
+	for _, m := range ms {
+		addRow(m, callRow{label: m.label, value: func(a *callArm) float64 { return a.median() }})
+		if m.unary {
+			who := strings.TrimPrefix(m.label, "unary echo calls/s, ")
+			addRow(m, callRow{label: "unary echo p50 latency, " + who, lower: true, value: func(a *callArm) float64 { return median(a.p50) }})
+			addRow(m, callRow{label: "unary echo p99 latency, " + who, lower: true, value: func(a *callArm) float64 { return median(a.p99) }})
+		}
+	}
+	table(w, header, rows)
+	if g := goalLine(ms, arms); g != "" {
+		fmt.Fprintf(w, "\n%s\n", g)
+	}
+
+	fmt.Fprintf(w, "\nPer-round samples (rate; p50 latency for the unary rows); CPU time and heap allocations per operation, medians over the rounds (whole process: client and server):\n\n")
+	rows = rows[:0]
+	for _, m := range ms {
+		for _, a := range m.arms {
+			p50s := "-"
+			if m.unary {
+				parts := make([]string, len(a.p50))
+				for i, v := range a.p50 {
+					parts[i] = formatDuration(v)
+				}
+				p50s = strings.Join(parts, " ")
+			}
+			rows = append(rows, []string{
+				m.key,
+				a.name,
+				joinValues(*a.samples),
+				p50s,
+				formatDuration(median(values(*a.samples, sample.cpuPerOp))),
+				formatValue(median(values(*a.samples, sample.allocsPerOp))),
+				kib(median(values(*a.samples, sample.bytesPerOp))),
+				m.unit,
+			})
+		}
+	}
+	table(w, []string{"metric", "arm", "samples", "p50 per round", "CPU/op", "allocs/op", "KiB/op", "op"}, rows)
+}
+
+// goalLine states whether alknet over QUIC met the issue's goal against each gRPC arm:
+// calls/s with many callers ≥ 1.0× gRPC's, and p50 latency with one caller ≤ gRPC's.
+func goalLine(ms []*callMetric, arms []string) string {
+	find := func(key, arm string) *callArm {
+		for _, m := range ms {
+			if m.key != key {
+				continue
+			}
+			for _, a := range m.arms {
+				if a.name == arm {
+					return a
+				}
+			}
+		}
+		return nil
+	}
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "missed"
+	}
+	var parts []string
+	for _, g := range arms {
+		if isAlknetArm(g) {
+			continue
+		}
+		if q, b := find(metricUnaryN, armAlknetQUIC), find(metricUnaryN, g); q != nil && b != nil {
+			r := q.median() / b.median()
+			parts = append(parts, fmt.Sprintf("QUIC calls/s with many callers %.2f× %s (%s)", r, armTitles[g], verdict(r >= 1.0)))
+		}
+		if q, b := find(metricUnary1, armAlknetQUIC), find(metricUnary1, g); q != nil && b != nil {
+			qa, ba := median(q.p50), median(b.p50)
+			parts = append(parts, fmt.Sprintf("QUIC p50 with 1 caller %s vs %s %s (%s)", formatDuration(qa), armTitles[g], formatDuration(ba), verdict(qa <= ba)))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "Goal (QUIC calls/s with many callers ≥ 1.0× gRPC, QUIC p50 with 1 caller ≤ gRPC's): " + strings.Join(parts, "; ") + "."
+}
