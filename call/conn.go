@@ -285,15 +285,18 @@ func (c *Conn) shutdown(cause error) {
 	c.overlay = NewBareRegistry()
 	c.mu.Unlock()
 
-	c.cancel(cause)
-	for _, p := range pending {
-		p.finish(callResult{err: ErrConnectionClosed()})
-	}
+	// Close the transport before cancelling the handlers: a handler that ends on the
+	// cancellation must not get to finish its stream cleanly first, which the peer
+	// would read as a missing answer rather than as the connection closing.
 	if c.streams != nil {
 		c.streams.Close(core.CloseNormal, "")
 	}
 	if c.shared != nil {
 		c.shared.close()
+	}
+	c.cancel(cause)
+	for _, p := range pending {
+		p.finish(callResult{err: ErrConnectionClosed()})
 	}
 	close(c.done)
 }
