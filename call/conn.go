@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/alknet/alknet/core"
@@ -30,6 +32,12 @@ const (
 	// HalfCloseGrace is how long a single-stream connection stays up after the peer
 	// finished its side (EOF), so that requests still running can answer.
 	HalfCloseGrace = 2 * time.Second
+	// MaxIdleCallStreams is how many QUIC streams of finished Queries and Mutations a
+	// connection keeps open for its next calls (one call at a time per stream), which
+	// saves opening a stream per call. Subscriptions always get a stream of their own.
+	// Idle streams count against the peer's limit of incoming streams (quic-go's
+	// MaxIncomingStreams, 100 by default on an endpoint).
+	MaxIdleCallStreams = 8
 )
 
 // Dispatcher serves the call protocol on connections: it answers the peer's requests
@@ -210,6 +218,7 @@ type Conn struct {
 	inbound  map[string]*inboundReq
 	pending  map[string]*pendingCall
 	overlay  *Registry
+	idle     []*frameStream // reusable call streams (QUIC), guarded by mu
 	closed   bool
 	closeErr error
 	done     chan struct{}
@@ -338,6 +347,13 @@ type frameStream struct {
 	readDone  bool // the peer finished its side (or reading failed)
 	wroteDone bool // CloseWrite was called
 	closeOnce sync.Once
+
+	// reusable marks a stream this side opened for Queries and Mutations, one at a
+	// time, and keeps open between them (guarded by Conn.mu with cur and dead).
+	reusable bool
+	cur      *pendingCall // the call using it
+	dead     bool         // reading or writing failed: never reuse
+	closed   atomic.Bool  // close ran (also from a write abandoned at a deadline)
 }
 
 func (c *Conn) newFrameStream(s core.BiStream, shared bool) *frameStream {
@@ -387,7 +403,12 @@ func (f *frameStream) write(env Envelope) error {
 
 func (f *frameStream) isShared() bool { return f.shared }
 
-func (f *frameStream) close() { f.closeOnce.Do(func() { _ = f.s.Close() }) }
+func (f *frameStream) close() {
+	f.closeOnce.Do(func() {
+		f.closed.Store(true)
+		_ = f.s.Close()
+	})
+}
 
 // addActive counts an inbound request that will answer on f.
 func (f *frameStream) addActive() {
@@ -794,7 +815,7 @@ func (p *pendingCall) finish(r callResult) {
 	p.once.Do(func() {
 		p.result <- r
 		close(p.quit)
-		if p.stream != nil {
+		if p.stream != nil && !p.stream.reusable {
 			p.stream.close()
 		}
 	})
@@ -857,6 +878,7 @@ func (c *Conn) Call(ctx context.Context, op string, in any, opts ...CallOption) 
 	if err != nil {
 		return nil, err
 	}
+	defer c.releaseStream(p)
 	select {
 	case r := <-p.result:
 		return r.out, r.err
@@ -872,6 +894,74 @@ func (c *Conn) Call(ctx context.Context, op string, in any, opts ...CallOption) 
 		}
 		return nil, c.abandonLive(ctx, p)
 	}
+}
+
+// takeStream returns an idle call stream for p, or opens a new one (QUIC).
+func (c *Conn) takeStream(ctx context.Context, p *pendingCall) (*frameStream, error) {
+	c.mu.Lock()
+	if n := len(c.idle); n > 0 {
+		fs := c.idle[n-1]
+		c.idle = c.idle[:n-1]
+		fs.cur = p
+		c.mu.Unlock()
+		return fs, nil
+	}
+	c.mu.Unlock()
+	s, err := c.streams.OpenBi(ctx)
+	if err != nil {
+		return nil, err
+	}
+	fs := c.newFrameStream(s, false)
+	fs.reusable = true
+	fs.cur = p
+	c.run(func() { c.callStreamLoop(fs) })
+	return fs, nil
+}
+
+// releaseStream puts p's call stream back for the next call, or closes it when it
+// failed or enough streams are idle already.
+func (c *Conn) releaseStream(p *pendingCall) {
+	fs := p.stream
+	if fs == nil || !fs.reusable {
+		return
+	}
+	c.mu.Lock()
+	keep := !fs.dead && !fs.closed.Load() && !c.closed && len(c.idle) < MaxIdleCallStreams
+	fs.cur = nil
+	if keep {
+		c.idle = append(c.idle, fs)
+	} else {
+		fs.dead = true
+	}
+	c.mu.Unlock()
+	if !keep {
+		fs.finishWrite()
+	}
+}
+
+// callStreamLoop reads the answers on a reusable call stream until it ends; a call
+// still waiting on it then fails.
+func (c *Conn) callStreamLoop(fs *frameStream) {
+	err := c.readLoop(fs)
+	c.mu.Lock()
+	fs.dead = true
+	c.idle = slices.DeleteFunc(c.idle, func(x *frameStream) bool { return x == fs })
+	p := fs.cur
+	live := false
+	if p != nil {
+		_, live = c.pending[p.id]
+		delete(c.pending, p.id)
+	}
+	c.mu.Unlock()
+	fs.close()
+	if !live {
+		return
+	}
+	if errors.Is(err, core.ErrConnectionClosed) || c.ctx.Err() != nil {
+		p.finish(callResult{err: ErrConnectionClosed()})
+		return
+	}
+	p.finish(callResult{err: NewCallError(CodeInternal, "stream closed before the answer")})
 }
 
 // abandon ends p after its ctx ended: when it was still pending it tells the peer with
@@ -926,8 +1016,16 @@ func (c *Conn) start(ctx context.Context, op string, in any, sub bool, opts []Ca
 		return nil, err
 	}
 	p := newPending(id, sub, c.d.subBuffer())
-	if c.shared == nil {
-		// QUIC: the call gets a stream of its own, opened before the call is
+	switch {
+	case c.shared == nil && !sub:
+		// QUIC Query or Mutation: an idle call stream, or a new one kept for reuse.
+		fs, err := c.takeStream(ctx, p)
+		if err != nil {
+			return nil, c.sendError(ctx, err)
+		}
+		p.stream = fs
+	case c.shared == nil:
+		// QUIC subscription: a stream of its own, opened before the call is
 		// registered so that finishing it can always close the stream.
 		s, err := c.streams.OpenBi(ctx)
 		if err != nil {
@@ -946,14 +1044,23 @@ func (c *Conn) start(ctx context.Context, op string, in any, sub bool, opts []Ca
 	c.pending[id] = p
 	c.mu.Unlock()
 
-	if c.shared != nil {
+	switch {
+	case c.shared != nil:
 		err = c.shared.send(ctx, env)
-	} else {
+	case p.stream.reusable:
+		if err = p.stream.send(ctx, env); err != nil {
+			c.mu.Lock()
+			p.stream.dead = true
+			c.mu.Unlock()
+			p.stream.close()
+		}
+	default:
 		err = c.startStream(ctx, p, env)
 	}
 	if err != nil {
 		c.forget(id)
 		p.finish(callResult{err: err})
+		c.releaseStream(p)
 		if c.shared != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 			// The context ended while the request was being written: the write goes
 			// on in the background, so the peer may get the whole request. An abort
@@ -1022,6 +1129,17 @@ const abortAckTimeout = 2 * time.Second
 // overtake the abort.
 func (c *Conn) sendAbort(p *pendingCall) error {
 	env := NewAborted(p.id)
+	if p.stream != nil && p.stream.reusable {
+		// The call's stream stays open: the abort goes on it, and an answer that
+		// crosses it is dropped as an unknown id.
+		err := p.stream.send(c.ctx, env)
+		if err != nil {
+			c.mu.Lock()
+			p.stream.dead = true
+			c.mu.Unlock()
+		}
+		return err
+	}
 	if p.stream != nil {
 		p.stream.close()
 	}
