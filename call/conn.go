@@ -690,13 +690,35 @@ func (c *Conn) registry() *Registry { return c.base }
 // rootEnv is the composition environment of an inbound request: the local registry,
 // with this connection's imported overlay attached under the peer's id (anonymous
 // peers get no entry).
-func (c *Conn) rootEnv() OperationEnv {
-	env := NewPeerCompositeEnv(LocalEnv(c.registry()))
-	if c.identity != nil && c.identity.ID != "" {
-		env.AttachPeer(c.identity.ID, c.OverlayEnv())
+func (c *Conn) rootEnv() OperationEnv { return connEnv{c: c} }
+
+// connEnv is rootEnv's environment, built only when a handler composes (most never
+// do).
+type connEnv struct{ c *Conn }
+
+func (e connEnv) env() OperationEnv {
+	env := NewPeerCompositeEnv(LocalEnv(e.c.registry()))
+	if e.c.identity != nil && e.c.identity.ID != "" {
+		env.AttachPeer(e.c.identity.ID, e.c.OverlayEnv())
 	}
 	return env
 }
+
+func (e connEnv) Invoke(ctx context.Context, ns, op string, in json.RawMessage, parent *OpContext, p AbortPolicy) (json.RawMessage, *CallError) {
+	return e.env().Invoke(ctx, ns, op, in, parent, p)
+}
+
+func (e connEnv) InvokePeer(ctx context.Context, peer PeerRef, ns, op string, in json.RawMessage, parent *OpContext, p AbortPolicy) (json.RawMessage, *CallError) {
+	return e.env().InvokePeer(ctx, peer, ns, op, in, parent, p)
+}
+
+func (e connEnv) Contains(name string) bool { return e.env().Contains(name) }
+
+func (e connEnv) PeerContains(peer, name string) bool { return e.env().PeerContains(peer, name) }
+
+func (e connEnv) PeerIDs() []string { return e.env().PeerIDs() }
+
+func (e connEnv) PeerOperations(peer string) []string { return e.env().PeerOperations(peer) }
 
 // handleAbort cancels the request id names: an inbound request of the peer, or one of
 // this side's calls that the peer gave up answering. Unknown ids are ignored.

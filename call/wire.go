@@ -92,13 +92,17 @@ const frameExactAlloc = 1 << 20
 // [ErrEnvelopeInvalid]. After any error the stream is out of sync and must be closed.
 //
 // The returned Payload is owned by the caller.
+// errCleanEOF is ReadFrame's error for a stream that ended between frames; one value
+// serves every stream (it is read on every call's stream end).
+var errCleanEOF = fmt.Errorf("%w: %w", ErrClosed, io.EOF)
+
 func ReadFrame(r io.Reader, max int) (Envelope, error) {
 	limit := frameLimit(max)
 	var prefix [4]byte
 	if _, err := io.ReadFull(r, prefix[:]); err != nil {
 		switch {
 		case err == io.EOF:
-			return Envelope{}, fmt.Errorf("%w: %w", ErrClosed, io.EOF)
+			return Envelope{}, errCleanEOF
 		case errors.Is(err, io.ErrUnexpectedEOF):
 			return Envelope{}, fmt.Errorf("%w: truncated frame length: %w", ErrClosed, io.ErrUnexpectedEOF)
 		}
