@@ -1,6 +1,7 @@
 package call
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -130,6 +131,7 @@ func (d *Dispatcher) Handle(ctx context.Context, conn *core.Connection, auth cor
 			return nil
 		}
 		fs = c.newFrameStream(s, true)
+		fs.startWriter()
 		c.shared = fs
 	}
 	// The transport is set up: OnConnect may call the peer right away.
@@ -164,6 +166,7 @@ func (d *Dispatcher) Serve(ctx context.Context, conn *core.Connection, id *core.
 			return nil, fmt.Errorf("call: open stream: %w", err)
 		}
 		fs := c.newFrameStream(s, true)
+		fs.startWriter()
 		c.shared = fs
 		c.run(func() { _ = c.readLoop(fs) })
 	} else {
@@ -265,6 +268,32 @@ func (c *Conn) Err() error {
 // the Conn's transport goroutines (not for handlers, which end when they honour their
 // cancelled context; answers they produce afterwards are dropped).
 func (c *Conn) Close() error {
+	if fs, ok := c.shared.(*frameStream); ok {
+		// Let the writer send what is queued (an abort, say) and finish the stream
+		// before the connection goes; a peer that does not read gets
+		// closeFlushTimeout.
+		t := time.NewTimer(closeFlushTimeout)
+		fs.mu.Lock()
+		already := fs.wroteDone
+		fs.wroteDone = true
+		fs.mu.Unlock()
+		expired := false
+		if !already {
+			select {
+			case fs.queue <- nil:
+			case <-fs.stopW:
+			case <-t.C:
+				expired = true
+			}
+		}
+		if !expired {
+			select {
+			case <-fs.wdone:
+			case <-t.C:
+			}
+		}
+		t.Stop()
+	}
 	c.shutdown(nil)
 	if c.streams != nil {
 		c.streams.Close(core.CloseNormal, "")
@@ -350,6 +379,10 @@ type frameStream struct {
 
 	// reusable marks a stream this side opened for Queries and Mutations, one at a
 	// time, and keeps open between them (guarded by Conn.mu with cur and dead).
+	queue chan []byte   // shared streams: frames for the writer (nil: finish)
+	stopW chan struct{} // shared streams: closed by close
+	wdone chan struct{} // shared streams: closed when the writer has ended
+
 	reusable bool
 	cur      *pendingCall // the call using it
 	dead     bool         // reading or writing failed: never reuse
@@ -360,29 +393,111 @@ func (c *Conn) newFrameStream(s core.BiStream, shared bool) *frameStream {
 	return &frameStream{c: c, s: s, shared: shared}
 }
 
-// send writes one frame. A write still blocked (the peer does not read) when ctx ends
-// is abandoned: on a stream of its own the stream is closed, which fails the write;
-// on the shared stream the write goes on in the background (a half-written frame
-// cannot be taken back) and send returns ctx's error.
+// send writes one frame. On a stream of its own (QUIC) it writes directly, and a write
+// still blocked (the peer does not read) when ctx ends is abandoned by closing the
+// stream. On the shared stream of a single-stream connection it hands the frame to the
+// stream's writer, which batches frames into few writes: send returns once the frame
+// is queued (or with ctx's error when the queue stays full until ctx ends); a write
+// error ends the connection.
 func (f *frameStream) send(ctx context.Context, env Envelope) error {
+	if f.shared {
+		return f.enqueue(ctx, env)
+	}
 	if ctx.Done() == nil {
 		return f.write(env)
 	}
-	if !f.shared {
-		stop := context.AfterFunc(ctx, f.abortWrite)
-		err := f.write(env)
-		if !stop() && err != nil {
-			return ctx.Err()
-		}
+	stop := context.AfterFunc(ctx, f.abortWrite)
+	err := f.write(env)
+	if !stop() && err != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// closeFlushTimeout bounds how long Close waits for a shared stream's writer to send
+// what is queued.
+const closeFlushTimeout = 2 * time.Second
+
+// sharedQueueLen is how many frames may wait for a shared stream's writer.
+const sharedQueueLen = 256
+
+// sharedWriteBuffer is the size of a shared stream writer's buffer.
+const sharedWriteBuffer = 64 << 10
+
+// startWriter starts the writer of a shared stream.
+func (f *frameStream) startWriter() {
+	f.queue = make(chan []byte, sharedQueueLen)
+	f.stopW = make(chan struct{})
+	f.wdone = make(chan struct{})
+	f.c.run(func() {
+		defer close(f.wdone)
+		f.writeLoop()
+	})
+}
+
+// enqueue encodes env and queues it for the writer.
+func (f *frameStream) enqueue(ctx context.Context, env Envelope) error {
+	frame, err := appendFrame(nil, env, f.c.d.maxFrame())
+	if err != nil {
 		return err
 	}
-	done := make(chan error, 1)
-	go func() { done <- f.write(env) }()
 	select {
-	case err := <-done:
-		return err
+	case <-f.stopW:
+		return fmt.Errorf("call: write frame: %w", core.ErrConnectionClosed)
+	default:
+	}
+	select {
+	case f.queue <- frame:
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-f.stopW:
+		return fmt.Errorf("call: write frame: %w", core.ErrConnectionClosed)
+	}
+}
+
+// writeLoop writes queued frames through a buffer, flushing whenever the queue is
+// empty. A nil frame finishes the write side after everything before it.
+func (f *frameStream) writeLoop() {
+	bw := bufio.NewWriterSize(f.s, sharedWriteBuffer)
+	fail := func(err error) {
+		f.c.log.Debug("call: write failed; closing the connection", "err", err)
+		f.close()
+		f.c.shutdown(err)
+	}
+	for {
+		var frame []byte
+		select {
+		case frame = <-f.queue:
+		case <-f.stopW:
+			return
+		}
+		for {
+			if frame == nil {
+				if err := bw.Flush(); err != nil {
+					fail(err)
+					return
+				}
+				_ = f.s.CloseWrite()
+				f.close()
+				f.c.shutdown(nil)
+				return
+			}
+			if _, err := bw.Write(frame); err != nil {
+				fail(err)
+				return
+			}
+			select {
+			case frame = <-f.queue:
+				continue
+			default:
+			}
+			break
+		}
+		if err := bw.Flush(); err != nil {
+			fail(err)
+			return
+		}
 	}
 }
 
@@ -406,6 +521,9 @@ func (f *frameStream) isShared() bool { return f.shared }
 func (f *frameStream) close() {
 	f.closeOnce.Do(func() {
 		f.closed.Store(true)
+		if f.stopW != nil {
+			close(f.stopW)
+		}
 		_ = f.s.Close()
 	})
 }
@@ -446,16 +564,22 @@ func (f *frameStream) finishWrite() {
 	already := f.wroteDone
 	f.wroteDone = true
 	f.mu.Unlock()
+	if f.shared {
+		// The writer finishes after the answers queued before this point.
+		if !already {
+			select {
+			case f.queue <- nil:
+			case <-f.stopW:
+			}
+		}
+		return
+	}
 	if !already {
 		f.wmu.Lock()
 		_ = f.s.CloseWrite()
 		f.wmu.Unlock()
 	}
 	f.close()
-	if f.shared {
-		// The single stream is the connection.
-		f.c.shutdown(nil)
-	}
 }
 
 // acceptLoop accepts the peer's streams (QUIC) until the connection ends.

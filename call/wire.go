@@ -186,6 +186,29 @@ func WriteFrame(w io.Writer, env Envelope, max int) error {
 	return err
 }
 
+// appendFrame appends env as one frame (length prefix and body) to dst, with the
+// limits of WriteFrame.
+func appendFrame(dst []byte, env Envelope, max int) ([]byte, error) {
+	limit := frameLimit(max)
+	if len(env.Payload) > limit {
+		return dst, fmt.Errorf("%w: frame body of more than %d bytes exceeds the limit of %d bytes", ErrFrameInvalid, len(env.Payload), limit)
+	}
+	start := len(dst)
+	dst, err := appendEnvelope(append(dst, 0, 0, 0, 0), env)
+	if err != nil {
+		return dst[:start], err
+	}
+	switch n := len(dst) - start - 4; {
+	case n == 0:
+		return dst[:start], fmt.Errorf("%w: zero-length frame", ErrFrameInvalid)
+	case n > limit:
+		return dst[:start], fmt.Errorf("%w: frame body of %d bytes exceeds the limit of %d bytes", ErrFrameInvalid, n, limit)
+	default:
+		binary.BigEndian.PutUint32(dst[start:], uint32(n))
+	}
+	return dst, nil
+}
+
 // EncodeEnvelope returns the JSON of env: {"type":…,"id":…,"payload":…}, keys in that
 // order and spelled literally. An empty Payload is written as {}; a Payload that is not
 // valid JSON gives an error wrapping [ErrEnvelopeInvalid].
