@@ -79,6 +79,10 @@ func frameLimit(max int) int {
 // announces a large frame and sends little makes us hold about what it sent.
 const frameExactAlloc = 1 << 20
 
+// errCleanEOF is ReadFrame's error for a stream that ended between frames; one value
+// serves every stream (it is read on every call's stream end).
+var errCleanEOF = fmt.Errorf("%w: %w", ErrClosed, io.EOF)
+
 // ReadFrame reads one frame — a 4-byte big-endian length, then that many bytes of JSON —
 // and decodes its envelope with [DecodeEnvelope]'s rules. max is the body limit:
 // max <= 0 means [MaxFrameSize], and a max above MaxFrameSize is clamped to it.
@@ -92,10 +96,6 @@ const frameExactAlloc = 1 << 20
 // [ErrEnvelopeInvalid]. After any error the stream is out of sync and must be closed.
 //
 // The returned Payload is owned by the caller.
-// errCleanEOF is ReadFrame's error for a stream that ended between frames; one value
-// serves every stream (it is read on every call's stream end).
-var errCleanEOF = fmt.Errorf("%w: %w", ErrClosed, io.EOF)
-
 func ReadFrame(r io.Reader, max int) (Envelope, error) {
 	limit := frameLimit(max)
 	var prefix [4]byte
