@@ -768,16 +768,18 @@ func (c *Conn) serveRequest(ctx context.Context, s sink, id string, req RequestP
 		defer c.mu.Unlock()
 		return in.aborted || c.closed
 	}
-	// Answers are written under the connection's context: the request's own may
-	// just have expired (a TIMEOUT answer must still go out).
+	// Answers are written without the request's context, which may just have expired
+	// (a TIMEOUT answer must still go out), and without the connection's: closing the
+	// connection closes the stream, which ends a write the peer does not read.
+	wctx := context.WithoutCancel(c.ctx)
 	send := func(e Envelope) {
 		if aborted() {
 			return
 		}
 		release()
-		err := s.send(c.ctx, e)
+		err := s.send(wctx, e)
 		if errors.Is(err, ErrFrameInvalid) && e.Type != EvError {
-			err = s.send(c.ctx, NewErrorEnvelope(id, NewCallError(CodeInternal, "answer not sent: "+err.Error())))
+			err = s.send(wctx, NewErrorEnvelope(id, NewCallError(CodeInternal, "answer not sent: "+err.Error())))
 		}
 		if err != nil {
 			c.log.Debug("call: reply not sent", "id", id, "err", err)
