@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -159,24 +158,11 @@ const framePoolMax = 64 << 10
 // [ErrFrameInvalid] and nothing is written; a payload that is not valid JSON is refused
 // with an error wrapping [ErrEnvelopeInvalid]. A write error is returned wrapped.
 func WriteFrame(w io.Writer, env Envelope, max int) error {
-	limit := frameLimit(max)
-	if len(env.Payload) > limit {
-		return fmt.Errorf("%w: frame body of more than %d bytes exceeds the limit of %d bytes", ErrFrameInvalid, len(env.Payload), limit)
-	}
 	bp := framePool.Get().(*[]byte)
-	buf := slices.Grow((*bp)[:0], 4+len(env.Payload)+len(env.Type)+len(env.ID)+32)
-	buf, err := appendEnvelope(append(buf, 0, 0, 0, 0), env)
+	buf, err := appendFrame((*bp)[:0], env, max)
 	if err == nil {
-		switch n := len(buf) - 4; {
-		case n == 0:
-			err = fmt.Errorf("%w: zero-length frame", ErrFrameInvalid)
-		case n > limit:
-			err = fmt.Errorf("%w: frame body of %d bytes exceeds the limit of %d bytes", ErrFrameInvalid, n, limit)
-		default:
-			binary.BigEndian.PutUint32(buf, uint32(n))
-			if _, werr := w.Write(buf); werr != nil {
-				err = fmt.Errorf("call: write frame: %w", werr)
-			}
+		if _, werr := w.Write(buf); werr != nil {
+			err = fmt.Errorf("call: write frame: %w", werr)
 		}
 	}
 	if cap(buf) <= framePoolMax {

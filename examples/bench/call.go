@@ -838,17 +838,11 @@ func callRounds(ctx context.Context, rounds int, ms []*callMetric, settle func(c
 	machineBefore, machineOK := machineCPU()
 	procBefore := processCPU()
 	measureStart := time.Now()
-	if cpuprofile != "" {
-		pf, err := os.Create(cpuprofile)
-		if err != nil {
-			return "", err
-		}
-		defer pf.Close()
-		if err := pprof.StartCPUProfile(pf); err != nil {
-			return "", err
-		}
-		defer pprof.StopCPUProfile()
+	stop, err := startCPUProfile(cpuprofile)
+	if err != nil {
+		return "", err
 	}
+	defer stop()
 	var scratch []time.Duration
 	for r := range rounds {
 		for _, m := range ms {

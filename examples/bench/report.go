@@ -322,17 +322,11 @@ func runRounds(ctx context.Context, rounds int, ms []*metric, settle func(contex
 	machineBefore, machineOK := machineCPU()
 	procBefore := processCPU()
 	measureStart := time.Now()
-	if cpuprofile != "" {
-		pf, err := os.Create(cpuprofile)
-		if err != nil {
-			return "", err
-		}
-		defer pf.Close()
-		if err := pprof.StartCPUProfile(pf); err != nil {
-			return "", err
-		}
-		defer pprof.StopCPUProfile()
+	stop, err := startCPUProfile(cpuprofile)
+	if err != nil {
+		return "", err
 	}
+	defer stop()
 	for r := range rounds {
 		for _, m := range ms {
 			for _, a := range m.arms() {
@@ -444,3 +438,23 @@ func joinValues(ss []sample) string {
 }
 
 func kib(b float64) string { return formatValue(b / 1024) }
+
+// startCPUProfile starts a CPU profile into path (nothing when path is empty) and
+// returns the function that stops it.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
+}
