@@ -33,11 +33,7 @@ const (
 	// HalfCloseGrace is how long a single-stream connection stays up after the peer
 	// finished its side (EOF), so that requests still running can answer.
 	HalfCloseGrace = 2 * time.Second
-	// MaxIdleCallStreams is how many QUIC streams of finished Queries and Mutations a
-	// connection keeps open for its next calls (one call at a time per stream), which
-	// saves opening a stream per call. Subscriptions always get a stream of their own.
-	// Idle streams count against the peer's limit of incoming streams (quic-go's
-	// MaxIncomingStreams, 100 by default on an endpoint).
+	// MaxIdleCallStreams is the default of Dispatcher.IdleCallStreams.
 	MaxIdleCallStreams = 8
 )
 
@@ -68,6 +64,14 @@ type Dispatcher struct {
 	// SubscriptionBuffer is the buffer of each outgoing subscription (0:
 	// DefaultSubscriptionBuffer).
 	SubscriptionBuffer int
+	// IdleCallStreams is how many QUIC streams of finished Queries and Mutations a
+	// connection keeps open for its next calls, one call at a time per stream, which
+	// saves opening a stream per call (0: MaxIdleCallStreams). Idle streams count
+	// against the peer's limit of incoming streams (an endpoint's MaxIncomingStreams,
+	// 100 by default). Negative: every call opens its own stream and finishes its
+	// write side after the request, as the original Rust client does. Subscriptions
+	// always get a stream of their own.
+	IdleCallStreams int
 	// OnConnect, when set, is called with every connection Handle accepts, before
 	// its requests are served, so the accepting side can call back into the peer.
 	OnConnect func(*Conn)
@@ -105,6 +109,13 @@ func (d *Dispatcher) subBuffer() int {
 		return d.SubscriptionBuffer
 	}
 	return DefaultSubscriptionBuffer
+}
+
+func (d *Dispatcher) idleCallStreams() int {
+	if d.IdleCallStreams == 0 {
+		return MaxIdleCallStreams
+	}
+	return max(d.IdleCallStreams, 0)
 }
 
 func (d *Dispatcher) logger() *slog.Logger {
@@ -1074,7 +1085,7 @@ func (c *Conn) releaseStream(p *pendingCall) {
 		return
 	}
 	c.mu.Lock()
-	keep := !fs.dead && !fs.closed.Load() && !c.closed && len(c.idle) < MaxIdleCallStreams
+	keep := !fs.dead && !fs.closed.Load() && !c.closed && len(c.idle) < c.d.idleCallStreams()
 	fs.cur = nil
 	if keep {
 		c.idle = append(c.idle, fs)
@@ -1165,7 +1176,7 @@ func (c *Conn) start(ctx context.Context, op string, in any, sub bool, opts []Ca
 	}
 	p := newPending(id, sub, c.d.subBuffer())
 	switch {
-	case c.shared == nil && !sub:
+	case c.shared == nil && !sub && c.d.idleCallStreams() > 0:
 		// QUIC Query or Mutation: an idle call stream, or a new one kept for reuse.
 		fs, err := c.takeStream(ctx, p)
 		if err != nil {
@@ -1173,8 +1184,9 @@ func (c *Conn) start(ctx context.Context, op string, in any, sub bool, opts []Ca
 		}
 		p.stream = fs
 	case c.shared == nil:
-		// QUIC subscription: a stream of its own, opened before the call is
-		// registered so that finishing it can always close the stream.
+		// QUIC subscription (or call without stream reuse): a stream of its own,
+		// opened before the call is registered so that finishing it can always
+		// close the stream.
 		s, err := c.streams.OpenBi(ctx)
 		if err != nil {
 			return nil, c.sendError(ctx, err)

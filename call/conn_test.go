@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"testing"
@@ -296,6 +297,43 @@ func TestEngineConnectionLoss(t *testing.T) {
 				t.Fatalf("pending call after connection loss = %v, want INTERNAL connection closed", err)
 			}
 			<-p.client.Done()
+		})
+	}
+}
+
+// Sequential calls on QUIC reuse one stream; with IdleCallStreams < 0 every call opens
+// its own stream (the original client's pattern) and calls work the same.
+func TestEngineCallStreamReuse(t *testing.T) {
+	for _, idle := range []int{0, -1} {
+		t.Run(fmt.Sprint("idle=", idle), func(t *testing.T) {
+			srvReg := NewRegistry()
+			mustRegister(t, srvReg, echoOp("test/echo"))
+			p := newPair(t, modeQUIC, &Dispatcher{Registry: srvReg}, &Dispatcher{IdleCallStreams: idle}, nil, nil)
+			for i := range 5 {
+				out, err := p.client.Call(t.Context(), "test/echo", i)
+				if err != nil || string(out) != fmt.Sprint(i) {
+					t.Fatalf("call %d = %s, %v", i, out, err)
+				}
+			}
+			p.client.mu.Lock()
+			idleNow := len(p.client.idle)
+			p.client.mu.Unlock()
+			want := 1
+			if idle < 0 {
+				want = 0
+			}
+			if idleNow != want {
+				t.Fatalf("%d idle call streams after sequential calls, want %d", idleNow, want)
+			}
+			// Aborting a call on a reused stream leaves the stream usable.
+			ctx, cancel := context.WithCancel(t.Context())
+			cancel()
+			if _, err := p.client.Call(ctx, "test/echo", 1); !errors.Is(err, context.Canceled) {
+				t.Fatalf("call with a cancelled context = %v", err)
+			}
+			if out, err := p.client.Call(t.Context(), "test/echo", 7); err != nil || string(out) != "7" {
+				t.Fatalf("call after the cancelled one = %s, %v", out, err)
+			}
 		})
 	}
 }
