@@ -398,6 +398,8 @@ type frameStream struct {
 	cur      *pendingCall // the call using it
 	dead     bool         // reading or writing failed: never reuse
 	closed   atomic.Bool  // close ran (also from a write abandoned at a deadline)
+
+	hasWriter atomic.Bool // a batching writer owns the stream's writes (startWriter)
 }
 
 func (c *Conn) newFrameStream(s core.BiStream, shared bool) *frameStream {
@@ -411,7 +413,7 @@ func (c *Conn) newFrameStream(s core.BiStream, shared bool) *frameStream {
 // is queued (or with ctx's error when the queue stays full until ctx ends); a write
 // error ends the connection.
 func (f *frameStream) send(ctx context.Context, env Envelope) error {
-	if f.shared {
+	if f.hasWriter.Load() {
 		return f.enqueue(ctx, env)
 	}
 	if ctx.Done() == nil {
@@ -435,11 +437,21 @@ const sharedQueueLen = 256
 // sharedWriteBuffer is the size of a shared stream writer's buffer.
 const sharedWriteBuffer = 64 << 10
 
-// startWriter starts the writer of a shared stream.
+// startWriter gives the stream a batching writer: the shared stream of a single-stream
+// connection from the start, and the stream of a subscription being served (so its
+// events go out in few writes). It is a no-op when the stream has one already or is
+// closed.
 func (f *frameStream) startWriter() {
+	f.mu.Lock()
+	if f.hasWriter.Load() || f.closed.Load() {
+		f.mu.Unlock()
+		return
+	}
 	f.queue = make(chan []byte, sharedQueueLen)
 	f.stopW = make(chan struct{})
 	f.wdone = make(chan struct{})
+	f.hasWriter.Store(true)
+	f.mu.Unlock()
 	f.c.run(func() {
 		defer close(f.wdone)
 		f.writeLoop()
@@ -472,9 +484,11 @@ func (f *frameStream) enqueue(ctx context.Context, env Envelope) error {
 func (f *frameStream) writeLoop() {
 	bw := bufio.NewWriterSize(f.s, sharedWriteBuffer)
 	fail := func(err error) {
-		f.c.log.Debug("call: write failed; closing the connection", "err", err)
+		f.c.log.Debug("call: write failed; closing the stream", "err", err)
 		f.close()
-		f.c.shutdown(err)
+		if f.shared {
+			f.c.shutdown(err)
+		}
 	}
 	for {
 		var frame []byte
@@ -483,20 +497,18 @@ func (f *frameStream) writeLoop() {
 		case <-f.stopW:
 			return
 		}
+		// One batch: every frame queued now, written and flushed under the write lock
+		// (direct writes on the same stream wait for it).
+		f.wmu.Lock()
+		finish := false
+		var err error
 		for {
 			if frame == nil {
-				if err := bw.Flush(); err != nil {
-					fail(err)
-					return
-				}
-				_ = f.s.CloseWrite()
-				f.close()
-				f.c.shutdown(nil)
-				return
+				finish = true
+				break
 			}
-			if _, err := bw.Write(frame); err != nil {
-				fail(err)
-				return
+			if _, err = bw.Write(frame); err != nil {
+				break
 			}
 			select {
 			case frame = <-f.queue:
@@ -505,8 +517,22 @@ func (f *frameStream) writeLoop() {
 			}
 			break
 		}
-		if err := bw.Flush(); err != nil {
+		if err == nil {
+			err = bw.Flush()
+		}
+		if err == nil && finish {
+			_ = f.s.CloseWrite()
+		}
+		f.wmu.Unlock()
+		if err != nil {
 			fail(err)
+			return
+		}
+		if finish {
+			f.close()
+			if f.shared {
+				f.c.shutdown(nil)
+			}
 			return
 		}
 	}
@@ -531,9 +557,12 @@ func (f *frameStream) isShared() bool { return f.shared }
 
 func (f *frameStream) close() {
 	f.closeOnce.Do(func() {
+		f.mu.Lock()
 		f.closed.Store(true)
-		if f.stopW != nil {
-			close(f.stopW)
+		stopW := f.stopW
+		f.mu.Unlock()
+		if stopW != nil {
+			close(stopW)
 		}
 		_ = f.s.Close()
 	})
@@ -575,7 +604,7 @@ func (f *frameStream) finishWrite() {
 	already := f.wroteDone
 	f.wroteDone = true
 	f.mu.Unlock()
-	if f.shared {
+	if f.hasWriter.Load() {
 		// The writer finishes after the answers queued before this point.
 		if !already {
 			select {
@@ -797,6 +826,9 @@ func (c *Conn) serveRequest(ctx context.Context, s sink, id string, req RequestP
 		}
 	}
 	if reg != nil && reg.Spec.Type == Subscription {
+		if fs, ok := s.(*frameStream); ok && !fs.shared {
+			fs.startWriter()
+		}
 		emit := func(out json.RawMessage) error {
 			if err := ctx.Err(); err != nil {
 				return err
