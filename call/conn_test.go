@@ -6,13 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"testing"
-	"time"
-
-	"github.com/alknet/alknet/core"
-	"github.com/alknet/alknet/core/coretest"
-	"github.com/alknet/alknet/core/endpoint"
 )
 
 // Transport modes every engine test runs in.
@@ -29,127 +23,15 @@ type pair struct {
 	client, server *Conn
 }
 
-// newPair connects a client dispatcher to a server dispatcher in mode and returns
-// both ends. clientIdentity is the identity the server sees for the client; the
-// client sees the server as serverIdentity.
-func newPair(t *testing.T, mode string, server, client *Dispatcher, clientIdentity, serverIdentity *core.Identity) pair {
-	t.Helper()
-	if server.Registry == nil {
-		server.Registry = NewRegistry()
-	}
-	switch mode {
-	case modeMessage:
-		return newMessagePair(t, server, client, clientIdentity, serverIdentity)
-	case modeQUIC, modeTCP:
-	default:
-		t.Fatalf("unknown mode %q", mode)
-	}
-	accepted := make(chan *Conn, 1)
-	onConnect := server.OnConnect
-	server.OnConnect = func(c *Conn) {
-		if onConnect != nil {
-			onConnect(c)
-		}
-		accepted <- c
-	}
-	reg := core.NewRegistry()
-	cid := coretest.NewIdentity(t)
-	var cfg core.DynamicConfig
-	if clientIdentity != nil {
-		cfg.Auth.Peers = []core.PeerEntry{cid.Peer(clientIdentity.ID, clientIdentity.Scopes...)}
-	}
-	if err := reg.Register(server); err != nil {
-		t.Fatal(err)
-	}
-	srv := coretest.NewServer(t, reg, coretest.WithConfig(cfg))
-	network := endpoint.NetworkQUIC
-	if mode == modeTCP {
-		network = endpoint.NetworkTCP
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	c, err := Dial(ctx, srv.Addr, DialOptions{
-		Transport:    srv.DialOptions(cid, network),
-		Dispatcher:   client,
-		PeerIdentity: serverIdentity,
-	})
-	if err != nil {
-		t.Fatalf("Dial: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
-	// A connection is accepted only once the client speaks (TCP) or opens a stream
-	// (QUIC); a discovery call makes sure of it.
-	if _, err := c.Call(ctx, "services/list", nil); err != nil {
-		t.Fatalf("first call: %v", err)
-	}
-	select {
-	case s := <-accepted:
-		return pair{client: c, server: s}
-	case <-ctx.Done():
-		t.Fatal("the server never accepted the connection")
-	}
-	return pair{}
-}
-
-// newMessagePair joins two message Conns with in-memory queues, one goroutine per
-// direction, as a WebSocket would.
-func newMessagePair(t *testing.T, server, client *Dispatcher, clientIdentity, serverIdentity *core.Identity) pair {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	toServer := make(chan Envelope, 1024)
-	toClient := make(chan Envelope, 1024)
-	send := func(ch chan Envelope) func(context.Context, Envelope) error {
-		return func(_ context.Context, env Envelope) error {
-			select {
-			case ch <- env:
-				return nil
-			case <-ctx.Done():
-				return io.ErrClosedPipe
-			}
-		}
-	}
-	s := server.NewMessageConn(ctx, clientIdentity, send(toClient))
-	c := client.NewMessageConn(ctx, serverIdentity, send(toServer))
-	pump := func(ch chan Envelope, to *Conn) {
-		defer wg.Done()
-		for {
-			select {
-			case env := <-ch:
-				to.HandleEnvelope(ctx, env)
-			case <-ctx.Done():
-				return
-			}
-		}
-	}
-	wg.Add(2)
-	go pump(toServer, s)
-	go pump(toClient, c)
-	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-		c.Close()
-		s.Close()
-	})
-	return pair{client: c, server: s}
-}
-
-func echoOp(name string) Registration {
-	return Registration{
-		Spec: NewSpec(name, Query),
-		Once: func(_ context.Context, _ *OpContext, in json.RawMessage) (json.RawMessage, error) { return in, nil },
-	}
-}
-
 func TestEngineRoundTripAndCallback(t *testing.T) {
 	for _, mode := range allModes {
 		t.Run(mode, func(t *testing.T) {
 			srvReg := NewRegistry()
-			mustRegister(t, srvReg, echoOp("test/echo"))
+			mustRegister(t, srvReg, engEcho("test/echo"))
 			cliReg := NewRegistry()
-			hello := echoOp("client/hello")
+			hello := engEcho("client/hello")
 			mustRegister(t, cliReg, hello)
-			p := newPair(t, mode, &Dispatcher{Registry: srvReg}, &Dispatcher{Registry: cliReg}, nil, nil)
+			p := engNewPair(t, mode, &Dispatcher{Registry: srvReg}, &Dispatcher{Registry: cliReg}, nil, nil).pair
 			ctx := t.Context()
 
 			out, err := p.client.Call(ctx, "test/echo", map[string]int{"x": 1})
@@ -212,7 +94,7 @@ func TestEngineSubscriptionAndAbort(t *testing.T) {
 					},
 				},
 			)
-			p := newPair(t, mode, &Dispatcher{Registry: srvReg}, &Dispatcher{}, nil, nil)
+			p := engNewPair(t, mode, &Dispatcher{Registry: srvReg}, &Dispatcher{}, nil, nil).pair
 			ctx := t.Context()
 
 			sub, err := p.client.Subscribe(ctx, "test/count", 5)
@@ -277,7 +159,7 @@ func TestEngineConnectionLoss(t *testing.T) {
 					return nil, ctx.Err()
 				},
 			})
-			p := newPair(t, mode, &Dispatcher{Registry: srvReg}, &Dispatcher{}, nil, nil)
+			p := engNewPair(t, mode, &Dispatcher{Registry: srvReg}, &Dispatcher{}, nil, nil).pair
 			done := make(chan error, 1)
 			go func() {
 				_, err := p.client.Call(t.Context(), "test/block", nil)
@@ -307,8 +189,8 @@ func TestEngineCallStreamReuse(t *testing.T) {
 	for _, idle := range []int{0, -1} {
 		t.Run(fmt.Sprint("idle=", idle), func(t *testing.T) {
 			srvReg := NewRegistry()
-			mustRegister(t, srvReg, echoOp("test/echo"))
-			p := newPair(t, modeQUIC, &Dispatcher{Registry: srvReg}, &Dispatcher{IdleCallStreams: idle}, nil, nil)
+			mustRegister(t, srvReg, engEcho("test/echo"))
+			p := engNewPair(t, modeQUIC, &Dispatcher{Registry: srvReg}, &Dispatcher{IdleCallStreams: idle}, nil, nil).pair
 			for i := range 5 {
 				out, err := p.client.Call(t.Context(), "test/echo", i)
 				if err != nil || string(out) != fmt.Sprint(i) {

@@ -435,8 +435,8 @@ type engPair struct {
 	loseTransport func()
 }
 
-// engNewPair connects a client Dispatcher to a server Dispatcher in mode (like
-// newPair) with the wire tapped on both sides. clientIdentity is how the server
+// engNewPair connects a client Dispatcher to a server Dispatcher in mode, with
+// the wire tapped on both sides. clientIdentity is how the server
 // sees the client, serverIdentity how the client sees the server.
 func engNewPair(t testing.TB, mode string, server, client *Dispatcher, clientIdentity, serverIdentity *core.Identity) *engPair {
 	t.Helper()
