@@ -117,19 +117,12 @@ func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	if *quick {
-		explicit := explicitFlags(fs)
-		if !explicit["rounds"] {
-			o.rounds = 1
-		}
-		if !explicit["duration"] {
-			o.duration = 200 * time.Millisecond
-		}
-		if !explicit["events"] {
-			o.events = 5000
-		}
-		if !explicit["settle"] {
-			o.settle = 10 * time.Millisecond
-		}
+		quickDefaults(fs, map[string]func(){
+			"rounds":   func() { o.rounds = 1 },
+			"duration": func() { o.duration = 200 * time.Millisecond },
+			"events":   func() { o.events = 5000 },
+			"settle":   func() { o.settle = 10 * time.Millisecond },
+		})
 	}
 	switch {
 	case o.rounds < 1:

@@ -93,19 +93,12 @@ func runEndpoint(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	if *quick {
-		explicit := explicitFlags(fs)
-		if !explicit["rounds"] {
-			o.rounds = 1
-		}
-		if !explicit["duration"] {
-			o.duration = 300 * time.Millisecond
-		}
-		if !explicit["bulk-bytes"] {
-			o.bulkBytes = 16 << 20
-		}
-		if !explicit["settle"] {
-			o.settle = 20 * time.Millisecond
-		}
+		quickDefaults(fs, map[string]func(){
+			"rounds":     func() { o.rounds = 1 },
+			"duration":   func() { o.duration = 300 * time.Millisecond },
+			"bulk-bytes": func() { o.bulkBytes = 16 << 20 },
+			"settle":     func() { o.settle = 20 * time.Millisecond },
+		})
 	}
 	switch {
 	case o.rounds < 1:

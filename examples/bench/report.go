@@ -287,6 +287,17 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) (help bool, e
 	return false, nil
 }
 
+// quickDefaults applies -quick: for every flag the command line did not set
+// explicitly, it runs that flag's smoke-run setter.
+func quickDefaults(fs *flag.FlagSet, set map[string]func()) {
+	explicit := explicitFlags(fs)
+	for name, f := range set {
+		if !explicit[name] {
+			f()
+		}
+	}
+}
+
 func explicitFlags(fs *flag.FlagSet) map[string]bool {
 	explicit := make(map[string]bool)
 	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })

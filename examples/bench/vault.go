@@ -84,16 +84,11 @@ func runVault(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	if *quick {
-		explicit := explicitFlags(fs)
-		if !explicit["rounds"] {
-			o.rounds = 1
-		}
-		if !explicit["duration"] {
-			o.duration = 200 * time.Millisecond
-		}
-		if !explicit["unlocks"] {
-			o.unlocks = 1
-		}
+		quickDefaults(fs, map[string]func(){
+			"rounds":   func() { o.rounds = 1 },
+			"duration": func() { o.duration = 200 * time.Millisecond },
+			"unlocks":  func() { o.unlocks = 1 },
+		})
 	}
 	switch {
 	case o.rounds < 1:
