@@ -787,7 +787,8 @@ func TestStreamErrorsMapToCoreSentinels(t *testing.T) {
 	if !errors.Is(err, core.ErrStreamClosed) || !errors.As(err, &se) || se.ErrorCode != 7 {
 		t.Fatalf("server read after reset = %v, want ErrStreamClosed wrapping the stream error", err)
 	}
-	// Reading a stream whose deadline passed: ErrStreamTimeout, still a net.Error timeout.
+	// Reading a stream whose deadline passed: ErrStreamTimeout, and the error itself is
+	// a net.Error timeout (net/http type-asserts it rather than using errors.As).
 	s2, err := conn.OpenBi(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -795,8 +796,11 @@ func TestStreamErrorsMapToCoreSentinels(t *testing.T) {
 	_ = s2.(net.Conn).SetReadDeadline(time.Now().Add(-time.Second))
 	_, err = s2.Read(make([]byte, 1))
 	var ne net.Error
-	if !errors.Is(err, core.ErrStreamTimeout) || !errors.As(err, &ne) || !ne.Timeout() {
+	if !errors.Is(err, core.ErrStreamTimeout) || !errors.Is(err, os.ErrDeadlineExceeded) || !errors.As(err, &ne) || !ne.Timeout() {
 		t.Fatalf("read past deadline = %v", err)
+	}
+	if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+		t.Fatalf("read past deadline = %T, want a net.Error with Timeout() true", err)
 	}
 	// Closing the connection locally: later calls report ErrConnectionClosed.
 	conn.Close(core.CloseNormal, "")

@@ -115,7 +115,7 @@ func mapErr(op string, err error) error {
 	case errors.As(err, &strErr), errors.Is(err, quic.ErrStreamClosed):
 		return fmt.Errorf("%w: %w", core.ErrStreamClosed, err)
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		return fmt.Errorf("%w: %w", core.ErrStreamTimeout, err)
+		return &deadlineError{err: err}
 	case errors.As(err, &trErr), errors.As(err, &reset),
 		errors.Is(err, quic.ErrServerClosed), errors.Is(err, net.ErrClosed),
 		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
@@ -195,3 +195,14 @@ func (t *tlsSource) TLSConnectionState() tls.ConnectionState { return t.s.Connec
 
 // SingleStream is not promoted from the embedded interface, whose method set lacks it.
 func (t *tlsSource) SingleStream() bool { return true }
+
+// deadlineError is a passed read or write deadline. It is a net.Error whose Timeout is
+// true, as the net.Conn contract asks (net/http asserts the type directly to tell an
+// aborted background read from a lost connection), and it matches both
+// core.ErrStreamTimeout and os.ErrDeadlineExceeded with errors.Is.
+type deadlineError struct{ err error }
+
+func (e *deadlineError) Error() string   { return core.ErrStreamTimeout.Error() + ": " + e.err.Error() }
+func (e *deadlineError) Timeout() bool   { return true }
+func (e *deadlineError) Temporary() bool { return true }
+func (e *deadlineError) Unwrap() []error { return []error{core.ErrStreamTimeout, e.err} }

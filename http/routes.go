@@ -1,0 +1,214 @@
+package http
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/alknet/alknet/call"
+)
+
+// reservedRoutes builds the routes that win over the embedder's: /healthz outside the
+// Bearer layer, the gateway and /openapi.json inside it.
+func (h *Handler) reservedRoutes() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", serveHealthz)
+	mux.Handle("GET /search", h.bearer(http.HandlerFunc(h.serveSearch)))
+	mux.Handle("GET /schema", h.bearer(http.HandlerFunc(h.serveSchema)))
+	mux.Handle("POST /call", h.bearer(http.HandlerFunc(h.serveCall)))
+	mux.Handle("POST /batch", h.bearer(http.HandlerFunc(h.serveBatch)))
+	mux.Handle("POST /subscribe", h.bearer(http.HandlerFunc(h.serveSubscribe)))
+	mux.Handle("GET /openapi.json", h.bearer(http.HandlerFunc(h.serveOpenAPI)))
+	return mux
+}
+
+// serveHealthz answers 200 "ok" without authentication or touching the registry.
+func serveHealthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain")
+	w.Header().Set("Content-Length", "2")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, "ok")
+}
+
+// okBody is the body of a successful /call, /search and /schema.
+type okBody struct {
+	RequestID string          `json:"request_id"`
+	Result    string          `json:"result"`
+	Output    json.RawMessage `json:"output"`
+}
+
+// writeResult answers with res: 200 and the ok body, or the mapped error.
+func writeResult(w http.ResponseWriter, res Result, authenticated bool) {
+	if res.Err != nil {
+		WriteCallError(w, res.Err, authenticated)
+		return
+	}
+	writeJSON(w, http.StatusOK, okBody{RequestID: res.RequestID, Result: "ok", Output: res.Output})
+}
+
+// serveSearch answers GET /search: services/list for the caller.
+func (h *Handler) serveSearch(w http.ResponseWriter, r *http.Request) {
+	id := IdentityFrom(r.Context())
+	writeResult(w, h.gw.Invoke(r.Context(), id, call.OpServicesList, json.RawMessage("{}")), id != nil)
+}
+
+// serveSchema answers GET /schema?name=<op>.
+func (h *Handler) serveSchema(w http.ResponseWriter, r *http.Request) {
+	id := IdentityFrom(r.Context())
+	name := r.URL.Query().Get("name")
+	if name == "" {
+		writeCallErrorStatus(w, invalidBody("missing required query parameter: name"), http.StatusBadRequest)
+		return
+	}
+	writeResult(w, h.gw.Schema(r.Context(), id, name), id != nil)
+}
+
+// serveCall answers POST /call {"operation", "input"?}.
+func (h *Handler) serveCall(w http.ResponseWriter, r *http.Request) {
+	body, status, cerr := h.readBody(w, r)
+	if cerr != nil {
+		writeCallErrorStatus(w, cerr, status)
+		return
+	}
+	op, input, cerr := parseCallRequest(body)
+	if cerr != nil {
+		writeCallErrorStatus(w, cerr, http.StatusBadRequest)
+		return
+	}
+	id := IdentityFrom(r.Context())
+	writeResult(w, h.gw.Invoke(r.Context(), id, op, input), id != nil)
+}
+
+// batchItem is one entry of a /batch answer.
+type batchItem struct {
+	RequestID *string         `json:"request_id"`
+	Result    string          `json:"result"`
+	Output    json.RawMessage `json:"output,omitempty"`
+	Error     *call.CallError `json:"error,omitempty"`
+}
+
+// serveBatch answers POST /batch [{"operation", "input"?}, ...]: the calls run one
+// after the other, and the answer is always 200 {"results": [...]} in request order.
+// A malformed item, an unknown and an Internal operation all answer an item with a
+// null request_id and an error, without dispatch.
+func (h *Handler) serveBatch(w http.ResponseWriter, r *http.Request) {
+	body, status, cerr := h.readBody(w, r)
+	if cerr != nil {
+		writeCallErrorStatus(w, cerr, status)
+		return
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(body, &items); err != nil || items == nil {
+		writeCallErrorStatus(w, invalidBody("request body must be a JSON array of {\"operation\", \"input\"} objects"), http.StatusBadRequest)
+		return
+	}
+	if len(items) > h.limits.MaxBatchItems {
+		writeCallErrorStatus(w, call.Errorf(HTTPCodePrefix+"413", "batch of %d calls exceeds the limit of %d", len(items), h.limits.MaxBatchItems), http.StatusRequestEntityTooLarge)
+		return
+	}
+	id := IdentityFrom(r.Context())
+	results := make([]batchItem, 0, len(items))
+	for _, raw := range items {
+		op, input, cerr := parseCallRequest(raw)
+		if cerr != nil {
+			results = append(results, batchItem{Result: "error", Error: cerr})
+			continue
+		}
+		if reg, ok := h.gw.Registry.Lookup(op); !ok || reg.Spec.Visibility != call.External {
+			results = append(results, batchItem{Result: "error", Error: call.ErrNotFound(strings.TrimPrefix(op, "/"))})
+			continue
+		}
+		res := h.gw.Invoke(r.Context(), id, op, input)
+		item := batchItem{RequestID: &res.RequestID, Result: "ok", Output: res.Output}
+		if res.Err != nil {
+			item = batchItem{RequestID: &res.RequestID, Result: "error", Error: res.Err}
+		}
+		results = append(results, item)
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Results []batchItem `json:"results"`
+	}{results})
+}
+
+// serveOpenAPI answers GET /openapi.json with the gateway's OpenAPI document.
+func (h *Handler) serveOpenAPI(w http.ResponseWriter, r *http.Request) {
+	doc, err := OpenAPIDocument(h.gw.Registry.List())
+	if err != nil {
+		h.logger.LogAttrs(r.Context(), slog.LevelError, "openapi document failed", errAttr(err))
+		writeCallErrorStatus(w, call.NewCallError(call.CodeInternal, "openapi document unavailable"), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(doc)
+}
+
+// readBody reads a request body of at most MaxBodyBytes whose content type can be
+// JSON: application/json (or any +json type), none, text/plain, or
+// application/x-www-form-urlencoded (what `curl -d` sends). Anything else, or a read
+// failure, gives 400; a larger body gives 413 with an HTTP_413 CallError.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int, *call.CallError) {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || !jsonishMediaType(mt) {
+			return nil, http.StatusBadRequest, invalidBody("unsupported content type %q: send application/json", ct)
+		}
+	}
+	if r.ContentLength > h.limits.MaxBodyBytes {
+		return nil, http.StatusRequestEntityTooLarge, bodyTooLarge(h.limits.MaxBodyBytes)
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.limits.MaxBodyBytes))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, http.StatusRequestEntityTooLarge, bodyTooLarge(h.limits.MaxBodyBytes)
+		}
+		return nil, http.StatusBadRequest, invalidBody("request body could not be read")
+	}
+	return b, 0, nil
+}
+
+func bodyTooLarge(limit int64) *call.CallError {
+	return call.Errorf(HTTPCodePrefix+"413", "request body exceeds the limit of %d bytes", limit)
+}
+
+// jsonishMediaType reports whether a request of media type mt may carry a JSON body.
+func jsonishMediaType(mt string) bool {
+	switch mt {
+	case "application/json", "text/plain", "application/x-www-form-urlencoded":
+		return true
+	}
+	return strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")
+}
+
+// parseCallRequest parses {"operation": string, "input"?: any}; a missing input is
+// JSON null. Unknown fields are ignored.
+func parseCallRequest(b []byte) (string, json.RawMessage, *call.CallError) {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || b[0] != '{' {
+		return "", nil, invalidBody("request body must be a JSON object {\"operation\", \"input\"}")
+	}
+	var req map[string]json.RawMessage
+	if err := json.Unmarshal(b, &req); err != nil {
+		return "", nil, invalidBody("request body is not valid JSON")
+	}
+	rawOp, ok := req["operation"]
+	if !ok {
+		return "", nil, invalidBody("missing required field: operation")
+	}
+	var op string
+	if err := json.Unmarshal(rawOp, &op); err != nil || op == "" || op == "/" {
+		return "", nil, invalidBody("field operation must be a non-empty string")
+	}
+	input := req["input"]
+	if len(input) == 0 {
+		input = json.RawMessage("null")
+	}
+	return op, input, nil
+}

@@ -1,0 +1,465 @@
+package http
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/alknet/alknet/call"
+	"github.com/alknet/alknet/core"
+)
+
+// ALPN is the protocol the handler claims by default: HTTP/1.1 and prior-knowledge h2
+// over QUIC streams, for native clients. The same handler also serves "h2" and
+// "http/1.1" on the TCP+TLS listener (register it under those names with
+// core.Registry.RegisterAs).
+const ALPN = "alknet/http"
+
+// Default limits; see Limits.
+const (
+	DefaultMaxBodyBytes            = 1 << 20
+	DefaultMaxBatchItems           = 100
+	DefaultMaxSSELineBytes         = 1 << 20
+	DefaultMaxSubscriptionsPerConn = 16
+	DefaultMaxHeaderBytes          = 64 << 10
+	DefaultReadHeaderTimeout       = 10 * time.Second
+	DefaultIdleTimeout             = 2 * time.Minute
+	DefaultSSEKeepAlive            = 15 * time.Second
+)
+
+// Limits bounds what one client can make the handler hold. Zero fields take the
+// defaults.
+type Limits struct {
+	// MaxBodyBytes caps a request body (/call, /batch, /subscribe): larger bodies are
+	// answered 413 with an HTTP_413 CallError (DefaultMaxBodyBytes, 1 MiB).
+	MaxBodyBytes int64
+	// MaxBatchItems caps the calls in one /batch: more are answered 413 with an
+	// HTTP_413 CallError (DefaultMaxBatchItems, 100).
+	MaxBatchItems int
+	// MaxSSELineBytes caps one /subscribe output as a single `data:` line: a larger
+	// output ends the stream with an `event: error` INTERNAL CallError naming the
+	// limit (DefaultMaxSSELineBytes, 1 MiB).
+	MaxSSELineBytes int
+	// MaxSubscriptionsPerConn caps the open /subscribe streams of one connection: one
+	// more is answered 429 with a retryable HTTP_429 CallError and Retry-After: 1
+	// (DefaultMaxSubscriptionsPerConn, 16).
+	MaxSubscriptionsPerConn int
+	// MaxHeaderBytes caps a request's headers (DefaultMaxHeaderBytes, 64 KiB).
+	MaxHeaderBytes int
+	// ReadHeaderTimeout bounds reading a request's headers (DefaultReadHeaderTimeout).
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes a connection (or QUIC stream) idle between requests
+	// (DefaultIdleTimeout).
+	IdleTimeout time.Duration
+	// SSEKeepAlive is the interval of `: ping` comments on a quiet /subscribe stream
+	// (DefaultSSEKeepAlive).
+	SSEKeepAlive time.Duration
+}
+
+// withDefaults returns l with zero fields set to their defaults.
+func (l Limits) withDefaults() Limits {
+	if l.MaxBodyBytes <= 0 {
+		l.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if l.MaxBatchItems <= 0 {
+		l.MaxBatchItems = DefaultMaxBatchItems
+	}
+	if l.MaxSSELineBytes <= 0 {
+		l.MaxSSELineBytes = DefaultMaxSSELineBytes
+	}
+	if l.MaxSubscriptionsPerConn <= 0 {
+		l.MaxSubscriptionsPerConn = DefaultMaxSubscriptionsPerConn
+	}
+	if l.MaxHeaderBytes <= 0 {
+		l.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if l.ReadHeaderTimeout <= 0 {
+		l.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if l.IdleTimeout <= 0 {
+		l.IdleTimeout = DefaultIdleTimeout
+	}
+	if l.SSEKeepAlive <= 0 {
+		l.SSEKeepAlive = DefaultSSEKeepAlive
+	}
+	return l
+}
+
+// Config configures a Handler.
+type Config struct {
+	// Registry holds the operations the gateway serves; required.
+	Registry *call.Registry
+	// Identities resolves Bearer tokens; nil leaves every caller anonymous.
+	Identities core.IdentityProvider
+	// Ownership answers resource ownership questions for access control; may be nil.
+	Ownership core.OwnershipProvider
+	// ALPN is the protocol Handler.ALPN reports (default ALPN, "alknet/http").
+	ALPN string
+	// CallTimeout bounds each gateway call (0: DefaultCallTimeout).
+	CallTimeout time.Duration
+	// Decoy answers every request no route matches (nil: DecoyNotFound, an nginx 404).
+	Decoy http.Handler
+	// Routes are the embedder's extra routes, consulted when no reserved route
+	// (/healthz, /search, /schema, /call, /batch, /subscribe, /openapi.json) matches;
+	// reserved routes win on collision. They run behind the Bearer layer (read the
+	// caller with IdentityFrom), are not operations and do not appear in /search or
+	// /openapi.json. The mux must not change after New.
+	Routes *http.ServeMux
+	// Limits bounds requests; zero fields take the defaults.
+	Limits Limits
+	// Logger receives connection-level errors at Debug; nil discards them. Request
+	// bodies, tokens and operation inputs are never logged.
+	Logger *slog.Logger
+}
+
+// Handler is the HTTP surface of a node: /healthz, the five gateway routes
+// (/search, /schema, /call, /batch, /subscribe), /openapi.json, the embedder's extra
+// routes and the decoy for everything else.
+//
+// It is a core.ProtocolHandler (Handle serves one connection: every QUIC stream, or
+// the one TCP+TLS stream, as HTTP/1.1 or prior-knowledge h2 with one net/http server
+// per connection) and an http.Handler, so it can also be mounted in an embedder's own
+// net/http server. The router is built once, in New. A Handler is safe for concurrent
+// use.
+type Handler struct {
+	alpn     string
+	gw       *Gateway
+	reserved *http.ServeMux
+	routes   *http.ServeMux
+	bearer   func(http.Handler) http.Handler
+	decoy    http.Handler
+	limits   Limits
+	logger   *slog.Logger
+}
+
+// ErrConfig is wrapped by the errors New returns for an invalid Config.
+var ErrConfig = errors.New("http: invalid configuration")
+
+// New builds a Handler from cfg.
+func New(cfg Config) (*Handler, error) {
+	if cfg.Registry == nil {
+		return nil, fmt.Errorf("%w: Registry is nil", ErrConfig)
+	}
+	h := &Handler{
+		alpn: cfg.ALPN,
+		gw: &Gateway{
+			Registry:   cfg.Registry,
+			Identities: cfg.Identities,
+			Ownership:  cfg.Ownership,
+			Timeout:    cfg.CallTimeout,
+		},
+		routes: cfg.Routes,
+		decoy:  cfg.Decoy,
+		limits: cfg.Limits.withDefaults(),
+		logger: cfg.Logger,
+	}
+	if h.alpn == "" {
+		h.alpn = ALPN
+	}
+	if len(h.alpn) > core.MaxALPNLength {
+		return nil, fmt.Errorf("%w: ALPN longer than %d bytes", ErrConfig, core.MaxALPNLength)
+	}
+	if h.decoy == nil {
+		h.decoy = DecoyNotFound()
+	}
+	if h.logger == nil {
+		h.logger = slog.New(slog.DiscardHandler)
+	}
+	h.bearer = func(next http.Handler) http.Handler { return BearerAuth(h.gw.ResolveBearer, next) }
+	h.reserved = h.reservedRoutes()
+	return h, nil
+}
+
+// ALPN reports the protocol the handler was configured with.
+func (h *Handler) ALPN() string { return h.alpn }
+
+// Gateway returns the dispatch spine the handler's routes use, for other surfaces (an
+// MCP projection, a custom route) that must behave identically.
+func (h *Handler) Gateway() *Gateway { return h.gw }
+
+// ServeHTTP routes r: a reserved route, else an extra route, else the decoy. A path
+// that is not in canonical form (//x, /a/../b, a trailing slash) goes to the decoy
+// rather than to the mux's redirect, which would reveal the server.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Path
+	if p == "" || p[0] != '/' || path.Clean(p) != p {
+		h.decoy.ServeHTTP(w, r)
+		return
+	}
+	if hd, pattern := h.reserved.Handler(r); pattern != "" {
+		hd.ServeHTTP(w, r)
+		return
+	}
+	if h.routes != nil {
+		if hd, pattern := h.routes.Handler(r); pattern != "" {
+			h.bearer(hd).ServeHTTP(w, r)
+			return
+		}
+	}
+	h.decoy.ServeHTTP(w, r)
+}
+
+// ConnContext attaches per-connection state (the subscription limit) to a
+// connection's base context. Set it as http.Server.ConnContext when mounting the
+// Handler in your own server; without it, MaxSubscriptionsPerConn is not enforced
+// there. Handle does this itself.
+func (h *Handler) ConnContext(ctx context.Context, _ net.Conn) context.Context {
+	return context.WithValue(ctx, connStateKey{}, &connState{maxSubs: int64(h.limits.MaxSubscriptionsPerConn)})
+}
+
+// connStateKey is the context key of a connection's *connState.
+type connStateKey struct{}
+
+// connState is what the handler keeps per connection.
+type connState struct {
+	subs    atomic.Int64
+	maxSubs int64
+	// shutdown is done when the node begins shutting down: open subscriptions end.
+	shutdown context.Context
+}
+
+// acquireSub takes one subscription slot; false when the connection is at its limit.
+func (s *connState) acquireSub() bool {
+	if s.subs.Add(1) > s.maxSubs {
+		s.subs.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (s *connState) releaseSub() { s.subs.Add(-1) }
+
+// connStateFrom returns the connection state in ctx, nil when there is none.
+func connStateFrom(ctx context.Context) *connState {
+	s, _ := ctx.Value(connStateKey{}).(*connState)
+	return s
+}
+
+// Handle serves one connection until it closes or ctx is done: every QUIC stream (or
+// the connection's single TCP+TLS stream) is an HTTP/1.1 or prior-knowledge h2
+// connection of one net/http server. When ctx is done it stops accepting streams,
+// ends open subscriptions, lets requests in flight finish and returns once every
+// stream is closed (the endpoint force-closes the connection after its drain timeout).
+func (h *Handler) Handle(ctx context.Context, conn *core.Connection, auth core.AuthContext) error {
+	if auth.Identity != nil {
+		// Observability only: the gateway authorises per request from the Bearer token.
+		_ = conn.SetIdentity(*auth.Identity)
+	}
+	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelBase()
+	state := &connState{maxSubs: int64(h.limits.MaxSubscriptionsPerConn), shutdown: ctx}
+	base = context.WithValue(base, connStateKey{}, state)
+
+	ln := newStreamListener(conn.LocalAddr())
+	tracker := newConnTracker()
+	var requests inflight
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !requests.add() {
+				return
+			}
+			defer requests.done()
+			h.ServeHTTP(w, r)
+		}),
+		Protocols:         &protocols,
+		ReadHeaderTimeout: h.limits.ReadHeaderTimeout,
+		IdleTimeout:       h.limits.IdleTimeout,
+		MaxHeaderBytes:    h.limits.MaxHeaderBytes,
+		BaseContext:       func(net.Listener) context.Context { return base },
+		ErrorLog:          slog.NewLogLogger(h.logger.Handler(), slog.LevelDebug),
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = srv.Serve(ln)
+	}()
+
+	for {
+		s, err := conn.AcceptBi(ctx)
+		if err != nil {
+			break
+		}
+		nc := core.NetConn(s, conn.LocalAddr(), conn.RemoteAddr())
+		if !ln.push(tracker.track(nc)) {
+			_ = nc.Close()
+			break
+		}
+	}
+	tracker.acceptDone()
+
+	select {
+	case <-tracker.idle():
+	case <-ctx.Done():
+		// Graceful: no new requests, idle streams closed, requests in flight finish
+		// (subscriptions end on ctx); the endpoint's drain timeout bounds the wait.
+		_ = srv.Shutdown(context.WithoutCancel(ctx))
+		<-tracker.idle()
+	}
+	_ = srv.Close()
+	<-served
+	cancelBase()
+	requests.closeAndWait()
+	return nil
+}
+
+// streamListener hands the streams of one connection to an http.Server as a
+// net.Listener.
+type streamListener struct {
+	addr  net.Addr
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newStreamListener(addr net.Addr) *streamListener {
+	return &streamListener{addr: addr, conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+// push hands c to Accept; false once the listener is closed.
+func (l *streamListener) push(c net.Conn) bool {
+	select {
+	case l.conns <- c:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+// Accept returns the next stream, or net.ErrClosed once the listener is closed.
+func (l *streamListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close stops Accept.
+func (l *streamListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+// Addr is the connection's local address.
+func (l *streamListener) Addr() net.Addr {
+	if l.addr == nil {
+		return &net.TCPAddr{}
+	}
+	return l.addr
+}
+
+// connTracker knows when every stream handed to the server has closed (also a
+// hijacked one: its Close goes through the tracked wrapper) after the accept loop
+// ended.
+type connTracker struct {
+	mu       sync.Mutex
+	open     int
+	accepted bool
+	idleCh   chan struct{}
+}
+
+func newConnTracker() *connTracker { return &connTracker{idleCh: make(chan struct{})} }
+
+// track counts c until its first Close.
+func (t *connTracker) track(c net.Conn) net.Conn {
+	t.mu.Lock()
+	t.open++
+	t.mu.Unlock()
+	return &trackedConn{Conn: c, onClose: t.closed}
+}
+
+func (t *connTracker) closed() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.open--
+	t.check()
+}
+
+// acceptDone records that no more streams will come.
+func (t *connTracker) acceptDone() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.accepted = true
+	t.check()
+}
+
+func (t *connTracker) check() {
+	if t.accepted && t.open == 0 {
+		select {
+		case <-t.idleCh:
+		default:
+			close(t.idleCh)
+		}
+	}
+}
+
+// idle is closed once the accept loop ended and every stream closed.
+func (t *connTracker) idle() <-chan struct{} { return t.idleCh }
+
+// trackedConn reports its first Close.
+type trackedConn struct {
+	net.Conn
+	once    sync.Once
+	onClose func()
+}
+
+func (c *trackedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.onClose)
+	return err
+}
+
+// inflight counts the requests being served, so Handle returns only after their
+// handlers have.
+type inflight struct {
+	mu     sync.Mutex
+	n      int
+	closed bool
+	zero   chan struct{}
+}
+
+// add counts a request; false once closeAndWait has begun.
+func (f *inflight) add() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return false
+	}
+	f.n++
+	return true
+}
+
+func (f *inflight) done() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.n--
+	if f.n == 0 && f.zero != nil {
+		close(f.zero)
+		f.zero = nil
+	}
+}
+
+// closeAndWait refuses new requests and waits for those being served.
+func (f *inflight) closeAndWait() {
+	f.mu.Lock()
+	f.closed = true
+	if f.n == 0 {
+		f.mu.Unlock()
+		return
+	}
+	ch := make(chan struct{})
+	f.zero = ch
+	f.mu.Unlock()
+	<-ch
+}
