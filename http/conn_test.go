@@ -50,7 +50,9 @@ func trNewNode(t *testing.T) *trNode {
 	ticks := call.NewSpec("tr/ticks", call.Subscription)
 	block := call.NewSpec("tr/block", call.Subscription)
 	for _, r := range []call.Registration{
-		{Spec: echo, Once: func(_ context.Context, _ *call.OpContext, in json.RawMessage) (json.RawMessage, error) { return in, nil }},
+		{Spec: echo, Once: func(_ context.Context, _ *call.OpContext, in json.RawMessage) (json.RawMessage, error) {
+			return in, nil
+		}},
 		{Spec: who, Once: func(_ context.Context, oc *call.OpContext, _ json.RawMessage) (json.RawMessage, error) {
 			return json.Marshal(map[string]string{"id": oc.Identity.ID})
 		}},

@@ -46,6 +46,19 @@ type Result struct {
 	Output json.RawMessage
 	// Err is the call's error, nil on success.
 	Err *call.CallError
+	// DeclaredStatus is the HTTP status the operation declares for Err's code in its
+	// ErrorSchemas (ErrorDefinition.HTTPStatus), 0 when it declares none.
+	DeclaredStatus int
+}
+
+// Status is the HTTP status of the result: 200 on success, the declared status of an
+// operation-level error when it is a client or server error status (400 to 599), else
+// StatusFor.
+func (r Result) Status(authenticated bool) int {
+	if r.Err != nil && r.DeclaredStatus >= 400 && r.DeclaredStatus <= 599 {
+		return r.DeclaredStatus
+	}
+	return StatusFor(r.Err, authenticated)
 }
 
 // ResolveBearer resolves a Bearer token (the bytes after "Bearer ") to an identity;
@@ -74,7 +87,7 @@ func (g *Gateway) Invoke(ctx context.Context, identity *core.Identity, op string
 	}
 	out, err := g.Registry.Invoke(ctx, op, input, oc)
 	if err != nil {
-		return Result{RequestID: oc.RequestID, Err: err}
+		return Result{RequestID: oc.RequestID, Err: err, DeclaredStatus: declaredStatus(g.Registry, op, err.Code)}
 	}
 	if out == nil {
 		out = json.RawMessage("null")
@@ -135,6 +148,25 @@ func (g *Gateway) Schema(ctx context.Context, identity *core.Identity, name stri
 		return Result{RequestID: call.NewID(), Err: call.NewCallError(call.CodeInternal, "schema request not serialisable")}
 	}
 	return g.Invoke(ctx, identity, call.OpServicesSchema, in)
+}
+
+// declaredStatus is the HTTP status op declares for code, 0 for none. Protocol codes
+// keep their own mapping.
+func declaredStatus(reg *call.Registry, op, code string) int {
+	switch code {
+	case call.CodeNotFound, call.CodeForbidden, call.CodeInvalidInput, call.CodeInvalidOperationType, call.CodeInternal, call.CodeTimeout:
+		return 0
+	}
+	r, ok := reg.Lookup(op)
+	if !ok {
+		return 0
+	}
+	for _, d := range r.Spec.ErrorSchemas {
+		if d.Code == code && d.HTTPStatus != nil {
+			return *d.HTTPStatus
+		}
+	}
+	return 0
 }
 
 // rootContext builds the root OpContext of a wire-ingress call to op.

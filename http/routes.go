@@ -46,7 +46,7 @@ type okBody struct {
 // writeResult answers with res: 200 and the ok body, or the mapped error.
 func writeResult(w http.ResponseWriter, res Result, authenticated bool) {
 	if res.Err != nil {
-		WriteCallError(w, res.Err, authenticated)
+		writeCallErrorStatus(w, res.Err, res.Status(authenticated))
 		return
 	}
 	writeJSON(w, http.StatusOK, okBody{RequestID: res.RequestID, Result: "ok", Output: res.Output})

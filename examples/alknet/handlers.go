@@ -9,6 +9,7 @@ import (
 	"github.com/alknet/alknet/core"
 	"github.com/alknet/alknet/examples/demo"
 	"github.com/alknet/alknet/examples/echo"
+	alkhttp "github.com/alknet/alknet/http"
 )
 
 // handlerDeps is what the assembly layer can hand a handler when it is built: the
@@ -28,23 +29,40 @@ type handlerDeps struct {
 	callOps func(*call.Registry) error
 }
 
-// handlers returns every handler the node serves, in ALPN preference order. This is
-// the one place to add a handler (and, where it needs them, its flags and config).
+// handlers returns every handler the node serves, in ALPN preference order (a TLS
+// client offering several of them gets the first: h2 before http/1.1). This is the one
+// place to add a handler (and, where it needs them, its flags and config).
 func handlers(deps handlerDeps) ([]core.ProtocolHandler, error) {
-	calls, err := callHandler(deps)
+	reg, err := operations(deps)
+	if err != nil {
+		return nil, err
+	}
+	web, err := alkhttp.New(alkhttp.Config{
+		Registry:   reg,
+		Identities: deps.identities,
+		Logger:     deps.logger,
+	})
 	if err != nil {
 		return nil, err
 	}
 	return []core.ProtocolHandler{
 		echo.Handler{}, // alknet/echo
-		calls,          // alknet/call
+		&call.Dispatcher{ // alknet/call
+			Registry:   reg,
+			Identities: deps.identities,
+			Logger:     deps.logger,
+		},
+		web,                     // alknet/http: HTTP/1.1 and h2 over QUIC streams
+		alpnAs{"h2", web},       // browsers and curl on the TCP+TLS listener
+		alpnAs{"http/1.1", web}, // clients without h2
 	}, nil
 }
 
-// callHandler is the call protocol's dispatcher with the demo operations (demo/echo,
-// demo/ticks, demo/whoami) and the built-in discovery operations. Per-request tokens
-// (API keys, peer tokens) resolve through the node's live configuration.
-func callHandler(deps handlerDeps) (*call.Dispatcher, error) {
+// operations is the one call registry the node serves on alknet/call and over HTTP:
+// the demo operations (demo/echo, demo/ticks, demo/whoami), the built-in discovery
+// operations and the test hook's. Per-request tokens (API keys, peer tokens) resolve
+// through the node's live configuration.
+func operations(deps handlerDeps) (*call.Registry, error) {
 	reg := call.NewRegistry()
 	if err := demo.Register(reg); err != nil {
 		return nil, err
@@ -54,9 +72,14 @@ func callHandler(deps handlerDeps) (*call.Dispatcher, error) {
 			return nil, fmt.Errorf("call operations: %w", err)
 		}
 	}
-	return &call.Dispatcher{
-		Registry:   reg,
-		Identities: deps.identities,
-		Logger:     deps.logger,
-	}, nil
+	return reg, nil
 }
+
+// alpnAs serves a handler under another ALPN.
+type alpnAs struct {
+	alpn string
+	core.Handler
+}
+
+// ALPN is the protocol the handler is registered under.
+func (a alpnAs) ALPN() string { return a.alpn }
