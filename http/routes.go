@@ -155,7 +155,7 @@ func (h *Handler) serveOpenAPI(w http.ResponseWriter, r *http.Request) {
 // application/x-www-form-urlencoded (what `curl -d` sends). Anything else, or a read
 // failure, gives 400; a larger body gives 413 with an HTTP_413 CallError.
 func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int, *call.CallError) {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
+	if ct := r.Header.Get("Content-Type"); ct != "" && ct != "application/json" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || !jsonishMediaType(mt) {
 			return nil, http.StatusBadRequest, invalidBody("unsupported content type %q: send application/json", ct)

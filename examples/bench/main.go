@@ -9,6 +9,7 @@
 //	go run ./examples/bench endpoint -h     # flags of one benchmark
 //	go run ./examples/bench vault           # full run (about a minute)
 //	go run ./examples/bench call            # full run (about a minute and a half)
+//	go run ./examples/bench http            # full run (about a minute)
 package main
 
 import (
@@ -57,6 +58,10 @@ func benchmarks() map[string]benchmark {
 		"endpoint": {
 			summary: "endpoint vs bare quic-go and crypto/tls: new connections/s, QUIC and TCP+TLS bulk throughput",
 			run:     runEndpoint,
+		},
+		"http": {
+			summary: "HTTP gateway (POST /call over TCP+TLS h2 and QUIC alknet/http h2) vs net/http TLS h2: requests/s with 64 clients, p50/p99 at 64 clients and 1",
+			run:     runHTTP,
 		},
 		"vault": {
 			summary: "vault vs go-bip39, stdlib AES-GCM and x/crypto/argon2: seeds/s, mnemonics/s, sealed blobs/s, keystore unlocks/s",

@@ -1,0 +1,798 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/alknet/alknet/call"
+	"github.com/alknet/alknet/core"
+	"github.com/alknet/alknet/core/endpoint"
+	"github.com/alknet/alknet/core/tlsconf"
+	alkhttp "github.com/alknet/alknet/http"
+)
+
+// Metric keys of the http benchmark, for -only and profile labels.
+const (
+	httpMetricN = "call-n"
+	httpMetric1 = "call-1"
+)
+
+// httpMetrics lists the metric keys in table order.
+var httpMetrics = []string{httpMetricN, httpMetric1}
+
+// Arm names of the http benchmark, for -arms and profile labels ("arm").
+const (
+	httpArmTCP  = "alknet-tcp"
+	httpArmQUIC = "alknet-quic"
+	httpArmBase = "net-http"
+)
+
+// httpArms lists the arms in column order.
+var httpArms = []string{httpArmTCP, httpArmQUIC, httpArmBase}
+
+// httpArmTitles are the column headers of the arms.
+var httpArmTitles = map[string]string{
+	httpArmTCP:  "alknet TCP+TLS h2",
+	httpArmQUIC: "alknet QUIC alknet/http h2",
+	httpArmBase: "net/http TLS h2",
+}
+
+// httpRatioTitles are the headers of the ratio columns, one per alknet arm (each
+// against the net/http baseline).
+var httpRatioTitles = map[string]string{
+	httpArmTCP:  "TCP+TLS vs net/http",
+	httpArmQUIC: "QUIC vs net/http",
+}
+
+const (
+	// httpEchoInput is the input of every measured /call.
+	httpEchoInput = `{"message":"hello","n":42}`
+	// httpGoalRatio is the issue's goal: /call requests/s over TCP+TLS h2 at least
+	// this share of net/http's.
+	httpGoalRatio = 0.9
+	// httpMaxBody caps a request body in the baseline (alkhttp.DefaultMaxBodyBytes in
+	// the gateway).
+	httpMaxBody = 1 << 20
+)
+
+type httpBenchOptions struct {
+	rounds      int
+	duration    time.Duration
+	concurrency int
+	settle      time.Duration
+	only        string
+	arms        string
+	cpuprofile  string
+	memprofile  string
+}
+
+func runHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if _, set := os.LookupEnv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING"); !set {
+		_ = os.Setenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING", "true")
+	}
+	o := httpBenchOptions{}
+	fs := flag.NewFlagSet("http", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&o.rounds, "rounds", 5, "rounds; each runs every metric once per arm, in an order that rotates by round")
+	fs.DurationVar(&o.duration, "duration", 2*time.Second, "length of one round per metric and arm")
+	fs.IntVar(&o.concurrency, "concurrency", 64, "concurrent clients sharing one client transport in the "+httpMetricN+" metric")
+	fs.DurationVar(&o.settle, "settle", 50*time.Millisecond, "pause after each arm, after a GC")
+	fs.StringVar(&o.only, "only", "", "comma-separated subset of metrics to run: "+strings.Join(httpMetrics, ", "))
+	fs.StringVar(&o.arms, "arms", "", "comma-separated subset of arms to run: "+strings.Join(httpArms, ", "))
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measurements to `file` (labels: arm, side, metric)")
+	fs.StringVar(&o.memprofile, "memprofile", "", "write an allocation profile to `file` at the end")
+	quick := fs.Bool("quick", false, "smoke run: 1 round, 200ms (flags given explicitly win)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: bench http [flags]\n\n"+
+			"Compares the alknet HTTP gateway (POST /call on an endpoint, h2 over TCP+TLS from a\n"+
+			"stock net/http client, and h2 over a QUIC stream of the alknet/http ALPN from\n"+
+			"alkhttp.ClientTransport) with a plain net/http TLS h2 server doing the same work,\n"+
+			"on loopback: /call requests/s and latency with -concurrency clients and with 1.\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if help, err := parseFlags(fs, args, stderr); help || err != nil {
+		return err
+	}
+	if *quick {
+		quickDefaults(fs, map[string]func(){
+			"rounds":   func() { o.rounds = 1 },
+			"duration": func() { o.duration = 200 * time.Millisecond },
+			"settle":   func() { o.settle = 10 * time.Millisecond },
+		})
+	}
+	switch {
+	case o.rounds < 1:
+		return fmt.Errorf("-rounds must be at least 1")
+	case o.duration <= 0:
+		return fmt.Errorf("-duration must be positive")
+	case o.concurrency < 1:
+		return fmt.Errorf("-concurrency must be at least 1")
+	case o.settle < 0:
+		return fmt.Errorf("-settle must not be negative")
+	}
+	selected, err := selectMetrics(o.only, httpMetrics)
+	if err != nil {
+		return err
+	}
+	armSel, err := selectHTTPArms(o.arms)
+	if err != nil {
+		return err
+	}
+
+	loadBefore := loadAverage()
+	f, err := newHTTPFixture(ctx, armSel)
+	if err != nil {
+		return err
+	}
+	defer f.close()
+	if err := f.check(ctx, o); err != nil {
+		return err
+	}
+
+	ms := f.metrics(o, selected)
+	settle := func(ctx context.Context) error {
+		runtime.GC()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(o.settle):
+			return nil
+		}
+	}
+	// One short untimed pass of every arm first: lazy initialisation, heap growth, the
+	// latency buffers, and the flow-control windows of the long-lived connections.
+	warm := o
+	warm.duration = min(o.duration, 300*time.Millisecond)
+	for _, m := range f.metrics(warm, selected) {
+		for _, a := range m.arms {
+			if _, err := a.round(ctx); err != nil {
+				return fmt.Errorf("warm-up, %s, %s: %w", m.key, a.name, err)
+			}
+			if err := settle(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	other, err := callRounds(ctx, o.rounds, ms, settle, o.cpuprofile, stderr)
+	if err != nil {
+		return err
+	}
+	if o.memprofile != "" {
+		if err := writeAllocProfile(o.memprofile); err != nil {
+			return err
+		}
+	}
+	httpReport(stdout, o, f.arms, ms, loadBefore, other)
+	return f.shutdown()
+}
+
+// selectHTTPArms parses -arms; empty selects all, in column order.
+func selectHTTPArms(list string) ([]string, error) {
+	if list == "" {
+		return slices.Clone(httpArms), nil
+	}
+	want := make(map[string]bool)
+	for a := range strings.SplitSeq(list, ",") {
+		a = strings.TrimSpace(a)
+		if !slices.Contains(httpArms, a) {
+			return nil, fmt.Errorf("-arms: unknown arm %q (want %s)", a, strings.Join(httpArms, ", "))
+		}
+		want[a] = true
+	}
+	var out []string
+	for _, a := range httpArms {
+		if want[a] {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// httpClient is one arm's client side: one http.Client (one h2 connection) shared by
+// every caller, and the URL of the server's /call.
+type httpClient struct {
+	c   *http.Client
+	url string
+}
+
+// httpFixture holds the servers and the client of every arm.
+type httpFixture struct {
+	server  identity
+	arms    []string               // selected arms, column order
+	clients map[string]*httpClient // by arm
+	closers []func(context.Context) error
+	// lat holds the per-caller latency buffers of each metric and arm
+	// ("call-n/alknet-tcp"), shared by the warm-up and the measured rounds so that only
+	// the warm-up grows them.
+	lat map[string][][]time.Duration
+}
+
+func newHTTPFixture(ctx context.Context, arms []string) (_ *httpFixture, err error) {
+	f := &httpFixture{arms: arms, clients: make(map[string]*httpClient), lat: make(map[string][][]time.Duration)}
+	defer func() {
+		if err != nil {
+			f.close()
+		}
+	}()
+	if f.server, err = newIdentity(); err != nil {
+		return nil, err
+	}
+	for _, a := range arms {
+		var c *httpClient
+		switch a {
+		case httpArmTCP:
+			c, err = f.startAlknet(ctx, a, endpoint.NetworkTCP)
+		case httpArmQUIC:
+			c, err = f.startAlknet(ctx, a, endpoint.NetworkQUIC)
+		case httpArmBase:
+			c, err = f.startNetHTTP(ctx, a)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("start %s: %w", a, err)
+		}
+		f.clients[a] = c
+	}
+	return f, nil
+}
+
+// shutdown closes every client and server cleanly, last started first.
+func (f *httpFixture) shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var errs []error
+	for i := len(f.closers) - 1; i >= 0; i-- {
+		errs = append(errs, f.closers[i](ctx))
+	}
+	f.closers = nil
+	return errors.Join(errs...)
+}
+
+func (f *httpFixture) close() { _ = f.shutdown() }
+
+// httpEchoRegistry is what the gateway serves: bench/echo, a Query returning its input.
+func httpEchoRegistry() (*call.Registry, error) {
+	reg := call.NewRegistry()
+	err := reg.Register(call.Registration{
+		Spec: call.NewSpec(benchEchoOp, call.Query),
+		Once: func(_ context.Context, _ *call.OpContext, in json.RawMessage) (json.RawMessage, error) {
+			return in, nil
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return reg, nil
+}
+
+// stockH2Client is the client of the TCP+TLS arms: a stock http.Transport speaking h2
+// over TLS that pins the server's key, presenting no client certificate (as a browser
+// or curl would).
+func stockH2Client(serverFP string) (*http.Client, *http.Transport, error) {
+	cfg, err := tlsconf.ClientConfig(tlsconf.ClientOptions{Pin: serverFP, NextProtos: []string{"h2"}})
+	if err != nil {
+		return nil, nil, err
+	}
+	tr := &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true}
+	return &http.Client{Transport: tr}, tr, nil
+}
+
+// startAlknet starts an endpoint listening on network only whose registry serves the
+// gateway handler on alknet/http, h2 and http/1.1, and returns its client: the stock
+// h2 client on TCP+TLS, alkhttp.ClientTransport (prior-knowledge h2 on a stream of
+// one alknet/http connection) on QUIC. No client presents a certificate or a token:
+// every call is anonymous.
+func (f *httpFixture) startAlknet(ctx context.Context, name string, network endpoint.Network) (*httpClient, error) {
+	store, err := core.NewDynamicStore(core.DynamicConfig{Limits: core.Limits{MaxConnectionsPerIP: -1}})
+	if err != nil {
+		return nil, err
+	}
+	creg, err := httpEchoRegistry()
+	if err != nil {
+		return nil, err
+	}
+	discard := slog.New(slog.DiscardHandler)
+	h, err := alkhttp.New(alkhttp.Config{Registry: creg, Logger: discard})
+	if err != nil {
+		return nil, err
+	}
+	reg := core.NewRegistry()
+	for _, alpn := range []string{alkhttp.ALPN, "h2", "http/1.1"} {
+		if err := reg.RegisterAs(alpn, h); err != nil {
+			return nil, err
+		}
+	}
+	ep, err := endpoint.New(reg, endpoint.Config{
+		TLS:        tlsconf.ServerConfig(f.server.cert),
+		Identities: core.NewConfigIdentityProvider(store, nil),
+		Limits:     store.Limits,
+		Logger:     discard,
+	})
+	if err != nil {
+		return nil, err
+	}
+	var addr string
+	pprof.Do(ctx, pprof.Labels("arm", name, "side", "server"), func(context.Context) {
+		if network == endpoint.NetworkTCP {
+			if err = ep.ListenTCP("127.0.0.1:0"); err == nil {
+				addr = ep.TCPAddr().String()
+			}
+			return
+		}
+		if err = ep.ListenQUIC("127.0.0.1:0"); err == nil {
+			addr = ep.QUICAddr().String()
+		}
+	})
+	if err != nil {
+		_ = ep.Close()
+		return nil, err
+	}
+	f.closers = append(f.closers, ep.Shutdown)
+
+	if network == endpoint.NetworkTCP {
+		c, tr, err := stockH2Client(f.server.fp)
+		if err != nil {
+			return nil, err
+		}
+		f.closers = append(f.closers, func(context.Context) error { tr.CloseIdleConnections(); return nil })
+		return &httpClient{c: c, url: "https://" + addr + "/call"}, nil
+	}
+	tr := alkhttp.NewClientTransport(addr, alkhttp.ALPN, endpoint.DialOptions{
+		Network: endpoint.NetworkQUIC,
+		TLS:     tlsconf.ClientOptions{Pin: f.server.fp},
+	}, true)
+	f.closers = append(f.closers, func(context.Context) error { return tr.Close() })
+	return &httpClient{c: &http.Client{Transport: tr}, url: "http://" + addr + "/call"}, nil
+}
+
+// startNetHTTP starts the baseline: what a user would write without alknet, a
+// net/http server over crypto/tls (the same certificate and TLS settings, ALPN h2 and
+// http/1.1) whose POST /call does the work of a minimal gateway (see
+// serveBaselineCall). Its client is the stock h2 client of the TCP+TLS arm.
+func (f *httpFixture) startNetHTTP(ctx context.Context, name string) (*httpClient, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	tlsCfg := tlsconf.ServerConfig(f.server.cert)
+	tlsCfg.NextProtos = []string{"h2", "http/1.1"}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /call", serveBaselineCall)
+	srv := &http.Server{
+		Handler:   mux,
+		TLSConfig: tlsCfg,
+		ErrorLog:  log.New(io.Discard, "", 0),
+	}
+	var wg sync.WaitGroup
+	pprof.Do(ctx, pprof.Labels("arm", name, "side", "server"), func(context.Context) {
+		wg.Go(func() { _ = srv.ServeTLS(ln, "", "") })
+	})
+	f.closers = append(f.closers, func(ctx context.Context) error {
+		err := srv.Shutdown(ctx)
+		if err != nil {
+			_ = srv.Close()
+		}
+		wg.Wait()
+		return err
+	})
+	c, tr, err := stockH2Client(f.server.fp)
+	if err != nil {
+		return nil, err
+	}
+	f.closers = append(f.closers, func(context.Context) error { tr.CloseIdleConnections(); return nil })
+	return &httpClient{c: c, url: "https://" + ln.Addr().String() + "/call"}, nil
+}
+
+// gatewayRequest is the body of a /call.
+type gatewayRequest struct {
+	Operation string          `json:"operation"`
+	Input     json.RawMessage `json:"input"`
+}
+
+// gatewayOK is the body of a successful /call.
+type gatewayOK struct {
+	RequestID string          `json:"request_id"`
+	Result    string          `json:"result"`
+	Output    json.RawMessage `json:"output"`
+}
+
+// serveBaselineCall is the baseline's POST /call, what a minimal gateway does: decode
+// {"operation", "input"} (at most httpMaxBody bytes), check the operation, run it (an
+// echo) and answer {"request_id": a fresh UUIDv4, "result": "ok", "output"} with the
+// headers the alknet gateway sends.
+func serveBaselineCall(w http.ResponseWriter, r *http.Request) {
+	var req gatewayRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, httpMaxBody)).Decode(&req); err != nil {
+		http.Error(w, "request body is not a JSON object {operation, input}", http.StatusBadRequest)
+		return
+	}
+	if req.Operation != benchEchoOp {
+		http.Error(w, "unknown operation", http.StatusNotFound)
+		return
+	}
+	if len(req.Input) == 0 {
+		req.Input = json.RawMessage("null")
+	}
+	b, err := json.Marshal(gatewayOK{RequestID: newUUIDv4(), Result: "ok", Output: req.Input})
+	if err != nil {
+		http.Error(w, "response not serialisable", http.StatusInternalServerError)
+		return
+	}
+	b = append(b, '\n')
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+}
+
+// newUUIDv4 returns a random (version 4) UUID in its 36-character form.
+func newUUIDv4() string {
+	var u [16]byte
+	_, _ = rand.Read(u[:])
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	var s [36]byte
+	hex.Encode(s[0:8], u[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], u[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], u[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], u[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:], u[10:])
+	return string(s[:])
+}
+
+// isUUIDv4 reports whether s is a version 4, RFC 4122 variant UUID in 36-character form.
+func isUUIDv4(s string) bool {
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' || s[14] != '4' {
+		return false
+	}
+	if !strings.ContainsRune("89ab", rune(s[19])) {
+		return false
+	}
+	_, err := hex.DecodeString(s[0:8] + s[9:13] + s[14:18] + s[19:23] + s[24:])
+	return err == nil
+}
+
+// callBody returns the /call request body for input.
+func callBody(input string) []byte {
+	return []byte(`{"operation":"` + benchEchoOp + `","input":` + input + `}`)
+}
+
+// post sends body to c's /call.
+func (c *httpClient) post(ctx context.Context, body []byte) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return c.c.Do(req)
+}
+
+// check makes sure, once and untimed, that every arm answers /call correctly over h2:
+// one call, then -concurrency concurrent calls with distinct inputs. Each answer must
+// be 200 {"request_id": a UUIDv4, "result": "ok", "output": the input}, and the
+// request ids distinct.
+func (f *httpFixture) check(ctx context.Context, o httpBenchOptions) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*callTimeout)
+	defer cancel()
+	for _, name := range f.arms {
+		c := f.clients[name]
+		var err error
+		pprof.Do(ctx, pprof.Labels("arm", name, "side", "client", "metric", "check"), func(ctx context.Context) {
+			err = checkHTTPArm(ctx, c, o.concurrency)
+		})
+		if err != nil {
+			return fmt.Errorf("check %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func checkHTTPArm(ctx context.Context, c *httpClient, concurrency int) error {
+	if _, err := checkCall(ctx, c, httpEchoInput); err != nil {
+		return err
+	}
+	ids := make([]string, concurrency)
+	errs := make([]error, concurrency)
+	var wg sync.WaitGroup
+	for k := range concurrency {
+		wg.Go(func() {
+			ids[k], errs[k] = checkCall(ctx, c, fmt.Sprintf(`{"message":"hello","n":%d}`, k))
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	seen := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		if seen[id] {
+			return fmt.Errorf("request id %s answered twice", id)
+		}
+		seen[id] = true
+	}
+	return nil
+}
+
+// checkCall sends one /call of bench/echo with input and checks the answer in full; it
+// returns the request id.
+func checkCall(ctx context.Context, c *httpClient, input string) (string, error) {
+	resp, err := c.post(ctx, callBody(input))
+	if err != nil {
+		return "", err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return "", fmt.Errorf("read answer: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("status %d: %s", resp.StatusCode, body)
+	}
+	if resp.ProtoMajor != 2 {
+		return "", fmt.Errorf("answered over %s, want HTTP/2", resp.Proto)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		return "", fmt.Errorf("content type %q, want application/json", ct)
+	}
+	var ok gatewayOK
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&ok); err != nil {
+		return "", fmt.Errorf("answer %q: %w", body, err)
+	}
+	var want, got bytes.Buffer
+	if err := json.Compact(&want, []byte(input)); err != nil {
+		return "", err
+	}
+	if err := json.Compact(&got, ok.Output); err != nil {
+		return "", fmt.Errorf("output %q: %w", ok.Output, err)
+	}
+	switch {
+	case ok.Result != "ok":
+		return "", fmt.Errorf("result %q, want ok: %s", ok.Result, body)
+	case !isUUIDv4(ok.RequestID):
+		return "", fmt.Errorf("request id %q is not a UUIDv4", ok.RequestID)
+	case !bytes.Equal(got.Bytes(), want.Bytes()):
+		return "", fmt.Errorf("output %s, want %s", ok.Output, input)
+	}
+	return ok.RequestID, nil
+}
+
+func (f *httpFixture) metrics(o httpBenchOptions, selected map[string]bool) []*callMetric {
+	body := callBody(httpEchoInput)
+	wantOutput := []byte(`"output":` + httpEchoInput)
+	metric := func(key, label string, workers int) *callMetric {
+		m := &callMetric{key: key, label: label, unit: "request", unary: true}
+		for _, name := range f.arms {
+			c := f.clients[name]
+			buf := f.lat[key+"/"+name]
+			if len(buf) != workers {
+				buf = make([][]time.Duration, workers)
+				f.lat[key+"/"+name] = buf
+			}
+			a := &callArm{lat: buf}
+			a.arm = newArm(name, func(ctx context.Context) (sample, error) {
+				return httpRound(ctx, c, body, wantOutput, o.duration, a.lat)
+			})
+			m.arms = append(m.arms, a)
+		}
+		return m
+	}
+	all := []*callMetric{
+		metric(httpMetricN, fmt.Sprintf("/call requests/s, %d %s", o.concurrency, plural(o.concurrency, "client")), o.concurrency),
+		metric(httpMetric1, "/call requests/s, 1 client", 1),
+	}
+	var out []*callMetric
+	for _, m := range all {
+		if selected[m.key] {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}
+
+// httpRound runs len(lat) clients on the arm's one http.Client for d, each repeating a
+// /call with body, and returns requests/s. Each client records the duration of each of
+// its requests in its lat buffer. Any request that fails, is not answered 200 or whose
+// answer lacks wantOutput fails the round.
+func httpRound(ctx context.Context, c *httpClient, body, wantOutput []byte, d time.Duration, lat [][]time.Duration) (sample, error) {
+	ctx, cancel := context.WithTimeout(ctx, d+callTimeout)
+	defer cancel()
+	var failed atomic.Bool
+	var firstErr error
+	var errOnce sync.Once
+	fail := func(err error) {
+		errOnce.Do(func() { firstErr = err })
+		failed.Store(true)
+	}
+	start := time.Now()
+	deadline := start.Add(d)
+	var wg sync.WaitGroup
+	for w := range lat {
+		wg.Go(func() {
+			buf := lat[w][:0]
+			var answer bytes.Buffer
+			t0 := time.Now()
+			for t0.Before(deadline) && !failed.Load() {
+				resp, err := c.post(ctx, body)
+				if err != nil {
+					fail(err)
+					break
+				}
+				answer.Reset()
+				_, err = answer.ReadFrom(resp.Body)
+				resp.Body.Close()
+				t1 := time.Now()
+				if err != nil {
+					fail(fmt.Errorf("read answer: %w", err))
+					break
+				}
+				if resp.StatusCode != http.StatusOK {
+					fail(fmt.Errorf("status %d: %s", resp.StatusCode, answer.Bytes()))
+					break
+				}
+				if !bytes.Contains(answer.Bytes(), wantOutput) {
+					fail(fmt.Errorf("answer %q lacks %s", answer.Bytes(), wantOutput))
+					break
+				}
+				buf = append(buf, t1.Sub(t0))
+				t0 = t1
+			}
+			lat[w] = buf
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if firstErr != nil {
+		return sample{}, firstErr
+	}
+	n := 0
+	for _, b := range lat {
+		n += len(b)
+	}
+	if n == 0 {
+		return sample{}, errors.New("no request completed")
+	}
+	return sample{value: float64(n) / elapsed.Seconds(), ops: n}, nil
+}
+
+func httpReport(w io.Writer, o httpBenchOptions, arms []string, ms []*callMetric, loadBefore, otherCPU string) {
+	machine := machineInfo(time.Now(), library{"quic-go", "github.com/quic-go/quic-go"})
+	if l := udpBufferCaps(); l != "" {
+		machine = append(machine, l)
+	}
+	machine = append(machine, fmt.Sprintf("GOMAXPROCS=%d", runtime.GOMAXPROCS(0)))
+	reportHeader(w, "http", machine, loadBefore, otherCPU, fmt.Sprintf(
+		"one process, loopback, one client transport per arm shared by every client (one h2 connection); "+
+			"POST /call of bench/echo with input %s (%d-byte body), anonymous; "+
+			"a correctness check and a warm-up pass, then %d rounds (arms interleaved, starting one arm later each round), "+
+			"%s per round and arm; medians over the rounds; "+
+			"every arm is TLS 1.3 with the same Ed25519 certificate: alknet TCP+TLS h2 is a stock net/http client (ALPN h2) to the endpoint's TCP+TLS listener, "+
+			"alknet QUIC is alkhttp.ClientTransport (prior-knowledge h2 on one stream of an alknet/http QUIC connection), "+
+			"net/http TLS h2 is a net/http server over crypto/tls whose handler decodes the request with encoding/json, checks the operation and answers with a fresh UUIDv4; "+
+			"ratio columns: alknet/net/http for rates, net/http/alknet for latencies, so above 1 means alknet is better",
+		httpEchoInput, len(callBody(httpEchoInput)), o.rounds, o.duration))
+
+	header := []string{"metric"}
+	for _, a := range arms {
+		header = append(header, httpArmTitles[a])
+	}
+	base := slices.Index(arms, httpArmBase)
+	var ratioArms []int
+	if base >= 0 {
+		for i, a := range arms {
+			if t, ok := httpRatioTitles[a]; ok {
+				ratioArms = append(ratioArms, i)
+				header = append(header, t)
+			}
+		}
+	}
+	var rows [][]string
+	addRow := func(m *callMetric, r callRow) {
+		row := []string{r.label}
+		vals := make([]float64, len(m.arms))
+		for i, a := range m.arms {
+			vals[i] = r.value(a)
+			row = append(row, r.format(vals[i]))
+		}
+		for _, i := range ratioArms {
+			if r.lower {
+				row = append(row, ratio(vals[base], vals[i]))
+			} else {
+				row = append(row, ratio(vals[i], vals[base]))
+			}
+		}
+		rows = append(rows, row)
+	}
+	for _, m := range ms {
+		who := strings.TrimPrefix(m.label, "/call requests/s, ")
+		addRow(m, callRow{label: m.label, value: func(a *callArm) float64 { return a.median() }})
+		addRow(m, callRow{label: "/call p50 latency, " + who, lower: true, value: func(a *callArm) float64 { return median(a.p50) }})
+		addRow(m, callRow{label: "/call p99 latency, " + who, lower: true, value: func(a *callArm) float64 { return median(a.p99) }})
+	}
+	table(w, header, rows)
+	fmt.Fprintf(w, "\n%s\n", httpGoalLine(ms))
+
+	fmt.Fprintf(w, "\nPer-round samples (requests/s; p50 latency); CPU time and heap allocations per request, medians over the rounds (whole process: client and server):\n\n")
+	rows = rows[:0]
+	for _, m := range ms {
+		for _, a := range m.arms {
+			parts := make([]string, len(a.p50))
+			for i, v := range a.p50 {
+				parts[i] = formatDuration(v)
+			}
+			rows = append(rows, []string{
+				m.key,
+				a.name,
+				joinValues(*a.samples),
+				strings.Join(parts, " "),
+				formatDuration(median(values(*a.samples, sample.cpuPerOp))),
+				formatValue(median(values(*a.samples, sample.allocsPerOp))),
+				kib(median(values(*a.samples, sample.bytesPerOp))),
+				m.unit,
+			})
+		}
+	}
+	table(w, []string{"metric", "arm", "samples", "p50 per round", "CPU/op", "allocs/op", "KiB/op", "op"}, rows)
+}
+
+// httpGoalLine states whether the issue's goal was met: /call requests/s with many
+// clients over TCP+TLS h2 at least httpGoalRatio× the net/http baseline's.
+func httpGoalLine(ms []*callMetric) string {
+	goal := fmt.Sprintf("goal: /call requests/s over TCP+TLS h2 ≥ %.1f× net/http TLS h2 — ", httpGoalRatio)
+	var tcp, base *callArm
+	for _, m := range ms {
+		if m.key != httpMetricN {
+			continue
+		}
+		for _, a := range m.arms {
+			switch a.name {
+			case httpArmTCP:
+				tcp = a
+			case httpArmBase:
+				base = a
+			}
+		}
+	}
+	if tcp == nil || base == nil || base.median() == 0 {
+		return goal + fmt.Sprintf("not measured (needs metric %s and arms %s, %s)", httpMetricN, httpArmTCP, httpArmBase)
+	}
+	r := tcp.median() / base.median()
+	verdict := "not met"
+	if r >= httpGoalRatio {
+		verdict = "met"
+	}
+	return goal + fmt.Sprintf("%s (%.2f×)", verdict, r)
+}
