@@ -354,8 +354,10 @@ func (r *Registry) Lookup(name string) (*Registration, bool) {
 }
 
 // get returns the entry of name (one leading "/" accepted), or nil.
-func (r *Registry) get(name string) *entry {
-	name = stripSlash(name)
+func (r *Registry) get(name string) *entry { return r.getExact(stripSlash(name)) }
+
+// getExact returns the entry of name as it is (a name already stripped), or nil.
+func (r *Registry) getExact(name string) *entry {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.ops[name]
@@ -402,7 +404,7 @@ func (r *Registry) list(keep func(OperationSpec) bool) []OperationSpec {
 // input to pass on (JSON null for a nil input).
 func (r *Registry) admit(name string, in json.RawMessage, oc *OpContext, stream bool) (*entry, json.RawMessage, *CallError) {
 	name = stripSlash(name)
-	e := r.get(name)
+	e := r.getExact(name)
 	if e == nil {
 		return nil, nil, ErrNotFound(name)
 	}
@@ -763,7 +765,7 @@ func (r *Registry) servicesSchema(_ context.Context, oc *OpContext, in json.RawM
 		return nil, NewCallError(CodeInvalidInput, "missing required field: name")
 	}
 	name := stripSlash(*req.Name)
-	e := r.get(name)
+	e := r.getExact(name)
 	if e == nil || e.reg.Spec.Visibility != External || e.reg.Spec.Access.Check(aclIdentity(oc), "", nil) != nil {
 		return nil, ErrNotFound(name)
 	}

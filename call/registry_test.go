@@ -741,3 +741,25 @@ func BenchmarkInvoke(b *testing.B) {
 		})
 	}
 }
+
+// TestOneLeadingSlashOnly: "/ns/op" names ns/op everywhere; "//ns/op" names nothing.
+func TestOneLeadingSlashOnly(t *testing.T) {
+	reg := NewRegistry()
+	if err := reg.Register(Registration{Spec: NewSpec("ns/op", Query), Once: func(context.Context, *OpContext, json.RawMessage) (json.RawMessage, error) {
+		return json.RawMessage(`1`), nil
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := reg.Invoke(t.Context(), "/ns/op", nil, nil); err != nil || string(out) != "1" {
+		t.Fatalf("Invoke(/ns/op) = %s, %v", out, err)
+	}
+	if _, err := reg.Invoke(t.Context(), "//ns/op", nil, nil); err == nil || err.Code != CodeNotFound {
+		t.Fatalf("Invoke(//ns/op) = %v, want NOT_FOUND", err)
+	}
+	if _, err := reg.Invoke(t.Context(), OpServicesSchema, json.RawMessage(`{"name":"//ns/op"}`), nil); err == nil || err.Code != CodeNotFound {
+		t.Fatalf("services/schema //ns/op = %v, want NOT_FOUND", err)
+	}
+	if _, err := reg.Invoke(t.Context(), OpServicesSchema, json.RawMessage(`{"name":"/ns/op"}`), nil); err != nil {
+		t.Fatalf("services/schema /ns/op = %v", err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/alknet/alknet/core"
@@ -55,7 +56,7 @@ func BearerToken(h http.Header) (token []byte, ok bool) {
 		return nil, false
 	}
 	for _, c := range rest {
-		if c < 0x21 || c == 0x7F {
+		if c <= ' ' || unicode.IsControl(c) {
 			return nil, false
 		}
 	}

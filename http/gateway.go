@@ -3,7 +3,6 @@ package http
 import (
 	"context"
 	"encoding/json"
-	"strings"
 	"time"
 
 	"github.com/alknet/alknet/call"
@@ -78,7 +77,6 @@ func (g *Gateway) ResolveBearer(token []byte) *core.Identity {
 // for an anonymous caller) with input (nil is JSON null), bounded by the gateway's
 // timeout and by ctx.
 func (g *Gateway) Invoke(ctx context.Context, identity *core.Identity, op string, input json.RawMessage) Result {
-	op = strings.TrimPrefix(op, "/")
 	oc := g.rootContext(identity, op)
 	ctx, cancel := context.WithTimeout(ctx, g.timeout())
 	defer cancel()
@@ -103,7 +101,6 @@ func (g *Gateway) Invoke(ctx context.Context, identity *core.Identity, op string
 // INVALID_OPERATION_TYPE for a Query or Mutation, FORBIDDEN, INVALID_INPUT, or the
 // handler's error.
 func (g *Gateway) InvokeStream(ctx context.Context, identity *core.Identity, op string, input json.RawMessage, emit func(json.RawMessage) error) (string, *call.CallError) {
-	op = strings.TrimPrefix(op, "/")
 	oc := g.rootContext(identity, op)
 	if input == nil {
 		input = json.RawMessage("null")
@@ -135,7 +132,6 @@ func (g *Gateway) InvokeStream(ctx context.Context, identity *core.Identity, op 
 // check; an External operation whose access rule rejects the caller gives that
 // FORBIDDEN (401 or 403 on HTTP) instead of the NOT_FOUND of services/schema.
 func (g *Gateway) Schema(ctx context.Context, identity *core.Identity, name string) Result {
-	name = strings.TrimPrefix(name, "/")
 	if reg, ok := g.Registry.Lookup(name); ok && reg.Spec.Visibility == call.External {
 		if err := reg.Spec.Access.Check(identity, "", nil); err != nil {
 			return Result{RequestID: call.NewID(), Err: err}

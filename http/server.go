@@ -133,6 +133,7 @@ type Handler struct {
 	gw       *Gateway
 	reserved *http.ServeMux
 	routes   *http.ServeMux
+	extra    http.Handler // routes behind the Bearer layer
 	bearer   func(http.Handler) http.Handler
 	decoy    http.Handler
 	limits   Limits
@@ -174,6 +175,9 @@ func New(cfg Config) (*Handler, error) {
 	}
 	h.bearer = func(next http.Handler) http.Handler { return BearerAuth(h.gw.ResolveBearer, next) }
 	h.reserved = h.reservedRoutes()
+	if h.routes != nil {
+		h.extra = h.bearer(h.routes)
+	}
 	return h, nil
 }
 
@@ -198,8 +202,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if h.routes != nil {
-		if hd, pattern := h.routes.Handler(r); pattern != "" {
-			h.bearer(hd).ServeHTTP(w, r)
+		if _, pattern := h.routes.Handler(r); pattern != "" {
+			// Through the mux itself, which sets r.Pattern and the path values.
+			h.extra.ServeHTTP(w, r)
 			return
 		}
 	}
@@ -271,12 +276,14 @@ func (h *Handler) Handle(ctx context.Context, conn *core.Connection, auth core.A
 			defer requests.done()
 			h.ServeHTTP(w, r)
 		}),
-		Protocols:         &protocols,
-		ReadHeaderTimeout: h.limits.ReadHeaderTimeout,
-		IdleTimeout:       h.limits.IdleTimeout,
-		MaxHeaderBytes:    h.limits.MaxHeaderBytes,
-		BaseContext:       func(net.Listener) context.Context { return base },
-		ErrorLog:          slog.NewLogLogger(h.logger.Handler(), slog.LevelDebug),
+		Protocols: &protocols,
+		// OPTIONS * goes to ServeHTTP (the decoy), not net/http's built-in answer.
+		DisableGeneralOptionsHandler: true,
+		ReadHeaderTimeout:            h.limits.ReadHeaderTimeout,
+		IdleTimeout:                  h.limits.IdleTimeout,
+		MaxHeaderBytes:               h.limits.MaxHeaderBytes,
+		BaseContext:                  func(net.Listener) context.Context { return base },
+		ErrorLog:                     slog.NewLogLogger(h.logger.Handler(), slog.LevelDebug),
 	}
 	served := make(chan struct{})
 	go func() {
