@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"time"
 	"unicode/utf8"
@@ -31,9 +32,21 @@ const maxErrorText = 300
 // fileConfig is the --config schema. Field types match the TOML value types; durations
 // and networks are strings, parsed afterwards so errors can name key and value.
 type fileConfig struct {
-	Limits  fileLimits   `toml:"limits"`
-	Peers   []filePeer   `toml:"peers"`
-	APIKeys []fileAPIKey `toml:"api_keys"`
+	Limits  fileLimits    `toml:"limits"`
+	Peers   []filePeer    `toml:"peers"`
+	APIKeys []fileAPIKey  `toml:"api_keys"`
+	OpenAPI []fileOpenAPI `toml:"openapi"`
+}
+
+// fileOpenAPI is one [[openapi]] import: an HTTP API described by an OpenAPI 3
+// document, served as call operations <namespace>/<operation>.
+type fileOpenAPI struct {
+	Namespace      string `toml:"namespace"`
+	Spec           string `toml:"spec"`
+	BaseURL        string `toml:"base_url"`
+	Auth           string `toml:"auth"`
+	CredentialFile string `toml:"credential_file"`
+	Expose         bool   `toml:"expose"`
 }
 
 type fileLimits struct {
@@ -69,13 +82,14 @@ var (
 	limitsKeys = []string{"max_connections", "max_connections_per_ip", "handshake_timeout", "max_auth_attempts", "per_ip_exempt", "ipv6_prefix_len"}
 	peerKeys   = []string{"id", "fingerprints", "token_hash", "scopes", "enabled", "resources", "display_name"}
 	apiKeyKeys = []string{"prefix", "hash", "scopes", "expires_at", "description"}
+	openAPIKeys = []string{"namespace", "spec", "base_url", "auth", "credential_file", "expose"}
 )
 
 // knownKey reports whether k is a key of the schema.
 func knownKey(k toml.Key) bool {
 	switch {
 	case len(k) == 1:
-		return k[0] == "limits" || k[0] == "peers" || k[0] == "api_keys"
+		return k[0] == "limits" || k[0] == "peers" || k[0] == "api_keys" || k[0] == "openapi"
 	case len(k) == 2 && k[0] == "limits":
 		return slices.Contains(limitsKeys, k[1])
 	case len(k) == 2 && k[0] == "peers":
@@ -84,35 +98,55 @@ func knownKey(k toml.Key) bool {
 		return true // a resource type: any name
 	case len(k) == 2 && k[0] == "api_keys":
 		return slices.Contains(apiKeyKeys, k[1])
+	case len(k) == 2 && k[0] == "openapi":
+		return slices.Contains(openAPIKeys, k[1])
 	}
 	return false
+}
+
+// nodeConfig is a parsed --config file: the live configuration (peers, API keys,
+// limits), which a reload replaces, and the [[openapi]] imports, read at start.
+type nodeConfig struct {
+	dynamic core.DynamicConfig
+	openapi []openapiImport
 }
 
 // parseConfig parses a --config file (TOML) into a validated core.DynamicConfig. Its
 // errors are one line and name the offending key or entry.
 func parseConfig(data []byte) (core.DynamicConfig, error) {
+	nc, err := parseNodeConfig(data, "")
+	return nc.dynamic, err
+}
+
+// parseNodeConfig parses a --config file; relative paths in it are resolved against
+// dir (the file's directory).
+func parseNodeConfig(data []byte, dir string) (nodeConfig, error) {
 	if len(data) > maxConfigSize {
-		return core.DynamicConfig{}, fmt.Errorf("%d bytes is more than the limit of %d bytes (1 MiB)", len(data), maxConfigSize)
+		return nodeConfig{}, fmt.Errorf("%d bytes is more than the limit of %d bytes (1 MiB)", len(data), maxConfigSize)
 	}
 	if err := checkNesting(data); err != nil {
-		return core.DynamicConfig{}, err
+		return nodeConfig{}, err
 	}
 	var fc fileConfig
 	md, err := toml.Decode(string(data), &fc)
 	if err != nil {
-		return core.DynamicConfig{}, errors.New(clip(oneLine(err.Error())))
+		return nodeConfig{}, errors.New(clip(oneLine(err.Error())))
 	}
 	if err := checkKeys(md); err != nil {
-		return core.DynamicConfig{}, err
+		return nodeConfig{}, err
 	}
 	cfg, err := fc.dynamicConfig()
 	if err != nil {
-		return core.DynamicConfig{}, err
+		return nodeConfig{}, err
 	}
 	if err := cfg.Validate(); err != nil {
-		return core.DynamicConfig{}, err
+		return nodeConfig{}, err
 	}
-	return cfg, nil
+	imports, err := fc.openapiImports(dir)
+	if err != nil {
+		return nodeConfig{}, err
+	}
+	return nodeConfig{dynamic: cfg, openapi: imports}, nil
 }
 
 // checkKeys reports keys outside the schema, in file order: those the decoder left
@@ -196,15 +230,22 @@ func (fc *fileConfig) dynamicConfig() (core.DynamicConfig, error) {
 
 // loadConfig reads and parses the --config file at path. Errors name the file.
 func loadConfig(path string) (core.DynamicConfig, error) {
+	nc, err := loadNodeConfig(path)
+	return nc.dynamic, err
+}
+
+// loadNodeConfig reads and parses the --config file at path, with its [[openapi]]
+// imports. Errors name the file.
+func loadNodeConfig(path string) (nodeConfig, error) {
 	data, err := readConfigFile(path)
 	if err != nil {
-		return core.DynamicConfig{}, err
+		return nodeConfig{}, err
 	}
-	cfg, err := parseConfig(data)
+	nc, err := parseNodeConfig(data, filepath.Dir(path))
 	if err != nil {
-		return core.DynamicConfig{}, fmt.Errorf("config %s: %w", path, err)
+		return nodeConfig{}, fmt.Errorf("config %s: %w", path, err)
 	}
-	return cfg, nil
+	return nc, nil
 }
 
 // readConfigFile reads path, refusing files larger than maxConfigSize before reading

@@ -27,6 +27,9 @@ type handlerDeps struct {
 	// callOps, when set, registers more operations for alknet/call after the demo
 	// ones. A test hook (cli.callOps); nil in the real command.
 	callOps func(*call.Registry) error
+
+	// imported are the operations of the [[openapi]] imports, with their credentials.
+	imported []call.Registration
 }
 
 // handlers returns every handler the node serves, in ALPN preference order (a TLS
@@ -60,12 +63,17 @@ func handlers(deps handlerDeps) ([]core.ProtocolHandler, error) {
 
 // operations is the one call registry the node serves on alknet/call and over HTTP:
 // the demo operations (demo/echo, demo/ticks, demo/whoami), the built-in discovery
-// operations and the test hook's. Per-request tokens (API keys, peer tokens) resolve
+// operations, the [[openapi]] imports and the test hook's. Per-request tokens (API keys, peer tokens) resolve
 // through the node's live configuration.
 func operations(deps handlerDeps) (*call.Registry, error) {
 	reg := call.NewRegistry()
 	if err := demo.Register(reg); err != nil {
 		return nil, err
+	}
+	for _, r := range deps.imported {
+		if err := reg.Register(r); err != nil {
+			return nil, fmt.Errorf("imported operation %s: %w", r.Spec.Name, err)
+		}
 	}
 	if deps.callOps != nil {
 		if err := deps.callOps(reg); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/alknet/alknet/core"
 	"github.com/alknet/alknet/core/endpoint"
 	"github.com/alknet/alknet/core/tlsconf"
+	"github.com/alknet/alknet/http/client"
 )
 
 // Defaults of serve.
@@ -83,10 +84,13 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	log := slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: o.logLevel}))
 
 	cfg := core.DefaultDynamicConfig()
+	var imports []openapiImport
 	if o.config != "" {
-		if cfg, err = loadConfig(o.config); err != nil {
+		nc, err := loadNodeConfig(o.config)
+		if err != nil {
 			return &configError{fmt.Errorf("serve: %w", err)}
 		}
+		cfg, imports = nc.dynamic, nc.openapi
 	}
 	store, err := core.NewDynamicStore(cfg)
 	if err != nil {
@@ -112,8 +116,21 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	// One identity provider for the endpoint and the handlers: it reads the store's
 	// current snapshot, so a reload applies to both.
 	identities := core.NewConfigIdentityProvider(store, nil)
+	// One outbound HTTP client for every import: never configured from the environment.
+	outbound, err := client.New(client.Config{Logger: log})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer outbound.Close()
+	imported, err := importOpenAPI(imports, outbound)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	for _, o := range imports {
+		log.Info("imported OpenAPI operations", slog.String("namespace", o.namespace), slog.Bool("expose", o.expose))
+	}
 	reg := core.NewRegistry()
-	deps := handlerDeps{stateDir: id.dir, key: id.key, store: store, identities: identities, logger: log, callOps: c.callOps}
+	deps := handlerDeps{stateDir: id.dir, key: id.key, store: store, identities: identities, logger: log, callOps: c.callOps, imported: imported}
 	hs, err := handlers(deps)
 	if err != nil {
 		return fmt.Errorf("serve: build handlers: %w", err)

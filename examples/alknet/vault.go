@@ -21,9 +21,6 @@ import (
 const (
 	// maxSecretSize bounds the secret vault seal reads from stdin (64 KiB).
 	maxSecretSize = 64 << 10
-	// maxPassphraseFileSize is the most a passphrase file may hold: the longest
-	// passphrase plus a trailing "\r\n".
-	maxPassphraseFileSize = vault.MaxPassphraseLength + 2
 	// ttyPath is the terminal the real command prompts on.
 	ttyPath = "/dev/tty"
 )
@@ -463,6 +460,13 @@ func readOptionalPassphraseFile(flagName, path string) ([]byte, error) {
 // group or others; pipes and other non-regular files are read as they are. Problems
 // with the file are configuration errors. The caller wipes the result.
 func readPassphraseFile(flagName, path string) ([]byte, error) {
+	return readSecretFile(flagName, path, vault.MaxPassphraseLength, "passphrase")
+}
+
+// readSecretFile reads a secret of at most maxLen bytes (plus one trailing newline,
+// stripped) from path, named by flagName in errors, under the rules of
+// readPassphraseFile; what names the secret ("passphrase", "credential").
+func readSecretFile(flagName, path string, maxLen int, what string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, &configError{fmt.Errorf("%s: %w", flagName, err)}
@@ -478,11 +482,12 @@ func readPassphraseFile(flagName, path string) ([]byte, error) {
 	case mode.IsRegular() && mode.Perm()&0o077 != 0:
 		return nil, &configError{fmt.Errorf("%s %s: mode %04o lets group or others access it; run \"chmod 600 %s\"", flagName, path, mode.Perm(), path)}
 	}
-	tooLong := &configError{fmt.Errorf("%s %s: longer than %d bytes", flagName, path, vault.MaxPassphraseLength)}
-	if st.Mode().IsRegular() && st.Size() > maxPassphraseFileSize {
+	tooLong := &configError{fmt.Errorf("%s %s: longer than %d bytes", flagName, path, maxLen)}
+	fileLimit := maxLen + 2 // one trailing "\r\n"
+	if st.Mode().IsRegular() && st.Size() > int64(fileLimit) {
 		return nil, tooLong
 	}
-	buf, err := readLimited(f, maxPassphraseFileSize, "the file")
+	buf, err := readLimited(f, fileLimit, "the file")
 	if _, ok := errors.AsType[*tooLongError](err); ok {
 		return nil, tooLong
 	}
@@ -493,8 +498,8 @@ func readPassphraseFile(flagName, path string) ([]byte, error) {
 	switch {
 	case len(p) == 0:
 		clear(buf)
-		return nil, &configError{fmt.Errorf("%s %s: empty passphrase", flagName, path)}
-	case len(p) > vault.MaxPassphraseLength:
+		return nil, &configError{fmt.Errorf("%s %s: empty %s", flagName, path, what)}
+	case len(p) > maxLen:
 		clear(buf)
 		return nil, tooLong
 	}
