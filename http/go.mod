@@ -12,6 +12,7 @@ require (
 	github.com/alknet/alknet/core v0.0.0-00010101000000-000000000000
 	github.com/getkin/kin-openapi v0.152.0
 	go.uber.org/goleak v1.3.0
+	go.yaml.in/yaml/v3 v3.0.6
 )
 
 require (
@@ -21,7 +22,6 @@ require (
 	github.com/oasdiff/yaml3 v0.0.14 // indirect
 	github.com/quic-go/quic-go v0.65.0 // indirect
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect
-	go.yaml.in/yaml/v3 v3.0.6 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/net v0.62.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect

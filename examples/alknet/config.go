@@ -79,9 +79,9 @@ type fileAPIKey struct {
 // Keys the schema allows in each table, spelled exactly (the decoder itself matches
 // field names case-insensitively).
 var (
-	limitsKeys = []string{"max_connections", "max_connections_per_ip", "handshake_timeout", "max_auth_attempts", "per_ip_exempt", "ipv6_prefix_len"}
-	peerKeys   = []string{"id", "fingerprints", "token_hash", "scopes", "enabled", "resources", "display_name"}
-	apiKeyKeys = []string{"prefix", "hash", "scopes", "expires_at", "description"}
+	limitsKeys  = []string{"max_connections", "max_connections_per_ip", "handshake_timeout", "max_auth_attempts", "per_ip_exempt", "ipv6_prefix_len"}
+	peerKeys    = []string{"id", "fingerprints", "token_hash", "scopes", "enabled", "resources", "display_name"}
+	apiKeyKeys  = []string{"prefix", "hash", "scopes", "expires_at", "description"}
 	openAPIKeys = []string{"namespace", "spec", "base_url", "auth", "credential_file", "expose"}
 )
 
