@@ -140,7 +140,7 @@ func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	armSel, err := selectArms(o.arms)
+	armSel, err := selectArms(o.arms, callArms)
 	if err != nil {
 		return err
 	}
@@ -170,15 +170,8 @@ func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	warm := o
 	warm.duration = min(o.duration, 300*time.Millisecond)
 	warm.events = min(o.events, 20000)
-	for _, m := range f.metrics(warm, selected) {
-		for _, a := range m.arms {
-			if _, err := a.round(ctx); err != nil {
-				return fmt.Errorf("warm-up, %s, %s: %w", m.key, a.name, err)
-			}
-			if err := settle(ctx); err != nil {
-				return err
-			}
-		}
+	if err := warmUpArms(ctx, f.metrics(warm, selected), settle); err != nil {
+		return err
 	}
 	other, err := callRounds(ctx, o.rounds, ms, settle, o.cpuprofile, stderr)
 	if err != nil {
@@ -193,26 +186,42 @@ func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return f.shutdown()
 }
 
-// selectArms parses -arms; empty selects all, in column order.
-func selectArms(list string) ([]string, error) {
+// selectArms parses -arms against the benchmark's arms (all, in column order);
+// empty selects all.
+func selectArms(list string, all []string) ([]string, error) {
 	if list == "" {
-		return slices.Clone(callArms), nil
+		return slices.Clone(all), nil
 	}
 	want := make(map[string]bool)
 	for a := range strings.SplitSeq(list, ",") {
 		a = strings.TrimSpace(a)
-		if !slices.Contains(callArms, a) {
-			return nil, fmt.Errorf("-arms: unknown arm %q (want %s)", a, strings.Join(callArms, ", "))
+		if !slices.Contains(all, a) {
+			return nil, fmt.Errorf("-arms: unknown arm %q (want %s)", a, strings.Join(all, ", "))
 		}
 		want[a] = true
 	}
 	var out []string
-	for _, a := range callArms {
+	for _, a := range all {
 		if want[a] {
 			out = append(out, a)
 		}
 	}
 	return out, nil
+}
+
+// warmUpArms runs one untimed round of every arm of ms, settling after each.
+func warmUpArms(ctx context.Context, ms []*callMetric, settle func(context.Context) error) error {
+	for _, m := range ms {
+		for _, a := range m.arms {
+			if _, err := a.round(ctx); err != nil {
+				return fmt.Errorf("warm-up, %s, %s: %w", m.key, a.name, err)
+			}
+			if err := settle(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // callClient is one arm's client side: one connection shared by every caller.

@@ -134,7 +134,7 @@ func runHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	armSel, err := selectHTTPArms(o.arms)
+	armSel, err := selectArms(o.arms, httpArms)
 	if err != nil {
 		return err
 	}
@@ -163,15 +163,8 @@ func runHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	// latency buffers, and the flow-control windows of the long-lived connections.
 	warm := o
 	warm.duration = min(o.duration, 300*time.Millisecond)
-	for _, m := range f.metrics(warm, selected) {
-		for _, a := range m.arms {
-			if _, err := a.round(ctx); err != nil {
-				return fmt.Errorf("warm-up, %s, %s: %w", m.key, a.name, err)
-			}
-			if err := settle(ctx); err != nil {
-				return err
-			}
-		}
+	if err := warmUpArms(ctx, f.metrics(warm, selected), settle); err != nil {
+		return err
 	}
 	other, err := callRounds(ctx, o.rounds, ms, settle, o.cpuprofile, stderr)
 	if err != nil {
@@ -184,28 +177,6 @@ func runHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	httpReport(stdout, o, f.arms, ms, loadBefore, other)
 	return f.shutdown()
-}
-
-// selectHTTPArms parses -arms; empty selects all, in column order.
-func selectHTTPArms(list string) ([]string, error) {
-	if list == "" {
-		return slices.Clone(httpArms), nil
-	}
-	want := make(map[string]bool)
-	for a := range strings.SplitSeq(list, ",") {
-		a = strings.TrimSpace(a)
-		if !slices.Contains(httpArms, a) {
-			return nil, fmt.Errorf("-arms: unknown arm %q (want %s)", a, strings.Join(httpArms, ", "))
-		}
-		want[a] = true
-	}
-	var out []string
-	for _, a := range httpArms {
-		if want[a] {
-			out = append(out, a)
-		}
-	}
-	return out, nil
 }
 
 // httpClient is one arm's client side: one http.Client (one h2 connection) shared by
