@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -403,7 +402,7 @@ func serveBaselineCall(w http.ResponseWriter, r *http.Request) {
 	if len(req.Input) == 0 {
 		req.Input = json.RawMessage("null")
 	}
-	b, err := json.Marshal(gatewayOK{RequestID: newUUIDv4(), Result: "ok", Output: req.Input})
+	b, err := json.Marshal(gatewayOK{RequestID: call.NewID(), Result: "ok", Output: req.Input})
 	if err != nil {
 		http.Error(w, "response not serialisable", http.StatusInternalServerError)
 		return
@@ -415,25 +414,6 @@ func serveBaselineCall(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)
-}
-
-// newUUIDv4 returns a random (version 4) UUID in its 36-character form.
-func newUUIDv4() string {
-	var u [16]byte
-	_, _ = rand.Read(u[:])
-	u[6] = u[6]&0x0f | 0x40
-	u[8] = u[8]&0x3f | 0x80
-	var s [36]byte
-	hex.Encode(s[0:8], u[0:4])
-	s[8] = '-'
-	hex.Encode(s[9:13], u[4:6])
-	s[13] = '-'
-	hex.Encode(s[14:18], u[6:8])
-	s[18] = '-'
-	hex.Encode(s[19:23], u[8:10])
-	s[23] = '-'
-	hex.Encode(s[24:], u[10:])
-	return string(s[:])
 }
 
 // isUUIDv4 reports whether s is a version 4, RFC 4122 variant UUID in 36-character form.
