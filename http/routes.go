@@ -188,25 +188,60 @@ func jsonishMediaType(mt string) bool {
 }
 
 // parseCallRequest parses {"operation": string, "input"?: any}; a missing input is
-// JSON null. Unknown fields are ignored.
+// JSON null. Keys match exactly (no case folding), a repeated key is refused (two
+// parsers could otherwise disagree on which one counts), and unknown keys are ignored.
 func parseCallRequest(b []byte) (string, json.RawMessage, *call.CallError) {
 	b = bytes.TrimSpace(b)
 	if len(b) == 0 || b[0] != '{' {
 		return "", nil, invalidBody("request body must be a JSON object {\"operation\", \"input\"}")
 	}
-	var req map[string]json.RawMessage
-	if err := json.Unmarshal(b, &req); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if _, err := dec.Token(); err != nil {
 		return "", nil, invalidBody("request body is not valid JSON")
 	}
-	rawOp, ok := req["operation"]
-	if !ok {
+	var (
+		op       string
+		input    json.RawMessage
+		seenOp   bool
+		seenIn   bool
+		notValid = invalidBody("request body is not valid JSON")
+	)
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return "", nil, notValid
+		}
+		key, _ := t.(string)
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return "", nil, notValid
+		}
+		switch key {
+		case "operation":
+			if seenOp {
+				return "", nil, invalidBody("field operation given twice")
+			}
+			seenOp = true
+			if json.Unmarshal(raw, &op) != nil || op == "" || op == "/" {
+				return "", nil, invalidBody("field operation must be a non-empty string")
+			}
+		case "input":
+			if seenIn {
+				return "", nil, invalidBody("field input given twice")
+			}
+			seenIn = true
+			input = raw
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return "", nil, notValid
+	}
+	if dec.InputOffset() != int64(len(b)) {
+		return "", nil, notValid
+	}
+	if !seenOp {
 		return "", nil, invalidBody("missing required field: operation")
 	}
-	var op string
-	if err := json.Unmarshal(rawOp, &op); err != nil || op == "" || op == "/" {
-		return "", nil, invalidBody("field operation must be a non-empty string")
-	}
-	input := req["input"]
 	if len(input) == 0 {
 		input = json.RawMessage("null")
 	}

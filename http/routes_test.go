@@ -608,6 +608,10 @@ func TestCallRoute(t *testing.T) {
 		{"slash operation", "application/json", "", `{"operation":"/"}`, 400, call.CodeInvalidInput, "", ""},
 		{"trailing garbage", "application/json", "", `{"operation":"demo/echo"} x`, 400, call.CodeInvalidInput, "", ""},
 		{"two objects", "application/json", "", `{"operation":"demo/echo"}{}`, 400, call.CodeInvalidInput, "", ""},
+		{"operation twice", "application/json", "", `{"operation":"demo/nosuch","operation":"demo/echo"}`, 400, call.CodeInvalidInput, "", ""},
+		{"input twice", "application/json", "", `{"operation":"demo/echo","input":1,"input":2}`, 400, call.CodeInvalidInput, "", ""},
+		{"operation in other case", "application/json", "", `{"Operation":"demo/echo"}`, 400, call.CodeInvalidInput, "", ""},
+		{"invalid input value", "application/json", "", `{"operation":"demo/echo","input":[1,}`, 400, call.CodeInvalidInput, "", ""},
 		// Dispatch errors.
 		{"unknown", "application/json", "", `{"operation":"demo/nosuch"}`, 404, call.CodeNotFound, "", ""},
 		{"internal", "application/json", htTokAdmin, `{"operation":"demo/secret"}`, 404, call.CodeNotFound, "", ""},
