@@ -1,6 +1,8 @@
 package client
 
 import (
+	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"net/url"
@@ -138,3 +140,28 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 	}
 	return d, true
 }
+
+// ErrRetryAfter is matched (errors.Is) by the error of a request to a URL whose
+// upstream asked, with Retry-After, to wait longer than the request's context allows:
+// the request fails at once with a *RetryAfterError instead of waiting out its
+// deadline.
+var ErrRetryAfter = errors.New("http client: upstream asked to retry later")
+
+// RetryAfterError is the error of a request refused by the Retry-After memory.
+type RetryAfterError struct {
+	// Host is the upstream (no path or query: they may carry credentials).
+	Host string
+	// Wait is how long the upstream asked to wait from now.
+	Wait time.Duration
+}
+
+func (e *RetryAfterError) Error() string {
+	return fmt.Sprintf("http client: %s asked to retry in %s, beyond the request's deadline", e.Host, e.Wait.Round(time.Second))
+}
+
+// Is matches ErrRetryAfter.
+func (e *RetryAfterError) Is(target error) bool { return target == ErrRetryAfter }
+
+// RetryAfter reports the wait, so that callers that do not import this package can
+// still forward it (the OpenAPI importer turns it into a retryable HTTP_429).
+func (e *RetryAfterError) RetryAfter() time.Duration { return e.Wait }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -255,4 +258,43 @@ func mustKey(t *testing.T, raw string) string {
 		t.Fatalf("url.Parse(%q): %v", raw, err)
 	}
 	return memoryKey(u)
+}
+
+// TestRetryAfterBeyondDeadlineFailsFast: when the remembered Retry-After ends after
+// the request's deadline, the request fails at once with a *RetryAfterError instead of
+// waiting its whole deadline; nothing reaches the upstream.
+func TestRetryAfterBeyondDeadlineFailsFast(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Retry-After", "3600")
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	defer srv.Close()
+	s, err := New(Config{Retry: RetryPolicy{MaxRetries: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/limited", nil)
+	resp, err := s.Do(req)
+	if err != nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("first request: %v %v", resp, err)
+	}
+	resp.Body.Close()
+
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/limited", nil)
+	_, err = s.Do(req)
+	var ra *RetryAfterError
+	if !errors.Is(err, ErrRetryAfter) || !errors.As(err, &ra) || ra.Wait <= 59*time.Minute || ra.Wait > time.Hour {
+		t.Fatalf("second request = %v, want a RetryAfterError of about an hour", err)
+	}
+	if strings.Contains(ra.Error(), "/limited") {
+		t.Errorf("RetryAfterError names the path: %v", ra)
+	}
+	if hits.Load() != 1 {
+		t.Fatalf("upstream hit %d times, want 1", hits.Load())
+	}
 }

@@ -42,6 +42,10 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 
 	// Retry-After gate.
 	if d := s.memory.remaining(key, s.opts.now()); d > 0 {
+		if dl, ok := ctx.Deadline(); ok && s.opts.now().Add(d).After(dl) {
+			closeBody(req)
+			return nil, &RetryAfterError{Host: req.URL.Host, Wait: d}
+		}
 		st.logger.LogAttrs(ctx, slog.LevelDebug, "http client: waiting for Retry-After",
 			slog.String("method", req.Method), slog.String("host", req.URL.Host), slog.Duration("delay", d))
 		if err := s.opts.sleep(ctx, d); err != nil {

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/alknet/alknet/call"
 )
@@ -173,6 +174,18 @@ func (e *endpoint) do(ctx context.Context, oc *call.OpContext, in json.RawMessag
 		var uerr *url.Error
 		if errors.As(err, &uerr) {
 			err = uerr.Err // url.Error's text holds the URL, query included
+		}
+		if ra, ok := errors.AsType[interface {
+			error
+			RetryAfter() time.Duration
+		}](err); ok {
+			// The outbound client refused to wait out the upstream's Retry-After: the
+			// caller gets the 429 it would have got, with the remaining wait.
+			secs := int64((ra.RetryAfter() + time.Second - 1) / time.Second)
+			ce := call.Errorf(call.HTTPStatusCode(http.StatusTooManyRequests), "upstream asked to retry in %d s", secs)
+			ce.Retryable = true
+			ce.Details, _ = json.Marshal(map[string]int64{"retry_after": secs})
+			return nil, ce
 		}
 		return nil, call.Errorf(call.CodeInternal, "request failed: %v", err)
 	}

@@ -8,10 +8,12 @@ import (
 	"os"
 	"reflect"
 	"sort"
+	"sync/atomic"
 	"testing"
 
 	"github.com/alknet/alknet/call"
 	"github.com/alknet/alknet/core"
+	"github.com/alknet/alknet/http/client"
 )
 
 var petstoreOps = []string{
@@ -303,5 +305,37 @@ func TestPetstoreYAMLJSONEquivalent(t *testing.T) {
 		if string(a) != string(b) {
 			t.Errorf("%s differs:\n%s\n%s", y[i].Spec.Name, a, b)
 		}
+	}
+}
+
+// TestSharedClientRetryAfter: forwarding through the shared outbound client, an
+// upstream's long Retry-After is remembered, and the next call to that URL answers a
+// retryable HTTP_429 with the remaining wait at once, without reaching the upstream.
+func TestSharedClientRetryAfter(t *testing.T) {
+	var hits atomic.Int32
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Retry-After", "3600")
+		jsonReply(http.StatusTooManyRequests, `{"message":"slow down"}`)(w, r)
+	})
+	shared, err := client.New(client.Config{Retry: client.RetryPolicy{MaxRetries: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shared.Close()
+	r := newRegistry(t, mustImport(t, loadPetstore(t, "petstore3.yaml"), exposed("petstore", up.URL+"/api/v3"), shared), nil)
+
+	_, cerr := invoke(t, r, "petstore/getPetById", `{"petId":1}`)
+	wantCode(t, cerr, "HTTP_429")
+	_, cerr = invoke(t, r, "petstore/getPetById", `{"petId":1}`)
+	wantCode(t, cerr, "HTTP_429")
+	var d struct {
+		RetryAfter int64 `json:"retry_after"`
+	}
+	if !cerr.Retryable || json.Unmarshal(cerr.Details, &d) != nil || d.RetryAfter < 3500 || d.RetryAfter > 3600 {
+		t.Fatalf("remembered 429: %+v details %s", cerr, cerr.Details)
+	}
+	if hits.Load() != 1 {
+		t.Fatalf("upstream hit %d times, want 1", hits.Load())
 	}
 }
