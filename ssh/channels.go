@@ -1,0 +1,351 @@
+package ssh
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/alknet/alknet/core"
+)
+
+// session is one authenticated SSH connection.
+type session struct {
+	srv       *Server
+	cfg       *Config
+	conn      *gossh.ServerConn
+	id        core.Identity
+	transport string
+	log       *slog.Logger
+	wg        sync.WaitGroup
+
+	mu       sync.Mutex
+	forwards map[string]net.Listener // tcpip-forward listeners by requested "addr:port"
+	closed   bool
+}
+
+// channel dispatches one channel open request; every failure is that channel's only.
+func (s *session) channel(ctx context.Context, nch gossh.NewChannel) {
+	switch nch.ChannelType() {
+	case "session":
+		ch, reqs, err := nch.Accept()
+		if err != nil {
+			return
+		}
+		s.wg.Go(func() { s.serveSession(ctx, ch, reqs) })
+	case "direct-tcpip":
+		s.wg.Go(func() { s.directTCPIP(ctx, nch) })
+	default:
+		_ = nch.Reject(gossh.UnknownChannelType, "unknown channel type")
+	}
+}
+
+// serveSession answers a session channel's requests: exec and subsystem under their
+// hooks; shell, pty, x11, agent forwarding, env and everything else refused, with the
+// channel (and the connection) kept up.
+func (s *session) serveSession(ctx context.Context, ch gossh.Channel, reqs <-chan *gossh.Request) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var running sync.WaitGroup
+	started := false
+	for req := range reqs {
+		ok := false
+		switch req.Type {
+		case "exec":
+			if !started {
+				ok = s.startExec(ctx, ch, req, &running)
+				started = ok
+			}
+		case "subsystem":
+			if !started {
+				ok = s.startSubsystem(ctx, ch, req, &running)
+				started = ok
+			}
+		}
+		if req.WantReply {
+			_ = req.Reply(ok, nil)
+		}
+		if !ok && (req.Type == "exec" || req.Type == "subsystem") && !started {
+			// OpenSSH gives up on a refused command; close so it does not wait.
+			_ = ch.Close()
+		}
+	}
+	cancel()
+	running.Wait()
+	_ = ch.Close()
+}
+
+// startExec starts an exec request; false refuses it.
+func (s *session) startExec(ctx context.Context, ch gossh.Channel, req *gossh.Request, running *sync.WaitGroup) bool {
+	if s.cfg.Exec == nil {
+		return false
+	}
+	var p struct{ Command string }
+	if gossh.Unmarshal(req.Payload, &p) != nil {
+		return false
+	}
+	wait, err := s.cfg.Exec.Start(ctx, ExecRequest{
+		Identity: s.id.Clone(), User: s.conn.User(), Command: p.Command,
+		Stdin: ch, Stdout: ch, Stderr: ch.Stderr(),
+	})
+	if err != nil {
+		s.log.LogAttrs(ctx, slog.LevelInfo, "exec refused", slog.String("identity", s.id.ID), slog.String("reason", err.Error()))
+		return false
+	}
+	running.Go(func() {
+		status := wait()
+		_ = ch.CloseWrite()
+		_, _ = ch.SendRequest("exit-status", false, gossh.Marshal(struct{ Status uint32 }{status}))
+		_ = ch.Close()
+	})
+	return true
+}
+
+// startSubsystem starts a subsystem request; false refuses it.
+func (s *session) startSubsystem(ctx context.Context, ch gossh.Channel, req *gossh.Request, running *sync.WaitGroup) bool {
+	var p struct{ Name string }
+	if gossh.Unmarshal(req.Payload, &p) != nil {
+		return false
+	}
+	h := s.cfg.Subsystems[p.Name]
+	if h == nil {
+		return false
+	}
+	running.Go(func() {
+		if err := h(ctx, ch, s.id.Clone()); err != nil {
+			s.log.LogAttrs(ctx, slog.LevelDebug, "subsystem ended", slog.String("subsystem", p.Name), slog.String("err", err.Error()))
+		}
+		_ = ch.CloseWrite()
+		_ = ch.Close()
+	})
+	return true
+}
+
+// directTCPIP serves a direct-tcpip channel under the forwarding policy. The
+// destination is never logged: a refusal logs the deciding rule and the identity.
+func (s *session) directTCPIP(ctx context.Context, nch gossh.NewChannel) {
+	var p struct {
+		Host       string
+		Port       uint32
+		OriginAddr string
+		OriginPort uint32
+	}
+	if err := gossh.Unmarshal(nch.ExtraData(), &p); err != nil || p.Port > 65535 {
+		_ = nch.Reject(gossh.ConnectionFailed, "malformed direct-tcpip request")
+		return
+	}
+	resolver := s.cfg.Resolver
+	if resolver == nil {
+		resolver = net.DefaultResolver
+	}
+	d, err := s.cfg.Forwarding.Check(ctx, resolver, &s.id, s.transport, p.Host, uint16(p.Port))
+	switch {
+	case err != nil && errors.Is(err, ErrResolve):
+		_ = nch.Reject(gossh.ConnectionFailed, "name resolution failed")
+		return
+	case err != nil:
+		_ = nch.Reject(gossh.ConnectionFailed, "invalid destination")
+		return
+	case d.Reserved:
+		s.log.LogAttrs(ctx, slog.LevelInfo, "forwarding denied", slog.String("identity", s.id.ID), slog.String("reason", "reserved destination"))
+		_ = nch.Reject(gossh.Prohibited, "reserved destination")
+		return
+	case !d.Allowed:
+		s.log.LogAttrs(ctx, slog.LevelInfo, "forwarding denied", slog.String("identity", s.id.ID), slog.Int("rule", d.Rule))
+		_ = nch.Reject(gossh.Prohibited, "forwarding denied by policy")
+		return
+	}
+	c, err := s.dial(ctx, d.Addrs, uint16(p.Port))
+	if err != nil {
+		_ = nch.Reject(gossh.ConnectionFailed, "connect failed")
+		return
+	}
+	ch, reqs, err := nch.Accept()
+	if err != nil {
+		_ = c.Close()
+		return
+	}
+	go gossh.DiscardRequests(reqs)
+	pipe(ch, c)
+}
+
+// dial connects to the first of addrs that answers.
+func (s *session) dial(ctx context.Context, addrs []netip.Addr, port uint16) (net.Conn, error) {
+	d := s.cfg.Dialer
+	if d == nil {
+		d = &net.Dialer{Timeout: DefaultDialTimeout}
+	}
+	err := errors.New("no address")
+	for _, a := range addrs {
+		var c net.Conn
+		c, err = d.DialContext(ctx, "tcp", netip.AddrPortFrom(a, port).String())
+		if err == nil {
+			return c, nil
+		}
+	}
+	return nil, err
+}
+
+// globalRequests answers the connection's global requests: tcpip-forward and
+// cancel-tcpip-forward for identities with ScopeRemoteForward and loopback binds;
+// everything else refused.
+func (s *session) globalRequests(ctx context.Context, reqs <-chan *gossh.Request) {
+	for req := range reqs {
+		var ok bool
+		var reply []byte
+		switch req.Type {
+		case "tcpip-forward":
+			ok, reply = s.remoteForward(ctx, req.Payload)
+		case "cancel-tcpip-forward":
+			ok = s.cancelForward(req.Payload)
+		}
+		if req.WantReply {
+			_ = req.Reply(ok, reply)
+		}
+	}
+}
+
+// forwardRequest is the payload of tcpip-forward and cancel-tcpip-forward.
+type forwardRequest struct {
+	BindAddr string
+	BindPort uint32
+}
+
+// remoteForward opens a loopback listener whose connections come back to the client
+// as forwarded-tcpip channels.
+func (s *session) remoteForward(ctx context.Context, payload []byte) (bool, []byte) {
+	var p forwardRequest
+	if gossh.Unmarshal(payload, &p) != nil || p.BindPort > 65535 {
+		return false, nil
+	}
+	if !s.id.HasScope(ScopeRemoteForward) {
+		s.log.LogAttrs(ctx, slog.LevelInfo, "remote forward denied", slog.String("identity", s.id.ID), slog.String("reason", "missing scope "+ScopeRemoteForward))
+		return false, nil
+	}
+	host, ok := loopbackBind(p.BindAddr)
+	if !ok {
+		s.log.LogAttrs(ctx, slog.LevelInfo, "remote forward denied", slog.String("identity", s.id.ID), slog.String("reason", "not a loopback address"))
+		return false, nil
+	}
+	key := net.JoinHostPort(p.BindAddr, strconv.Itoa(int(p.BindPort)))
+	max := s.cfg.MaxRemoteForwards
+	if max <= 0 {
+		max = DefaultMaxRemoteForwards
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || len(s.forwards) >= max || s.forwards[key] != nil {
+		return false, nil
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(int(p.BindPort))))
+	if err != nil {
+		return false, nil
+	}
+	s.forwards[key] = ln
+	port := uint32(ln.Addr().(*net.TCPAddr).Port)
+	s.wg.Go(func() { s.acceptForwarded(ctx, ln, p.BindAddr, port) })
+	var reply []byte
+	if p.BindPort == 0 {
+		reply = gossh.Marshal(struct{ Port uint32 }{port})
+	}
+	return true, reply
+}
+
+// acceptForwarded hands each connection of ln to the client.
+func (s *session) acceptForwarded(ctx context.Context, ln net.Listener, bindAddr string, port uint32) {
+	var conns sync.WaitGroup
+	defer conns.Wait()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		conns.Go(func() {
+			origin, _ := netip.ParseAddrPort(c.RemoteAddr().String())
+			payload := gossh.Marshal(struct {
+				Addr       string
+				Port       uint32
+				OriginAddr string
+				OriginPort uint32
+			}{bindAddr, port, origin.Addr().String(), uint32(origin.Port())})
+			ch, reqs, err := s.conn.OpenChannel("forwarded-tcpip", payload)
+			if err != nil {
+				_ = c.Close()
+				return
+			}
+			go gossh.DiscardRequests(reqs)
+			pipe(ch, c)
+		})
+	}
+}
+
+// cancelForward closes the listener of an earlier tcpip-forward.
+func (s *session) cancelForward(payload []byte) bool {
+	var p forwardRequest
+	if gossh.Unmarshal(payload, &p) != nil {
+		return false
+	}
+	key := net.JoinHostPort(p.BindAddr, strconv.Itoa(int(p.BindPort)))
+	s.mu.Lock()
+	ln := s.forwards[key]
+	delete(s.forwards, key)
+	s.mu.Unlock()
+	if ln == nil {
+		return false
+	}
+	_ = ln.Close()
+	return true
+}
+
+// closeForwards closes every remote-forward listener (the connection ended).
+func (s *session) closeForwards() {
+	s.mu.Lock()
+	s.closed = true
+	lns := s.forwards
+	s.forwards = map[string]net.Listener{}
+	s.mu.Unlock()
+	for _, ln := range lns {
+		_ = ln.Close()
+	}
+}
+
+// loopbackBind maps a tcpip-forward bind address to the address to listen on; ok is
+// false unless it is a loopback address or "localhost".
+func loopbackBind(addr string) (string, bool) {
+	if addr == "localhost" {
+		return "127.0.0.1", true
+	}
+	a, err := netip.ParseAddr(addr)
+	if err != nil || !a.Unmap().IsLoopback() {
+		return "", false
+	}
+	return a.Unmap().String(), true
+}
+
+// halfCloser is a connection whose write side can be closed alone.
+type halfCloser interface{ CloseWrite() error }
+
+// pipe copies a and b into each other until both directions end, half-closing each
+// side's write when its source is done, then closes both.
+func pipe(a, b io.ReadWriteCloser) {
+	var wg sync.WaitGroup
+	cp := func(dst, src io.ReadWriteCloser) {
+		_, _ = io.Copy(dst, src)
+		if hc, ok := dst.(halfCloser); ok {
+			_ = hc.CloseWrite()
+		} else {
+			_ = dst.Close()
+		}
+	}
+	wg.Go(func() { cp(a, b) })
+	wg.Go(func() { cp(b, a) })
+	wg.Wait()
+	_ = a.Close()
+	_ = b.Close()
+}

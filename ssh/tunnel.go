@@ -1,0 +1,254 @@
+package ssh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Defaults of Tunnel.
+const (
+	DefaultMinBackoff = time.Second
+	DefaultMaxBackoff = 30 * time.Second
+)
+
+// ErrNotConnected is returned by Tunnel.Open while no SSH connection is up.
+var ErrNotConnected = errors.New("ssh: tunnel not connected")
+
+// Tunnel keeps an SSH connection to a node up and serves forwards over it: local
+// forwards (-L: connections to a local listener are opened as direct-tcpip channels
+// to a target on the node's side), remote forwards (-R: a listener on the node's
+// loopback whose connections are dialled to a local target) and SOCKS5 proxies. When
+// the connection is lost, connections through it end, local listeners stay, and Run
+// redials with exponential backoff (MinBackoff doubling up to MaxBackoff, forever),
+// registering the remote forwards again on the new connection.
+type Tunnel struct {
+	// Dial opens a new SSH connection (such as a closure over Dial); required.
+	Dial func(ctx context.Context) (*Client, error)
+	// Local are the -L forwards.
+	Local []ForwardSpec
+	// Remote are the -R forwards.
+	Remote []ForwardSpec
+	// SOCKS are the addresses of SOCKS5 proxies to run ("127.0.0.1:1080").
+	SOCKS []string
+	// MinBackoff and MaxBackoff bound the wait between dial attempts
+	// (DefaultMinBackoff, DefaultMaxBackoff).
+	MinBackoff, MaxBackoff time.Duration
+	// OnConnect, when set, is called after each successful dial, with the addresses
+	// the node bound for the remote forwards (in Remote's order; nil for one that
+	// failed).
+	OnConnect func(remote []net.Addr)
+	// Logger receives connection state changes; targets are never logged.
+	Logger *slog.Logger
+
+	mu        sync.Mutex
+	client    *Client
+	listeners []net.Listener
+}
+
+// Listen opens the local listeners (-L and SOCKS) so that their addresses are known
+// (LocalAddrs) before Run; Run calls it when it has not been called.
+func (t *Tunnel) Listen() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.listeners != nil {
+		return nil
+	}
+	var lns []net.Listener
+	fail := func(err error) error {
+		for _, ln := range lns {
+			_ = ln.Close()
+		}
+		return err
+	}
+	for _, f := range t.Local {
+		ln, err := net.Listen("tcp", net.JoinHostPort(f.BindHost, strconv.Itoa(int(f.BindPort))))
+		if err != nil {
+			return fail(fmt.Errorf("ssh: local forward %s: %w", f, err))
+		}
+		lns = append(lns, ln)
+	}
+	for _, a := range t.SOCKS {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			return fail(fmt.Errorf("ssh: SOCKS5 listener %s: %w", a, err))
+		}
+		lns = append(lns, ln)
+	}
+	t.listeners = lns
+	return nil
+}
+
+// LocalAddrs returns the addresses of the local listeners after Listen: the -L
+// forwards in order, then the SOCKS5 proxies.
+func (t *Tunnel) LocalAddrs() []net.Addr {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]net.Addr, len(t.listeners))
+	for i, ln := range t.listeners {
+		out[i] = ln.Addr()
+	}
+	return out
+}
+
+// Open opens a direct-tcpip channel to host:port through the current connection.
+func (t *Tunnel) Open(ctx context.Context, host string, port uint16) (net.Conn, error) {
+	t.mu.Lock()
+	c := t.client
+	t.mu.Unlock()
+	if c == nil {
+		return nil, ErrNotConnected
+	}
+	return c.Open(ctx, host, port)
+}
+
+// Run serves the forwards until ctx is done, then closes everything and returns nil;
+// it returns an error only when the local listeners cannot be opened or Dial is nil.
+func (t *Tunnel) Run(ctx context.Context) error {
+	if t.Dial == nil {
+		return fmt.Errorf("%w: Tunnel.Dial is nil", ErrConfig)
+	}
+	if err := t.Listen(); err != nil {
+		return err
+	}
+	log := t.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	t.mu.Lock()
+	lns := t.listeners
+	t.mu.Unlock()
+	for i, ln := range lns {
+		stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
+		defer stop()
+		if i < len(t.Local) {
+			f := t.Local[i]
+			wg.Go(func() { t.serveLocal(ctx, ln, f) })
+		} else {
+			wg.Go(func() { _ = (&SOCKS5Server{Opener: t, Logger: log}).Serve(ctx, ln) })
+		}
+	}
+
+	minB, maxB := t.MinBackoff, t.MaxBackoff
+	if minB <= 0 {
+		minB = DefaultMinBackoff
+	}
+	if maxB < minB {
+		maxB = max(DefaultMaxBackoff, minB)
+	}
+	backoff := minB
+	for ctx.Err() == nil {
+		c, err := t.Dial(ctx)
+		if err != nil {
+			log.LogAttrs(ctx, slog.LevelWarn, "ssh tunnel: dial failed", slog.String("err", err.Error()), slog.Duration("retry_in", backoff))
+			if !sleep(ctx, backoff) {
+				break
+			}
+			backoff = min(backoff*2, maxB)
+			continue
+		}
+		backoff = minB
+		log.LogAttrs(ctx, slog.LevelInfo, "ssh tunnel: connected")
+		t.setClient(c)
+		remote := t.startRemote(ctx, c, &wg)
+		if t.OnConnect != nil {
+			t.OnConnect(remote)
+		}
+		done := make(chan struct{})
+		go func() { _ = c.Wait(); close(done) }()
+		select {
+		case <-ctx.Done():
+		case <-done:
+			log.LogAttrs(ctx, slog.LevelWarn, "ssh tunnel: connection lost")
+		}
+		t.setClient(nil)
+		_ = c.Close()
+		<-done
+	}
+	return nil
+}
+
+func (t *Tunnel) setClient(c *Client) {
+	t.mu.Lock()
+	t.client = c
+	t.mu.Unlock()
+}
+
+// serveLocal opens a channel to f's target for every connection to ln.
+func (t *Tunnel) serveLocal(ctx context.Context, ln net.Listener, f ForwardSpec) {
+	var conns sync.WaitGroup
+	defer conns.Wait()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		conns.Go(func() {
+			stop := context.AfterFunc(ctx, func() { _ = c.Close() })
+			defer stop()
+			ch, err := t.Open(ctx, f.Host, f.Port)
+			if err != nil {
+				_ = c.Close()
+				return
+			}
+			pipe(c, ch)
+		})
+	}
+}
+
+// startRemote asks the node for the -R listeners on c and serves them until c ends;
+// it returns the bound addresses (nil for a refused one).
+func (t *Tunnel) startRemote(ctx context.Context, c *Client, wg *sync.WaitGroup) []net.Addr {
+	out := make([]net.Addr, len(t.Remote))
+	for i, f := range t.Remote {
+		ln, err := c.Listen("tcp", net.JoinHostPort(f.BindHost, strconv.Itoa(int(f.BindPort))))
+		if err != nil {
+			if t.Logger != nil {
+				t.Logger.LogAttrs(ctx, slog.LevelWarn, "ssh tunnel: remote forward refused", slog.Int("forward", i))
+			}
+			continue
+		}
+		out[i] = ln.Addr()
+		wg.Go(func() {
+			var conns sync.WaitGroup
+			defer conns.Wait()
+			for {
+				rc, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				conns.Go(func() {
+					var d net.Dialer
+					lc, err := d.DialContext(ctx, "tcp", net.JoinHostPort(f.Host, strconv.Itoa(int(f.Port))))
+					if err != nil {
+						_ = rc.Close()
+						return
+					}
+					pipe(rc, lc)
+				})
+			}
+		})
+	}
+	return out
+}
+
+// sleep waits d or until ctx is done; false when ctx ended it.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
