@@ -10,6 +10,7 @@
 //	go run ./examples/bench vault           # full run (about a minute)
 //	go run ./examples/bench call            # full run (about a minute and a half)
 //	go run ./examples/bench http            # full run (about a minute)
+//	go run ./examples/bench ssh             # full run (about 40 seconds)
 package main
 
 import (
@@ -62,6 +63,10 @@ func benchmarks() map[string]benchmark {
 		"http": {
 			summary: "HTTP gateway (POST /call over TCP+TLS h2 and QUIC alknet/http h2) vs net/http TLS h2: requests/s with 64 clients, p50/p99 at 64 clients and 1",
 			run:     runHTTP,
+		},
+		"ssh": {
+			summary: "alknet/ssh (QUIC and TCP+TLS) vs the same SSH server on plain TCP (x/crypto/ssh): direct-tcpip bulk MB/s, new connections/s (handshake + publickey auth)",
+			run:     runSSH,
 		},
 		"vault": {
 			summary: "vault vs go-bip39, stdlib AES-GCM and x/crypto/argon2: seeds/s, mnemonics/s, sealed blobs/s, keystore unlocks/s",

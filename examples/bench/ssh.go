@@ -1,0 +1,787 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/alknet/alknet/core"
+	"github.com/alknet/alknet/core/endpoint"
+	"github.com/alknet/alknet/core/tlsconf"
+	alkssh "github.com/alknet/alknet/ssh"
+)
+
+// Metric keys of the ssh benchmark, for -only and profile labels.
+const (
+	sshMetricBulk      = "bulk"
+	sshMetricHandshake = "handshake"
+)
+
+// sshMetrics lists the metric keys in table order.
+var sshMetrics = []string{sshMetricBulk, sshMetricHandshake}
+
+// Arm names of the ssh benchmark, for -arms and profile labels ("arm").
+const (
+	sshArmQUIC = "alknet-quic"
+	sshArmTLS  = "alknet-tls"
+	sshArmTCP  = "xssh-tcp"
+)
+
+// sshArms lists the arms in column order.
+var sshArms = []string{sshArmQUIC, sshArmTLS, sshArmTCP}
+
+// sshArmTitles are the column headers of the arms.
+var sshArmTitles = map[string]string{
+	sshArmQUIC: "alknet/ssh QUIC",
+	sshArmTLS:  "alknet/ssh TCP+TLS",
+	sshArmTCP:  "x/crypto/ssh TCP",
+}
+
+// sshRatioTitles are the headers of the ratio columns, one per alknet arm (each
+// against the x/crypto/ssh TCP baseline).
+var sshRatioTitles = map[string]string{
+	sshArmQUIC: "QUIC vs x/crypto/ssh TCP",
+	sshArmTLS:  "TCP+TLS vs x/crypto/ssh TCP",
+}
+
+const (
+	// sshGoalRatio is the issue's goal: direct-tcpip throughput and handshake rate over
+	// alknet/ssh QUIC at least this share of x/crypto/ssh over TCP's.
+	sshGoalRatio = 0.9
+	// sshCheckSize is the random payload the correctness check echoes through each arm.
+	sshCheckSize = 1 << 20
+	// sshRestTimeout bounds the wait for the servers to let go of a round's connections.
+	sshRestTimeout = 10 * time.Second
+)
+
+type sshBenchOptions struct {
+	rounds     int
+	duration   time.Duration
+	parallel   int
+	bulkBytes  byteSize
+	settle     time.Duration
+	only       string
+	arms       string
+	cpuprofile string
+	memprofile string
+}
+
+func runSSH(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if _, set := os.LookupEnv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING"); !set {
+		_ = os.Setenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING", "true")
+	}
+	o := sshBenchOptions{bulkBytes: 64 << 20}
+	fs := flag.NewFlagSet("ssh", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&o.rounds, "rounds", 5, "rounds; each runs every metric once per arm, in an order that rotates by round")
+	fs.DurationVar(&o.duration, "duration", 2*time.Second, "length of one handshake round per arm")
+	fs.IntVar(&o.parallel, "conns-parallel", 4, "concurrent dialers in the "+sshMetricHandshake+" metric")
+	fs.Var(&o.bulkBytes, "bulk-bytes", "`size` written through the channel in one "+sshMetricBulk+" round (bytes, or with a KiB, MiB or GiB suffix)")
+	fs.DurationVar(&o.settle, "settle", 50*time.Millisecond, "pause after each arm, once its connections are gone, after a GC")
+	fs.StringVar(&o.only, "only", "", "comma-separated subset of metrics to run: "+strings.Join(sshMetrics, ", "))
+	fs.StringVar(&o.arms, "arms", "", "comma-separated subset of arms to run: "+strings.Join(sshArms, ", "))
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measurements to `file` (labels: arm, side, metric)")
+	fs.StringVar(&o.memprofile, "memprofile", "", "write an allocation profile to `file` at the end")
+	quick := fs.Bool("quick", false, "smoke run: 1 round, 300ms, 8 MiB (flags given explicitly win)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: bench ssh [flags]\n\n"+
+			"Compares alknet/ssh over QUIC (and over the endpoint's TCP+TLS twin) with the same\n"+
+			"SSH server (x/crypto/ssh underneath) on a plain TCP listener, on loopback: bulk\n"+
+			"throughput through one direct-tcpip channel to an in-process TCP sink, and new\n"+
+			"connections/s (connection + SSH handshake + publickey auth, closed) with\n"+
+			"-conns-parallel dialers.\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if help, err := parseFlags(fs, args, stderr); help || err != nil {
+		return err
+	}
+	if *quick {
+		quickDefaults(fs, map[string]func(){
+			"rounds":     func() { o.rounds = 1 },
+			"duration":   func() { o.duration = 300 * time.Millisecond },
+			"bulk-bytes": func() { o.bulkBytes = 8 << 20 },
+			"settle":     func() { o.settle = 10 * time.Millisecond },
+		})
+	}
+	switch {
+	case o.rounds < 1:
+		return fmt.Errorf("-rounds must be at least 1")
+	case o.duration <= 0:
+		return fmt.Errorf("-duration must be positive")
+	case o.parallel < 1:
+		return fmt.Errorf("-conns-parallel must be at least 1")
+	case o.bulkBytes < 1:
+		return fmt.Errorf("-bulk-bytes must be positive")
+	case o.settle < 0:
+		return fmt.Errorf("-settle must not be negative")
+	}
+	selected, err := selectMetrics(o.only, sshMetrics)
+	if err != nil {
+		return err
+	}
+	armSel, err := selectArms(o.arms, sshArms)
+	if err != nil {
+		return err
+	}
+
+	loadBefore := loadAverage()
+	f, err := newSSHFixture(ctx, armSel)
+	if err != nil {
+		return err
+	}
+	defer f.close()
+	if err := f.check(ctx); err != nil {
+		return err
+	}
+
+	ms := f.metrics(o, selected)
+	settle := func(ctx context.Context) error { return f.settle(ctx, o.settle) }
+	// One short untimed pass of every arm first: lazy initialisation, heap growth, and
+	// the flow-control windows of the long-lived connections.
+	warm := o
+	warm.duration = min(o.duration, 300*time.Millisecond)
+	warm.bulkBytes = min(o.bulkBytes, 16<<20)
+	if err := warmUpArms(ctx, f.metrics(warm, selected), settle); err != nil {
+		return err
+	}
+	other, err := callRounds(ctx, o.rounds, ms, settle, o.cpuprofile, stderr)
+	if err != nil {
+		return err
+	}
+	if o.memprofile != "" {
+		if err := writeAllocProfile(o.memprofile); err != nil {
+			return err
+		}
+	}
+	sshReport(stdout, o, f.arms, ms, loadBefore, other)
+	return f.shutdown()
+}
+
+// sshKey is an Ed25519 key as both sides of the bench use it: an SSH signer, and for
+// the alknet arms a TLS certificate carrying the same key (one key file serves both, as
+// on a node).
+type sshKey struct {
+	signer gossh.Signer
+	cert   tls.Certificate
+	fp     string // tlsconf.Fingerprint, equal to alkssh.KeyFingerprint of the signer
+}
+
+func newSSHKey() (sshKey, error) {
+	key, err := tlsconf.GenerateKey()
+	if err != nil {
+		return sshKey{}, err
+	}
+	cert, err := tlsconf.Certificate(key)
+	if err != nil {
+		return sshKey{}, err
+	}
+	signer, err := alkssh.NewSigner(key)
+	if err != nil {
+		return sshKey{}, err
+	}
+	k := sshKey{signer: signer, cert: cert, fp: tlsconf.Fingerprint(key)}
+	if got := alkssh.KeyFingerprint(signer.PublicKey()); got != k.fp {
+		return sshKey{}, fmt.Errorf("SSH fingerprint %s differs from the TLS one %s", got, k.fp)
+	}
+	return k, nil
+}
+
+// sshTarget is the in-process TCP server the direct-tcpip channels connect to: a sink
+// (read to EOF, answer the byte count, half-close; sinkStream) and an echo, on two
+// loopback ports.
+type sshTarget struct {
+	sinkLn, echoLn net.Listener
+	active         atomic.Int64 // connections being served
+	mu             sync.Mutex
+	conns          map[net.Conn]struct{}
+	closed         bool
+	wg             sync.WaitGroup
+}
+
+func startSSHTarget() (*sshTarget, error) {
+	t := &sshTarget{conns: make(map[net.Conn]struct{})}
+	var err error
+	if t.sinkLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		return nil, err
+	}
+	if t.echoLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		_ = t.sinkLn.Close()
+		return nil, err
+	}
+	t.wg.Go(func() { t.serve(t.sinkLn, sinkStream) })
+	t.wg.Go(func() {
+		t.serve(t.echoLn, func(rw io.ReadWriter) error {
+			// Through plain Reader and Writer, so that the copy goes through the
+			// buffer rather than the connection's ReadFrom (splice) from itself.
+			_, err := io.CopyBuffer(struct{ io.Writer }{rw}, struct{ io.Reader }{rw}, make([]byte, echoBufSize))
+			return err
+		})
+	})
+	return t, nil
+}
+
+// serve accepts on ln until it closes, running each connection through fn and then
+// half-closing it (so the peer reads the answer to EOF) before closing it.
+func (t *sshTarget) serve(ln net.Listener, fn func(io.ReadWriter) error) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		t.mu.Lock()
+		if t.closed {
+			t.mu.Unlock()
+			_ = c.Close()
+			return
+		}
+		t.conns[c] = struct{}{}
+		t.active.Add(1)
+		t.wg.Add(1)
+		t.mu.Unlock()
+		go func() {
+			defer t.wg.Done()
+			defer t.active.Add(-1)
+			if err := fn(c); err == nil {
+				if tc, ok := c.(*net.TCPConn); ok {
+					_ = tc.CloseWrite()
+					// Wait for the peer's close so that the answer is never reset away.
+					_, _ = io.Copy(io.Discard, c)
+				}
+			}
+			_ = c.Close()
+			t.mu.Lock()
+			delete(t.conns, c)
+			t.mu.Unlock()
+		}()
+	}
+}
+
+func (t *sshTarget) sinkPort() uint16 { return uint16(t.sinkLn.Addr().(*net.TCPAddr).Port) }
+func (t *sshTarget) echoPort() uint16 { return uint16(t.echoLn.Addr().(*net.TCPAddr).Port) }
+
+func (t *sshTarget) close() error {
+	t.mu.Lock()
+	t.closed = true
+	_ = t.sinkLn.Close()
+	_ = t.echoLn.Close()
+	for c := range t.conns {
+		_ = c.Close()
+	}
+	t.mu.Unlock()
+	t.wg.Wait()
+	return nil
+}
+
+// countingListener counts the connections it accepted that are not closed yet, so
+// that settle can wait for the plain TCP SSH server to let go of a round's.
+type countingListener struct {
+	net.Listener
+	active *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.active.Add(1)
+	return &countedConn{Conn: c, active: l.active}, nil
+}
+
+type countedConn struct {
+	net.Conn
+	active *atomic.Int64
+	once   sync.Once
+}
+
+func (c *countedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { c.active.Add(-1) })
+	return err
+}
+
+// sshArmState is one arm: its SSH server, its target, the long-lived client the bulk
+// rounds open their channels on, and how to dial a fresh connection.
+type sshArmState struct {
+	name   string
+	target *sshTarget
+	client *alkssh.Client
+	// dial opens a new SSH connection and logs in.
+	dial func(ctx context.Context) (*alkssh.Client, error)
+	// open counts the server's open connections (resting: the long-lived client's).
+	open func() int
+}
+
+// sshFixture holds every arm.
+type sshFixture struct {
+	host, client sshKey
+	arms         []string // selected arms, column order
+	state        map[string]*sshArmState
+	closers      []func(context.Context) error
+}
+
+func newSSHFixture(ctx context.Context, arms []string) (_ *sshFixture, err error) {
+	f := &sshFixture{arms: arms, state: make(map[string]*sshArmState)}
+	defer func() {
+		if err != nil {
+			f.close()
+		}
+	}()
+	if f.host, err = newSSHKey(); err != nil {
+		return nil, err
+	}
+	if f.client, err = newSSHKey(); err != nil {
+		return nil, err
+	}
+	for _, a := range arms {
+		var st *sshArmState
+		st, err = f.startArm(ctx, a)
+		if err != nil {
+			return nil, fmt.Errorf("start %s: %w", a, err)
+		}
+		f.state[a] = st
+	}
+	return f, nil
+}
+
+// shutdown closes every client and server cleanly, last started first.
+func (f *sshFixture) shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var errs []error
+	for i := len(f.closers) - 1; i >= 0; i-- {
+		errs = append(errs, f.closers[i](ctx))
+	}
+	f.closers = nil
+	return errors.Join(errs...)
+}
+
+func (f *sshFixture) close() { _ = f.shutdown() }
+
+// newSSHServer is the server every arm runs: the host key, the client's key known by
+// its fingerprint, every direct-tcpip destination allowed.
+func (f *sshFixture) newSSHServer() (*alkssh.Server, *core.DynamicStore, error) {
+	store, err := core.NewDynamicStore(core.DynamicConfig{
+		Auth: core.AuthPolicy{Peers: []core.PeerEntry{{
+			PeerID: "bench-client", Fingerprints: []string{f.client.fp}, Scopes: []string{"bench"}, Enabled: true,
+		}}},
+		Limits: core.Limits{MaxConnectionsPerIP: -1},
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	srv, err := alkssh.NewServer(alkssh.Config{
+		HostKey:    f.host.signer,
+		Identities: core.NewConfigIdentityProvider(store, nil),
+		Forwarding: alkssh.ForwardingPolicy{Default: alkssh.Allow},
+	})
+	return srv, store, err
+}
+
+// clientConfig is the SSH client's configuration; transport is only used by ssh.Dial.
+func (f *sshFixture) clientConfig(network endpoint.Network) alkssh.ClientConfig {
+	cert := f.client.cert
+	return alkssh.ClientConfig{
+		Transport: endpoint.DialOptions{
+			Network: network,
+			TLS:     tlsconf.ClientOptions{Certificate: &cert, Pin: f.host.fp},
+		},
+		Signer:  f.client.signer,
+		HostKey: alkssh.KeyFingerprint(f.host.signer.PublicKey()),
+	}
+}
+
+// startArm starts the arm's target and server under the labels arm and side (so their
+// goroutines carry them in a CPU profile) and dials its long-lived client.
+func (f *sshFixture) startArm(ctx context.Context, name string) (*sshArmState, error) {
+	st := &sshArmState{name: name}
+	var err error
+	pprof.Do(ctx, pprof.Labels("arm", name, "side", "target"), func(context.Context) {
+		st.target, err = startSSHTarget()
+	})
+	if err != nil {
+		return nil, err
+	}
+	f.closers = append(f.closers, func(context.Context) error { return st.target.close() })
+
+	srv, store, err := f.newSSHServer()
+	if err != nil {
+		return nil, err
+	}
+	switch name {
+	case sshArmQUIC, sshArmTLS:
+		network := endpoint.NetworkQUIC
+		if name == sshArmTLS {
+			network = endpoint.NetworkTCP
+		}
+		reg := core.NewRegistry()
+		if err := reg.Register(srv); err != nil {
+			return nil, err
+		}
+		ep, err := endpoint.New(reg, endpoint.Config{
+			TLS:        tlsconf.ServerConfig(f.host.cert),
+			Identities: core.NewConfigIdentityProvider(store, nil),
+			Limits:     store.Limits,
+			Logger:     slog.New(slog.DiscardHandler),
+		})
+		if err != nil {
+			return nil, err
+		}
+		var addr string
+		pprof.Do(ctx, pprof.Labels("arm", name, "side", "server"), func(context.Context) {
+			if network == endpoint.NetworkTCP {
+				if err = ep.ListenTCP("127.0.0.1:0"); err == nil {
+					addr = ep.TCPAddr().String()
+				}
+				return
+			}
+			if err = ep.ListenQUIC("127.0.0.1:0"); err == nil {
+				addr = ep.QUICAddr().String()
+			}
+		})
+		if err != nil {
+			_ = ep.Close()
+			return nil, err
+		}
+		f.closers = append(f.closers, ep.Shutdown)
+		cfg := f.clientConfig(network)
+		st.dial = func(ctx context.Context) (*alkssh.Client, error) { return alkssh.Dial(ctx, addr, cfg) }
+		st.open = func() int { return ep.Stats().Connections }
+	case sshArmTCP:
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		addr := ln.Addr().String()
+		active := new(atomic.Int64)
+		sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		var wg sync.WaitGroup
+		pprof.Do(sctx, pprof.Labels("arm", name, "side", "server"), func(sctx context.Context) {
+			wg.Go(func() { _ = srv.Serve(sctx, countingListener{Listener: ln, active: active}) })
+		})
+		f.closers = append(f.closers, func(context.Context) error {
+			cancel()
+			wg.Wait()
+			return nil
+		})
+		cfg := f.clientConfig(endpoint.NetworkTCP)
+		st.dial = func(ctx context.Context) (*alkssh.Client, error) {
+			var d net.Dialer
+			nc, err := d.DialContext(ctx, "tcp", addr)
+			if err != nil {
+				return nil, err
+			}
+			return alkssh.NewClientConn(ctx, nc, addr, cfg)
+		}
+		st.open = func() int { return int(active.Load()) }
+	default:
+		return nil, fmt.Errorf("unknown arm %q", name)
+	}
+
+	pprof.Do(ctx, pprof.Labels("arm", name, "side", "client"), func(ctx context.Context) {
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		st.client, err = st.dial(dctx)
+	})
+	if err != nil {
+		return nil, err
+	}
+	f.closers = append(f.closers, func(context.Context) error { _ = st.client.Close(); return nil })
+	return st, nil
+}
+
+// settle waits until every arm's server and target are back to rest (the long-lived
+// client's connection only), collects garbage and pauses, so that one arm's teardown
+// does not run during the next.
+func (f *sshFixture) settle(ctx context.Context, pause time.Duration) error {
+	deadline := time.Now().Add(sshRestTimeout)
+	for {
+		busy := ""
+		for _, name := range f.arms {
+			st := f.state[name]
+			if n, t := st.open(), st.target.active.Load(); n > 1 || t > 0 {
+				busy += fmt.Sprintf(" %s: %d SSH connections, %d target connections;", name, n, t)
+			}
+		}
+		if busy == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("connections still open %s after a round:%s", sshRestTimeout, strings.TrimSuffix(busy, ";"))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	runtime.GC()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(pause):
+		return nil
+	}
+}
+
+// openChannel opens a direct-tcpip channel on c to port on the target's loopback and
+// arranges for it to close when ctx ends (channels have no deadlines). stop undoes
+// that; the caller closes the channel.
+func openChannel(ctx context.Context, c *alkssh.Client, port uint16) (ch net.Conn, closeWrite func() error, stop func() bool, err error) {
+	ch, err = c.Open(ctx, "127.0.0.1", port)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("open direct-tcpip: %w", err)
+	}
+	hc, ok := ch.(interface{ CloseWrite() error })
+	if !ok {
+		_ = ch.Close()
+		return nil, nil, nil, fmt.Errorf("direct-tcpip channel %T cannot half-close", ch)
+	}
+	stop = context.AfterFunc(ctx, func() { _ = ch.Close() })
+	return ch, hc.CloseWrite, stop, nil
+}
+
+// check makes sure, once and untimed, that every arm carries a 1 MiB random payload
+// through a direct-tcpip channel to the echo and back byte-exact, half-close included,
+// and that a fresh connection logs in.
+func (f *sshFixture) check(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*callTimeout)
+	defer cancel()
+	payload := make([]byte, sshCheckSize)
+	if _, err := rand.Read(payload); err != nil {
+		return err
+	}
+	for _, name := range f.arms {
+		st := f.state[name]
+		var err error
+		pprof.Do(ctx, pprof.Labels("arm", name, "side", "client", "metric", "check"), func(ctx context.Context) {
+			err = checkEcho(ctx, st, payload)
+			if err == nil {
+				err = sshHandshakeOnce(ctx, st)
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("check %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func checkEcho(ctx context.Context, st *sshArmState, payload []byte) error {
+	ch, closeWrite, stop, err := openChannel(ctx, st.client, st.target.echoPort())
+	if err != nil {
+		return err
+	}
+	defer stop()
+	defer ch.Close()
+	werr := make(chan error, 1)
+	go func() {
+		_, err := ch.Write(payload)
+		if err == nil {
+			err = closeWrite()
+		}
+		werr <- err
+	}()
+	got, rerr := io.ReadAll(ch)
+	if err := <-werr; err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	if rerr != nil {
+		return fmt.Errorf("read after %d bytes: %w", len(got), rerr)
+	}
+	if !bytes.Equal(got, payload) {
+		i := 0
+		for i < min(len(got), len(payload)) && got[i] == payload[i] {
+			i++
+		}
+		return fmt.Errorf("echo: got %d bytes, want %d; first difference at byte %d", len(got), len(payload), i)
+	}
+	return nil
+}
+
+// sshHandshakeOnce opens a new connection, logs in and closes it.
+func sshHandshakeOnce(ctx context.Context, st *sshArmState) error {
+	c, err := st.dial(ctx)
+	if err != nil {
+		return err
+	}
+	_ = c.Close()
+	return nil
+}
+
+// sshBulk opens a direct-tcpip channel on the arm's long-lived client to its sink,
+// writes n bytes, half-closes and reads the sink's count to EOF (bulk), and returns
+// MB/s timed from the channel open. With n of at least 1 MiB, ops counts MiB, so the
+// per-op columns are per MiB.
+func sshBulk(ctx context.Context, st *sshArmState, n int64) (sample, error) {
+	ctx, cancel := context.WithTimeout(ctx, bulkTimeout(n))
+	defer cancel()
+	start := time.Now()
+	ch, closeWrite, stop, err := openChannel(ctx, st.client, st.target.sinkPort())
+	if err != nil {
+		return sample{}, err
+	}
+	defer stop()
+	defer ch.Close()
+	s, err := bulk(ctx, ch, closeWrite, n, start)
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("%w (%w)", err, ctx.Err())
+	}
+	if n >= 1<<20 {
+		s.ops = int(n >> 20)
+	}
+	return s, err
+}
+
+// bulkUnit is the per-op unit of the bulk rows.
+func bulkUnit(n int64) string {
+	if n >= 1<<20 {
+		return "MiB"
+	}
+	return "transfer"
+}
+
+func (f *sshFixture) metrics(o sshBenchOptions, selected map[string]bool) []*callMetric {
+	n := int64(o.bulkBytes)
+	bulkM := &callMetric{key: sshMetricBulk, label: fmt.Sprintf("direct-tcpip bulk through one channel, MB/s (%s)", o.bulkBytes), unit: bulkUnit(n)}
+	hsM := &callMetric{key: sshMetricHandshake, label: fmt.Sprintf("new connections/s: connect + SSH handshake + publickey auth, closed (%d %s)", o.parallel, plural(o.parallel, "dialer")), unit: "conn"}
+	for _, name := range f.arms {
+		st := f.state[name]
+		bulkM.arms = append(bulkM.arms, &callArm{arm: newArm(name, func(ctx context.Context) (sample, error) {
+			return sshBulk(ctx, st, n)
+		})})
+		hsM.arms = append(hsM.arms, &callArm{arm: newArm(name, func(ctx context.Context) (sample, error) {
+			return connsRound(ctx, o.parallel, o.duration, func(ctx context.Context) error { return sshHandshakeOnce(ctx, st) })
+		})})
+	}
+	var out []*callMetric
+	for _, m := range []*callMetric{bulkM, hsM} {
+		if selected[m.key] {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func sshReport(w io.Writer, o sshBenchOptions, arms []string, ms []*callMetric, loadBefore, otherCPU string) {
+	machine := machineInfo(time.Now(),
+		library{"quic-go", "github.com/quic-go/quic-go"},
+		library{"x/crypto", "golang.org/x/crypto"})
+	if l := udpBufferCaps(); l != "" {
+		machine = append(machine, l)
+	}
+	machine = append(machine, fmt.Sprintf("GOMAXPROCS=%d", runtime.GOMAXPROCS(0)))
+	reportHeader(w, "ssh", machine, loadBefore, otherCPU, fmt.Sprintf(
+		"one process, loopback; every arm is the same alknet ssh.Server (x/crypto/ssh underneath: Ed25519 host key, publickey auth of an Ed25519 client key, "+
+			"x/crypto/ssh's default key exchange and cipher), with every direct-tcpip destination allowed: "+
+			"alknet/ssh QUIC and TCP+TLS are the server registered on an endpoint (ALPN alknet/ssh, TLS 1.3 with a certificate of the host key, the client presenting one of its key) "+
+			"dialled with ssh.Dial, x/crypto/ssh TCP is ssh.Server.Serve on a plain TCP listener dialled with net.Dial + ssh.NewClientConn; "+
+			"a correctness check (a %d MiB random payload echoed byte-exact through a direct-tcpip channel of each arm) and a warm-up pass, "+
+			"then %d %s (arms interleaved, starting one arm later each round); "+
+			"bulk: one long-lived SSH connection per arm, each round opens one direct-tcpip channel to an in-process TCP sink on 127.0.0.1, writes %s in %d KiB writes, half-closes and reads the sink's byte count, timed from the channel open; "+
+			"handshake: %d dialers for %s, each repeating new connection + SSH handshake + publickey auth + close (QUIC and TLS handshakes included on the alknet arms); "+
+			"medians over the rounds; ratio columns alknet/x/crypto/ssh TCP, higher is better",
+		sshCheckSize>>20, o.rounds, plural(o.rounds, "round"), o.bulkBytes, writeSize>>10, o.parallel, o.duration))
+
+	header := []string{"metric"}
+	for _, a := range arms {
+		header = append(header, sshArmTitles[a])
+	}
+	base := slices.Index(arms, sshArmTCP)
+	var ratioArms []int
+	if base >= 0 {
+		for i, a := range arms {
+			if t, ok := sshRatioTitles[a]; ok {
+				ratioArms = append(ratioArms, i)
+				header = append(header, t)
+			}
+		}
+	}
+	var rows [][]string
+	for _, m := range ms {
+		row := []string{m.label}
+		vals := make([]float64, len(m.arms))
+		for i, a := range m.arms {
+			vals[i] = a.median()
+			row = append(row, formatValue(vals[i]))
+		}
+		for _, i := range ratioArms {
+			row = append(row, ratio(vals[i], vals[base]))
+		}
+		rows = append(rows, row)
+	}
+	table(w, header, rows)
+	fmt.Fprintf(w, "\n%s\n", sshGoalLine(ms))
+
+	fmt.Fprintf(w, "\nPer-round samples; CPU time and heap allocations per operation, medians over the rounds (whole process: client, server and target):\n\n")
+	rows = rows[:0]
+	for _, m := range ms {
+		for _, a := range m.arms {
+			rows = append(rows, []string{
+				m.key,
+				a.name,
+				joinValues(*a.samples),
+				formatDuration(median(values(*a.samples, sample.cpuPerOp))),
+				formatValue(median(values(*a.samples, sample.allocsPerOp))),
+				kib(median(values(*a.samples, sample.bytesPerOp))),
+				m.unit,
+			})
+		}
+	}
+	table(w, []string{"metric", "arm", "samples", "CPU/op", "allocs/op", "KiB/op", "op"}, rows)
+}
+
+// sshGoalLine states whether the issue's goal was met: direct-tcpip throughput and
+// handshake rate over alknet/ssh QUIC both at least sshGoalRatio× x/crypto/ssh over
+// TCP's.
+func sshGoalLine(ms []*callMetric) string {
+	goal := fmt.Sprintf("goal: direct-tcpip throughput and handshake rate over alknet/ssh QUIC ≥ %.1f× x/crypto/ssh over TCP — ", sshGoalRatio)
+	find := func(key, name string) *callArm {
+		for _, m := range ms {
+			if m.key != key {
+				continue
+			}
+			for _, a := range m.arms {
+				if a.name == name {
+					return a
+				}
+			}
+		}
+		return nil
+	}
+	var parts []string
+	met := true
+	for _, key := range sshMetrics {
+		q, b := find(key, sshArmQUIC), find(key, sshArmTCP)
+		if q == nil || b == nil || b.median() == 0 {
+			return goal + fmt.Sprintf("not measured (needs metrics %s and arms %s, %s)",
+				strings.Join(sshMetrics, ", "), sshArmQUIC, sshArmTCP)
+		}
+		r := q.median() / b.median()
+		met = met && r >= sshGoalRatio
+		parts = append(parts, fmt.Sprintf("%s %s×", key, strconv.FormatFloat(r, 'f', 2, 64)))
+	}
+	verdict := "not met"
+	if met {
+		verdict = "met"
+	}
+	return goal + fmt.Sprintf("%s (%s)", verdict, strings.Join(parts, ", "))
+}
