@@ -6,6 +6,7 @@ replace (
 	github.com/alknet/alknet/call => ../call
 	github.com/alknet/alknet/core => ../core
 	github.com/alknet/alknet/http => ../http
+	github.com/alknet/alknet/ssh => ../ssh
 	github.com/alknet/alknet/vault => ../vault
 )
 
@@ -14,6 +15,7 @@ require (
 	github.com/alknet/alknet/call v0.0.0-00010101000000-000000000000
 	github.com/alknet/alknet/core v0.0.0-00010101000000-000000000000
 	github.com/alknet/alknet/http v0.0.0-00010101000000-000000000000
+	github.com/alknet/alknet/ssh v0.0.0-00010101000000-000000000000
 	github.com/alknet/alknet/vault v0.0.0-00010101000000-000000000000
 	github.com/cosmos/go-bip39 v1.0.0
 	github.com/quic-go/quic-go v0.65.0

@@ -491,12 +491,18 @@ func socks5Relay(client, target net.Conn) (up, down int64, err error) {
 	r := <-upc
 	up = r.n
 	switch {
-	case r.err != nil && !errors.Is(r.err, net.ErrClosed):
+	case !socks5ClosedErr(r.err):
 		err = r.err
-	case derr != nil && !errors.Is(derr, net.ErrClosed):
+	case !socks5ClosedErr(derr):
 		err = derr
 	}
 	return up, down, err
+}
+
+// socks5ClosedErr reports whether err is nil or comes from a conn the relay closed
+// itself (after an EOF on a conn that cannot half-close, or an error the other way).
+func socks5ClosedErr(err error) bool {
+	return err == nil || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrClosedPipe)
 }
 
 // socks5Finish ends one copy direction into dst from src.

@@ -25,10 +25,10 @@ import (
 // fails a test instead of hanging it. It is never used for synchronisation.
 const socksFailSafe = 10 * time.Second
 
-// openerFunc adapts a function to ssh.Opener.
-type openerFunc func(ctx context.Context, host string, port uint16) (net.Conn, error)
+// socksOpenerFunc adapts a function to ssh.Opener.
+type socksOpenerFunc func(ctx context.Context, host string, port uint16) (net.Conn, error)
 
-func (f openerFunc) Open(ctx context.Context, host string, port uint16) (net.Conn, error) {
+func (f socksOpenerFunc) Open(ctx context.Context, host string, port uint16) (net.Conn, error) {
 	return f(ctx, host, port)
 }
 
@@ -170,11 +170,15 @@ func serveConnAsync(t *testing.T, srv *ssh.SOCKS5Server) (*net.TCPConn, <-chan e
 	t.Helper()
 	client, server := socksPair(t)
 	done := make(chan error, 1)
-	go func() { done <- srv.ServeConn(context.Background(), server) }()
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		done <- srv.ServeConn(context.Background(), server)
+	}()
 	t.Cleanup(func() {
 		client.Close()
 		select {
-		case <-done:
+		case <-finished:
 		case <-time.After(socksFailSafe):
 			t.Errorf("ServeConn did not return")
 		}
@@ -212,6 +216,16 @@ func socksExpectClosed(t *testing.T, c net.Conn) {
 	}
 }
 
+// socksEnd checks that the server closes c after its last reply, closes the client
+// side (a failure reply keeps the server reading until the client leaves), and returns
+// ServeConn's result.
+func socksEnd(t *testing.T, c net.Conn, done <-chan error) error {
+	t.Helper()
+	socksExpectClosed(t, c)
+	c.Close()
+	return <-done
+}
+
 // socksConnect sends the greeting and a request, checks the method reply, and returns
 // the 10-byte request reply.
 func socksConnect(t *testing.T, c net.Conn, req []byte) []byte {
@@ -235,8 +249,9 @@ func socksDomainReq(cmd byte, host string, port uint16) []byte {
 func TestSOCKS5Greeting(t *testing.T) {
 	many := make([]byte, 255)
 	for i := range many {
-		many[i] = byte(i + 1) // 0x00 comes last
+		many[i] = byte(i + 1)
 	}
+	many[254] = 0 // no authentication comes last
 	tests := []struct {
 		name  string
 		send  []byte
@@ -252,7 +267,7 @@ func TestSOCKS5Greeting(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var calls atomic.Int64
-			srv := &ssh.SOCKS5Server{Opener: openerFunc(func(context.Context, string, uint16) (net.Conn, error) {
+			srv := &ssh.SOCKS5Server{Opener: socksOpenerFunc(func(context.Context, string, uint16) (net.Conn, error) {
 				calls.Add(1)
 				return nil, errors.New("unexpected")
 			})}
@@ -264,8 +279,7 @@ func TestSOCKS5Greeting(t *testing.T) {
 				}
 			}
 			if tt.reply == nil || tt.reply[1] == 0xFF {
-				socksExpectClosed(t, c)
-				if err := <-done; err == nil {
+				if err := socksEnd(t, c, done); err == nil {
 					t.Fatalf("ServeConn = nil, want an error")
 				}
 			}
@@ -296,7 +310,7 @@ func TestSOCKS5RequestErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var calls atomic.Int64
-			srv := &ssh.SOCKS5Server{Opener: openerFunc(func(context.Context, string, uint16) (net.Conn, error) {
+			srv := &ssh.SOCKS5Server{Opener: socksOpenerFunc(func(context.Context, string, uint16) (net.Conn, error) {
 				calls.Add(1)
 				return nil, errors.New("unexpected")
 			})}
@@ -304,8 +318,7 @@ func TestSOCKS5RequestErrors(t *testing.T) {
 			if got := socksConnect(t, c, tt.req); !bytes.Equal(got, socksReply(tt.code)) {
 				t.Fatalf("reply = % x, want % x", got, socksReply(tt.code))
 			}
-			socksExpectClosed(t, c)
-			if err := <-done; err == nil {
+			if err := socksEnd(t, c, done); err == nil {
 				t.Fatalf("ServeConn = nil, want an error")
 			}
 			if calls.Load() != 0 {
@@ -316,15 +329,14 @@ func TestSOCKS5RequestErrors(t *testing.T) {
 }
 
 func TestSOCKS5RequestBadVersion(t *testing.T) {
-	srv := &ssh.SOCKS5Server{Opener: openerFunc(func(context.Context, string, uint16) (net.Conn, error) {
+	srv := &ssh.SOCKS5Server{Opener: socksOpenerFunc(func(context.Context, string, uint16) (net.Conn, error) {
 		return nil, errors.New("unexpected")
 	})}
 	c, done := serveConnAsync(t, srv)
 	socksWrite(t, c, []byte{5, 1, 0})
 	socksRead(t, c, 2)
 	socksWrite(t, c, []byte{4, 1, 0, 1})
-	socksExpectClosed(t, c)
-	if err := <-done; err == nil {
+	if err := socksEnd(t, c, done); err == nil {
 		t.Fatalf("ServeConn = nil, want an error")
 	}
 }
@@ -359,15 +371,14 @@ func TestSOCKS5OpenErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := &ssh.SOCKS5Server{Opener: openerFunc(func(context.Context, string, uint16) (net.Conn, error) {
+			srv := &ssh.SOCKS5Server{Opener: socksOpenerFunc(func(context.Context, string, uint16) (net.Conn, error) {
 				return nil, tt.err
 			})}
 			c, done := serveConnAsync(t, srv)
 			if got := socksConnect(t, c, socksDomainReq(1, host, port)); !bytes.Equal(got, socksReply(tt.code)) {
 				t.Fatalf("reply = % x, want % x", got, socksReply(tt.code))
 			}
-			socksExpectClosed(t, c)
-			err := <-done
+			err := socksEnd(t, c, done)
 			if err == nil {
 				t.Fatalf("ServeConn = nil, want an error")
 			}
@@ -405,7 +416,7 @@ func TestSOCKS5Targets(t *testing.T) {
 				port uint16
 			}
 			got := make(chan target, 1)
-			srv := &ssh.SOCKS5Server{Opener: openerFunc(func(_ context.Context, host string, port uint16) (net.Conn, error) {
+			srv := &ssh.SOCKS5Server{Opener: socksOpenerFunc(func(_ context.Context, host string, port uint16) (net.Conn, error) {
 				got <- target{host, port}
 				return nil, ssh.ErrHostUnreachable
 			})}
@@ -533,6 +544,41 @@ func TestSOCKS5HalfClose(t *testing.T) {
 	}
 }
 
+func TestSOCKS5TargetWithoutCloseWrite(t *testing.T) {
+	// A tunnelled conn that cannot half-close is closed when the client finishes.
+	targetDone := make(chan string, 1)
+	srv := &ssh.SOCKS5Server{Opener: socksOpenerFunc(func(context.Context, string, uint16) (net.Conn, error) {
+		proxySide, targetSide := net.Pipe()
+		go func() {
+			defer targetSide.Close()
+			targetSide.Write([]byte("banner"))
+			b, _ := io.ReadAll(targetSide)
+			targetDone <- string(b)
+		}()
+		return proxySide, nil
+	})}
+	c, done := serveConnAsync(t, srv)
+	if got := socksConnect(t, c, socksDomainReq(1, "example.invalid", 7)); !bytes.Equal(got, socksReply(0)) {
+		t.Fatalf("reply = % x, want success", got)
+	}
+	if got := socksRead(t, c, 6); string(got) != "banner" {
+		t.Fatalf("got %q", got)
+	}
+	socksWrite(t, c, []byte("bye"))
+	if err := c.CloseWrite(); err != nil {
+		t.Fatalf("CloseWrite: %v", err)
+	}
+	if got := <-targetDone; got != "bye" {
+		t.Fatalf("target read %q", got)
+	}
+	if rest, err := io.ReadAll(c); err != nil || len(rest) != 0 {
+		t.Fatalf("after close: %q, %v; want EOF", rest, err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("ServeConn = %v, want nil", err)
+	}
+}
+
 func TestSOCKS5HandshakeTimeout(t *testing.T) {
 	tests := []struct {
 		name string
@@ -549,7 +595,7 @@ func TestSOCKS5HandshakeTimeout(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := &ssh.SOCKS5Server{
 				HandshakeTimeout: 20 * time.Millisecond,
-				Opener: openerFunc(func(context.Context, string, uint16) (net.Conn, error) {
+				Opener: socksOpenerFunc(func(context.Context, string, uint16) (net.Conn, error) {
 					return nil, errors.New("unexpected")
 				}),
 			}
@@ -562,8 +608,7 @@ func TestSOCKS5HandshakeTimeout(t *testing.T) {
 					t.Fatalf("got % x, want % x", got, tt.want)
 				}
 			}
-			socksExpectClosed(t, c)
-			err := <-done
+			err := socksEnd(t, c, done)
 			var ne net.Error
 			if !errors.As(err, &ne) || !ne.Timeout() {
 				t.Fatalf("ServeConn = %v, want a timeout", err)
@@ -572,24 +617,62 @@ func TestSOCKS5HandshakeTimeout(t *testing.T) {
 	}
 }
 
+// socksDeadlineConn records the read and write deadlines set on a TCP conn.
+type socksDeadlineConn struct {
+	*net.TCPConn
+	mu          sync.Mutex
+	read, write time.Time
+	sets        int
+}
+
+func (c *socksDeadlineConn) SetDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.read, c.write = t, t
+	c.sets++
+	c.mu.Unlock()
+	return c.TCPConn.SetDeadline(t)
+}
+
+func (c *socksDeadlineConn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.read = t
+	c.sets++
+	c.mu.Unlock()
+	return c.TCPConn.SetReadDeadline(t)
+}
+
+func (c *socksDeadlineConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.write = t
+	c.sets++
+	c.mu.Unlock()
+	return c.TCPConn.SetWriteDeadline(t)
+}
+
 func TestSOCKS5HandshakeTimeoutCleared(t *testing.T) {
-	// A tunnel that stays idle longer than HandshakeTimeout keeps working.
+	// Once the tunnel is up, no handshake deadline is left on the client conn.
 	opener := &socksDialOpener{addr: socksTCPServer(t, socksEcho)}
-	srv := &ssh.SOCKS5Server{Opener: opener, HandshakeTimeout: 20 * time.Millisecond}
-	c, done := serveConnAsync(t, srv)
-	if got := socksConnect(t, c, socksDomainReq(1, "example.invalid", 7)); !bytes.Equal(got, socksReply(0)) {
+	srv := &ssh.SOCKS5Server{Opener: opener, HandshakeTimeout: time.Minute}
+	client, server := socksPair(t)
+	dc := &socksDeadlineConn{TCPConn: server}
+	done := make(chan error, 1)
+	go func() { done <- srv.ServeConn(context.Background(), dc) }()
+	if got := socksConnect(t, client, socksDomainReq(1, "example.invalid", 7)); !bytes.Equal(got, socksReply(0)) {
 		t.Fatalf("reply = % x, want success", got)
 	}
-	// Wait until a deadline left in place would certainly have fired: a timer on the
-	// test side only, the server is not synchronised by it.
-	idle := time.NewTimer(100 * time.Millisecond)
-	<-idle.C
-	socksWrite(t, c, []byte("ping"))
-	if got := socksRead(t, c, 4); string(got) != "ping" {
+	// The echo proves the relay runs, which starts after the success reply.
+	socksWrite(t, client, []byte("ping"))
+	if got := socksRead(t, client, 4); string(got) != "ping" {
 		t.Fatalf("echo = %q", got)
 	}
-	c.CloseWrite()
-	if _, err := io.ReadAll(c); err != nil {
+	dc.mu.Lock()
+	read, write, sets := dc.read, dc.write, dc.sets
+	dc.mu.Unlock()
+	if sets == 0 || !read.IsZero() || !write.IsZero() {
+		t.Fatalf("after the handshake: %d deadline calls, read deadline %v, write deadline %v; want both cleared", sets, read, write)
+	}
+	client.CloseWrite()
+	if _, err := io.ReadAll(client); err != nil {
 		t.Fatalf("read: %v", err)
 	}
 	if err := <-done; err != nil {
@@ -601,7 +684,7 @@ func TestSOCKS5ServeCancel(t *testing.T) {
 	opener := &socksDialOpener{addr: socksTCPServer(t, socksEcho)}
 	blocked := make(chan struct{}, 1)
 	var blockedReturned atomic.Bool
-	srv := &ssh.SOCKS5Server{Opener: openerFunc(func(ctx context.Context, host string, port uint16) (net.Conn, error) {
+	srv := &ssh.SOCKS5Server{Opener: socksOpenerFunc(func(ctx context.Context, host string, port uint16) (net.Conn, error) {
 		if host == "blocking.invalid" {
 			blocked <- struct{}{}
 			<-ctx.Done()
@@ -737,7 +820,7 @@ func TestSOCKS5LogsNoTargets(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv := &ssh.SOCKS5Server{
 		Logger: logger,
-		Opener: openerFunc(func(ctx context.Context, host string, port uint16) (net.Conn, error) {
+		Opener: socksOpenerFunc(func(ctx context.Context, host string, port uint16) (net.Conn, error) {
 			switch host {
 			case "allowed-secret.invalid":
 				var d net.Dialer
@@ -795,11 +878,11 @@ func TestSOCKS5LogsNoTargets(t *testing.T) {
 	}
 }
 
-// exampleEchoOpener opens every target to an in-process echo server, standing in for an
+// socksExampleOpener opens every target to an in-process echo server, standing in for an
 // SSH direct-tcpip channel.
-type exampleEchoOpener struct{ addr string }
+type socksExampleOpener struct{ addr string }
 
-func (o exampleEchoOpener) Open(ctx context.Context, host string, port uint16) (net.Conn, error) {
+func (o socksExampleOpener) Open(ctx context.Context, host string, port uint16) (net.Conn, error) {
 	var d net.Dialer
 	return d.DialContext(ctx, "tcp", o.addr)
 }
@@ -831,7 +914,7 @@ func ExampleSOCKS5Server() {
 	if err != nil {
 		panic(err)
 	}
-	srv := &ssh.SOCKS5Server{Opener: exampleEchoOpener{addr: echoLn.Addr().String()}}
+	srv := &ssh.SOCKS5Server{Opener: socksExampleOpener{addr: echoLn.Addr().String()}}
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ctx, ln) }()

@@ -8,12 +8,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 
 	"github.com/alknet/alknet/core"
+	alkssh "github.com/alknet/alknet/ssh"
 )
 
 // maxConfigSize bounds a --config file (1 MiB); a larger file is refused before it is
@@ -36,6 +38,32 @@ type fileConfig struct {
 	Peers   []filePeer    `toml:"peers"`
 	APIKeys []fileAPIKey  `toml:"api_keys"`
 	OpenAPI []fileOpenAPI `toml:"openapi"`
+	SSH     fileSSH       `toml:"ssh"`
+}
+
+// fileSSH is the [ssh] table: the alknet/ssh server's exec allow list, certificate
+// authorities, auth attempts and forwarding policy.
+type fileSSH struct {
+	ExecAllow           []string          `toml:"exec_allow"`
+	CertAuthorities     []string          `toml:"cert_authorities"`
+	CertAuthorityScopes []string          `toml:"cert_authority_scopes"`
+	MaxAuthAttempts     int               `toml:"max_auth_attempts"`
+	Forwarding          fileSSHForwarding `toml:"forwarding"`
+}
+
+// fileSSHForwarding is [ssh.forwarding]: the default action and the rules, first match
+// wins.
+type fileSSHForwarding struct {
+	Default string        `toml:"default"`
+	Rules   []fileSSHRule `toml:"rules"`
+}
+
+// fileSSHRule is one [[ssh.forwarding.rules]] entry.
+type fileSSHRule struct {
+	Target     string   `toml:"target"`
+	Action     string   `toml:"action"`
+	Principals []string `toml:"principals"`
+	Transports []string `toml:"transports"`
 }
 
 // fileOpenAPI is one [[openapi]] import: an HTTP API described by an OpenAPI 3
@@ -83,13 +111,16 @@ var (
 	peerKeys    = []string{"id", "fingerprints", "token_hash", "scopes", "enabled", "resources", "display_name"}
 	apiKeyKeys  = []string{"prefix", "hash", "scopes", "expires_at", "description"}
 	openAPIKeys = []string{"namespace", "spec", "base_url", "auth", "credential_file", "expose"}
+	sshKeys     = []string{"exec_allow", "cert_authorities", "cert_authority_scopes", "max_auth_attempts", "forwarding"}
+	sshFwdKeys  = []string{"default", "rules"}
+	sshRuleKeys = []string{"target", "action", "principals", "transports"}
 )
 
 // knownKey reports whether k is a key of the schema.
 func knownKey(k toml.Key) bool {
 	switch {
 	case len(k) == 1:
-		return k[0] == "limits" || k[0] == "peers" || k[0] == "api_keys" || k[0] == "openapi"
+		return k[0] == "limits" || k[0] == "peers" || k[0] == "api_keys" || k[0] == "openapi" || k[0] == "ssh"
 	case len(k) == 2 && k[0] == "limits":
 		return slices.Contains(limitsKeys, k[1])
 	case len(k) == 2 && k[0] == "peers":
@@ -100,15 +131,33 @@ func knownKey(k toml.Key) bool {
 		return slices.Contains(apiKeyKeys, k[1])
 	case len(k) == 2 && k[0] == "openapi":
 		return slices.Contains(openAPIKeys, k[1])
+	case len(k) == 2 && k[0] == "ssh":
+		return slices.Contains(sshKeys, k[1])
+	case len(k) == 3 && k[0] == "ssh" && k[1] == "forwarding":
+		return slices.Contains(sshFwdKeys, k[2])
+	case len(k) == 4 && k[0] == "ssh" && k[1] == "forwarding" && k[2] == "rules":
+		return slices.Contains(sshRuleKeys, k[3])
 	}
 	return false
 }
 
 // nodeConfig is a parsed --config file: the live configuration (peers, API keys,
-// limits), which a reload replaces, and the [[openapi]] imports, read at start.
+// limits) and the [ssh] settings, which a reload replaces, and the [[openapi]] imports,
+// read at start.
 type nodeConfig struct {
 	dynamic core.DynamicConfig
 	openapi []openapiImport
+	ssh     sshSettings
+}
+
+// sshSettings is the parsed [ssh] table. The zero value is the default: exec refused
+// (empty allow list), no certificate authorities, the default auth attempts, and
+// forwarding denied by default with no rules.
+type sshSettings struct {
+	execAllow       []string
+	cas             []alkssh.CertAuthority
+	maxAuthAttempts int
+	forwarding      alkssh.ForwardingPolicy
 }
 
 // parseConfig parses a --config file (TOML) into a validated core.DynamicConfig. Its
@@ -142,11 +191,88 @@ func parseNodeConfig(data []byte, dir string) (nodeConfig, error) {
 	if err := cfg.Validate(); err != nil {
 		return nodeConfig{}, err
 	}
+	sc, err := fc.SSH.settings()
+	if err != nil {
+		return nodeConfig{}, err
+	}
 	imports, err := fc.openapiImports(dir)
 	if err != nil {
 		return nodeConfig{}, err
 	}
-	return nodeConfig{dynamic: cfg, openapi: imports}, nil
+	return nodeConfig{dynamic: cfg, openapi: imports, ssh: sc}, nil
+}
+
+// settings checks the [ssh] table and maps it onto the ssh module's types. Each error
+// names the key (and entry) at fault.
+func (fs *fileSSH) settings() (sshSettings, error) {
+	var sc sshSettings
+	for i, name := range fs.ExecAllow {
+		if name == "" || strings.ContainsAny(name, "/ \t\r\n") || !utf8.ValidString(name) {
+			return sc, fmt.Errorf("ssh.exec_allow[%d]: invalid program name %q (want a bare name such as \"uptime\": no slash, no blank)", i, clip(name))
+		}
+		sc.execAllow = append(sc.execAllow, name)
+	}
+	for i, scope := range fs.CertAuthorityScopes {
+		if scope == "" {
+			return sc, fmt.Errorf("ssh.cert_authority_scopes[%d]: empty scope", i)
+		}
+	}
+	for i, line := range fs.CertAuthorities {
+		ca, err := alkssh.ParseCertAuthority(line)
+		if err != nil {
+			return sc, fmt.Errorf("ssh.cert_authorities[%d]: %s (want an authorized_keys line such as \"ssh-ed25519 AAAA... ops-ca\")", i, clip(strings.TrimPrefix(err.Error(), "ssh: ")))
+		}
+		ca.Scopes = slices.Clone(fs.CertAuthorityScopes)
+		sc.cas = append(sc.cas, ca)
+	}
+	sc.maxAuthAttempts = fs.MaxAuthAttempts
+	fwd := fs.Forwarding
+	if fwd.Default != "" {
+		a, err := alkssh.ParseAction(fwd.Default)
+		if err != nil {
+			return sc, fmt.Errorf("ssh.forwarding.default: invalid action %q (want \"allow\" or \"deny\")", clip(fwd.Default))
+		}
+		sc.forwarding.Default = a
+	}
+	for i, r := range fwd.Rules {
+		key := fmt.Sprintf("ssh.forwarding.rules[%d]", i)
+		if r.Target == "" {
+			return sc, fmt.Errorf("%s.target: missing (want any, host:<glob>, cidr:<net>, ports:<host-glob>:<lo>-<hi> or alknet)", key)
+		}
+		target, err := alkssh.ParseTarget(r.Target)
+		if err != nil {
+			return sc, fmt.Errorf("%s.target: %s (want any, host:<glob>, cidr:<net>, ports:<host-glob>:<lo>-<hi> or alknet)", key, clip(strings.TrimPrefix(err.Error(), "ssh: ")))
+		}
+		if r.Action == "" {
+			return sc, fmt.Errorf("%s.action: missing (want \"allow\" or \"deny\")", key)
+		}
+		action, err := alkssh.ParseAction(r.Action)
+		if err != nil {
+			return sc, fmt.Errorf("%s.action: invalid action %q (want \"allow\" or \"deny\")", key, clip(r.Action))
+		}
+		for j, p := range r.Principals {
+			if p == "" {
+				return sc, fmt.Errorf("%s.principals[%d]: empty principal (want a peer id, a certificate principal or a scope)", key, j)
+			}
+		}
+		for j, tr := range r.Transports {
+			switch tr {
+			case alkssh.TransportQUIC, alkssh.TransportTLS, alkssh.TransportTCP:
+			default:
+				return sc, fmt.Errorf("%s.transports[%d]: invalid transport %q (want \"quic\", \"tls\" or \"tcp\")", key, j, clip(tr))
+			}
+		}
+		sc.forwarding.Rules = append(sc.forwarding.Rules, alkssh.Rule{
+			Target:     target,
+			Action:     action,
+			Principals: slices.Clone(r.Principals),
+			Transports: slices.Clone(r.Transports),
+		})
+	}
+	if err := sc.forwarding.Validate(); err != nil {
+		return sc, fmt.Errorf("ssh.forwarding: %s", clip(strings.TrimPrefix(err.Error(), "ssh: ")))
+	}
+	return sc, nil
 }
 
 // checkKeys reports keys outside the schema, in file order: those the decoder left

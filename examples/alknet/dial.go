@@ -76,13 +76,21 @@ func (f *dialFlags) setAddr(name, addr string) error {
 // server verified by --pin, or not at all with --insecure, which prints the server's
 // fingerprint in a warning on stderr.
 func (c *cli) dialOptions(name string, f *dialFlags) (endpoint.DialOptions, error) {
+	_, opts, err := c.dialIdentity(name, f)
+	return opts, err
+}
+
+// dialIdentity is dialOptions that also returns the client identity, for commands that
+// use its key beyond TLS (connect signs its SSH login with it). The key is shared with
+// the client certificate.
+func (c *cli) dialIdentity(name string, f *dialFlags) (*identity, endpoint.DialOptions, error) {
 	id, err := c.nodeIdentity(f.state, f.passphraseFile)
 	if err != nil {
-		return endpoint.DialOptions{}, fmt.Errorf("%s: %w", name, err)
+		return nil, endpoint.DialOptions{}, fmt.Errorf("%s: %w", name, err)
 	}
 	cert, err := tlsconf.Certificate(id.key)
 	if err != nil {
-		return endpoint.DialOptions{}, fmt.Errorf("%s: %w", name, err)
+		return nil, endpoint.DialOptions{}, fmt.Errorf("%s: %w", name, err)
 	}
 	opts := endpoint.DialOptions{
 		Network:          f.network,
@@ -98,7 +106,7 @@ func (c *cli) dialOptions(name string, f *dialFlags) (endpoint.DialOptions, erro
 			return nil
 		}
 	}
-	return opts, nil
+	return id, opts, nil
 }
 
 // describeDialError turns a failure to dial f.addr for alpn into one line saying what

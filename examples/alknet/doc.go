@@ -8,6 +8,7 @@
 //	alknet id    [--state DIR] [--passphrase-file FILE]
 //	alknet pipe  [--state DIR] [--passphrase-file FILE] --alpn ALPN (--pin FINGERPRINT | --insecure) [--tcp] HOST:PORT
 //	alknet call  [--state DIR] [--passphrase-file FILE] (--pin FP | --insecure) [--tcp] [--token TOKEN] [--timeout DUR] HOST:PORT OPERATION [JSON-INPUT]
+//	alknet connect [--state DIR] [--passphrase-file FILE] (--pin FP | --insecure) [--tcp] [--host-key FP] [--user NAME] [--socks ADDR] [-L bind:port:host:port]... [-R bind:port:host:port]... HOST:PORT
 //	alknet vault init    [--state DIR] [--words N] [--passphrase-file FILE] [--bip39-passphrase-file FILE]
 //	alknet vault recover [--state DIR] [--passphrase-file FILE] [--bip39-passphrase-file FILE] < MNEMONIC
 //	alknet vault seal    [--state DIR] [--passphrase-file FILE] [--key-version N] [--raw] < SECRET
@@ -28,16 +29,23 @@
 //
 // When the state directory holds a vault keystore, vault.keystore (see "alknet vault"
 // below), the node's key is instead the vault's identity key, derived from the mnemonic
-// at m/74'/0'/0'/0' (SLIP-0010 Ed25519): serve, id, pipe and call unlock the keystore with
-// --passphrase-file or a terminal prompt, and node.key is neither read nor created nor
-// changed. Restoring the mnemonic restores the node's fingerprint. Without a keystore
-// they behave as described above, and --passphrase-file is a configuration error.
+// at m/74'/0'/0'/0' (SLIP-0010 Ed25519): serve, id, pipe, call and connect unlock the
+// keystore with --passphrase-file or a terminal prompt, and node.key is neither read nor
+// created nor changed. Restoring the mnemonic restores the node's fingerprint. Without a
+// keystore they behave as described above, and --passphrase-file is a configuration
+// error.
+//
+// The same key is the node's SSH key: serve's default SSH host key, and the client key
+// connect logs in with (an Ed25519 SSH key has the fingerprint of its TLS twin, so one
+// [[peers]] entry serves TLS and SSH). A node running from a keystore uses the vault's
+// SSH host key instead, derived at m/74'/0'/1'/0'.
 //
 // # alknet serve
 //
 // serve listens on --listen (default 127.0.0.1:4433; port 0 picks a free port) over UDP
 // (QUIC) and TCP (TCP+TLS) and dispatches each connection by its negotiated ALPN. Today
-// that is alknet/echo and alknet/call, the call protocol with the demo operations of
+// that is alknet/echo, alknet/ssh (see "SSH" below) and alknet/call, the call protocol
+// with the demo operations of
 // package github.com/alknet/alknet/examples/demo and the discovery operations
 // services/list and services/schema:
 //
@@ -55,7 +63,11 @@
 //	fingerprint ed25519:<64 lowercase hex>
 //	listen quic <host:port>
 //	listen tcp <host:port>
+//	ssh-host-key ed25519:<64 lowercase hex>
 //	ready
+//
+// ssh-host-key is the fingerprint of the alknet/ssh host key: the node's fingerprint,
+// or with a keystore the vault's SSH host key.
 //
 // Logs (log/slog text format) go to stderr at --log-level (debug, info, warn or error;
 // default info): one line per connection, refusals, reloads, shutdown.
@@ -63,7 +75,8 @@
 // SIGINT or SIGTERM stops accepting, cancels the handlers and waits up to --drain
 // (default 2s) for them before closing what is left; serve then exits 0. A second
 // SIGINT/SIGTERM kills the process at once. SIGHUP re-reads --config, validates it and
-// swaps it in atomically for the next connection; if the file is invalid the error is
+// swaps it in atomically for the next connection (the [ssh] table included: open SSH
+// connections keep the one they started with); if the file is invalid the error is
 // logged and the previous configuration stays. Without --config, SIGHUP only logs that
 // there is nothing to reload.
 //
@@ -128,6 +141,62 @@
 //	{"n":3}
 //	$ alknet call --pin ed25519:... --token alk_... 127.0.0.1:4433 demo/whoami
 //	{"id":"alk_abcd"}
+//
+// # SSH
+//
+// serve speaks SSH-2 on ALPN alknet/ssh, over the first stream of a QUIC connection or
+// over the TCP+TLS connection. Clients log in with a public key whose fingerprint a
+// [[peers]] entry lists (for the Ed25519 key of another node's DIR/node.key, exactly its
+// node fingerprint), taking that peer's identity and scopes, or with an OpenSSH user
+// certificate from one of [ssh]'s cert_authorities, as the principal they log in as
+// with the scopes of cert_authority_scopes. There are no passwords. Commands run without
+// a shell, only when their program (argv[0]) is on [ssh] exec_allow and the identity has
+// scope ssh:exec; TCP forwards (direct-tcpip, so ssh -L, ssh -D and connect) follow
+// [ssh.forwarding]; remote forwards (ssh -R) bind loopback addresses of the node only,
+// for scope ssh:remote-forward. Shells, ptys, agent and X11 forwarding are refused. Logs
+// name identities, key fingerprints and the deciding rule, never a forwarding
+// destination. Without an [ssh] table every command and forward is refused.
+//
+// The stock OpenSSH client reaches it through pipe:
+//
+//	ssh -o ProxyCommand='alknet pipe --alpn alknet/ssh --pin ed25519:... %h:%p' \
+//	    -o HostKeyAlias=mynode -i ~/.alknet/node.key -p 4433 alice@127.0.0.1 uptime
+//
+// with the node's host key in known_hosts as "mynode ssh-ed25519 AAAA...". pipe ends
+// quietly when ssh hangs it up (SIGHUP), closing its connection cleanly.
+//
+// # alknet connect
+//
+// connect dials HOST:PORT with ALPN alknet/ssh like pipe (the state directory's
+// identity as TLS client certificate, --pin or --insecure, QUIC or TCP+TLS with --tcp)
+// and logs in as --user (default "alknet") with the same identity key. The SSH host key
+// must be --host-key, or by default the --pin fingerprint (a node's default host key is
+// its identity key; a node running from a keystore has its own, the ssh-host-key line
+// of serve, so pass that with --host-key). With --insecure and no --host-key, the host
+// key must be the key the server presented in TLS.
+//
+// It then runs a SOCKS5 proxy (CONNECT without authentication; names are resolved by
+// the node) on --socks (default 127.0.0.1:1080; --socks "" runs none), the local
+// forwards -L bind:port:host:port (listen on bind:port here, connect to host:port from
+// the node) and the remote forwards -R bind:port:host:port (listen on bind:port on the
+// node's loopback, connect to host:port from here), each flag repeatable; port 0 picks
+// a free port. A malformed spec is a usage error ("connect: invalid spec <spec>", exit
+// 2). Once the first connection is up it prints one line per listener, then ready:
+//
+//	socks 127.0.0.1:1080
+//	local 127.0.0.1:8080:db.internal:5432 127.0.0.1:8080
+//	remote 127.0.0.1:0:127.0.0.1:3000 127.0.0.1:41023
+//	ready
+//
+// (a remote line gives the address the node bound; a -R the node refuses gets a warning
+// on stderr instead). The node's forwarding policy decides every connection. connect
+// keeps the listeners up until SIGINT, SIGTERM or SIGHUP, redialling a lost connection
+// with backoff (1s doubling to 30s; connection changes are logged on stderr), and then
+// exits 0. The first connection failing (unreachable node, wrong pin or host key, a key
+// the node does not know) exits 1 with one line saying why.
+//
+//	$ alknet connect --pin ed25519:... -L 127.0.0.1:5432:db.internal:5432 node.example:4433
+//	$ curl --socks5-hostname 127.0.0.1:1080 http://intranet.internal/
 //
 // # alknet vault
 //
@@ -211,6 +280,26 @@
 //	display_name = "Alice's laptop"     # for humans only
 //	[[api_keys]]
 //	description = "CI token"            # for humans only
+//
+// The [ssh] table configures alknet/ssh (see "SSH"); absent, it refuses every command
+// and forward and accepts no certificate:
+//
+//	[ssh]
+//	exec_allow = ["echo", "uptime"]     # programs (argv[0]) scope ssh:exec may run
+//	cert_authorities = ["ssh-ed25519 AAAA... ops-ca"]  # authorized_keys lines of user CAs
+//	cert_authority_scopes = ["ssh:exec"]  # extension: scopes of certificate logins
+//	max_auth_attempts = 6               # failed attempts per connection; 0 default (6), <0 no limit
+//	[ssh.forwarding]
+//	default = "deny"                    # "allow" or "deny" (default) when no rule matches
+//	[[ssh.forwarding.rules]]            # first match wins
+//	target = "cidr:127.0.0.0/8"         # any | host:<glob> | cidr:<net> | ports:<host-glob>:<lo>-<hi> | alknet
+//	action = "allow"                    # "allow" or "deny", required
+//	principals = ["alice"]              # peer ids, certificate principals or scopes; absent: everyone
+//	transports = ["quic", "tls"]        # extension: quic, tls or tcp; absent: all
+//
+// A host name is resolved by the node and allowed only if every address is; a glob holds
+// at most one "*". A cert_authorities line may start with the option
+// permit-port-forwarding (certificates must then carry that extension).
 //
 // In [limits], an absent or 0 value means the built-in default (10000 connections, 100
 // per IP, 5s handshake, 5 auth attempts, /64) and a negative count means no limit.

@@ -2,14 +2,19 @@ package main
 
 import (
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+
+	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/alknet/alknet/call"
 	"github.com/alknet/alknet/core"
 	"github.com/alknet/alknet/examples/demo"
 	"github.com/alknet/alknet/examples/echo"
 	alkhttp "github.com/alknet/alknet/http"
+	alkssh "github.com/alknet/alknet/ssh"
 )
 
 // handlerDeps is what the assembly layer can hand a handler when it is built: the
@@ -30,6 +35,20 @@ type handlerDeps struct {
 
 	// imported are the operations of the [[openapi]] imports, with their credentials.
 	imported []call.Registration
+
+	// sshHostKey is the alknet/ssh host key: the node's key, or the vault's SSH host
+	// key (vault.PathSSHHost) when the node runs from a keystore.
+	sshHostKey ed25519.PrivateKey
+	// ssh is the [ssh] part of --config at start; a reload hands the handler the new one
+	// (configReloader).
+	ssh sshSettings
+}
+
+// configReloader is a handler that takes its part of a reloaded --config itself (the
+// peers, API keys and limits reach every handler through the store). serve calls
+// reloadConfig on each after the store took the new configuration.
+type configReloader interface {
+	reloadConfig(nodeConfig) error
 }
 
 // handlers returns every handler the node serves, in ALPN preference order (a TLS
@@ -48,6 +67,10 @@ func handlers(deps handlerDeps) ([]core.ProtocolHandler, error) {
 	if err != nil {
 		return nil, err
 	}
+	sshd, err := newSSHHandler(deps)
+	if err != nil {
+		return nil, err
+	}
 	return []core.ProtocolHandler{
 		echo.Handler{}, // alknet/echo
 		&call.Dispatcher{ // alknet/call
@@ -55,6 +78,7 @@ func handlers(deps handlerDeps) ([]core.ProtocolHandler, error) {
 			Identities: deps.identities,
 			Logger:     deps.logger,
 		},
+		sshd,                    // alknet/ssh
 		web,                     // alknet/http: HTTP/1.1 and h2 over QUIC streams
 		alpnAs{"h2", web},       // browsers and curl on the TCP+TLS listener
 		alpnAs{"http/1.1", web}, // clients without h2
@@ -91,3 +115,57 @@ type alpnAs struct {
 
 // ALPN is the protocol the handler is registered under.
 func (a alpnAs) ALPN() string { return a.alpn }
+
+// sshHandler is the alknet/ssh server with what it needs to rebuild its configuration
+// on a reload: the host key, the identity provider (so a [[peers]] fingerprint logs in
+// over SSH with the key it uses for TLS) and the logger.
+type sshHandler struct {
+	*alkssh.Server
+	hostKey    gossh.Signer
+	identities core.IdentityProvider
+	logger     *slog.Logger
+}
+
+// newSSHHandler builds the alknet/ssh handler from deps.
+func newSSHHandler(deps handlerDeps) (*sshHandler, error) {
+	if deps.sshHostKey == nil {
+		return nil, errors.New("alknet/ssh: no host key")
+	}
+	signer, err := alkssh.NewSigner(deps.sshHostKey)
+	if err != nil {
+		return nil, fmt.Errorf("alknet/ssh: host key: %w", err)
+	}
+	h := &sshHandler{hostKey: signer, identities: deps.identities, logger: deps.logger}
+	if h.Server, err = alkssh.NewServer(h.config(deps.ssh)); err != nil {
+		return nil, fmt.Errorf("alknet/ssh: %w", err)
+	}
+	return h, nil
+}
+
+// config is the server configuration for the [ssh] settings sc.
+func (h *sshHandler) config(sc sshSettings) alkssh.Config {
+	cas := make([]alkssh.CertAuthority, len(sc.cas))
+	for i, ca := range sc.cas {
+		ca.Scopes = slices.Clone(ca.Scopes)
+		cas[i] = ca
+	}
+	return alkssh.Config{
+		HostKey:         h.hostKey,
+		Identities:      h.identities,
+		CertAuthorities: cas,
+		MaxAuthAttempts: sc.maxAuthAttempts,
+		// An empty allow list refuses every command.
+		Exec:       &alkssh.AllowListExecutor{Allow: slices.Clone(sc.execAllow)},
+		Forwarding: sc.forwarding,
+		Logger:     h.logger,
+	}
+}
+
+// reloadConfig applies a reloaded [ssh] table to new connections; open ones keep the
+// configuration they started with.
+func (h *sshHandler) reloadConfig(nc nodeConfig) error {
+	if err := h.Reload(h.config(nc.ssh)); err != nil {
+		return fmt.Errorf("alknet/ssh: %w", err)
+	}
+	return nil
+}

@@ -63,6 +63,9 @@ type identity struct {
 	// fromVault: the key is the vault's identity key (vault.PathIdentity), derived
 	// from the keystore at keyPath.
 	fromVault bool
+	// sshHostKey is the vault's SSH host key (vault.PathSSHHost) when fromVault and
+	// the caller asked for it (serveIdentity); nil otherwise.
+	sshHostKey ed25519.PrivateKey
 }
 
 func (id *identity) fingerprint() string { return tlsconf.Fingerprint(id.key) }
@@ -113,6 +116,26 @@ func writePublicKey(path string, key ed25519.PrivateKey) error {
 // Otherwise it is node.key as loadIdentity finds or creates it, and a passphraseFile is
 // a configuration error.
 func (c *cli) nodeIdentity(dir, passphraseFile string) (*identity, error) {
+	return c.loadNodeIdentity(dir, passphraseFile, false)
+}
+
+// serveIdentity is nodeIdentity for serve: with a keystore it also derives the vault's
+// SSH host key (identity.sshHostKey) while the vault is unlocked.
+func (c *cli) serveIdentity(dir, passphraseFile string) (*identity, error) {
+	return c.loadNodeIdentity(dir, passphraseFile, true)
+}
+
+// sshHost returns the key serve uses as its SSH host key: the vault's SSH host key
+// when the node runs from a keystore, the node's identity key otherwise.
+func (id *identity) sshHost() ed25519.PrivateKey {
+	if id.sshHostKey != nil {
+		return id.sshHostKey
+	}
+	return id.key
+}
+
+// loadNodeIdentity is nodeIdentity; withSSHHost also derives the vault's SSH host key.
+func (c *cli) loadNodeIdentity(dir, passphraseFile string, withSSHHost bool) (*identity, error) {
 	dir, err := stateDir(dir)
 	if err != nil {
 		return nil, err
@@ -137,7 +160,14 @@ func (c *cli) nodeIdentity(dir, passphraseFile string) (*identity, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &identity{key: key, dir: dir, keyPath: ksPath, fromVault: true}, nil
+	id := &identity{key: key, dir: dir, keyPath: ksPath, fromVault: true}
+	if withSSHHost {
+		if id.sshHostKey, err = vaultEd25519(v, vault.PathSSHHost, "SSH host key"); err != nil {
+			clear(key)
+			return nil, err
+		}
+	}
+	return id, nil
 }
 
 // keystoreExists reports whether path exists (as anything: a directory or a broken
@@ -156,14 +186,20 @@ func keystoreExists(path string) (bool, error) {
 // vaultIdentityKey derives the node identity key (vault.PathIdentity) from the
 // unlocked vault v. The caller owns the key.
 func vaultIdentityKey(v *vault.Vault) (ed25519.PrivateKey, error) {
-	dk, err := v.DeriveEd25519(vault.PathIdentity)
+	return vaultEd25519(v, vault.PathIdentity, "node identity")
+}
+
+// vaultEd25519 derives the Ed25519 key at path from the unlocked vault v; what names
+// the key in errors. The caller owns the key.
+func vaultEd25519(v *vault.Vault, path, what string) (ed25519.PrivateKey, error) {
+	dk, err := v.DeriveEd25519(path)
 	if err != nil {
-		return nil, fmt.Errorf("node identity: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer dk.Destroy()
 	key, err := dk.Ed25519()
 	if err != nil {
-		return nil, fmt.Errorf("node identity: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return key, nil
 }

@@ -20,6 +20,19 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	if len(os.Args) > 1 && slices.Contains(hangUpEnds, os.Args[1]) {
+		// A hang-up (a closed terminal, or OpenSSH ending its ProxyCommand) ends these
+		// like an interrupt, so the connection is closed cleanly rather than left for
+		// the node to time out; but quietly, as nobody is listening any more.
+		var hangUp context.CancelCauseFunc
+		ctx, hangUp = context.WithCancelCause(ctx)
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		go func() {
+			<-hup
+			hangUp(errHangUp)
+		}()
+	}
 	go func() {
 		// After the first SIGINT/SIGTERM, restore the default action so that a second
 		// one kills a node that is stuck draining.
@@ -28,8 +41,18 @@ func main() {
 	}()
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
+	if errors.Is(context.Cause(ctx), errHangUp) {
+		os.Exit(exitCode(err))
+	}
 	os.Exit(report(os.Stderr, err))
 }
+
+// errHangUp is the cause of a context a SIGHUP ended (hangUpEnds).
+var errHangUp = errors.New("hang-up")
+
+// hangUpEnds are the commands that SIGHUP ends like SIGINT. serve takes SIGHUP as its
+// reload signal instead; the others keep its default action.
+var hangUpEnds = []string{"pipe", "connect"}
 
 // run executes the command line args (without the program name). It reads os.Stdin (for
 // pipe and the vault commands), prompts for passphrases on /dev/tty and, while serve
@@ -57,7 +80,8 @@ type cli struct {
 
 	// notifyReload subscribes to the reload signal (SIGHUP). serve subscribes as soon
 	// as it starts and unsubscribes when it returns, so the other commands keep the
-	// default SIGHUP behaviour (a hung-up terminal ends a pipe). Nil: no reloads.
+	// default SIGHUP behaviour, or for pipe and connect (hangUpEnds) an interrupt's.
+	// Nil: no reloads.
 	notifyReload func() (ch <-chan os.Signal, stop func())
 
 	// prompt asks for a passphrase without echo, showing msg; the caller wipes the
@@ -84,7 +108,9 @@ type cli struct {
 type serveInfo struct {
 	Fingerprint string
 	QUIC, TCP   net.Addr
-	Store       *core.DynamicStore
+	// SSHHostKey is the KeyFingerprint of the alknet/ssh host key.
+	SSHHostKey string
+	Store      *core.DynamicStore
 }
 
 // usageError is a bad invocation: unknown command or flag, missing or conflicting
@@ -165,6 +191,7 @@ Commands:
   id      print this node's fingerprint (creating its identity if needed)
   pipe    connect to a node and pipe stdin and stdout over one stream
   call    call an operation of a node over alknet/call and print its outputs as JSON
+  connect keep an SSH connection to a node up: SOCKS5 proxy, -L and -R forwards
   vault   keep the node's keys in a mnemonic vault: vault init, recover, seal, open
   help    show this help, or "alknet help <command>" for a command's flags
 
@@ -186,6 +213,8 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return c.pipe(ctx, rest)
 	case "call":
 		return c.call(ctx, rest)
+	case "connect":
+		return c.connect(ctx, rest)
 	case "vault":
 		return c.vault(rest)
 	case "help", "-h", "-help", "--help":
@@ -209,7 +238,7 @@ func (c *cli) help(args []string) error {
 		return usagef("help: too many arguments")
 	}
 	switch args[0] {
-	case "serve", "id", "pipe", "call":
+	case "serve", "id", "pipe", "call", "connect":
 		return c.run(context.Background(), []string{args[0], "-h"})
 	case "vault":
 		_, err := io.WriteString(c.stdout, vaultUsageText)

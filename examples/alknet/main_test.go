@@ -26,7 +26,15 @@ import (
 	"github.com/alknet/alknet/core/tlsconf"
 )
 
+// runAsCommandEnv, set to "1" in a child process's environment, makes the test binary
+// run the alknet command itself (main) instead of the tests: OpenSSH's ProxyCommand
+// runs "<test binary> pipe ..." that way, without building another binary.
+const runAsCommandEnv = "ALKNET_TEST_RUN_AS_COMMAND"
+
 func TestMain(m *testing.M) {
+	if os.Getenv(runAsCommandEnv) == "1" {
+		main() // exits
+	}
 	goleak.VerifyTestMain(m)
 }
 
@@ -61,6 +69,7 @@ type node struct {
 	fp       string
 	quic     string // from the "listen quic" line
 	tcp      string // from the "listen tcp" line
+	hostKey  string // from the "ssh-host-key" line
 	info     serveInfo
 	stderr   *syncBuffer
 	reload   chan os.Signal
@@ -125,8 +134,8 @@ func startServeWith(t *testing.T, configure func(*cli), args ...string) *node {
 		t.Fatalf("serve did not get ready: stdout %q, error %v, stderr:\n%s", lines, err, n.stderr)
 	}
 	go io.Copy(io.Discard, pr) // nothing more is expected, but never block serve
-	if len(lines) != 4 {
-		t.Fatalf("serve stdout = %q, want 4 lines", lines)
+	if len(lines) != 5 {
+		t.Fatalf("serve stdout = %q, want 5 lines", lines)
 	}
 	var ok bool
 	if n.fp, ok = strings.CutPrefix(lines[0], "fingerprint "); !ok || !fingerprintRE.MatchString(n.fp) {
@@ -138,6 +147,9 @@ func startServeWith(t *testing.T, configure func(*cli), args ...string) *node {
 	if n.tcp, ok = strings.CutPrefix(lines[2], "listen tcp "); !ok {
 		t.Fatalf("line 3 = %q, want listen tcp HOST:PORT", lines[2])
 	}
+	if n.hostKey, ok = strings.CutPrefix(lines[3], "ssh-host-key "); !ok || !fingerprintRE.MatchString(n.hostKey) {
+		t.Fatalf("line 4 = %q, want ssh-host-key ed25519:<64 hex>", lines[3])
+	}
 	for _, a := range []string{n.quic, n.tcp} {
 		host, port, err := net.SplitHostPort(a)
 		if err != nil || host != "127.0.0.1" || port == "0" {
@@ -145,7 +157,7 @@ func startServeWith(t *testing.T, configure func(*cli), args ...string) *node {
 		}
 	}
 	n.info = <-infoCh
-	if n.info.Fingerprint != n.fp || n.info.QUIC.String() != n.quic || n.info.TCP.String() != n.tcp {
+	if n.info.Fingerprint != n.fp || n.info.QUIC.String() != n.quic || n.info.TCP.String() != n.tcp || n.info.SSHHostKey != n.hostKey {
 		t.Fatalf("ready hook %+v disagrees with stdout %q", n.info, lines)
 	}
 	return n
@@ -688,13 +700,13 @@ func TestHelp(t *testing.T) {
 		if exitCode(err) != 0 {
 			t.Errorf("%q: %v", args, err)
 		}
-		for _, want := range []string{"serve", "id", "pipe", "call", "help"} {
+		for _, want := range []string{"serve", "id", "pipe", "call", "connect", "help"} {
 			if !strings.Contains(stdout.String(), "  "+want+" ") {
 				t.Errorf("%q: usage lacks %s:\n%s", args, want, stdout.String())
 			}
 		}
 	}
-	for _, args := range [][]string{{"serve", "-h"}, {"pipe", "--help"}, {"help", "id"}, {"call", "-h"}, {"help", "call"}} {
+	for _, args := range [][]string{{"serve", "-h"}, {"pipe", "--help"}, {"help", "id"}, {"call", "-h"}, {"help", "call"}, {"connect", "-h"}, {"help", "connect"}} {
 		var stdout bytes.Buffer
 		err := (&cli{stdout: &stdout, stderr: io.Discard}).run(t.Context(), args)
 		if code := report(io.Discard, err); code != 0 {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"github.com/alknet/alknet/core/endpoint"
 	"github.com/alknet/alknet/core/tlsconf"
 	"github.com/alknet/alknet/http/client"
+	alkssh "github.com/alknet/alknet/ssh"
 )
 
 // Defaults of serve.
@@ -85,26 +87,32 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 
 	cfg := core.DefaultDynamicConfig()
 	var imports []openapiImport
+	var sshCfg sshSettings
 	if o.config != "" {
 		nc, err := loadNodeConfig(o.config)
 		if err != nil {
 			return &configError{fmt.Errorf("serve: %w", err)}
 		}
-		cfg, imports = nc.dynamic, nc.openapi
+		cfg, imports, sshCfg = nc.dynamic, nc.openapi, nc.ssh
 	}
 	store, err := core.NewDynamicStore(cfg)
 	if err != nil {
 		return &configError{fmt.Errorf("serve: config: %w", err)}
 	}
 
-	id, err := c.nodeIdentity(o.state, o.passphraseFile)
+	id, err := c.serveIdentity(o.state, o.passphraseFile)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	fp := id.fingerprint()
+	hostKey, err := alkssh.NewSigner(id.sshHost())
+	if err != nil {
+		return fmt.Errorf("serve: SSH host key: %w", err)
+	}
+	sshFP := alkssh.KeyFingerprint(hostKey.PublicKey())
 	switch {
 	case id.fromVault:
-		log.Info("node identity from the vault", slog.String("keystore", id.keyPath), slog.String("fingerprint", fp))
+		log.Info("node identity from the vault", slog.String("keystore", id.keyPath), slog.String("fingerprint", fp), slog.String("ssh_host_key", sshFP))
 	case id.created:
 		log.Info("created node identity", slog.String("key", id.keyPath), slog.String("fingerprint", fp))
 	}
@@ -130,14 +138,19 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 		log.Info("imported OpenAPI operations", slog.String("namespace", o.namespace), slog.Bool("expose", o.expose))
 	}
 	reg := core.NewRegistry()
-	deps := handlerDeps{stateDir: id.dir, key: id.key, store: store, identities: identities, logger: log, callOps: c.callOps, imported: imported}
+	deps := handlerDeps{stateDir: id.dir, key: id.key, store: store, identities: identities, logger: log, callOps: c.callOps, imported: imported,
+		sshHostKey: id.sshHost(), ssh: sshCfg}
 	hs, err := handlers(deps)
 	if err != nil {
 		return fmt.Errorf("serve: build handlers: %w", err)
 	}
+	var reloaders []configReloader
 	for _, h := range hs {
 		if err := reg.Register(h); err != nil {
 			return fmt.Errorf("serve: register handler: %w", err)
+		}
+		if r, ok := h.(configReloader); ok {
+			reloaders = append(reloaders, r)
 		}
 	}
 	ep, err := endpoint.New(reg, endpoint.Config{
@@ -155,7 +168,7 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	quicAddr, tcpAddr := ep.QUICAddr(), ep.TCPAddr()
-	_, err = fmt.Fprintf(c.stdout, "fingerprint %s\nlisten quic %s\nlisten tcp %s\nready\n", fp, quicAddr, tcpAddr)
+	_, err = fmt.Fprintf(c.stdout, "fingerprint %s\nlisten quic %s\nlisten tcp %s\nssh-host-key %s\nready\n", fp, quicAddr, tcpAddr, sshFP)
 	if err != nil {
 		_ = ep.Close()
 		return fmt.Errorf("serve: write stdout: %w", err)
@@ -164,10 +177,11 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 		slog.String("fingerprint", fp),
 		slog.String("quic", quicAddr.String()),
 		slog.String("tcp", tcpAddr.String()),
+		slog.String("ssh_host_key", sshFP),
 		slog.Any("alpns", reg.ALPNs()),
 		slog.String("config", orDash(o.config)))
 	if c.ready != nil {
-		c.ready(serveInfo{Fingerprint: fp, QUIC: quicAddr, TCP: tcpAddr, Store: store})
+		c.ready(serveInfo{Fingerprint: fp, QUIC: quicAddr, TCP: tcpAddr, SSHHostKey: sshFP, Store: store})
 	}
 
 	for {
@@ -178,7 +192,7 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 			log.Info("stopped")
 			return err
 		case <-reload:
-			err := reloadConfig(log, store, o.config)
+			err := reloadConfig(log, store, reloaders, o.config)
 			if c.reloaded != nil {
 				c.reloaded(err)
 			}
@@ -186,26 +200,43 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	}
 }
 
-// reloadConfig re-reads path and swaps it into store; on any error the old
-// configuration stays. The outcome is logged.
-func reloadConfig(log *slog.Logger, store *core.DynamicStore, path string) error {
+// reloadConfig re-reads path and swaps it into store, then hands it to the handlers
+// that take their own part of it (the [ssh] table); a parse or validation error keeps
+// the old configuration everywhere. The outcome is logged.
+func reloadConfig(log *slog.Logger, store *core.DynamicStore, reloaders []configReloader, path string) error {
 	if path == "" {
 		log.Info("reload requested, but serve runs without --config: nothing to reload")
 		return nil
 	}
-	cfg, err := loadConfig(path)
+	nc, err := loadNodeConfig(path)
 	if err == nil {
-		err = store.Reload(cfg)
+		err = store.Reload(nc.dynamic)
 	}
 	if err != nil {
 		log.Error("config reload failed; keeping the previous configuration",
 			slog.String("file", path), slog.String("error", oneLine(err.Error())))
 		return err
 	}
+	// The file is valid and the store took it; a handler refusing its part (which a
+	// parsed config never makes it do) keeps its own previous configuration.
+	var errs []error
+	for _, r := range reloaders {
+		if err := r.reloadConfig(nc); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		log.Error("config reload failed for a handler; it keeps its previous configuration",
+			slog.String("file", path), slog.String("error", oneLine(err.Error())))
+		return err
+	}
 	log.Info("config reloaded",
 		slog.String("file", path),
-		slog.Int("peers", len(cfg.Auth.Peers)),
-		slog.Int("api_keys", len(cfg.Auth.APIKeys)))
+		slog.Int("peers", len(nc.dynamic.Auth.Peers)),
+		slog.Int("api_keys", len(nc.dynamic.Auth.APIKeys)),
+		slog.Int("ssh_exec_allow", len(nc.ssh.execAllow)),
+		slog.Int("ssh_cert_authorities", len(nc.ssh.cas)),
+		slog.Int("ssh_forwarding_rules", len(nc.ssh.forwarding.Rules)))
 	return nil
 }
 
