@@ -233,22 +233,27 @@ func (s *session) remoteForward(ctx context.Context, payload []byte) (bool, []by
 		s.log.LogAttrs(ctx, slog.LevelInfo, "remote forward denied", slog.String("identity", s.id.ID), slog.String("reason", "not a loopback address"))
 		return false, nil
 	}
-	key := net.JoinHostPort(p.BindAddr, strconv.Itoa(int(p.BindPort)))
 	max := s.cfg.MaxRemoteForwards
 	if max <= 0 {
 		max = DefaultMaxRemoteForwards
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || len(s.forwards) >= max || s.forwards[key] != nil {
+	if s.closed || len(s.forwards) >= max {
 		return false, nil
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(int(p.BindPort))))
 	if err != nil {
 		return false, nil
 	}
-	s.forwards[key] = ln
 	port := uint32(ln.Addr().(*net.TCPAddr).Port)
+	// Keyed by the port actually bound: a cancel of a port-0 request names that one.
+	key := net.JoinHostPort(p.BindAddr, strconv.Itoa(int(port)))
+	if s.forwards[key] != nil {
+		_ = ln.Close()
+		return false, nil
+	}
+	s.forwards[key] = ln
 	s.wg.Go(func() { s.acceptForwarded(ctx, ln, p.BindAddr, port) })
 	var reply []byte
 	if p.BindPort == 0 {

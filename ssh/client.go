@@ -59,6 +59,19 @@ func Dial(ctx context.Context, addr string, cfg ClientConfig) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	return NewClient(ctx, conn, addr, cfg)
+}
+
+// NewClient logs in over the first stream of conn, an alknet/ssh connection already
+// established (by endpoint.Dial), and owns it: closing the Client, or the SSH
+// connection ending, closes conn; so does an error. Use it when the host key to pin
+// is only known after the TLS handshake, such as conn.PeerFingerprint() for a node
+// whose host key is its identity key.
+func NewClient(ctx context.Context, conn *core.Connection, addr string, cfg ClientConfig) (*Client, error) {
+	if err := cfg.check(); err != nil {
+		conn.Close(core.CloseNormal, "")
+		return nil, err
+	}
 	s, err := conn.OpenBi(ctx)
 	if err != nil {
 		conn.Close(core.CloseNormal, "")
@@ -70,6 +83,11 @@ func Dial(ctx context.Context, addr string, cfg ClientConfig) (*Client, error) {
 		return nil, err
 	}
 	c.transport = conn
+	go func() {
+		// The server ending the SSH connection ends the transport too.
+		_ = c.Wait()
+		conn.Close(core.CloseNormal, "")
+	}()
 	return c, nil
 }
 

@@ -36,7 +36,8 @@ type ForwardSpec struct {
 
 // ParseForwardSpec parses the -L/-R syntax "bind_addr:bind_port:host:port":
 // exactly four ':'-separated parts, non-empty hosts of printable ASCII of at most
-// MaxHostLength bytes, and ports in decimal 0..65535 (digits only: no sign, no
+// MaxHostLength bytes, and ports in decimal (the bind port 0..65535, 0 for any free
+// port; the destination port 1..65535; digits only: no sign, no
 // spaces). An IP literal may be written in brackets, as IPv6 must be:
 // "[::1]:8080:[::1]:80"; the brackets are not kept. Every error wraps
 // ErrInvalidSpec.
@@ -59,8 +60,8 @@ func ParseForwardSpec(s string) (ForwardSpec, error) {
 	if f.Host, reason = specHost(parts[2]); reason != "" {
 		return ForwardSpec{}, &specError{spec: s, reason: "host: " + reason}
 	}
-	if f.Port, ok = specPort(parts[3]); !ok {
-		return ForwardSpec{}, &specError{spec: s, reason: "port: want a decimal port 0..65535"}
+	if f.Port, ok = specPort(parts[3]); !ok || f.Port == 0 {
+		return ForwardSpec{}, &specError{spec: s, reason: "port: want a decimal port 1..65535"}
 	}
 	return f, nil
 }

@@ -63,6 +63,7 @@ func TestParseForwardSpecInvalid(t *testing.T) {
 		"localhost:8080:example.com:http",
 		"localhost:65536:example.com:80",
 		"localhost:8080:example.com:65536",
+		"localhost:8080:example.com:0",
 		"localhost:-1:example.com:80",
 		"localhost:+80:example.com:80",
 		"localhost: 80:example.com:80",

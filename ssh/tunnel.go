@@ -84,6 +84,18 @@ func (t *Tunnel) Listen() error {
 	return nil
 }
 
+// Close closes the local listeners opened by Listen; use it when Run will not be called
+// (Run closes them itself when it returns).
+func (t *Tunnel) Close() error {
+	t.mu.Lock()
+	lns := t.listeners
+	t.mu.Unlock()
+	for _, ln := range lns {
+		_ = ln.Close()
+	}
+	return nil
+}
+
 // LocalAddrs returns the addresses of the local listeners after Listen: the -L
 // forwards in order, then the SOCKS5 proxies.
 func (t *Tunnel) LocalAddrs() []net.Addr {
@@ -149,6 +161,9 @@ func (t *Tunnel) Run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		c, err := t.Dial(ctx)
 		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
 			log.LogAttrs(ctx, slog.LevelWarn, "ssh tunnel: dial failed", slog.String("err", err.Error()), slog.Duration("retry_in", backoff))
 			if !sleep(ctx, backoff) {
 				break

@@ -236,29 +236,14 @@ func (d *sshDialer) dial(ctx context.Context) (*alkssh.Client, error) {
 		return alkssh.Dial(ctx, d.addr, d.cfg)
 	}
 	// ssh.Dial takes the host key before the TLS handshake has shown the server's
-	// fingerprint, so dial the transport here and log in over its stream.
+	// fingerprint, so dial the transport here and pin what it presented.
 	conn, err := endpoint.Dial(ctx, d.addr, alkssh.ALPN, d.opts)
 	if err != nil {
 		return nil, err
 	}
-	s, err := conn.OpenBi(ctx)
-	if err != nil {
-		conn.Close(core.CloseNormal, "")
-		return nil, err
-	}
 	cfg := d.cfg
 	cfg.HostKey = conn.PeerFingerprint()
-	cl, err := alkssh.NewClientConn(ctx, core.NetConn(s, conn.LocalAddr(), conn.RemoteAddr()), d.addr, cfg)
-	if err != nil {
-		conn.Close(core.CloseNormal, "")
-		return nil, err
-	}
-	// The Client owns the stream, not the connection: close that when SSH ends.
-	go func() {
-		_ = cl.Wait()
-		conn.Close(core.CloseNormal, "")
-	}()
-	return cl, nil
+	return alkssh.NewClient(ctx, conn, d.addr, cfg)
 }
 
 // describe turns a failure of the first connection into one line starting "connect: ".
