@@ -55,23 +55,25 @@ func (s *session) serveSession(ctx context.Context, ch gossh.Channel, reqs <-cha
 	var running sync.WaitGroup
 	started := false
 	for req := range reqs {
-		ok := false
-		switch req.Type {
-		case "exec":
-			if !started {
-				ok = s.startExec(ctx, ch, req, &running)
-				started = ok
-			}
-		case "subsystem":
-			if !started {
-				ok = s.startSubsystem(ctx, ch, req, &running)
-				started = ok
+		var run func()
+		if !started {
+			switch req.Type {
+			case "exec":
+				run = s.startExec(ctx, ch, req)
+			case "subsystem":
+				run = s.startSubsystem(ctx, ch, req)
 			}
 		}
+		ok := run != nil
 		if req.WantReply {
 			_ = req.Reply(ok, nil)
 		}
-		if !ok && (req.Type == "exec" || req.Type == "subsystem") && !started {
+		switch {
+		case ok:
+			// Only after the reply: run closes the channel when the command ends.
+			started = true
+			running.Go(run)
+		case !started && (req.Type == "exec" || req.Type == "subsystem"):
 			// OpenSSH gives up on a refused command; close so it does not wait.
 			_ = ch.Close()
 		}
@@ -81,14 +83,15 @@ func (s *session) serveSession(ctx context.Context, ch gossh.Channel, reqs <-cha
 	_ = ch.Close()
 }
 
-// startExec starts an exec request; false refuses it.
-func (s *session) startExec(ctx context.Context, ch gossh.Channel, req *gossh.Request, running *sync.WaitGroup) bool {
+// startExec starts an exec request and returns what waits for it and reports its
+// exit status; nil refuses the request.
+func (s *session) startExec(ctx context.Context, ch gossh.Channel, req *gossh.Request) func() {
 	if s.cfg.Exec == nil {
-		return false
+		return nil
 	}
 	var p struct{ Command string }
 	if gossh.Unmarshal(req.Payload, &p) != nil {
-		return false
+		return nil
 	}
 	wait, err := s.cfg.Exec.Start(ctx, ExecRequest{
 		Identity: s.id.Clone(), User: s.conn.User(), Command: p.Command,
@@ -96,35 +99,33 @@ func (s *session) startExec(ctx context.Context, ch gossh.Channel, req *gossh.Re
 	})
 	if err != nil {
 		s.log.LogAttrs(ctx, slog.LevelInfo, "exec refused", slog.String("identity", s.id.ID), slog.String("reason", err.Error()))
-		return false
+		return nil
 	}
-	running.Go(func() {
+	return func() {
 		status := wait()
 		_ = ch.CloseWrite()
 		_, _ = ch.SendRequest("exit-status", false, gossh.Marshal(struct{ Status uint32 }{status}))
 		_ = ch.Close()
-	})
-	return true
+	}
 }
 
-// startSubsystem starts a subsystem request; false refuses it.
-func (s *session) startSubsystem(ctx context.Context, ch gossh.Channel, req *gossh.Request, running *sync.WaitGroup) bool {
+// startSubsystem returns what serves a subsystem request; nil refuses it.
+func (s *session) startSubsystem(ctx context.Context, ch gossh.Channel, req *gossh.Request) func() {
 	var p struct{ Name string }
 	if gossh.Unmarshal(req.Payload, &p) != nil {
-		return false
+		return nil
 	}
 	h := s.cfg.Subsystems[p.Name]
 	if h == nil {
-		return false
+		return nil
 	}
-	running.Go(func() {
+	return func() {
 		if err := h(ctx, ch, s.id.Clone()); err != nil {
 			s.log.LogAttrs(ctx, slog.LevelDebug, "subsystem ended", slog.String("subsystem", p.Name), slog.String("err", err.Error()))
 		}
 		_ = ch.CloseWrite()
 		_ = ch.Close()
-	})
-	return true
+	}
 }
 
 // directTCPIP serves a direct-tcpip channel under the forwarding policy. The

@@ -172,10 +172,10 @@ func SplitCommand(s string) ([]string, error) {
 				return nil, fmt.Errorf("%w: trailing backslash", ErrCommandSyntax)
 			}
 			i++
-			if s[i] != '\n' {
+			if s[i] != '\n' { // backslash-newline joins lines and makes no word
 				cur.WriteByte(s[i])
+				in = true
 			}
-			in = true
 		case c == '\'':
 			j := strings.IndexByte(s[i+1:], '\'')
 			if j < 0 {

@@ -6,6 +6,7 @@ replace github.com/alknet/alknet/core => ../core
 
 require (
 	github.com/alknet/alknet/core v0.0.0-00010101000000-000000000000
+	go.uber.org/goleak v1.3.0
 	golang.org/x/crypto v0.58.0
 )
 

@@ -9,9 +9,11 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	gossh "golang.org/x/crypto/ssh"
 
@@ -446,9 +448,13 @@ func keyLabel(k gossh.PublicKey) string {
 func clipUser(u string) string {
 	const max = 64
 	if len(u) > max {
-		return u[:max] + "…"
+		cut := max
+		for cut > 0 && !utf8.RuneStart(u[cut]) {
+			cut--
+		}
+		u = u[:cut] + "…"
 	}
-	return u
+	return strings.ToValidUTF8(u, "\ufffd")
 }
 
 // ipCounter counts connections per IP for Serve.

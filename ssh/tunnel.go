@@ -135,13 +135,19 @@ func (t *Tunnel) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	defer wg.Wait()
 	t.mu.Lock()
 	lns := t.listeners
 	t.mu.Unlock()
+	defer func() {
+		// Closed here, not by a context callback, so that they are closed when Run
+		// returns.
+		cancel()
+		for _, ln := range lns {
+			_ = ln.Close()
+		}
+		wg.Wait()
+	}()
 	for i, ln := range lns {
-		stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
-		defer stop()
 		if i < len(t.Local) {
 			f := t.Local[i]
 			wg.Go(func() { t.serveLocal(ctx, ln, f) })
