@@ -106,6 +106,7 @@ func TestAuthCertificates(t *testing.T) {
 		{name: "server clock after expiry", user: "alice", clock: func() time.Time { return now.Add(2 * time.Hour) }},
 		{name: "server clock before validity", user: "alice", clock: func() time.Time { return now.Add(-2 * time.Hour) }},
 		{name: "wrong principal", user: "bob"},
+		{name: "no principals", user: "anyone", mutate: func(c *gossh.Certificate) { c.ValidPrincipals = nil }},
 		{name: "wrong CA", user: "alice", signBy: otherCA},
 		{name: "host certificate", user: "alice", mutate: func(c *gossh.Certificate) { c.CertType = gossh.HostCert }},
 		{name: "force-command", user: "alice", mutate: func(c *gossh.Certificate) { c.CriticalOptions["force-command"] = "echo hi" }},

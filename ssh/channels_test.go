@@ -170,9 +170,8 @@ func TestSessionSecondExecRefused(t *testing.T) {
 
 // TestSessionReplyBeforeClose: the reply to exec and subsystem must reach the
 // client before the channel closes, even for a command or subsystem that ends at
-// once. The server starts the command's waiter before it replies, so a fast command
-// can send exit-status and close the channel first; the client then sees the exec
-// fail with EOF. This is a scheduling race: it shows up reliably under -race.
+// once (otherwise the client sees the request fail with EOF). A regression is a
+// scheduling race, which shows up reliably under -race.
 func TestSessionReplyBeforeClose(t *testing.T) {
 	user := stSigner(t)
 	n := stStartTCP(t, ssh.Config{
@@ -204,8 +203,7 @@ func TestSessionReplyBeforeClose(t *testing.T) {
 		_ = sess.Close()
 	}
 	if execFails+subFails > 0 {
-		t.Fatalf("%d/%d execs and %d/%d subsystem requests failed (e.g. %v): the server closed the channel before replying "+
-			"(channels.go serveSession: the reply is sent after startExec/startSubsystem have started the goroutine that closes the channel)",
+		t.Fatalf("%d/%d execs and %d/%d subsystem requests failed (e.g. %v): the server closed the channel before replying",
 			execFails, rounds, subFails, rounds, firstErr)
 	}
 }

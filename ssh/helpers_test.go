@@ -486,22 +486,7 @@ type stResult struct {
 
 // stRun runs cmd on a new session with stdin (nil: none) and returns its output and
 // Run's error; it fails the test if the session cannot be opened or Run hangs.
-//
-// A start that fails with io.EOF is retried (at most twice, and logged): that is the
-// server closing the channel before answering the exec request, a race pinned on its
-// own by TestSessionReplyBeforeClose, which must not make every other test flaky.
 func stRun(t testing.TB, c *gossh.Client, cmd string, stdin []byte) stResult {
-	t.Helper()
-	for attempt := 0; ; attempt++ {
-		r, retry := stRunOnce(t, c, cmd, stdin)
-		if !retry || attempt == 2 {
-			return r
-		}
-		t.Logf("exec %q: channel closed before the reply (known server race), retrying", cmd)
-	}
-}
-
-func stRunOnce(t testing.TB, c *gossh.Client, cmd string, stdin []byte) (stResult, bool) {
 	t.Helper()
 	sess, err := c.NewSession()
 	if err != nil {
@@ -514,25 +499,14 @@ func stRunOnce(t testing.TB, c *gossh.Client, cmd string, stdin []byte) (stResul
 		sess.Stdin = bytes.NewReader(stdin)
 	}
 	done := make(chan error, 1)
-	started := make(chan error, 1)
-	go func() {
-		err := sess.Start(cmd)
-		started <- err
-		if err == nil {
-			err = sess.Wait()
-		}
-		done <- err
-	}()
+	go func() { done <- sess.Run(cmd) }()
 	select {
 	case err = <-done:
 	case <-time.After(stFailSafe):
 		_ = sess.Close()
 		t.Fatalf("exec %q did not finish within %v", cmd, stFailSafe)
 	}
-	if serr := <-started; errors.Is(serr, io.EOF) {
-		return stResult{Err: serr}, true
-	}
-	return stResult{Stdout: out.String(), Stderr: errb.String(), Err: err}, false
+	return stResult{Stdout: out.String(), Stderr: errb.String(), Err: err}
 }
 
 // stExitStatus returns the exit status in err (0 for nil, -1 when err is not an
@@ -576,38 +550,30 @@ func stSubsystems() map[string]ssh.SubsystemHandler {
 	return map[string]ssh.SubsystemHandler{stWhoamiName: stWhoami}
 }
 
-// stIdentityOf asks the st-whoami subsystem who the connection is (retrying, like
-// stRun, when the server closes the channel before its reply).
+// stIdentityOf asks the st-whoami subsystem who the connection is.
 func stIdentityOf(t testing.TB, c *gossh.Client) core.Identity {
 	t.Helper()
-	for attempt := 0; ; attempt++ {
-		sess, err := c.NewSession()
-		if err != nil {
-			t.Fatalf("new session: %v", err)
-		}
-		out, err := sess.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := sess.RequestSubsystem(stWhoamiName); err != nil {
-			_ = sess.Close()
-			if errors.Is(err, io.EOF) && attempt < 2 {
-				t.Logf("subsystem: channel closed before the reply (known server race), retrying")
-				continue
-			}
-			t.Fatalf("subsystem %s: %v", stWhoamiName, err)
-		}
-		var id core.Identity
-		b, err := io.ReadAll(out)
-		_ = sess.Close()
-		if err != nil {
-			t.Fatalf("read identity: %v", err)
-		}
-		if err := json.Unmarshal(b, &id); err != nil {
-			t.Fatalf("identity %q: %v", b, err)
-		}
-		return id
+	sess, err := c.NewSession()
+	if err != nil {
+		t.Fatalf("new session: %v", err)
 	}
+	defer sess.Close()
+	out, err := sess.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.RequestSubsystem(stWhoamiName); err != nil {
+		t.Fatalf("subsystem %s: %v", stWhoamiName, err)
+	}
+	b, err := io.ReadAll(out)
+	if err != nil {
+		t.Fatalf("read identity: %v", err)
+	}
+	var id core.Identity
+	if err := json.Unmarshal(b, &id); err != nil {
+		t.Fatalf("identity %q: %v", b, err)
+	}
+	return id
 }
 
 // ---------------------------------------------------------------------------------

@@ -376,6 +376,11 @@ func (s *Server) serverConfig(ctx context.Context, cfg *Config, log *slog.Logger
 // certPermissions checks a user certificate against the CAs and returns its own
 // Permissions (so gossh enforces source-address) with the identity added.
 func certPermissions(checker *gossh.CertChecker, cfg *Config, meta gossh.ConnMetadata, cert *gossh.Certificate) (*gossh.Permissions, error) {
+	if len(cert.ValidPrincipals) == 0 {
+		// gossh accepts a certificate without principals for any user; OpenSSH does
+		// not, and the identity would be whatever name the client sent.
+		return nil, errors.New("certificate has no principals")
+	}
 	perms, err := checker.Authenticate(meta, cert)
 	if err != nil {
 		return nil, err
