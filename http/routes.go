@@ -69,16 +69,26 @@ func (h *Handler) serveSchema(w http.ResponseWriter, r *http.Request) {
 	writeResult(w, h.gw.Schema(r.Context(), id, name), id != nil)
 }
 
-// serveCall answers POST /call {"operation", "input"?}.
-func (h *Handler) serveCall(w http.ResponseWriter, r *http.Request) {
+// readCallRequest reads and parses a {"operation", "input"?} body; when ok is false it
+// has answered the request with the 400 or 413.
+func (h *Handler) readCallRequest(w http.ResponseWriter, r *http.Request) (op string, input json.RawMessage, ok bool) {
 	body, status, cerr := h.readBody(w, r)
 	if cerr != nil {
 		writeCallErrorStatus(w, cerr, status)
-		return
+		return "", nil, false
 	}
-	op, input, cerr := parseCallRequest(body)
+	op, input, cerr = parseCallRequest(body)
 	if cerr != nil {
 		writeCallErrorStatus(w, cerr, http.StatusBadRequest)
+		return "", nil, false
+	}
+	return op, input, true
+}
+
+// serveCall answers POST /call {"operation", "input"?}.
+func (h *Handler) serveCall(w http.ResponseWriter, r *http.Request) {
+	op, input, ok := h.readCallRequest(w, r)
+	if !ok {
 		return
 	}
 	id := IdentityFrom(r.Context())

@@ -20,14 +20,8 @@ import (
 // Body errors (before the stream starts) and the per-connection subscription limit
 // are answered as JSON CallErrors with their status.
 func (h *Handler) serveSubscribe(w http.ResponseWriter, r *http.Request) {
-	body, status, cerr := h.readBody(w, r)
-	if cerr != nil {
-		writeCallErrorStatus(w, cerr, status)
-		return
-	}
-	op, input, cerr := parseCallRequest(body)
-	if cerr != nil {
-		writeCallErrorStatus(w, cerr, http.StatusBadRequest)
+	op, input, ok := h.readCallRequest(w, r)
+	if !ok {
 		return
 	}
 	ctx, cancel := context.WithCancel(r.Context())

@@ -263,8 +263,9 @@ func (s *session) remoteForward(ctx context.Context, payload []byte) (bool, []by
 	return true, reply
 }
 
-// acceptForwarded hands each connection of ln to the client.
-func (s *session) acceptForwarded(ctx context.Context, ln net.Listener, bindAddr string, port uint32) {
+// acceptEach runs handle in its own goroutine for every connection ln accepts, until
+// ln fails (is closed); it returns once every handle has returned.
+func acceptEach(ln net.Listener, handle func(net.Conn)) {
 	var conns sync.WaitGroup
 	defer conns.Wait()
 	for {
@@ -272,23 +273,28 @@ func (s *session) acceptForwarded(ctx context.Context, ln net.Listener, bindAddr
 		if err != nil {
 			return
 		}
-		conns.Go(func() {
-			origin, _ := netip.ParseAddrPort(c.RemoteAddr().String())
-			payload := gossh.Marshal(struct {
-				Addr       string
-				Port       uint32
-				OriginAddr string
-				OriginPort uint32
-			}{bindAddr, port, origin.Addr().String(), uint32(origin.Port())})
-			ch, reqs, err := s.conn.OpenChannel("forwarded-tcpip", payload)
-			if err != nil {
-				_ = c.Close()
-				return
-			}
-			go gossh.DiscardRequests(reqs)
-			pipe(ch, c)
-		})
+		conns.Go(func() { handle(c) })
 	}
+}
+
+// acceptForwarded hands each connection of ln to the client.
+func (s *session) acceptForwarded(_ context.Context, ln net.Listener, bindAddr string, port uint32) {
+	acceptEach(ln, func(c net.Conn) {
+		origin, _ := netip.ParseAddrPort(c.RemoteAddr().String())
+		payload := gossh.Marshal(struct {
+			Addr       string
+			Port       uint32
+			OriginAddr string
+			OriginPort uint32
+		}{bindAddr, port, origin.Addr().String(), uint32(origin.Port())})
+		ch, reqs, err := s.conn.OpenChannel("forwarded-tcpip", payload)
+		if err != nil {
+			_ = c.Close()
+			return
+		}
+		go gossh.DiscardRequests(reqs)
+		pipe(ch, c)
+	})
 }
 
 // cancelForward closes the listener of an earlier tcpip-forward.

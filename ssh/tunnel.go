@@ -206,24 +206,16 @@ func (t *Tunnel) setClient(c *Client) {
 
 // serveLocal opens a channel to f's target for every connection to ln.
 func (t *Tunnel) serveLocal(ctx context.Context, ln net.Listener, f ForwardSpec) {
-	var conns sync.WaitGroup
-	defer conns.Wait()
-	for {
-		c, err := ln.Accept()
+	acceptEach(ln, func(c net.Conn) {
+		stop := context.AfterFunc(ctx, func() { _ = c.Close() })
+		defer stop()
+		ch, err := t.Open(ctx, f.Host, f.Port)
 		if err != nil {
+			_ = c.Close()
 			return
 		}
-		conns.Go(func() {
-			stop := context.AfterFunc(ctx, func() { _ = c.Close() })
-			defer stop()
-			ch, err := t.Open(ctx, f.Host, f.Port)
-			if err != nil {
-				_ = c.Close()
-				return
-			}
-			pipe(c, ch)
-		})
-	}
+		pipe(c, ch)
+	})
 }
 
 // startRemote asks the node for the -R listeners on c and serves them until c ends;
@@ -240,23 +232,15 @@ func (t *Tunnel) startRemote(ctx context.Context, c *Client, wg *sync.WaitGroup)
 		}
 		out[i] = ln.Addr()
 		wg.Go(func() {
-			var conns sync.WaitGroup
-			defer conns.Wait()
-			for {
-				rc, err := ln.Accept()
+			acceptEach(ln, func(rc net.Conn) {
+				var d net.Dialer
+				lc, err := d.DialContext(ctx, "tcp", f.TargetAddress())
 				if err != nil {
+					_ = rc.Close()
 					return
 				}
-				conns.Go(func() {
-					var d net.Dialer
-					lc, err := d.DialContext(ctx, "tcp", net.JoinHostPort(f.Host, strconv.Itoa(int(f.Port))))
-					if err != nil {
-						_ = rc.Close()
-						return
-					}
-					pipe(rc, lc)
-				})
-			}
+				pipe(rc, lc)
+			})
 		})
 	}
 	return out
