@@ -255,7 +255,7 @@ func (s *session) remoteForward(ctx context.Context, payload []byte) (bool, []by
 		return false, nil
 	}
 	s.forwards[key] = ln
-	s.wg.Go(func() { s.acceptForwarded(ctx, ln, p.BindAddr, port) })
+	s.wg.Go(func() { s.acceptForwarded(ln, p.BindAddr, port) })
 	var reply []byte
 	if p.BindPort == 0 {
 		reply = gossh.Marshal(struct{ Port uint32 }{port})
@@ -278,7 +278,7 @@ func acceptEach(ln net.Listener, handle func(net.Conn)) {
 }
 
 // acceptForwarded hands each connection of ln to the client.
-func (s *session) acceptForwarded(_ context.Context, ln net.Listener, bindAddr string, port uint32) {
+func (s *session) acceptForwarded(ln net.Listener, bindAddr string, port uint32) {
 	acceptEach(ln, func(c net.Conn) {
 		origin, _ := netip.ParseAddrPort(c.RemoteAddr().String())
 		payload := gossh.Marshal(struct {
