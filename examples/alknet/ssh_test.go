@@ -396,16 +396,6 @@ func TestSSHExecOpenSSH(t *testing.T) {
 	if r.code == 0 || r.stdout != "" || strings.TrimSpace(r.stderr) != "exec request failed on channel 0" {
 		t.Errorf("ssh true (not allowed): exit %d, stdout %q, stderr %q; want a refusal", r.code, r.stdout, r.stderr)
 	}
-	// Each ProxyCommand closed its QUIC connection when ssh was done with it (SIGHUP
-	// ends pipe cleanly): the node logs every alknet/ssh connection as ended well
-	// before its 2 s close linger would have.
-	deadline := time.Now().Add(endpoint.DefaultCloseLinger * 3 / 4)
-	for strings.Count(n.stderr.String(), "msg=connection transport=quic alpn=alknet/ssh") < 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("alknet/ssh connections still open after ssh exited:\n%s", n.stderr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 	// No shell either: ; is an ordinary character, so argv[0] is "echo;id".
 	r = o.run(t, key, "alice@127.0.0.1", "echo;id")
 	if r.code == 0 || r.stdout != "" {
