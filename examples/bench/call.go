@@ -5,14 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
 	"net"
-	"os"
-	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -78,112 +75,45 @@ const (
 )
 
 type callBenchOptions struct {
-	rounds      int
-	duration    time.Duration
+	runOptions
 	concurrency int
 	events      int
-	settle      time.Duration
-	only        string
-	arms        string
-	cpuprofile  string
-	memprofile  string
 }
 
 func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if _, set := os.LookupEnv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING"); !set {
-		_ = os.Setenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING", "true")
-	}
+	quietQUICBufferWarning()
 	o := callBenchOptions{}
-	fs := flag.NewFlagSet("call", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.IntVar(&o.rounds, "rounds", 5, "rounds; each runs every metric once per arm, in an order that rotates by round")
+	fs := newFlagSet("call", "Compares the alknet call protocol (call.Dial over QUIC and TCP+TLS) with gRPC-go\n"+
+		"(TLS and plaintext h2c) on loopback: unary echo calls/s and latency with 1 and\n"+
+		"-concurrency callers on one connection, subscription events/s.", stderr)
+	o.sharedFlags(fs, orderRotating, callMetrics, callArms, "arm, side, metric")
 	fs.DurationVar(&o.duration, "duration", 2*time.Second, "length of one unary round per arm")
 	fs.IntVar(&o.concurrency, "concurrency", 64, "concurrent callers on one connection in the "+metricUnaryN+" metric")
 	fs.IntVar(&o.events, "events", 100000, "events of the one subscription of an events round")
 	fs.DurationVar(&o.settle, "settle", 50*time.Millisecond, "pause after each arm, after a GC")
-	fs.StringVar(&o.only, "only", "", "comma-separated subset of metrics to run: "+strings.Join(callMetrics, ", "))
-	fs.StringVar(&o.arms, "arms", "", "comma-separated subset of arms to run: "+strings.Join(callArms, ", "))
-	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measurements to `file` (labels: arm, side, metric)")
-	fs.StringVar(&o.memprofile, "memprofile", "", "write an allocation profile to `file` at the end")
-	quick := fs.Bool("quick", false, "smoke run: 1 round, 200ms, 5000 events (flags given explicitly win)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: bench call [flags]\n\n"+
-			"Compares the alknet call protocol (call.Dial over QUIC and TCP+TLS) with gRPC-go\n"+
-			"(TLS and plaintext h2c) on loopback: unary echo calls/s and latency with 1 and\n"+
-			"-concurrency callers on one connection, subscription events/s.\n\nflags:\n")
-		fs.PrintDefaults()
-	}
-	if help, err := parseFlags(fs, args, stderr); help || err != nil {
+	help, err := parseFlags(fs, args, stderr, "smoke run: 1 round, 200ms, 5000 events (flags given explicitly win)", map[string]func(){
+		"rounds":   func() { o.rounds = 1 },
+		"duration": func() { o.duration = 200 * time.Millisecond },
+		"events":   func() { o.events = 5000 },
+		"settle":   func() { o.settle = 10 * time.Millisecond },
+	})
+	if help || err != nil {
 		return err
 	}
-	if *quick {
-		quickDefaults(fs, map[string]func(){
-			"rounds":   func() { o.rounds = 1 },
-			"duration": func() { o.duration = 200 * time.Millisecond },
-			"events":   func() { o.events = 5000 },
-			"settle":   func() { o.settle = 10 * time.Millisecond },
-		})
-	}
-	switch {
-	case o.rounds < 1:
-		return fmt.Errorf("-rounds must be at least 1")
-	case o.duration <= 0:
-		return fmt.Errorf("-duration must be positive")
-	case o.concurrency < 1:
-		return fmt.Errorf("-concurrency must be at least 1")
-	case o.events < 1:
-		return fmt.Errorf("-events must be at least 1")
-	case o.settle < 0:
-		return fmt.Errorf("-settle must not be negative")
-	}
-	selected, err := selectMetrics(o.only, callMetrics)
-	if err != nil {
+	if err := o.validate(atLeast1("-concurrency", o.concurrency), atLeast1("-events", o.events)); err != nil {
 		return err
 	}
-	armSel, err := selectArms(o.arms, callArms)
-	if err != nil {
-		return err
-	}
-
-	loadBefore := loadAverage()
-	f, err := newCallFixture(ctx, armSel, o.events)
-	if err != nil {
-		return err
-	}
-	defer f.close()
-	if err := f.check(ctx, o); err != nil {
-		return err
-	}
-
-	ms := f.metrics(o, selected)
-	settle := func(ctx context.Context) error {
-		runtime.GC()
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(o.settle):
-			return nil
-		}
-	}
-	// One short untimed pass of every arm first: lazy initialisation, heap growth,
-	// the latency buffers, and the QUIC and TCP windows of the long-lived connections.
-	warm := o
-	warm.duration = min(o.duration, 300*time.Millisecond)
-	warm.events = min(o.events, 20000)
-	if err := warmUpArms(ctx, f.metrics(warm, selected), settle); err != nil {
-		return err
-	}
-	other, err := callRounds(ctx, o.rounds, ms, settle, o.cpuprofile, stderr)
-	if err != nil {
-		return err
-	}
-	if o.memprofile != "" {
-		if err := writeAllocProfile(o.memprofile); err != nil {
-			return err
-		}
-	}
-	callReport(stdout, o, f.arms, ms, loadBefore, other)
-	return f.shutdown()
+	return armBench[callBenchOptions, *callFixture]{
+		metrics: callMetrics,
+		arms:    callArms,
+		start:   newCallFixture,
+		warm: func(o callBenchOptions) callBenchOptions {
+			o.duration = min(o.duration, 300*time.Millisecond)
+			o.events = min(o.events, 20000)
+			return o
+		},
+		report: callReport,
+	}.run(ctx, o, stdout, stderr)
 }
 
 // selectArms parses -arms against the benchmark's arms (all, in column order);
@@ -213,10 +143,7 @@ func selectArms(list string, all []string) ([]string, error) {
 func warmUpArms(ctx context.Context, ms []*callMetric, settle func(context.Context) error) error {
 	for _, m := range ms {
 		for _, a := range m.arms {
-			if _, err := a.round(ctx); err != nil {
-				return fmt.Errorf("warm-up, %s, %s: %w", m.key, a.name, err)
-			}
-			if err := settle(ctx); err != nil {
+			if err := warmUpArm(ctx, m.key, a.arm, settle); err != nil {
 				return err
 			}
 		}
@@ -238,17 +165,14 @@ type callFixture struct {
 	server, client identity
 	arms           []string              // selected arms, column order
 	clients        map[string]callClient // by arm
-	closers        []func(context.Context) error
-	// lat holds the per-caller latency buffers of each unary metric and arm
-	// ("unary-n/alknet-quic"), shared by the warm-up and the measured rounds so that
-	// only the warm-up grows them.
-	lat map[string][][]time.Duration
+	lat            latBuffers            // of the unary metrics
+	closers
 }
 
-// newCallFixture starts the selected arms. events is the longest subscription the
+// newCallFixture starts the selected arms. -events is the longest subscription the
 // bench runs: the alknet TCP+TLS client buffers that many events (see startAlknet).
-func newCallFixture(ctx context.Context, arms []string, events int) (_ *callFixture, err error) {
-	f := &callFixture{arms: arms, clients: make(map[string]callClient), lat: make(map[string][][]time.Duration)}
+func newCallFixture(ctx context.Context, arms []string, o callBenchOptions) (_ *callFixture, err error) {
+	f := &callFixture{arms: arms, clients: make(map[string]callClient), lat: make(latBuffers)}
 	defer func() {
 		if err != nil {
 			f.close()
@@ -266,7 +190,7 @@ func newCallFixture(ctx context.Context, arms []string, events int) (_ *callFixt
 		case armAlknetQUIC:
 			c, err = f.startAlknet(ctx, a, endpoint.NetworkQUIC, 0)
 		case armAlknetTCP:
-			c, err = f.startAlknet(ctx, a, endpoint.NetworkTCP, events)
+			c, err = f.startAlknet(ctx, a, endpoint.NetworkTCP, o.events)
 		case armGRPCTLS:
 			c, err = f.startGRPC(ctx, a, true)
 		case armGRPCH2C:
@@ -280,19 +204,10 @@ func newCallFixture(ctx context.Context, arms []string, events int) (_ *callFixt
 	return f, nil
 }
 
-// shutdown closes every client and server cleanly, last started first.
-func (f *callFixture) shutdown() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	var errs []error
-	for i := len(f.closers) - 1; i >= 0; i-- {
-		errs = append(errs, f.closers[i](ctx))
-	}
-	f.closers = nil
-	return errors.Join(errs...)
+// settle collects garbage and pauses after each arm.
+func (f *callFixture) settle(ctx context.Context, pause time.Duration) error {
+	return gcPause(ctx, pause)
 }
-
-func (f *callFixture) close() { _ = f.shutdown() }
 
 // benchRegistry is what the alknet servers serve: bench/echo (a Query returning its
 // input) and bench/events (a Subscription emitting {"n": N} events).
@@ -337,12 +252,7 @@ func benchRegistry() (*call.Registry, error) {
 // a whole subscription; QUIC keeps the default (a full buffer stops reading that
 // stream and QUIC flow control pushes back).
 func (f *callFixture) startAlknet(ctx context.Context, name string, network endpoint.Network, subBuffer int) (callClient, error) {
-	store, err := core.NewDynamicStore(core.DynamicConfig{
-		Auth: core.AuthPolicy{Peers: []core.PeerEntry{{
-			PeerID: "bench-client", Fingerprints: []string{f.client.fp}, Scopes: []string{"bench"}, Enabled: true,
-		}}},
-		Limits: core.Limits{MaxConnectionsPerIP: -1},
-	})
+	store, err := benchClientStore(f.client.fp)
 	if err != nil {
 		return nil, err
 	}
@@ -354,32 +264,15 @@ func (f *callFixture) startAlknet(ctx context.Context, name string, network endp
 	if err := reg.Register(&call.Dispatcher{Registry: creg}); err != nil {
 		return nil, err
 	}
-	ep, err := endpoint.New(reg, endpoint.Config{
-		TLS:        tlsconf.ServerConfig(f.server.cert),
-		Identities: core.NewConfigIdentityProvider(store, nil),
-		Limits:     store.Limits,
-		Logger:     slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})),
-	})
+	ep, err := newEndpoint(reg, f.server.cert, store, slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	if err != nil {
 		return nil, err
 	}
-	var addr string
-	pprof.Do(ctx, pprof.Labels("arm", name, "side", "server"), func(context.Context) {
-		if network == endpoint.NetworkTCP {
-			if err = ep.ListenTCP("127.0.0.1:0"); err == nil {
-				addr = ep.TCPAddr().String()
-			}
-			return
-		}
-		if err = ep.ListenQUIC("127.0.0.1:0"); err == nil {
-			addr = ep.QUICAddr().String()
-		}
-	})
+	addr, err := listenArm(ctx, ep, name, network)
 	if err != nil {
-		_ = ep.Close()
 		return nil, err
 	}
-	f.closers = append(f.closers, ep.Shutdown)
+	f.add(ep.Shutdown)
 
 	cert := f.client.cert
 	var conn *call.Conn
@@ -397,7 +290,7 @@ func (f *callFixture) startAlknet(ctx context.Context, name string, network endp
 	if err != nil {
 		return nil, err
 	}
-	f.closers = append(f.closers, func(context.Context) error { return conn.Close() })
+	f.add(func(context.Context) error { return conn.Close() })
 	return alknetCallClient{conn}, nil
 }
 
@@ -413,18 +306,7 @@ func (a alknetCallClient) events(ctx context.Context, n int, each func(int, []by
 		return err
 	}
 	defer s.Close()
-	for i := 0; ; i++ {
-		ev, err := s.Next(ctx)
-		if err == io.EOF {
-			return countErr(i, n)
-		}
-		if err != nil {
-			return fmt.Errorf("after %d events: %w", i, err)
-		}
-		if err := each(i, ev); err != nil {
-			return err
-		}
-	}
+	return readEvents(n, func() ([]byte, error) { return s.Next(ctx) }, each)
 }
 
 // The gRPC arms: a hand-written service descriptor (what protoc-gen-go-grpc would
@@ -534,7 +416,7 @@ func (f *callFixture) startGRPC(ctx context.Context, name string, useTLS bool) (
 	pprof.Do(ctx, pprof.Labels("arm", name, "side", "server"), func(context.Context) {
 		wg.Go(func() { _ = srv.Serve(ln) })
 	})
-	f.closers = append(f.closers, func(context.Context) error {
+	f.add(func(context.Context) error {
 		srv.Stop()
 		wg.Wait()
 		return nil
@@ -552,7 +434,7 @@ func (f *callFixture) startGRPC(ctx context.Context, name string, useTLS bool) (
 	if err != nil {
 		return nil, err
 	}
-	f.closers = append(f.closers, func(context.Context) error { return cc.Close() })
+	f.add(func(context.Context) error { return cc.Close() })
 	return grpcCallClient{cc}, nil
 }
 
@@ -577,9 +459,18 @@ func (g grpcCallClient) events(ctx context.Context, n int, each func(int, []byte
 	if err := st.CloseSend(); err != nil {
 		return err
 	}
-	for i := 0; ; i++ {
+	return readEvents(n, func() ([]byte, error) {
 		var ev []byte
 		err := st.RecvMsg(&ev)
+		return ev, err
+	}, each)
+}
+
+// readEvents passes each event next returns to each, in order, until next returns
+// io.EOF; it fails unless exactly n arrived.
+func readEvents(n int, next func() ([]byte, error), each func(int, []byte) error) error {
+	for i := 0; ; i++ {
+		ev, err := next()
 		if err == io.EOF {
 			return countErr(i, n)
 		}
@@ -702,22 +593,33 @@ type callMetric struct {
 	arms  []*callArm
 }
 
+// latBuffers holds the per-caller latency buffers of each metric and arm
+// ("unary-n/alknet-quic"), shared by the warm-up and the measured rounds so that only
+// the warm-up grows them.
+type latBuffers map[string][][]time.Duration
+
+// arm returns the arm name of the metric key with workers latency buffers, whose
+// rounds run round on them.
+func (l latBuffers) arm(key, name string, workers int, round func(ctx context.Context, lat [][]time.Duration) (sample, error)) *callArm {
+	buf := l[key+"/"+name]
+	if len(buf) != workers {
+		buf = make([][]time.Duration, workers)
+		l[key+"/"+name] = buf
+	}
+	a := &callArm{lat: buf}
+	a.arm = newArm(name, func(ctx context.Context) (sample, error) { return round(ctx, a.lat) })
+	return a
+}
+
 func (f *callFixture) metrics(o callBenchOptions, selected map[string]bool) []*callMetric {
 	payload := echoPayload(0)
 	unary := func(key, label string, workers int) *callMetric {
 		m := &callMetric{key: key, label: label, unit: "call", unary: true}
 		for _, name := range f.arms {
 			c := f.clients[name]
-			buf := f.lat[key+"/"+name]
-			if len(buf) != workers {
-				buf = make([][]time.Duration, workers)
-				f.lat[key+"/"+name] = buf
-			}
-			a := &callArm{lat: buf}
-			a.arm = newArm(name, func(ctx context.Context) (sample, error) {
-				return unaryRound(ctx, c, payload, o.duration, a.lat)
-			})
-			m.arms = append(m.arms, a)
+			m.arms = append(m.arms, f.lat.arm(key, name, workers, func(ctx context.Context, lat [][]time.Duration) (sample, error) {
+				return unaryRound(ctx, c, payload, o.duration, lat)
+			}))
 		}
 		return m
 	}
@@ -743,9 +645,29 @@ func (f *callFixture) metrics(o callBenchOptions, selected map[string]bool) []*c
 }
 
 // unaryRound runs len(lat) callers on the arm's one connection for d, each repeating
-// an echo of payload, and returns calls/s. Each caller records the duration of each
-// of its calls in its lat buffer. Any failed call fails the round.
+// an echo of payload, and returns calls/s (see latencyRound).
 func unaryRound(ctx context.Context, c callClient, payload []byte, d time.Duration, lat [][]time.Duration) (sample, error) {
+	return latencyRound(ctx, d, lat, "call", func() func(context.Context) (time.Time, error) {
+		return func(ctx context.Context) (time.Time, error) {
+			out, err := c.echo(ctx, payload)
+			t1 := time.Now()
+			if err != nil {
+				return t1, err
+			}
+			if len(out) != len(payload) {
+				return t1, fmt.Errorf("echo: got %d bytes, want %d", len(out), len(payload))
+			}
+			return t1, nil
+		}
+	})
+}
+
+// latencyRound runs len(lat) workers for d, each repeating the operation newOp made
+// for it, and returns operations/s. An operation returns when its answer arrived (what
+// it checks after that is not timed); each worker records the duration of each of its
+// operations in its lat buffer. Any failed operation fails the round, and so does
+// none completing ("no <what> completed").
+func latencyRound(ctx context.Context, d time.Duration, lat [][]time.Duration, what string, newOp func() func(context.Context) (time.Time, error)) (sample, error) {
 	ctx, cancel := context.WithTimeout(ctx, d+callTimeout)
 	defer cancel()
 	var failed atomic.Bool
@@ -760,17 +682,13 @@ func unaryRound(ctx context.Context, c callClient, payload []byte, d time.Durati
 	var wg sync.WaitGroup
 	for w := range lat {
 		wg.Go(func() {
+			op := newOp()
 			buf := lat[w][:0]
 			t0 := time.Now()
 			for t0.Before(deadline) && !failed.Load() {
-				out, err := c.echo(ctx, payload)
-				t1 := time.Now()
+				t1, err := op(ctx)
 				if err != nil {
 					fail(err)
-					break
-				}
-				if len(out) != len(payload) {
-					fail(fmt.Errorf("echo: got %d bytes, want %d", len(out), len(payload)))
 					break
 				}
 				buf = append(buf, t1.Sub(t0))
@@ -789,7 +707,7 @@ func unaryRound(ctx context.Context, c callClient, payload []byte, d time.Durati
 		n += len(b)
 	}
 	if n == 0 {
-		return sample{}, errors.New("no call completed")
+		return sample{}, fmt.Errorf("no %s completed", what)
 	}
 	return sample{value: float64(n) / elapsed.Seconds(), ops: n}, nil
 }
@@ -837,75 +755,42 @@ func percentiles(lat [][]time.Duration, scratch []time.Duration) (p50, p99 float
 // measured time. It writes a CPU profile to cpuprofile unless it is empty, reports
 // progress, and returns the share of the machine's CPU that other processes used.
 func callRounds(ctx context.Context, rounds int, ms []*callMetric, settle func(context.Context) error, cpuprofile string, progress io.Writer) (string, error) {
-	machineBefore, machineOK := machineCPU()
-	procBefore := processCPU()
-	measureStart := time.Now()
-	stop, err := startCPUProfile(cpuprofile)
-	if err != nil {
-		return "", err
-	}
-	defer stop()
 	var scratch []time.Duration
-	for r := range rounds {
-		for _, m := range ms {
-			line := fmt.Sprintf("round %d/%d %-8s", r+1, rounds, m.key)
-			for i := range m.arms {
-				a := m.arms[(i+r)%len(m.arms)]
-				s, err := measure(ctx, a.arm, "metric", m.key, "side", "client")
-				if err != nil {
-					return "", fmt.Errorf("round %d, %s, %s: %w", r+1, m.key, a.name, err)
+	return profiledRounds(cpuprofile, func() error {
+		for r := range rounds {
+			for _, m := range ms {
+				line := fmt.Sprintf("round %d/%d %-8s", r+1, rounds, m.key)
+				for i := range m.arms {
+					a := m.arms[(i+r)%len(m.arms)]
+					s, err := measure(ctx, a.arm, "metric", m.key, "side", "client")
+					if err != nil {
+						return fmt.Errorf("round %d, %s, %s: %w", r+1, m.key, a.name, err)
+					}
+					*a.samples = append(*a.samples, s)
+					if m.unary {
+						var p50, p99 float64
+						p50, p99, scratch = percentiles(a.lat, scratch)
+						a.p50 = append(a.p50, p50)
+						a.p99 = append(a.p99, p99)
+					}
+					if err := settle(ctx); err != nil {
+						return err
+					}
 				}
-				*a.samples = append(*a.samples, s)
-				if m.unary {
-					var p50, p99 float64
-					p50, p99, scratch = percentiles(a.lat, scratch)
-					a.p50 = append(a.p50, p50)
-					a.p99 = append(a.p99, p99)
+				for _, a := range m.arms {
+					line += fmt.Sprintf("  %s %s", a.name, formatValue(a.last().value))
 				}
-				if err := settle(ctx); err != nil {
-					return "", err
-				}
+				fmt.Fprintln(progress, line)
 			}
-			for _, a := range m.arms {
-				line += fmt.Sprintf("  %s %s", a.name, formatValue(a.last().value))
-			}
-			fmt.Fprintln(progress, line)
 		}
-	}
-	if cpuprofile != "" {
-		pprof.StopCPUProfile()
-	}
-	other := "unknown"
-	if machineAfter, ok := machineCPU(); ok && machineOK {
-		others := (machineAfter - machineBefore) - (processCPU() - procBefore)
-		avail := time.Since(measureStart) * time.Duration(runtime.NumCPU())
-		other = fmt.Sprintf("%.0f%%", 100*max(0, others.Seconds())/avail.Seconds())
-	}
-	return other, nil
-}
-
-// callRow is one row of the main table: a value per arm, and whether lower is better.
-type callRow struct {
-	label string
-	lower bool // a latency: ratios are gRPC/alknet
-	value func(*callArm) float64
-}
-
-func (r callRow) format(v float64) string {
-	if r.lower {
-		return formatDuration(v)
-	}
-	return formatValue(v)
+		return nil
+	})
 }
 
 func callReport(w io.Writer, o callBenchOptions, arms []string, ms []*callMetric, loadBefore, otherCPU string) {
-	machine := machineInfo(time.Now(),
+	machine := armMachine(
 		library{"quic-go", "github.com/quic-go/quic-go"},
 		library{"grpc-go", "google.golang.org/grpc"})
-	if l := udpBufferCaps(); l != "" {
-		machine = append(machine, l)
-	}
-	machine = append(machine, fmt.Sprintf("GOMAXPROCS=%d", runtime.GOMAXPROCS(0)))
 	reportHeader(w, "call", machine, loadBefore, otherCPU, fmt.Sprintf(
 		"one process, loopback, one connection per arm shared by every caller; %d-byte JSON echo; "+
 			"a correctness check and a warm-up pass, then %d rounds (arms interleaved, starting one arm later each round), "+
@@ -914,97 +799,35 @@ func callReport(w io.Writer, o callBenchOptions, arms []string, ms []*callMetric
 			"ratio columns: alknet/gRPC for rates, gRPC/alknet for latencies, so above 1 means alknet is better",
 		callPayloadSize, o.rounds, o.duration, o.events))
 
-	var rows [][]string
-	var header []string
-	type pair struct{ a, b int }
-	var pairs []pair
-	header = append(header, "metric")
-	for _, a := range arms {
-		header = append(header, armTitles[a])
-	}
+	t := newArmTable(arms, armTitles)
 	for i, a := range arms {
 		if !isAlknetArm(a) {
 			continue
 		}
 		for j, b := range arms {
 			if !isAlknetArm(b) {
-				pairs = append(pairs, pair{i, j})
-				header = append(header, fmt.Sprintf("%s vs %s", strings.TrimPrefix(armTitles[a], "alknet "), armTitles[b]))
+				t.addRatio(i, j, fmt.Sprintf("%s vs %s", strings.TrimPrefix(armTitles[a], "alknet "), armTitles[b]))
 			}
 		}
-	}
-	addRow := func(m *callMetric, r callRow) {
-		row := []string{r.label}
-		vals := make([]float64, len(m.arms))
-		for i, a := range m.arms {
-			vals[i] = r.value(a)
-			row = append(row, r.format(vals[i]))
-		}
-		for _, p := range pairs {
-			if r.lower {
-				row = append(row, ratio(vals[p.b], vals[p.a]))
-			} else {
-				row = append(row, ratio(vals[p.a], vals[p.b]))
-			}
-		}
-		rows = append(rows, row)
 	}
 	for _, m := range ms {
-		addRow(m, callRow{label: m.label, value: func(a *callArm) float64 { return a.median() }})
+		t.addRate(m)
 		if m.unary {
-			who := strings.TrimPrefix(m.label, "unary echo calls/s, ")
-			addRow(m, callRow{label: "unary echo p50 latency, " + who, lower: true, value: func(a *callArm) float64 { return median(a.p50) }})
-			addRow(m, callRow{label: "unary echo p99 latency, " + who, lower: true, value: func(a *callArm) float64 { return median(a.p99) }})
+			t.addLatencies(m, "unary echo ", strings.TrimPrefix(m.label, "unary echo calls/s, "))
 		}
 	}
-	table(w, header, rows)
+	t.write(w)
 	if g := goalLine(ms, arms); g != "" {
 		fmt.Fprintf(w, "\n%s\n", g)
 	}
 
 	fmt.Fprintf(w, "\nPer-round samples (rate; p50 latency for the unary rows); CPU time and heap allocations per operation, medians over the rounds (whole process: client and server):\n\n")
-	rows = rows[:0]
-	for _, m := range ms {
-		for _, a := range m.arms {
-			p50s := "-"
-			if m.unary {
-				parts := make([]string, len(a.p50))
-				for i, v := range a.p50 {
-					parts[i] = formatDuration(v)
-				}
-				p50s = strings.Join(parts, " ")
-			}
-			rows = append(rows, []string{
-				m.key,
-				a.name,
-				joinValues(*a.samples),
-				p50s,
-				formatDuration(median(values(*a.samples, sample.cpuPerOp))),
-				formatValue(median(values(*a.samples, sample.allocsPerOp))),
-				kib(median(values(*a.samples, sample.bytesPerOp))),
-				m.unit,
-			})
-		}
-	}
-	table(w, []string{"metric", "arm", "samples", "p50 per round", "CPU/op", "allocs/op", "KiB/op", "op"}, rows)
+	perRoundTable(w, ms, true)
 }
 
 // goalLine states whether alknet over QUIC met the issue's goal against each gRPC arm:
 // calls/s with many callers ≥ 1.0× gRPC's, and p50 latency with one caller ≤ gRPC's.
 func goalLine(ms []*callMetric, arms []string) string {
-	find := func(key, arm string) *callArm {
-		for _, m := range ms {
-			if m.key != key {
-				continue
-			}
-			for _, a := range m.arms {
-				if a.name == arm {
-					return a
-				}
-			}
-		}
-		return nil
-	}
 	verdict := func(ok bool) string {
 		if ok {
 			return "met"
@@ -1016,11 +839,11 @@ func goalLine(ms []*callMetric, arms []string) string {
 		if isAlknetArm(g) {
 			continue
 		}
-		if q, b := find(metricUnaryN, armAlknetQUIC), find(metricUnaryN, g); q != nil && b != nil {
+		if q, b := findArm(ms, metricUnaryN, armAlknetQUIC), findArm(ms, metricUnaryN, g); q != nil && b != nil {
 			r := q.median() / b.median()
 			parts = append(parts, fmt.Sprintf("QUIC calls/s with many callers %.2f× %s (%s)", r, armTitles[g], verdict(r >= 1.0)))
 		}
-		if q, b := find(metricUnary1, armAlknetQUIC), find(metricUnary1, g); q != nil && b != nil {
+		if q, b := findArm(ms, metricUnary1, armAlknetQUIC), findArm(ms, metricUnary1, g); q != nil && b != nil {
 			qa, ba := median(q.p50), median(b.p50)
 			parts = append(parts, fmt.Sprintf("QUIC p50 with 1 caller %s vs %s %s (%s)", formatDuration(qa), armTitles[g], formatDuration(ba), verdict(qa <= ba)))
 		}

@@ -7,12 +7,9 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -54,63 +51,33 @@ const (
 var endpointMetrics = []string{metricConns, metricQUICBulk, metricTCPBulk}
 
 type endpointOptions struct {
-	rounds     int
-	duration   time.Duration
-	parallel   int
-	bulkBytes  byteSize
-	settle     time.Duration
-	only       string
-	cpuprofile string
-	memprofile string
+	runOptions
+	parallel  int
+	bulkBytes byteSize
 }
 
 func runEndpoint(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	// quic-go logs once when it cannot enlarge the UDP socket buffers. The machine's
-	// limits are printed in the report instead, so keep the table clean.
-	if _, set := os.LookupEnv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING"); !set {
-		_ = os.Setenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING", "true")
-	}
+	quietQUICBufferWarning()
 
 	o := endpointOptions{bulkBytes: 256 << 20}
-	fs := flag.NewFlagSet("endpoint", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.IntVar(&o.rounds, "rounds", 5, "rounds; each runs every metric once per arm, alknet then baseline")
+	fs := newFlagSet("endpoint", "Compares an alknet endpoint with bare quic-go and crypto/tls on loopback:\n"+
+		"new QUIC connections/s, QUIC and TCP+TLS single-stream bulk throughput.", stderr)
+	o.sharedFlags(fs, orderPair, endpointMetrics, nil, "arm, side, metric")
 	fs.DurationVar(&o.duration, "duration", 2*time.Second, "length of one connections/s round per arm")
 	fs.IntVar(&o.parallel, "conns-parallel", 4, "concurrent dialers in the connections/s benchmark")
 	fs.Var(&o.bulkBytes, "bulk-bytes", "`size` of each bulk transfer (bytes, or with a KiB, MiB or GiB suffix)")
 	fs.DurationVar(&o.settle, "settle", 100*time.Millisecond, "pause after each arm, once its connections are gone")
-	fs.StringVar(&o.only, "only", "", "comma-separated subset of metrics to run: "+metricConns+", "+metricQUICBulk+", "+metricTCPBulk)
-	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measurements to `file` (labels: arm, side, metric)")
-	fs.StringVar(&o.memprofile, "memprofile", "", "write an allocation profile to `file` at the end")
-	quick := fs.Bool("quick", false, "smoke run: 1 round, 300ms, 16 MiB (flags given explicitly win)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: bench endpoint [flags]\n\n"+
-			"Compares an alknet endpoint with bare quic-go and crypto/tls on loopback:\n"+
-			"new QUIC connections/s, QUIC and TCP+TLS single-stream bulk throughput.\n\nflags:\n")
-		fs.PrintDefaults()
-	}
-	if help, err := parseFlags(fs, args, stderr); help || err != nil {
+	help, err := parseFlags(fs, args, stderr, "smoke run: 1 round, 300ms, 16 MiB (flags given explicitly win)", map[string]func(){
+		"rounds":     func() { o.rounds = 1 },
+		"duration":   func() { o.duration = 300 * time.Millisecond },
+		"bulk-bytes": func() { o.bulkBytes = 16 << 20 },
+		"settle":     func() { o.settle = 20 * time.Millisecond },
+	})
+	if help || err != nil {
 		return err
 	}
-	if *quick {
-		quickDefaults(fs, map[string]func(){
-			"rounds":     func() { o.rounds = 1 },
-			"duration":   func() { o.duration = 300 * time.Millisecond },
-			"bulk-bytes": func() { o.bulkBytes = 16 << 20 },
-			"settle":     func() { o.settle = 20 * time.Millisecond },
-		})
-	}
-	switch {
-	case o.rounds < 1:
-		return fmt.Errorf("-rounds must be at least 1")
-	case o.duration <= 0:
-		return fmt.Errorf("-duration must be positive")
-	case o.parallel < 1:
-		return fmt.Errorf("-conns-parallel must be at least 1")
-	case o.bulkBytes < 1:
-		return fmt.Errorf("-bulk-bytes must be positive")
-	case o.settle < 0:
-		return fmt.Errorf("-settle must not be negative")
+	if err := o.validate(atLeast1("-conns-parallel", o.parallel), positive("-bulk-bytes", o.bulkBytes)); err != nil {
+		return err
 	}
 	selected, err := selectMetrics(o.only, endpointMetrics)
 	if err != nil {
@@ -139,10 +106,8 @@ func runEndpoint(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	if o.memprofile != "" {
-		if err := writeAllocProfile(o.memprofile); err != nil {
-			return err
-		}
+	if err := writeAllocProfile(o.memprofile); err != nil {
+		return err
 	}
 	report(stdout, o, active, loadBefore, other)
 	return f.shutdown()
@@ -227,12 +192,7 @@ func newFixture(ctx context.Context) (*fixture, error) {
 	}
 
 	// The alknet arm: an endpoint as a deployment would run it.
-	store, err := core.NewDynamicStore(core.DynamicConfig{
-		Auth: core.AuthPolicy{Peers: []core.PeerEntry{{
-			PeerID: "bench-client", Fingerprints: []string{f.client.fp}, Scopes: []string{"bench"}, Enabled: true,
-		}}},
-		Limits: core.Limits{MaxConnectionsPerIP: -1},
-	})
+	store, err := benchClientStore(f.client.fp)
 	if err != nil {
 		return nil, err
 	}
@@ -243,12 +203,7 @@ func newFixture(ctx context.Context) (*fixture, error) {
 	if err := reg.RegisterAs(sinkALPN, sinkHandler()); err != nil {
 		return nil, err
 	}
-	f.ep, err = endpoint.New(reg, endpoint.Config{
-		TLS:        tlsconf.ServerConfig(f.server.cert),
-		Identities: core.NewConfigIdentityProvider(store, nil),
-		Limits:     store.Limits,
-		Logger:     slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})),
-	})
+	f.ep, err = newEndpoint(reg, f.server.cert, store, slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	if err != nil {
 		return nil, err
 	}
@@ -319,13 +274,7 @@ func (f *fixture) settle(ctx context.Context, pause time.Duration) error {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
-	runtime.GC()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(pause):
-		return nil
-	}
+	return gcPause(ctx, pause)
 }
 
 // connsRound runs parallel dialers for d, each repeating op, and returns connections/s.

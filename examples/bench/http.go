@@ -6,21 +6,16 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"runtime"
 	"runtime/pprof"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/alknet/alknet/call"
@@ -75,107 +70,42 @@ const (
 )
 
 type httpBenchOptions struct {
-	rounds      int
-	duration    time.Duration
+	runOptions
 	concurrency int
-	settle      time.Duration
-	only        string
-	arms        string
-	cpuprofile  string
-	memprofile  string
 }
 
 func runHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if _, set := os.LookupEnv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING"); !set {
-		_ = os.Setenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING", "true")
-	}
+	quietQUICBufferWarning()
 	o := httpBenchOptions{}
-	fs := flag.NewFlagSet("http", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.IntVar(&o.rounds, "rounds", 5, "rounds; each runs every metric once per arm, in an order that rotates by round")
+	fs := newFlagSet("http", "Compares the alknet HTTP gateway (POST /call on an endpoint, h2 over TCP+TLS from a\n"+
+		"stock net/http client, and h2 over a QUIC stream of the alknet/http ALPN from\n"+
+		"alkhttp.ClientTransport) with a plain net/http TLS h2 server doing the same work,\n"+
+		"on loopback: /call requests/s and latency with -concurrency clients and with 1.", stderr)
+	o.sharedFlags(fs, orderRotating, httpMetrics, httpArms, "arm, side, metric")
 	fs.DurationVar(&o.duration, "duration", 2*time.Second, "length of one round per metric and arm")
 	fs.IntVar(&o.concurrency, "concurrency", 64, "concurrent clients sharing one client transport in the "+httpMetricN+" metric")
 	fs.DurationVar(&o.settle, "settle", 50*time.Millisecond, "pause after each arm, after a GC")
-	fs.StringVar(&o.only, "only", "", "comma-separated subset of metrics to run: "+strings.Join(httpMetrics, ", "))
-	fs.StringVar(&o.arms, "arms", "", "comma-separated subset of arms to run: "+strings.Join(httpArms, ", "))
-	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measurements to `file` (labels: arm, side, metric)")
-	fs.StringVar(&o.memprofile, "memprofile", "", "write an allocation profile to `file` at the end")
-	quick := fs.Bool("quick", false, "smoke run: 1 round, 200ms (flags given explicitly win)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: bench http [flags]\n\n"+
-			"Compares the alknet HTTP gateway (POST /call on an endpoint, h2 over TCP+TLS from a\n"+
-			"stock net/http client, and h2 over a QUIC stream of the alknet/http ALPN from\n"+
-			"alkhttp.ClientTransport) with a plain net/http TLS h2 server doing the same work,\n"+
-			"on loopback: /call requests/s and latency with -concurrency clients and with 1.\n\nflags:\n")
-		fs.PrintDefaults()
-	}
-	if help, err := parseFlags(fs, args, stderr); help || err != nil {
+	help, err := parseFlags(fs, args, stderr, "smoke run: 1 round, 200ms (flags given explicitly win)", map[string]func(){
+		"rounds":   func() { o.rounds = 1 },
+		"duration": func() { o.duration = 200 * time.Millisecond },
+		"settle":   func() { o.settle = 10 * time.Millisecond },
+	})
+	if help || err != nil {
 		return err
 	}
-	if *quick {
-		quickDefaults(fs, map[string]func(){
-			"rounds":   func() { o.rounds = 1 },
-			"duration": func() { o.duration = 200 * time.Millisecond },
-			"settle":   func() { o.settle = 10 * time.Millisecond },
-		})
-	}
-	switch {
-	case o.rounds < 1:
-		return fmt.Errorf("-rounds must be at least 1")
-	case o.duration <= 0:
-		return fmt.Errorf("-duration must be positive")
-	case o.concurrency < 1:
-		return fmt.Errorf("-concurrency must be at least 1")
-	case o.settle < 0:
-		return fmt.Errorf("-settle must not be negative")
-	}
-	selected, err := selectMetrics(o.only, httpMetrics)
-	if err != nil {
+	if err := o.validate(atLeast1("-concurrency", o.concurrency)); err != nil {
 		return err
 	}
-	armSel, err := selectArms(o.arms, httpArms)
-	if err != nil {
-		return err
-	}
-
-	loadBefore := loadAverage()
-	f, err := newHTTPFixture(ctx, armSel)
-	if err != nil {
-		return err
-	}
-	defer f.close()
-	if err := f.check(ctx, o); err != nil {
-		return err
-	}
-
-	ms := f.metrics(o, selected)
-	settle := func(ctx context.Context) error {
-		runtime.GC()
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(o.settle):
-			return nil
-		}
-	}
-	// One short untimed pass of every arm first: lazy initialisation, heap growth, the
-	// latency buffers, and the flow-control windows of the long-lived connections.
-	warm := o
-	warm.duration = min(o.duration, 300*time.Millisecond)
-	if err := warmUpArms(ctx, f.metrics(warm, selected), settle); err != nil {
-		return err
-	}
-	other, err := callRounds(ctx, o.rounds, ms, settle, o.cpuprofile, stderr)
-	if err != nil {
-		return err
-	}
-	if o.memprofile != "" {
-		if err := writeAllocProfile(o.memprofile); err != nil {
-			return err
-		}
-	}
-	httpReport(stdout, o, f.arms, ms, loadBefore, other)
-	return f.shutdown()
+	return armBench[httpBenchOptions, *httpFixture]{
+		metrics: httpMetrics,
+		arms:    httpArms,
+		start:   newHTTPFixture,
+		warm: func(o httpBenchOptions) httpBenchOptions {
+			o.duration = min(o.duration, 300*time.Millisecond)
+			return o
+		},
+		report: httpReport,
+	}.run(ctx, o, stdout, stderr)
 }
 
 // httpClient is one arm's client side: one http.Client (one h2 connection) shared by
@@ -190,15 +120,12 @@ type httpFixture struct {
 	server  identity
 	arms    []string               // selected arms, column order
 	clients map[string]*httpClient // by arm
-	closers []func(context.Context) error
-	// lat holds the per-caller latency buffers of each metric and arm
-	// ("call-n/alknet-tcp"), shared by the warm-up and the measured rounds so that only
-	// the warm-up grows them.
-	lat map[string][][]time.Duration
+	lat     latBuffers
+	closers
 }
 
-func newHTTPFixture(ctx context.Context, arms []string) (_ *httpFixture, err error) {
-	f := &httpFixture{arms: arms, clients: make(map[string]*httpClient), lat: make(map[string][][]time.Duration)}
+func newHTTPFixture(ctx context.Context, arms []string, _ httpBenchOptions) (_ *httpFixture, err error) {
+	f := &httpFixture{arms: arms, clients: make(map[string]*httpClient), lat: make(latBuffers)}
 	defer func() {
 		if err != nil {
 			f.close()
@@ -225,19 +152,10 @@ func newHTTPFixture(ctx context.Context, arms []string) (_ *httpFixture, err err
 	return f, nil
 }
 
-// shutdown closes every client and server cleanly, last started first.
-func (f *httpFixture) shutdown() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	var errs []error
-	for i := len(f.closers) - 1; i >= 0; i-- {
-		errs = append(errs, f.closers[i](ctx))
-	}
-	f.closers = nil
-	return errors.Join(errs...)
+// settle collects garbage and pauses after each arm.
+func (f *httpFixture) settle(ctx context.Context, pause time.Duration) error {
+	return gcPause(ctx, pause)
 }
-
-func (f *httpFixture) close() { _ = f.shutdown() }
 
 // httpEchoRegistry is what the gateway serves: bench/echo, a Query returning its input.
 func httpEchoRegistry() (*call.Registry, error) {
@@ -291,46 +209,29 @@ func (f *httpFixture) startAlknet(ctx context.Context, name string, network endp
 			return nil, err
 		}
 	}
-	ep, err := endpoint.New(reg, endpoint.Config{
-		TLS:        tlsconf.ServerConfig(f.server.cert),
-		Identities: core.NewConfigIdentityProvider(store, nil),
-		Limits:     store.Limits,
-		Logger:     discard,
-	})
+	ep, err := newEndpoint(reg, f.server.cert, store, discard)
 	if err != nil {
 		return nil, err
 	}
-	var addr string
-	pprof.Do(ctx, pprof.Labels("arm", name, "side", "server"), func(context.Context) {
-		if network == endpoint.NetworkTCP {
-			if err = ep.ListenTCP("127.0.0.1:0"); err == nil {
-				addr = ep.TCPAddr().String()
-			}
-			return
-		}
-		if err = ep.ListenQUIC("127.0.0.1:0"); err == nil {
-			addr = ep.QUICAddr().String()
-		}
-	})
+	addr, err := listenArm(ctx, ep, name, network)
 	if err != nil {
-		_ = ep.Close()
 		return nil, err
 	}
-	f.closers = append(f.closers, ep.Shutdown)
+	f.add(ep.Shutdown)
 
 	if network == endpoint.NetworkTCP {
 		c, tr, err := stockH2Client(f.server.fp)
 		if err != nil {
 			return nil, err
 		}
-		f.closers = append(f.closers, func(context.Context) error { tr.CloseIdleConnections(); return nil })
+		f.add(func(context.Context) error { tr.CloseIdleConnections(); return nil })
 		return &httpClient{c: c, url: "https://" + addr + "/call"}, nil
 	}
 	tr := alkhttp.NewClientTransport(addr, alkhttp.ALPN, endpoint.DialOptions{
 		Network: endpoint.NetworkQUIC,
 		TLS:     tlsconf.ClientOptions{Pin: f.server.fp},
 	}, true)
-	f.closers = append(f.closers, func(context.Context) error { return tr.Close() })
+	f.add(func(context.Context) error { return tr.Close() })
 	return &httpClient{c: &http.Client{Transport: tr}, url: "http://" + addr + "/call"}, nil
 }
 
@@ -356,7 +257,7 @@ func (f *httpFixture) startNetHTTP(ctx context.Context, name string) (*httpClien
 	pprof.Do(ctx, pprof.Labels("arm", name, "side", "server"), func(context.Context) {
 		wg.Go(func() { _ = srv.ServeTLS(ln, "", "") })
 	})
-	f.closers = append(f.closers, func(ctx context.Context) error {
+	f.add(func(ctx context.Context) error {
 		err := srv.Shutdown(ctx)
 		if err != nil {
 			_ = srv.Close()
@@ -368,7 +269,7 @@ func (f *httpFixture) startNetHTTP(ctx context.Context, name string) (*httpClien
 	if err != nil {
 		return nil, err
 	}
-	f.closers = append(f.closers, func(context.Context) error { tr.CloseIdleConnections(); return nil })
+	f.add(func(context.Context) error { tr.CloseIdleConnections(); return nil })
 	return &httpClient{c: c, url: "https://" + ln.Addr().String() + "/call"}, nil
 }
 
@@ -541,16 +442,9 @@ func (f *httpFixture) metrics(o httpBenchOptions, selected map[string]bool) []*c
 		m := &callMetric{key: key, label: label, unit: "request", unary: true}
 		for _, name := range f.arms {
 			c := f.clients[name]
-			buf := f.lat[key+"/"+name]
-			if len(buf) != workers {
-				buf = make([][]time.Duration, workers)
-				f.lat[key+"/"+name] = buf
-			}
-			a := &callArm{lat: buf}
-			a.arm = newArm(name, func(ctx context.Context) (sample, error) {
-				return httpRound(ctx, c, body, wantOutput, o.duration, a.lat)
-			})
-			m.arms = append(m.arms, a)
+			m.arms = append(m.arms, f.lat.arm(key, name, workers, func(ctx context.Context, lat [][]time.Duration) (sample, error) {
+				return httpRound(ctx, c, body, wantOutput, o.duration, lat)
+			}))
 		}
 		return m
 	}
@@ -575,76 +469,36 @@ func plural(n int, word string) string {
 }
 
 // httpRound runs len(lat) clients on the arm's one http.Client for d, each repeating a
-// /call with body, and returns requests/s. Each client records the duration of each of
-// its requests in its lat buffer. Any request that fails, is not answered 200 or whose
-// answer lacks wantOutput fails the round.
+// /call with body, and returns requests/s (see latencyRound). Any request that fails,
+// is not answered 200 or whose answer lacks wantOutput fails the round.
 func httpRound(ctx context.Context, c *httpClient, body, wantOutput []byte, d time.Duration, lat [][]time.Duration) (sample, error) {
-	ctx, cancel := context.WithTimeout(ctx, d+callTimeout)
-	defer cancel()
-	var failed atomic.Bool
-	var firstErr error
-	var errOnce sync.Once
-	fail := func(err error) {
-		errOnce.Do(func() { firstErr = err })
-		failed.Store(true)
-	}
-	start := time.Now()
-	deadline := start.Add(d)
-	var wg sync.WaitGroup
-	for w := range lat {
-		wg.Go(func() {
-			buf := lat[w][:0]
-			var answer bytes.Buffer
-			t0 := time.Now()
-			for t0.Before(deadline) && !failed.Load() {
-				resp, err := c.post(ctx, body)
-				if err != nil {
-					fail(err)
-					break
-				}
-				answer.Reset()
-				_, err = answer.ReadFrom(resp.Body)
-				resp.Body.Close()
-				t1 := time.Now()
-				if err != nil {
-					fail(fmt.Errorf("read answer: %w", err))
-					break
-				}
-				if resp.StatusCode != http.StatusOK {
-					fail(fmt.Errorf("status %d: %s", resp.StatusCode, answer.Bytes()))
-					break
-				}
-				if !bytes.Contains(answer.Bytes(), wantOutput) {
-					fail(fmt.Errorf("answer %q lacks %s", answer.Bytes(), wantOutput))
-					break
-				}
-				buf = append(buf, t1.Sub(t0))
-				t0 = t1
+	return latencyRound(ctx, d, lat, "request", func() func(context.Context) (time.Time, error) {
+		var answer bytes.Buffer
+		return func(ctx context.Context) (time.Time, error) {
+			resp, err := c.post(ctx, body)
+			if err != nil {
+				return time.Time{}, err
 			}
-			lat[w] = buf
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	if firstErr != nil {
-		return sample{}, firstErr
-	}
-	n := 0
-	for _, b := range lat {
-		n += len(b)
-	}
-	if n == 0 {
-		return sample{}, errors.New("no request completed")
-	}
-	return sample{value: float64(n) / elapsed.Seconds(), ops: n}, nil
+			answer.Reset()
+			_, err = answer.ReadFrom(resp.Body)
+			resp.Body.Close()
+			t1 := time.Now()
+			if err != nil {
+				return t1, fmt.Errorf("read answer: %w", err)
+			}
+			if resp.StatusCode != http.StatusOK {
+				return t1, fmt.Errorf("status %d: %s", resp.StatusCode, answer.Bytes())
+			}
+			if !bytes.Contains(answer.Bytes(), wantOutput) {
+				return t1, fmt.Errorf("answer %q lacks %s", answer.Bytes(), wantOutput)
+			}
+			return t1, nil
+		}
+	})
 }
 
 func httpReport(w io.Writer, o httpBenchOptions, arms []string, ms []*callMetric, loadBefore, otherCPU string) {
-	machine := machineInfo(time.Now(), library{"quic-go", "github.com/quic-go/quic-go"})
-	if l := udpBufferCaps(); l != "" {
-		machine = append(machine, l)
-	}
-	machine = append(machine, fmt.Sprintf("GOMAXPROCS=%d", runtime.GOMAXPROCS(0)))
+	machine := armMachine(library{"quic-go", "github.com/quic-go/quic-go"})
 	reportHeader(w, "http", machine, loadBefore, otherCPU, fmt.Sprintf(
 		"one process, loopback, one client transport per arm shared by every client (one h2 connection); "+
 			"POST /call of bench/echo with input %s (%d-byte body), anonymous; "+
@@ -656,87 +510,24 @@ func httpReport(w io.Writer, o httpBenchOptions, arms []string, ms []*callMetric
 			"ratio columns: alknet/net/http for rates, net/http/alknet for latencies, so above 1 means alknet is better",
 		httpEchoInput, len(callBody(httpEchoInput)), o.rounds, o.duration))
 
-	header := []string{"metric"}
-	for _, a := range arms {
-		header = append(header, httpArmTitles[a])
-	}
-	base := slices.Index(arms, httpArmBase)
-	var ratioArms []int
-	if base >= 0 {
-		for i, a := range arms {
-			if t, ok := httpRatioTitles[a]; ok {
-				ratioArms = append(ratioArms, i)
-				header = append(header, t)
-			}
-		}
-	}
-	var rows [][]string
-	addRow := func(m *callMetric, r callRow) {
-		row := []string{r.label}
-		vals := make([]float64, len(m.arms))
-		for i, a := range m.arms {
-			vals[i] = r.value(a)
-			row = append(row, r.format(vals[i]))
-		}
-		for _, i := range ratioArms {
-			if r.lower {
-				row = append(row, ratio(vals[base], vals[i]))
-			} else {
-				row = append(row, ratio(vals[i], vals[base]))
-			}
-		}
-		rows = append(rows, row)
-	}
+	t := newArmTable(arms, httpArmTitles)
+	t.addBaselineRatios(arms, httpArmBase, httpRatioTitles)
 	for _, m := range ms {
-		who := strings.TrimPrefix(m.label, "/call requests/s, ")
-		addRow(m, callRow{label: m.label, value: func(a *callArm) float64 { return a.median() }})
-		addRow(m, callRow{label: "/call p50 latency, " + who, lower: true, value: func(a *callArm) float64 { return median(a.p50) }})
-		addRow(m, callRow{label: "/call p99 latency, " + who, lower: true, value: func(a *callArm) float64 { return median(a.p99) }})
+		t.addRate(m)
+		t.addLatencies(m, "/call ", strings.TrimPrefix(m.label, "/call requests/s, "))
 	}
-	table(w, header, rows)
+	t.write(w)
 	fmt.Fprintf(w, "\n%s\n", httpGoalLine(ms))
 
 	fmt.Fprintf(w, "\nPer-round samples (requests/s; p50 latency); CPU time and heap allocations per request, medians over the rounds (whole process: client and server):\n\n")
-	rows = rows[:0]
-	for _, m := range ms {
-		for _, a := range m.arms {
-			parts := make([]string, len(a.p50))
-			for i, v := range a.p50 {
-				parts[i] = formatDuration(v)
-			}
-			rows = append(rows, []string{
-				m.key,
-				a.name,
-				joinValues(*a.samples),
-				strings.Join(parts, " "),
-				formatDuration(median(values(*a.samples, sample.cpuPerOp))),
-				formatValue(median(values(*a.samples, sample.allocsPerOp))),
-				kib(median(values(*a.samples, sample.bytesPerOp))),
-				m.unit,
-			})
-		}
-	}
-	table(w, []string{"metric", "arm", "samples", "p50 per round", "CPU/op", "allocs/op", "KiB/op", "op"}, rows)
+	perRoundTable(w, ms, true)
 }
 
 // httpGoalLine states whether the issue's goal was met: /call requests/s with many
 // clients over TCP+TLS h2 at least httpGoalRatio× the net/http baseline's.
 func httpGoalLine(ms []*callMetric) string {
 	goal := fmt.Sprintf("goal: /call requests/s over TCP+TLS h2 ≥ %.1f× net/http TLS h2 — ", httpGoalRatio)
-	var tcp, base *callArm
-	for _, m := range ms {
-		if m.key != httpMetricN {
-			continue
-		}
-		for _, a := range m.arms {
-			switch a.name {
-			case httpArmTCP:
-				tcp = a
-			case httpArmBase:
-				base = a
-			}
-		}
-	}
+	tcp, base := findArm(ms, httpMetricN, httpArmTCP), findArm(ms, httpMetricN, httpArmBase)
 	if tcp == nil || base == nil || base.median() == 0 {
 		return goal + fmt.Sprintf("not measured (needs metric %s and arms %s, %s)", httpMetricN, httpArmTCP, httpArmBase)
 	}

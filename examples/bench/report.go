@@ -267,12 +267,12 @@ func selectedOf(ms []*metric, selected map[string]bool) []*metric {
 	return out
 }
 
-// explicitFlags returns the names of the flags set on the command line, so that -quick
-// only changes the others.
-// parseFlags parses a benchmark's flags. help is true when -h was asked for (the usage
-// has been printed; the benchmark should return nil). A bad flag or a stray argument
-// gives errUsage after printing the usage.
-func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) (help bool, err error) {
+// parseFlags registers -quick (described by quickUsage), then parses a benchmark's
+// flags and, with -quick, applies quick (see quickDefaults). help is true when -h was
+// asked for (the usage has been printed; the benchmark should return nil). A bad flag or
+// a stray argument gives errUsage after printing the usage.
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer, quickUsage string, quick map[string]func()) (help bool, err error) {
+	q := fs.Bool("quick", false, quickUsage)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return true, nil
@@ -283,6 +283,9 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) (help bool, e
 		fmt.Fprintf(stderr, "bench %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
 		fs.Usage()
 		return false, errUsage
+	}
+	if *q {
+		quickDefaults(fs, quick)
 	}
 	return false, nil
 }
@@ -298,6 +301,8 @@ func quickDefaults(fs *flag.FlagSet, set map[string]func()) {
 	}
 }
 
+// explicitFlags returns the names of the flags set on the command line, so that -quick
+// only changes the others.
 func explicitFlags(fs *flag.FlagSet) map[string]bool {
 	explicit := make(map[string]bool)
 	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
@@ -313,15 +318,20 @@ func warmUp(ctx context.Context, ms []*metric, selected map[string]bool, settle 
 			continue
 		}
 		for _, a := range m.arms() {
-			if _, err := a.round(ctx); err != nil {
-				return fmt.Errorf("warm-up, %s, %s: %w", m.key, a.name, err)
-			}
-			if err := settle(ctx); err != nil {
+			if err := warmUpArm(ctx, m.key, a, settle); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// warmUpArm runs one untimed round of the arm a of the metric key, then settle.
+func warmUpArm(ctx context.Context, key string, a *arm, settle func(context.Context) error) error {
+	if _, err := a.round(ctx); err != nil {
+		return fmt.Errorf("warm-up, %s, %s: %w", key, a.name, err)
+	}
+	return settle(ctx)
 }
 
 // runRounds measures every arm of ms rounds times, interleaved: in each round, for each
@@ -330,6 +340,36 @@ func warmUp(ctx context.Context, ms []*metric, selected map[string]bool, settle 
 // is empty (labels: arm, metric and the pairs in labels), and returns the share of the
 // machine's CPU that other processes used meanwhile ("unknown" where not readable).
 func runRounds(ctx context.Context, rounds int, ms []*metric, settle func(context.Context) error, cpuprofile string, progress io.Writer, labels ...string) (string, error) {
+	return profiledRounds(cpuprofile, func() error {
+		for r := range rounds {
+			for _, m := range ms {
+				for _, a := range m.arms() {
+					if a.prepare != nil {
+						if err := a.prepare(ctx); err != nil {
+							return fmt.Errorf("round %d, %s, %s, prepare: %w", r+1, m.key, a.name, err)
+						}
+					}
+					s, err := measure(ctx, a, append([]string{"metric", m.key}, labels...)...)
+					if err != nil {
+						return fmt.Errorf("round %d, %s, %s: %w", r+1, m.key, a.name, err)
+					}
+					*a.samples = append(*a.samples, s)
+					if err := settle(ctx); err != nil {
+						return err
+					}
+				}
+				fmt.Fprintf(progress, "round %d/%d %-9s alknet %s  baseline %s\n", r+1, rounds, m.key,
+					formatValue(m.alknet.last().value), formatValue(m.baseline.last().value))
+			}
+		}
+		return nil
+	})
+}
+
+// profiledRounds runs rounds (the measured rounds) under a CPU profile written to
+// cpuprofile unless it is empty, and returns the share of the machine's CPU that other
+// processes used meanwhile ("unknown" where not readable).
+func profiledRounds(cpuprofile string, rounds func() error) (string, error) {
 	machineBefore, machineOK := machineCPU()
 	procBefore := processCPU()
 	measureStart := time.Now()
@@ -338,26 +378,8 @@ func runRounds(ctx context.Context, rounds int, ms []*metric, settle func(contex
 		return "", err
 	}
 	defer stop()
-	for r := range rounds {
-		for _, m := range ms {
-			for _, a := range m.arms() {
-				if a.prepare != nil {
-					if err := a.prepare(ctx); err != nil {
-						return "", fmt.Errorf("round %d, %s, %s, prepare: %w", r+1, m.key, a.name, err)
-					}
-				}
-				s, err := measure(ctx, a, append([]string{"metric", m.key}, labels...)...)
-				if err != nil {
-					return "", fmt.Errorf("round %d, %s, %s: %w", r+1, m.key, a.name, err)
-				}
-				*a.samples = append(*a.samples, s)
-				if err := settle(ctx); err != nil {
-					return "", err
-				}
-			}
-			fmt.Fprintf(progress, "round %d/%d %-9s alknet %s  baseline %s\n", r+1, rounds, m.key,
-				formatValue(m.alknet.last().value), formatValue(m.baseline.last().value))
-		}
+	if err := rounds(); err != nil {
+		return "", err
 	}
 	if cpuprofile != "" {
 		pprof.StopCPUProfile()
@@ -389,7 +411,12 @@ func measure(ctx context.Context, a *arm, labels ...string) (sample, error) {
 	return s, err
 }
 
+// writeAllocProfile writes an allocation profile to path, or nothing where path is
+// empty.
 func writeAllocProfile(path string) error {
+	if path == "" {
+		return nil
+	}
 	pf, err := os.Create(path)
 	if err != nil {
 		return err
@@ -468,4 +495,150 @@ func startCPUProfile(path string) (stop func(), err error) {
 		pprof.StopCPUProfile()
 		f.Close()
 	}, nil
+}
+
+// armMachine is the machine header of the benchmarks with several arms per metric:
+// machineInfo with libs, the UDP buffer caps where readable, and GOMAXPROCS.
+func armMachine(libs ...library) []string {
+	machine := machineInfo(time.Now(), libs...)
+	if l := udpBufferCaps(); l != "" {
+		machine = append(machine, l)
+	}
+	return append(machine, fmt.Sprintf("GOMAXPROCS=%d", runtime.GOMAXPROCS(0)))
+}
+
+// armTable is the main table of a benchmark with several arms per metric: a column per
+// arm, then a ratio column per pair of arms.
+type armTable struct {
+	header []string
+	pairs  []armPair
+	rows   [][]string
+}
+
+// armPair is a ratio column: arm a against arm b, as indices in the column order.
+type armPair struct{ a, b int }
+
+// newArmTable returns the table of arms, in column order, headed by their titles.
+func newArmTable(arms []string, titles map[string]string) *armTable {
+	t := &armTable{header: []string{"metric"}}
+	for _, a := range arms {
+		t.header = append(t.header, titles[a])
+	}
+	return t
+}
+
+// addRatio adds the ratio column of arm a against arm b, headed title.
+func (t *armTable) addRatio(a, b int, title string) {
+	t.pairs = append(t.pairs, armPair{a, b})
+	t.header = append(t.header, title)
+}
+
+// addBaselineRatios adds, where the arm base is among arms, a ratio column against it
+// for each arm with a title in titles.
+func (t *armTable) addBaselineRatios(arms []string, base string, titles map[string]string) {
+	b := slices.Index(arms, base)
+	if b < 0 {
+		return
+	}
+	for i, a := range arms {
+		if title, ok := titles[a]; ok {
+			t.addRatio(i, b, title)
+		}
+	}
+}
+
+// callRow is one row of the main table: a value per arm, and whether lower is better.
+type callRow struct {
+	label string
+	lower bool // a latency: the ratios are inverted, so that above 1 still means better
+	value func(*callArm) float64
+}
+
+func (r callRow) format(v float64) string {
+	if r.lower {
+		return formatDuration(v)
+	}
+	return formatValue(v)
+}
+
+// add adds the row r of m: its value on each arm, then the ratios.
+func (t *armTable) add(m *callMetric, r callRow) {
+	row := []string{r.label}
+	vals := make([]float64, len(m.arms))
+	for i, a := range m.arms {
+		vals[i] = r.value(a)
+		row = append(row, r.format(vals[i]))
+	}
+	for _, p := range t.pairs {
+		if r.lower {
+			row = append(row, ratio(vals[p.b], vals[p.a]))
+		} else {
+			row = append(row, ratio(vals[p.a], vals[p.b]))
+		}
+	}
+	t.rows = append(t.rows, row)
+}
+
+// addRate adds the row of m's median rates.
+func (t *armTable) addRate(m *callMetric) {
+	t.add(m, callRow{label: m.label, value: func(a *callArm) float64 { return a.median() }})
+}
+
+// addLatencies adds the rows of m's median p50 and p99 latencies, labelled prefix
+// "p50 latency, " who (and p99).
+func (t *armTable) addLatencies(m *callMetric, prefix, who string) {
+	t.add(m, callRow{label: prefix + "p50 latency, " + who, lower: true, value: func(a *callArm) float64 { return median(a.p50) }})
+	t.add(m, callRow{label: prefix + "p99 latency, " + who, lower: true, value: func(a *callArm) float64 { return median(a.p99) }})
+}
+
+func (t *armTable) write(w io.Writer) { table(w, t.header, t.rows) }
+
+// perRoundTable writes the table of per-round samples of ms: a row per metric and arm
+// with its samples, with withP50 its p50 latency per round ("-" where the metric is not
+// unary), and its CPU time and allocations per operation.
+func perRoundTable(w io.Writer, ms []*callMetric, withP50 bool) {
+	var rows [][]string
+	for _, m := range ms {
+		for _, a := range m.arms {
+			row := []string{m.key, a.name, joinValues(*a.samples)}
+			if withP50 {
+				p50s := "-"
+				if m.unary {
+					parts := make([]string, len(a.p50))
+					for i, v := range a.p50 {
+						parts[i] = formatDuration(v)
+					}
+					p50s = strings.Join(parts, " ")
+				}
+				row = append(row, p50s)
+			}
+			rows = append(rows, append(row,
+				formatDuration(median(values(*a.samples, sample.cpuPerOp))),
+				formatValue(median(values(*a.samples, sample.allocsPerOp))),
+				kib(median(values(*a.samples, sample.bytesPerOp))),
+				m.unit,
+			))
+		}
+	}
+	header := []string{"metric", "arm", "samples", "p50 per round", "CPU/op", "allocs/op", "KiB/op", "op"}
+	if !withP50 {
+		header = slices.Delete(header, 3, 4)
+	}
+	table(w, header, rows)
+}
+
+// findArm returns the arm name of the metric key among ms, nil where either is not
+// measured.
+func findArm(ms []*callMetric, key, name string) *callArm {
+	for _, m := range ms {
+		if m.key != key {
+			continue
+		}
+		for _, a := range m.arms {
+			if a.name == name {
+				return a
+			}
+		}
+	}
+	return nil
 }

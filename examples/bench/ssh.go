@@ -5,16 +5,11 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"os"
-	"runtime"
 	"runtime/pprof"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,106 +68,47 @@ const (
 )
 
 type sshBenchOptions struct {
-	rounds     int
-	duration   time.Duration
-	parallel   int
-	bulkBytes  byteSize
-	settle     time.Duration
-	only       string
-	arms       string
-	cpuprofile string
-	memprofile string
+	runOptions
+	parallel  int
+	bulkBytes byteSize
 }
 
 func runSSH(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if _, set := os.LookupEnv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING"); !set {
-		_ = os.Setenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING", "true")
-	}
+	quietQUICBufferWarning()
 	o := sshBenchOptions{bulkBytes: 64 << 20}
-	fs := flag.NewFlagSet("ssh", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.IntVar(&o.rounds, "rounds", 5, "rounds; each runs every metric once per arm, in an order that rotates by round")
+	fs := newFlagSet("ssh", "Compares alknet/ssh over QUIC (and over the endpoint's TCP+TLS twin) with the same\n"+
+		"SSH server (x/crypto/ssh underneath) on a plain TCP listener, on loopback: bulk\n"+
+		"throughput through one direct-tcpip channel to an in-process TCP sink, and new\n"+
+		"connections/s (connection + SSH handshake + publickey auth, closed) with\n"+
+		"-conns-parallel dialers.", stderr)
+	o.sharedFlags(fs, orderRotating, sshMetrics, sshArms, "arm, side, metric")
 	fs.DurationVar(&o.duration, "duration", 2*time.Second, "length of one handshake round per arm")
 	fs.IntVar(&o.parallel, "conns-parallel", 4, "concurrent dialers in the "+sshMetricHandshake+" metric")
 	fs.Var(&o.bulkBytes, "bulk-bytes", "`size` written through the channel in one "+sshMetricBulk+" round (bytes, or with a KiB, MiB or GiB suffix)")
 	fs.DurationVar(&o.settle, "settle", 50*time.Millisecond, "pause after each arm, once its connections are gone, after a GC")
-	fs.StringVar(&o.only, "only", "", "comma-separated subset of metrics to run: "+strings.Join(sshMetrics, ", "))
-	fs.StringVar(&o.arms, "arms", "", "comma-separated subset of arms to run: "+strings.Join(sshArms, ", "))
-	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measurements to `file` (labels: arm, side, metric)")
-	fs.StringVar(&o.memprofile, "memprofile", "", "write an allocation profile to `file` at the end")
-	quick := fs.Bool("quick", false, "smoke run: 1 round, 300ms, 8 MiB (flags given explicitly win)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: bench ssh [flags]\n\n"+
-			"Compares alknet/ssh over QUIC (and over the endpoint's TCP+TLS twin) with the same\n"+
-			"SSH server (x/crypto/ssh underneath) on a plain TCP listener, on loopback: bulk\n"+
-			"throughput through one direct-tcpip channel to an in-process TCP sink, and new\n"+
-			"connections/s (connection + SSH handshake + publickey auth, closed) with\n"+
-			"-conns-parallel dialers.\n\nflags:\n")
-		fs.PrintDefaults()
-	}
-	if help, err := parseFlags(fs, args, stderr); help || err != nil {
+	help, err := parseFlags(fs, args, stderr, "smoke run: 1 round, 300ms, 8 MiB (flags given explicitly win)", map[string]func(){
+		"rounds":     func() { o.rounds = 1 },
+		"duration":   func() { o.duration = 300 * time.Millisecond },
+		"bulk-bytes": func() { o.bulkBytes = 8 << 20 },
+		"settle":     func() { o.settle = 10 * time.Millisecond },
+	})
+	if help || err != nil {
 		return err
 	}
-	if *quick {
-		quickDefaults(fs, map[string]func(){
-			"rounds":     func() { o.rounds = 1 },
-			"duration":   func() { o.duration = 300 * time.Millisecond },
-			"bulk-bytes": func() { o.bulkBytes = 8 << 20 },
-			"settle":     func() { o.settle = 10 * time.Millisecond },
-		})
-	}
-	switch {
-	case o.rounds < 1:
-		return fmt.Errorf("-rounds must be at least 1")
-	case o.duration <= 0:
-		return fmt.Errorf("-duration must be positive")
-	case o.parallel < 1:
-		return fmt.Errorf("-conns-parallel must be at least 1")
-	case o.bulkBytes < 1:
-		return fmt.Errorf("-bulk-bytes must be positive")
-	case o.settle < 0:
-		return fmt.Errorf("-settle must not be negative")
-	}
-	selected, err := selectMetrics(o.only, sshMetrics)
-	if err != nil {
+	if err := o.validate(atLeast1("-conns-parallel", o.parallel), positive("-bulk-bytes", o.bulkBytes)); err != nil {
 		return err
 	}
-	armSel, err := selectArms(o.arms, sshArms)
-	if err != nil {
-		return err
-	}
-
-	loadBefore := loadAverage()
-	f, err := newSSHFixture(ctx, armSel)
-	if err != nil {
-		return err
-	}
-	defer f.close()
-	if err := f.check(ctx); err != nil {
-		return err
-	}
-
-	ms := f.metrics(o, selected)
-	settle := func(ctx context.Context) error { return f.settle(ctx, o.settle) }
-	// One short untimed pass of every arm first: lazy initialisation, heap growth, and
-	// the flow-control windows of the long-lived connections.
-	warm := o
-	warm.duration = min(o.duration, 300*time.Millisecond)
-	warm.bulkBytes = min(o.bulkBytes, 16<<20)
-	if err := warmUpArms(ctx, f.metrics(warm, selected), settle); err != nil {
-		return err
-	}
-	other, err := callRounds(ctx, o.rounds, ms, settle, o.cpuprofile, stderr)
-	if err != nil {
-		return err
-	}
-	if o.memprofile != "" {
-		if err := writeAllocProfile(o.memprofile); err != nil {
-			return err
-		}
-	}
-	sshReport(stdout, o, f.arms, ms, loadBefore, other)
-	return f.shutdown()
+	return armBench[sshBenchOptions, *sshFixture]{
+		metrics: sshMetrics,
+		arms:    sshArms,
+		start:   newSSHFixture,
+		warm: func(o sshBenchOptions) sshBenchOptions {
+			o.duration = min(o.duration, 300*time.Millisecond)
+			o.bulkBytes = min(o.bulkBytes, 16<<20)
+			return o
+		},
+		report: sshReport,
+	}.run(ctx, o, stdout, stderr)
 }
 
 // sshKey is an Ed25519 key as both sides of the bench use it: an SSH signer, and for
@@ -335,10 +271,10 @@ type sshFixture struct {
 	host, client sshKey
 	arms         []string // selected arms, column order
 	state        map[string]*sshArmState
-	closers      []func(context.Context) error
+	closers
 }
 
-func newSSHFixture(ctx context.Context, arms []string) (_ *sshFixture, err error) {
+func newSSHFixture(ctx context.Context, arms []string, _ sshBenchOptions) (_ *sshFixture, err error) {
 	f := &sshFixture{arms: arms, state: make(map[string]*sshArmState)}
 	defer func() {
 		if err != nil {
@@ -362,29 +298,10 @@ func newSSHFixture(ctx context.Context, arms []string) (_ *sshFixture, err error
 	return f, nil
 }
 
-// shutdown closes every client and server cleanly, last started first.
-func (f *sshFixture) shutdown() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	var errs []error
-	for i := len(f.closers) - 1; i >= 0; i-- {
-		errs = append(errs, f.closers[i](ctx))
-	}
-	f.closers = nil
-	return errors.Join(errs...)
-}
-
-func (f *sshFixture) close() { _ = f.shutdown() }
-
 // newSSHServer is the server every arm runs: the host key, the client's key known by
 // its fingerprint, every direct-tcpip destination allowed.
 func (f *sshFixture) newSSHServer() (*alkssh.Server, *core.DynamicStore, error) {
-	store, err := core.NewDynamicStore(core.DynamicConfig{
-		Auth: core.AuthPolicy{Peers: []core.PeerEntry{{
-			PeerID: "bench-client", Fingerprints: []string{f.client.fp}, Scopes: []string{"bench"}, Enabled: true,
-		}}},
-		Limits: core.Limits{MaxConnectionsPerIP: -1},
-	})
+	store, err := benchClientStore(f.client.fp)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -420,7 +337,7 @@ func (f *sshFixture) startArm(ctx context.Context, name string) (*sshArmState, e
 	if err != nil {
 		return nil, err
 	}
-	f.closers = append(f.closers, func(context.Context) error { return st.target.close() })
+	f.add(func(context.Context) error { return st.target.close() })
 
 	srv, store, err := f.newSSHServer()
 	if err != nil {
@@ -436,32 +353,15 @@ func (f *sshFixture) startArm(ctx context.Context, name string) (*sshArmState, e
 		if err := reg.Register(srv); err != nil {
 			return nil, err
 		}
-		ep, err := endpoint.New(reg, endpoint.Config{
-			TLS:        tlsconf.ServerConfig(f.host.cert),
-			Identities: core.NewConfigIdentityProvider(store, nil),
-			Limits:     store.Limits,
-			Logger:     slog.New(slog.DiscardHandler),
-		})
+		ep, err := newEndpoint(reg, f.host.cert, store, slog.New(slog.DiscardHandler))
 		if err != nil {
 			return nil, err
 		}
-		var addr string
-		pprof.Do(ctx, pprof.Labels("arm", name, "side", "server"), func(context.Context) {
-			if network == endpoint.NetworkTCP {
-				if err = ep.ListenTCP("127.0.0.1:0"); err == nil {
-					addr = ep.TCPAddr().String()
-				}
-				return
-			}
-			if err = ep.ListenQUIC("127.0.0.1:0"); err == nil {
-				addr = ep.QUICAddr().String()
-			}
-		})
+		addr, err := listenArm(ctx, ep, name, network)
 		if err != nil {
-			_ = ep.Close()
 			return nil, err
 		}
-		f.closers = append(f.closers, ep.Shutdown)
+		f.add(ep.Shutdown)
 		cfg := f.clientConfig(network)
 		st.dial = func(ctx context.Context) (*alkssh.Client, error) { return alkssh.Dial(ctx, addr, cfg) }
 		st.open = func() int { return ep.Stats().Connections }
@@ -477,7 +377,7 @@ func (f *sshFixture) startArm(ctx context.Context, name string) (*sshArmState, e
 		pprof.Do(sctx, pprof.Labels("arm", name, "side", "server"), func(sctx context.Context) {
 			wg.Go(func() { _ = srv.Serve(sctx, countingListener{Listener: ln, active: active}) })
 		})
-		f.closers = append(f.closers, func(context.Context) error {
+		f.add(func(context.Context) error {
 			cancel()
 			wg.Wait()
 			return nil
@@ -504,7 +404,7 @@ func (f *sshFixture) startArm(ctx context.Context, name string) (*sshArmState, e
 	if err != nil {
 		return nil, err
 	}
-	f.closers = append(f.closers, func(context.Context) error { _ = st.client.Close(); return nil })
+	f.add(func(context.Context) error { _ = st.client.Close(); return nil })
 	return st, nil
 }
 
@@ -533,13 +433,7 @@ func (f *sshFixture) settle(ctx context.Context, pause time.Duration) error {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
-	runtime.GC()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(pause):
-		return nil
-	}
+	return gcPause(ctx, pause)
 }
 
 // openChannel opens a direct-tcpip channel on c to port on the target's loopback and
@@ -562,7 +456,7 @@ func openChannel(ctx context.Context, c *alkssh.Client, port uint16) (ch net.Con
 // check makes sure, once and untimed, that every arm carries a 1 MiB random payload
 // through a direct-tcpip channel to the echo and back byte-exact, half-close included,
 // and that a fresh connection logs in.
-func (f *sshFixture) check(ctx context.Context) error {
+func (f *sshFixture) check(ctx context.Context, _ sshBenchOptions) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*callTimeout)
 	defer cancel()
 	payload := make([]byte, sshCheckSize)
@@ -682,13 +576,9 @@ func (f *sshFixture) metrics(o sshBenchOptions, selected map[string]bool) []*cal
 }
 
 func sshReport(w io.Writer, o sshBenchOptions, arms []string, ms []*callMetric, loadBefore, otherCPU string) {
-	machine := machineInfo(time.Now(),
+	machine := armMachine(
 		library{"quic-go", "github.com/quic-go/quic-go"},
 		library{"x/crypto", "golang.org/x/crypto"})
-	if l := udpBufferCaps(); l != "" {
-		machine = append(machine, l)
-	}
-	machine = append(machine, fmt.Sprintf("GOMAXPROCS=%d", runtime.GOMAXPROCS(0)))
 	reportHeader(w, "ssh", machine, loadBefore, otherCPU, fmt.Sprintf(
 		"one process, loopback; every arm is the same alknet ssh.Server (x/crypto/ssh underneath: Ed25519 host key, publickey auth of an Ed25519 client key, "+
 			"x/crypto/ssh's default key exchange and cipher), with every direct-tcpip destination allowed: "+
@@ -701,52 +591,16 @@ func sshReport(w io.Writer, o sshBenchOptions, arms []string, ms []*callMetric, 
 			"medians over the rounds; ratio columns alknet/x/crypto/ssh TCP, higher is better",
 		sshCheckSize>>20, o.rounds, plural(o.rounds, "round"), o.bulkBytes, writeSize>>10, o.parallel, o.duration))
 
-	header := []string{"metric"}
-	for _, a := range arms {
-		header = append(header, sshArmTitles[a])
-	}
-	base := slices.Index(arms, sshArmTCP)
-	var ratioArms []int
-	if base >= 0 {
-		for i, a := range arms {
-			if t, ok := sshRatioTitles[a]; ok {
-				ratioArms = append(ratioArms, i)
-				header = append(header, t)
-			}
-		}
-	}
-	var rows [][]string
+	t := newArmTable(arms, sshArmTitles)
+	t.addBaselineRatios(arms, sshArmTCP, sshRatioTitles)
 	for _, m := range ms {
-		row := []string{m.label}
-		vals := make([]float64, len(m.arms))
-		for i, a := range m.arms {
-			vals[i] = a.median()
-			row = append(row, formatValue(vals[i]))
-		}
-		for _, i := range ratioArms {
-			row = append(row, ratio(vals[i], vals[base]))
-		}
-		rows = append(rows, row)
+		t.addRate(m)
 	}
-	table(w, header, rows)
+	t.write(w)
 	fmt.Fprintf(w, "\n%s\n", sshGoalLine(ms))
 
 	fmt.Fprintf(w, "\nPer-round samples; CPU time and heap allocations per operation, medians over the rounds (whole process: client, server and target):\n\n")
-	rows = rows[:0]
-	for _, m := range ms {
-		for _, a := range m.arms {
-			rows = append(rows, []string{
-				m.key,
-				a.name,
-				joinValues(*a.samples),
-				formatDuration(median(values(*a.samples, sample.cpuPerOp))),
-				formatValue(median(values(*a.samples, sample.allocsPerOp))),
-				kib(median(values(*a.samples, sample.bytesPerOp))),
-				m.unit,
-			})
-		}
-	}
-	table(w, []string{"metric", "arm", "samples", "CPU/op", "allocs/op", "KiB/op", "op"}, rows)
+	perRoundTable(w, ms, false)
 }
 
 // sshGoalLine states whether the issue's goal was met: direct-tcpip throughput and
@@ -754,23 +608,10 @@ func sshReport(w io.Writer, o sshBenchOptions, arms []string, ms []*callMetric, 
 // TCP's.
 func sshGoalLine(ms []*callMetric) string {
 	goal := fmt.Sprintf("goal: direct-tcpip throughput and handshake rate over alknet/ssh QUIC ≥ %.1f× x/crypto/ssh over TCP — ", sshGoalRatio)
-	find := func(key, name string) *callArm {
-		for _, m := range ms {
-			if m.key != key {
-				continue
-			}
-			for _, a := range m.arms {
-				if a.name == name {
-					return a
-				}
-			}
-		}
-		return nil
-	}
 	var parts []string
 	met := true
 	for _, key := range sshMetrics {
-		q, b := find(key, sshArmQUIC), find(key, sshArmTCP)
+		q, b := findArm(ms, key, sshArmQUIC), findArm(ms, key, sshArmTCP)
 		if q == nil || b == nil || b.median() == 0 {
 			return goal + fmt.Sprintf("not measured (needs metrics %s and arms %s, %s)",
 				strings.Join(sshMetrics, ", "), sshArmQUIC, sshArmTCP)

@@ -10,11 +10,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"runtime"
-	"strings"
 	"time"
 
 	bip39 "github.com/cosmos/go-bip39"
@@ -55,48 +53,27 @@ const (
 )
 
 type vaultOptions struct {
-	rounds     int
-	duration   time.Duration
-	unlocks    int
-	only       string
-	cpuprofile string
-	memprofile string
+	runOptions
+	unlocks int
 }
 
 func runVault(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o := vaultOptions{}
-	fs := flag.NewFlagSet("vault", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.IntVar(&o.rounds, "rounds", 5, "rounds; each runs every metric once per arm, alknet then baseline")
+	fs := newFlagSet("vault", "Compares the alknet vault with go-bip39 and hand-written stdlib/x/crypto code:\n"+
+		"mnemonic to seed, mnemonic generation, sealing secrets, keystore unlock.", stderr)
+	o.sharedFlags(fs, orderPair, vaultMetrics, nil, "arm, metric")
 	fs.DurationVar(&o.duration, "duration", time.Second, "length of one round per arm of the seed, mnemonic and seal-open metrics")
 	fs.IntVar(&o.unlocks, "unlocks", 10, "keystore unlocks per round per arm, after 2 untimed ones (each about 0.1 s)")
-	fs.StringVar(&o.only, "only", "", "comma-separated subset of metrics to run: "+strings.Join(vaultMetrics, ", "))
-	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measurements to `file` (labels: arm, metric)")
-	fs.StringVar(&o.memprofile, "memprofile", "", "write an allocation profile to `file` at the end")
-	quick := fs.Bool("quick", false, "smoke run: 1 round, 200ms, 1 unlock (flags given explicitly win)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: bench vault [flags]\n\n"+
-			"Compares the alknet vault with go-bip39 and hand-written stdlib/x/crypto code:\n"+
-			"mnemonic to seed, mnemonic generation, sealing secrets, keystore unlock.\n\nflags:\n")
-		fs.PrintDefaults()
-	}
-	if help, err := parseFlags(fs, args, stderr); help || err != nil {
+	help, err := parseFlags(fs, args, stderr, "smoke run: 1 round, 200ms, 1 unlock (flags given explicitly win)", map[string]func(){
+		"rounds":   func() { o.rounds = 1 },
+		"duration": func() { o.duration = 200 * time.Millisecond },
+		"unlocks":  func() { o.unlocks = 1 },
+	})
+	if help || err != nil {
 		return err
 	}
-	if *quick {
-		quickDefaults(fs, map[string]func(){
-			"rounds":   func() { o.rounds = 1 },
-			"duration": func() { o.duration = 200 * time.Millisecond },
-			"unlocks":  func() { o.unlocks = 1 },
-		})
-	}
-	switch {
-	case o.rounds < 1:
-		return fmt.Errorf("-rounds must be at least 1")
-	case o.duration <= 0:
-		return fmt.Errorf("-duration must be positive")
-	case o.unlocks < 1:
-		return fmt.Errorf("-unlocks must be at least 1")
+	if err := o.validate(atLeast1("-unlocks", o.unlocks)); err != nil {
+		return err
 	}
 	selected, err := selectMetrics(o.only, vaultMetrics)
 	if err != nil {
@@ -130,10 +107,8 @@ func runVault(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if o.memprofile != "" {
-		if err := writeAllocProfile(o.memprofile); err != nil {
-			return err
-		}
+	if err := writeAllocProfile(o.memprofile); err != nil {
+		return err
 	}
 	machine := machineInfo(time.Now(),
 		library{"cosmos/go-bip39", "github.com/cosmos/go-bip39"},

@@ -2,14 +2,10 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"slices"
 	"strings"
 	"testing"
-	"time"
-
-	"go.uber.org/goleak"
 )
 
 // vaultRows are the first-table rows of the vault benchmark, by label prefix.
@@ -23,17 +19,7 @@ var vaultRows = []string{
 // TestVaultQuick runs the vault benchmark in quick mode and checks the shape of both
 // tables, never the timings.
 func TestVaultQuick(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs a (quick) benchmark")
-	}
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
-	defer cancel()
-	var out, errOut bytes.Buffer
-	if err := run(ctx, []string{"vault", "-quick"}, &out, &errOut); err != nil {
-		t.Fatalf("run: %v\nstdout:\n%s\nstderr:\n%s", err, &out, &errOut)
-	}
-	s := out.String()
+	s := runQuick(t, "vault", "-quick")
 	if !strings.HasPrefix(s, "## bench vault\n") {
 		t.Errorf("output does not start with the title:\n%s", s)
 	}
@@ -107,24 +93,7 @@ func checkMedianTable(t *testing.T, s string, labels []string) {
 	if len(md) == 0 || !slices.Equal(md[0], []string{"metric", "alknet", "baseline", "ratio"}) {
 		t.Errorf("the first table's header is not metric | alknet | baseline | ratio:\n%s", s)
 	}
-	rows := tableRows(s, labels)
-	for _, label := range labels {
-		cells, ok := rows[label]
-		if !ok {
-			t.Errorf("no row for %q in:\n%s", label, s)
-			continue
-		}
-		if len(cells) != 4 {
-			t.Errorf("row %q has %d cells, want 4: %q", label, len(cells), cells)
-			continue
-		}
-		alk := number(t, label, "alknet", cells[1])
-		base := number(t, label, "baseline", strings.Fields(cells[2])[0])
-		r := number(t, label, "ratio", cells[3])
-		if alk <= 0 || base <= 0 || r <= 0 {
-			t.Errorf("row %q: want positive numbers, got %q", label, cells)
-		}
-	}
+	checkPairRows(t, s, labels)
 }
 
 // checkSamplesTable checks that the second table has a row for each metric key with
