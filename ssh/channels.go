@@ -173,6 +173,10 @@ func (s *session) directTCPIP(ctx context.Context, nch gossh.NewChannel) {
 		return
 	}
 	go gossh.DiscardRequests(reqs)
+	// When the SSH connection ends, so does the forwarded one (a quiet destination
+	// would otherwise hold the copy, and ServeConn, forever).
+	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
+	defer stop()
 	pipe(ch, c)
 }
 
@@ -255,7 +259,7 @@ func (s *session) remoteForward(ctx context.Context, payload []byte) (bool, []by
 		return false, nil
 	}
 	s.forwards[key] = ln
-	s.wg.Go(func() { s.acceptForwarded(ln, p.BindAddr, port) })
+	s.wg.Go(func() { s.acceptForwarded(ctx, ln, p.BindAddr, port) })
 	var reply []byte
 	if p.BindPort == 0 {
 		reply = gossh.Marshal(struct{ Port uint32 }{port})
@@ -278,8 +282,10 @@ func acceptEach(ln net.Listener, handle func(net.Conn)) {
 }
 
 // acceptForwarded hands each connection of ln to the client.
-func (s *session) acceptForwarded(ln net.Listener, bindAddr string, port uint32) {
+func (s *session) acceptForwarded(ctx context.Context, ln net.Listener, bindAddr string, port uint32) {
 	acceptEach(ln, func(c net.Conn) {
+		stop := context.AfterFunc(ctx, func() { _ = c.Close() })
+		defer stop()
 		origin, _ := netip.ParseAddrPort(c.RemoteAddr().String())
 		payload := gossh.Marshal(struct {
 			Addr       string

@@ -748,3 +748,44 @@ func TestRemoteForwardDuplicate(t *testing.T) {
 		t.Fatal("cancel refused")
 	}
 }
+
+// TestQuietForwardEndsWithTheConnection: a forwarded connection whose destination
+// takes the EOF but never closes does not outlive its SSH connection: the server
+// stops (Serve returns) while the destination still holds its end open.
+func TestQuietForwardEndsWithTheConnection(t *testing.T) {
+	quiet, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer quiet.Close()
+	release := make(chan struct{})
+	defer close(release)
+	go func() {
+		c, err := quiet.Accept()
+		if err != nil {
+			return
+		}
+		_, _ = io.Copy(io.Discard, c)
+		<-release // keeps its end open until the test ends
+		_ = c.Close()
+	}()
+	user := stSigner(t)
+	n := stStartTCP(t, ssh.Config{
+		Identities: stNewIdentities().add(user, "alice"),
+		Forwarding: ssh.ForwardingPolicy{Default: ssh.Allow},
+	})
+	c, err := n.dial(t, ssh.ClientConfig{Signer: user})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := uint16(quiet.Addr().(*net.TCPAddr).Port)
+	ch, err := c.Open(stCtx(t), "127.0.0.1", port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	_ = c.Close()
+	if err := n.stopFn(); err != nil {
+		t.Fatalf("server held by a quiet forwarded connection: %v", err)
+	}
+}

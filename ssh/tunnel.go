@@ -233,6 +233,8 @@ func (t *Tunnel) startRemote(ctx context.Context, c *Client, wg *sync.WaitGroup)
 		out[i] = ln.Addr()
 		wg.Go(func() {
 			acceptEach(ln, func(rc net.Conn) {
+				stop := context.AfterFunc(ctx, func() { _ = rc.Close() })
+				defer stop()
 				var d net.Dialer
 				lc, err := d.DialContext(ctx, "tcp", f.TargetAddress())
 				if err != nil {
