@@ -72,6 +72,12 @@ type Dispatcher struct {
 	// write side after the request, as the original Rust client does. Subscriptions
 	// always get a stream of their own.
 	IdleCallStreams int
+	// OverlayOnly marks the connections of this dispatcher as not peers, as for
+	// browsers on WebSocket: the operations such a connection serves, once imported
+	// with RegisterImported, are reachable only through its OverlayEnv, never as a peer
+	// entry of the composition environment of the requests it sends (a peer route
+	// naming its identity finds nothing).
+	OverlayOnly bool
 	// OnConnect, when set, is called with every connection Handle accepts, before
 	// its requests are served, so the accepting side can call back into the peer.
 	OnConnect func(*Conn)
@@ -239,16 +245,13 @@ type Conn struct {
 }
 
 func (d *Dispatcher) newConn(ctx context.Context, id *core.Identity) *Conn {
-	cctx, cancel := context.WithCancelCause(ctx)
 	base := d.Registry
 	if base == nil {
 		base = NewBareRegistry()
 	}
-	return &Conn{
+	c := &Conn{
 		base:     base,
 		d:        d,
-		ctx:      cctx,
-		cancel:   cancel,
 		identity: id,
 		log:      d.logger(),
 		inbound:  make(map[string]*inboundReq),
@@ -256,6 +259,20 @@ func (d *Dispatcher) newConn(ctx context.Context, id *core.Identity) *Conn {
 		overlay:  NewBareRegistry(),
 		done:     make(chan struct{}),
 	}
+	c.ctx, c.cancel = context.WithCancelCause(context.WithValue(ctx, connKey{}, c))
+	return c
+}
+
+// connKey is the context key of the Conn a request arrived on.
+type connKey struct{}
+
+// ConnFrom returns the connection the request whose handler context is ctx arrived
+// on (also for the calls it composes), so a handler can call back into the peer — a
+// browser's operations, say, through c.OverlayEnv after importing them with FromCall.
+// It returns nil outside a request served by a Conn (the HTTP gateway, say).
+func ConnFrom(ctx context.Context) *Conn {
+	c, _ := ctx.Value(connKey{}).(*Conn)
+	return c
 }
 
 // run starts f in a goroutine the Conn waits for.
@@ -858,7 +875,7 @@ func (c *Conn) registry() *Registry { return c.base }
 
 // rootEnv is the composition environment of an inbound request: the local registry,
 // with this connection's imported overlay attached under the peer's id (anonymous
-// peers get no entry).
+// peers and OverlayOnly connections get no entry).
 func (c *Conn) rootEnv() OperationEnv { return connEnv{c: c} }
 
 // connEnv is rootEnv's environment, built only when a handler composes (most never
@@ -867,7 +884,7 @@ type connEnv struct{ c *Conn }
 
 func (e connEnv) env() OperationEnv {
 	env := NewPeerCompositeEnv(LocalEnv(e.c.registry()))
-	if e.c.identity != nil && e.c.identity.ID != "" {
+	if e.c.identity != nil && e.c.identity.ID != "" && !e.c.d.OverlayOnly {
 		env.AttachPeer(e.c.identity.ID, e.c.OverlayEnv())
 	}
 	return env

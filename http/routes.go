@@ -24,6 +24,12 @@ func (h *Handler) reservedRoutes() *http.ServeMux {
 	mux.Handle("POST /batch", h.bearer(http.HandlerFunc(h.serveBatch)))
 	mux.Handle("POST /subscribe", h.bearer(http.HandlerFunc(h.serveSubscribe)))
 	mux.Handle("GET /openapi.json", h.bearer(http.HandlerFunc(h.serveOpenAPI)))
+	if h.ws != nil {
+		mux.Handle("GET "+WebSocketPath, h.bearer(h.ws))
+	}
+	if h.mcp != nil {
+		mux.Handle(MCPPath, h.bearer(h.mcp))
+	}
 	return mux
 }
 

@@ -112,6 +112,13 @@ type Config struct {
 	// caller with IdentityFrom), are not operations and do not appear in /search or
 	// /openapi.json. The mux must not change after New.
 	Routes *http.ServeMux
+	// MCP, when set, builds the handler mounted at /mcp (every method) behind the
+	// Bearer layer, from the handler's Gateway: the to_mcp projection of the
+	// github.com/alknet/alknet/http/mcp package, kept out of this package so that
+	// embedders who do not use MCP do not link its SDK. Nil: /mcp is the decoy.
+	MCP func(*Gateway) http.Handler
+	// WebSocket configures GET /alknet/call, the call protocol for browsers.
+	WebSocket WebSocketConfig
 	// Limits bounds requests; zero fields take the defaults.
 	Limits Limits
 	// Logger receives connection-level errors at Debug; nil discards them. Request
@@ -134,6 +141,8 @@ type Handler struct {
 	reserved *http.ServeMux
 	routes   *http.ServeMux
 	extra    http.Handler // routes behind the Bearer layer
+	mcp      http.Handler // nil: /mcp is the decoy
+	ws       *wsServer    // nil: /alknet/call is the decoy
 	bearer   func(http.Handler) http.Handler
 	decoy    http.Handler
 	limits   Limits
@@ -174,6 +183,16 @@ func New(cfg Config) (*Handler, error) {
 		h.logger = slog.New(slog.DiscardHandler)
 	}
 	h.bearer = func(next http.Handler) http.Handler { return BearerAuth(h.gw.ResolveBearer, next) }
+	if cfg.MCP != nil {
+		if h.mcp = cfg.MCP(h.gw); h.mcp == nil {
+			return nil, fmt.Errorf("%w: MCP returned a nil handler", ErrConfig)
+		}
+	}
+	ws, err := newWSServer(h, cfg.WebSocket)
+	if err != nil {
+		return nil, err
+	}
+	h.ws = ws
 	h.reserved = h.reservedRoutes()
 	if h.routes != nil {
 		h.extra = h.bearer(h.routes)

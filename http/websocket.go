@@ -1,0 +1,261 @@
+package http
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/alknet/alknet/call"
+	"github.com/alknet/alknet/core"
+)
+
+// WebSocketPath is the route of the call protocol over WebSocket.
+const WebSocketPath = "/alknet/call"
+
+// MCPPath is the route Config.MCP is mounted at.
+const MCPPath = "/mcp"
+
+// WebSocketSubprotocol is the subprotocol a WebSocket client offers for the call
+// protocol; the server selects it when offered.
+const WebSocketSubprotocol = "alknet.call"
+
+// WebSocketBearerPrefix starts the subprotocol that carries a Bearer token, for
+// browsers, which cannot set headers on a WebSocket:
+//
+//	new WebSocket(url, ["alknet.call", "alknet.bearer." + token])
+//
+// The token must be a valid HTTP token (RFC 9110 tchar: letters, digits and
+// !#$%&'*+-.^_`|~), which base64url API keys are. The server never selects, echoes or
+// logs this subprotocol, and never reads a token from the URL.
+const WebSocketBearerPrefix = "alknet.bearer."
+
+// Default WebSocket settings; see WebSocketConfig.
+const (
+	// DefaultWSMaxMessageBytes is the default read limit of one WebSocket message (1
+	// MiB), far below the 64 MiB frame limit of the call protocol on QUIC streams.
+	DefaultWSMaxMessageBytes = 1 << 20
+	// DefaultWSWriteTimeout bounds writing one message to a WebSocket client.
+	DefaultWSWriteTimeout = 30 * time.Second
+)
+
+// WebSocketConfig configures GET /alknet/call: the call protocol for browsers, one
+// binary message per EventEnvelope. Zero fields take the defaults.
+type WebSocketConfig struct {
+	// Disable makes /alknet/call the decoy, like any unknown path.
+	Disable bool
+	// MaxMessageBytes is the read limit of one message; a larger one closes the
+	// connection with 1009 (message too big) (DefaultWSMaxMessageBytes).
+	MaxMessageBytes int64
+	// WriteTimeout bounds writing one message; a client that does not read for that
+	// long is disconnected (DefaultWSWriteTimeout).
+	WriteTimeout time.Duration
+	// MaxInflight bounds the requests of one connection running at once (0:
+	// call.DefaultMaxInflight; < 0: unlimited). One more is answered with a retryable
+	// INTERNAL CallError.
+	MaxInflight int
+	// OriginPatterns are the host patterns (path.Match syntax, as in
+	// websocket.AcceptOptions) of cross-origin pages allowed to connect. Empty: only
+	// same-origin pages (and non-browser clients, which send no Origin).
+	OriginPatterns []string
+	// OnConnect, when set, runs in its own goroutine once a connection is up; ctx
+	// ends when the connection does. Use it to call into the browser right away (for
+	// example to import its operations with call.FromCall and c.RegisterImported).
+	OnConnect func(ctx context.Context, c *call.Conn)
+}
+
+// wsServer serves WebSocketPath.
+type wsServer struct {
+	cfg     WebSocketConfig
+	d       *call.Dispatcher
+	resolve func([]byte) *core.Identity
+	decoy   http.Handler
+	logger  *slog.Logger
+}
+
+// newWSServer builds the WebSocket route of h; nil when it is disabled.
+func newWSServer(h *Handler, cfg WebSocketConfig) (*wsServer, error) {
+	if cfg.Disable {
+		return nil, nil
+	}
+	if cfg.MaxMessageBytes < 0 {
+		return nil, fmt.Errorf("%w: WebSocket.MaxMessageBytes is negative", ErrConfig)
+	}
+	if cfg.MaxMessageBytes == 0 {
+		cfg.MaxMessageBytes = DefaultWSMaxMessageBytes
+	}
+	if cfg.MaxMessageBytes > call.MaxFrameSize {
+		return nil, fmt.Errorf("%w: WebSocket.MaxMessageBytes above the call protocol's %d-byte frame limit", ErrConfig, call.MaxFrameSize)
+	}
+	if cfg.WriteTimeout < 0 {
+		return nil, fmt.Errorf("%w: WebSocket.WriteTimeout is negative", ErrConfig)
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = DefaultWSWriteTimeout
+	}
+	return &wsServer{
+		cfg: cfg,
+		d: &call.Dispatcher{
+			Registry:       h.gw.Registry,
+			Identities:     h.gw.Identities,
+			Ownership:      h.gw.Ownership,
+			DefaultTimeout: h.gw.Timeout,
+			MaxFrameSize:   int(cfg.MaxMessageBytes),
+			MaxInflight:    cfg.MaxInflight,
+			OverlayOnly:    true, // a browser is not a peer
+			Logger:         h.logger,
+		},
+		resolve: h.gw.ResolveBearer,
+		decoy:   h.decoy,
+		logger:  h.logger,
+	}, nil
+}
+
+// Close reasons of the WebSocket path (status 1002, protocol error).
+const (
+	wsReasonText     = "text messages not supported"
+	wsReasonEnvelope = "invalid EventEnvelope"
+)
+
+// ServeHTTP upgrades an authenticated request and serves the call protocol on the
+// WebSocket until either side closes it.
+// A request that is not a WebSocket upgrade gets the decoy, as any unknown path does.
+func (s *wsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !isWebSocketUpgrade(r.Header) {
+		s.decoy.ServeHTTP(w, r)
+		return
+	}
+	id := IdentityFrom(r.Context())
+	if id == nil {
+		id = s.subprotocolIdentity(r.Header)
+	}
+	if id == nil {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = io.WriteString(w, "401 Unauthorized")
+		return
+	}
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		Subprotocols:    []string{WebSocketSubprotocol},
+		OriginPatterns:  s.cfg.OriginPatterns,
+		CompressionMode: websocket.CompressionDisabled,
+	})
+	if err != nil {
+		// Accept has answered (400, 403 or 426).
+		s.logger.Debug("websocket: upgrade refused", "err", err)
+		return
+	}
+	s.serve(r.Context(), ws, id)
+}
+
+// serve runs one upgraded connection. ctx is the request's context, which lives
+// until serve returns.
+func (s *wsServer) serve(ctx context.Context, ws *websocket.Conn, id *core.Identity) {
+	ws.SetReadLimit(s.cfg.MaxMessageBytes)
+	// Node shutdown (Handle's context) says goodbye with 1001.
+	if st := connStateFrom(ctx); st != nil && st.shutdown != nil {
+		stop := context.AfterFunc(st.shutdown, func() {
+			_ = ws.Close(websocket.StatusGoingAway, "server shutting down")
+		})
+		defer stop()
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	c := s.d.NewMessageConn(cctx, id, func(ctx context.Context, env call.Envelope) error {
+		b, err := call.EncodeEnvelope(env)
+		if err != nil {
+			return err
+		}
+		wctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+		defer cancel()
+		return ws.Write(wctx, websocket.MessageBinary, b)
+	})
+	s.logger.Debug("websocket: connection opened", "identity", id.ID)
+
+	var hooks sync.WaitGroup
+	if s.cfg.OnConnect != nil {
+		hooks.Go(func() { s.cfg.OnConnect(cctx, c) })
+	}
+
+	status, reason := s.readLoop(cctx, ws, c)
+	// Pending calls fail with INTERNAL "connection closed", in-flight handlers are
+	// cancelled and the overlay is dropped before the socket goes.
+	_ = c.Close()
+	cancel()
+	if status != 0 {
+		_ = ws.Close(status, reason)
+	} else {
+		_ = ws.CloseNow()
+	}
+	hooks.Wait()
+	s.logger.Debug("websocket: connection closed", "identity", id.ID)
+}
+
+// readLoop feeds received envelopes to c until the client closes, the connection
+// fails or a message breaks the protocol; it returns the close status to send (0:
+// none, the connection is already gone).
+func (s *wsServer) readLoop(ctx context.Context, ws *websocket.Conn, c *call.Conn) (websocket.StatusCode, string) {
+	for {
+		typ, data, err := ws.Read(ctx)
+		if err != nil {
+			var ce websocket.CloseError
+			if errors.As(err, &ce) {
+				return 0, ""
+			}
+			s.logger.Debug("websocket: read ended", "err", err)
+			return 0, ""
+		}
+		if typ != websocket.MessageBinary {
+			return websocket.StatusProtocolError, wsReasonText
+		}
+		env, err := call.DecodeEnvelope(data)
+		if err != nil {
+			return websocket.StatusProtocolError, wsReasonEnvelope
+		}
+		c.HandleEnvelope(ctx, env)
+	}
+}
+
+// subprotocolIdentity resolves the token of an "alknet.bearer.<token>" subprotocol;
+// nil when there is none (or several) or it does not resolve.
+func (s *wsServer) subprotocolIdentity(h http.Header) *core.Identity {
+	var token string
+	found := 0
+	for _, v := range h.Values("Sec-WebSocket-Protocol") {
+		for p := range strings.SplitSeq(v, ",") {
+			if t, ok := strings.CutPrefix(strings.TrimSpace(p), WebSocketBearerPrefix); ok {
+				token = t
+				found++
+			}
+		}
+	}
+	if found != 1 || token == "" {
+		return nil
+	}
+	return s.resolve([]byte(token))
+}
+
+// isWebSocketUpgrade reports whether h asks for a WebSocket upgrade (RFC 6455 §4.1:
+// "Connection: Upgrade" and "Upgrade: websocket", both case-insensitive tokens).
+func isWebSocketUpgrade(h http.Header) bool {
+	return headerHasToken(h, "Connection", "upgrade") && headerHasToken(h, "Upgrade", "websocket")
+}
+
+// headerHasToken reports whether a comma-separated value of header key holds token.
+func headerHasToken(h http.Header, key, token string) bool {
+	for _, v := range h.Values(key) {
+		for p := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(p), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
