@@ -17,6 +17,7 @@ require (
 	github.com/alknet/alknet/http v0.0.0-00010101000000-000000000000
 	github.com/alknet/alknet/ssh v0.0.0-00010101000000-000000000000
 	github.com/alknet/alknet/vault v0.0.0-00010101000000-000000000000
+	github.com/coder/websocket v1.8.15
 	github.com/cosmos/go-bip39 v1.0.0
 	github.com/quic-go/quic-go v0.65.0
 	go.uber.org/goleak v1.3.0
@@ -27,7 +28,6 @@ require (
 )
 
 require (
-	github.com/coder/websocket v1.8.15 // indirect
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect
 	go.yaml.in/yaml/v3 v3.0.6 // indirect
 	golang.org/x/net v0.62.0 // indirect

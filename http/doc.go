@@ -17,6 +17,8 @@
 //	POST /batch          [{"operation", "input"?}, ...] → {"results": [...]}, always 200
 //	POST /subscribe      Server-Sent Events: a data: line per output, event: error at the end
 //	GET  /openapi.json   the gateway's OpenAPI 3.0.0 document
+//	GET  /alknet/call    the call protocol over WebSocket, for browsers
+//	     /mcp            Config.MCP: the MCP projection (package mcp), when set
 //	Config.Routes        the embedder's own routes, behind the Bearer layer
 //	anything else        the decoy (an nginx 404 page by default)
 //
@@ -26,7 +28,32 @@
 // operations indistinguishable from unknown ones, and CallErrors mapped to statuses by
 // StatusFor.
 //
+// # WebSocket
+//
+// GET /alknet/call upgrades an HTTP/1.1 request to a WebSocket that speaks the call
+// protocol natively: one binary message carries one EventEnvelope
+// ({"type","id","payload"} JSON, no length prefix), in both directions, so the page can
+// call the node's operations (discovery included: services/list, services/schema) and
+// the node can call operations the page serves. Identity is required at the upgrade
+// — a Bearer header, or, since browsers cannot set headers on a WebSocket, the
+// subprotocol WebSocketBearerPrefix+token offered beside WebSocketSubprotocol — and
+// is otherwise answered 401 before upgrading; a request that is not an upgrade gets
+// the decoy. A call.requested may carry its own auth_token, which replaces the
+// identity for that request. A text message closes the socket with 1002 "text
+// messages not supported", a binary message that is not an envelope with 1002
+// "invalid EventEnvelope", one over WebSocketConfig.MaxMessageBytes with 1009.
+// Requests run concurrently; answers go out one message at a time. A browser is not
+// a peer: what it serves is reachable by the node only through its connection
+// (WebSocketConfig.OnConnect, or call.ConnFrom in a handler serving its request,
+// then call.FromCall, Conn.RegisterImported and Conn.OverlayEnv), under those
+// operations' own access rules, and gone when it disconnects; closing fails the
+// node's pending calls to it and cancels the work it started. WebSocket runs over
+// HTTP/1.1 only (browsers open a separate HTTP/1.1 connection for it when the page
+// came over h2).
+//
 // Subpackages: client is the shared outbound HTTP client, and openapi imports
 // external HTTP APIs (OpenAPI 3 documents, single JSON-Schema endpoints) as operations
-// that forward to them.
+// that forward to them, and mcp projects the gateway as an MCP server (to_mcp, mounted
+// with Config.MCP) and imports MCP servers' tools (from_mcp); only embedders who import
+// mcp link the MCP SDK.
 package http

@@ -6,6 +6,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -107,5 +108,23 @@ func TestSecurityNoEnvironmentNoProcesses(t *testing.T) {
 	}
 	if files < 10 {
 		t.Fatalf("checked only %d files: is the walk rooted at the module?", files)
+	}
+}
+
+// Embedders who do not import package mcp must not link the MCP SDK: the http package
+// and its other subpackages do not depend on it.
+func TestSecurityMCPSDKOnlyInPackageMCP(t *testing.T) {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("the go command is not on PATH")
+	}
+	out, err := exec.CommandContext(t.Context(), goTool, "list", "-deps", ".", "./client", "./openapi").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for line := range strings.SplitSeq(string(out), "\n") {
+		if strings.HasPrefix(line, "github.com/modelcontextprotocol/") {
+			t.Errorf("package http links %s", line)
+		}
 	}
 }

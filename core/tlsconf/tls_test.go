@@ -629,3 +629,39 @@ func TestServerAcceptsAnyClientCertificate(t *testing.T) {
 		t.Errorf("client fingerprint %q, want %q", got, want)
 	}
 }
+
+// TestBrowserCertificate checks BrowserCertificate, added after the node's own: a
+// browser's ClientHello (no Ed25519) is served by it, an alknet client's (which offers
+// Ed25519) still by the node's certificate, which comes first.
+func TestBrowserCertificate(t *testing.T) {
+	web, err := tlsconf.BrowserCertificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := web.PrivateKey.(*ecdsa.PrivateKey); !ok || web.Leaf == nil || web.Leaf.PublicKeyAlgorithm != x509.ECDSA {
+		t.Fatalf("browser certificate key %T, leaf %v", web.PrivateKey, web.Leaf)
+	}
+	key, err := tlsconf.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := tlsconf.Certificate(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hello := func(schemes ...tls.SignatureScheme) *tls.ClientHelloInfo {
+		return &tls.ClientHelloInfo{
+			SignatureSchemes:  schemes,
+			SupportedVersions: []uint16{tls.VersionTLS13},
+			SupportedCurves:   []tls.CurveID{tls.X25519, tls.CurveP256},
+			CipherSuites:      []uint16{tls.TLS_AES_128_GCM_SHA256},
+		}
+	}
+	browser := hello(tls.ECDSAWithP256AndSHA256, tls.PSSWithSHA256, tls.PKCS1WithSHA256)
+	if browser.SupportsCertificate(&node) == nil || browser.SupportsCertificate(&web) != nil {
+		t.Error("a browser's hello should be served by the browser certificate only")
+	}
+	if alknet := hello(tls.Ed25519, tls.ECDSAWithP256AndSHA256); alknet.SupportsCertificate(&node) != nil {
+		t.Error("an alknet client's hello should be served by the node's certificate")
+	}
+}

@@ -38,7 +38,17 @@ type fileConfig struct {
 	Peers   []filePeer    `toml:"peers"`
 	APIKeys []fileAPIKey  `toml:"api_keys"`
 	OpenAPI []fileOpenAPI `toml:"openapi"`
+	MCP     []fileMCP     `toml:"mcp"`
 	SSH     fileSSH       `toml:"ssh"`
+}
+
+// fileMCP is one [[mcp]] import: the tools of a streamable-HTTP MCP server, served as
+// call operations <namespace>/<tool>.
+type fileMCP struct {
+	Namespace      string `toml:"namespace"`
+	Endpoint       string `toml:"endpoint"`
+	CredentialFile string `toml:"credential_file"`
+	Expose         bool   `toml:"expose"`
 }
 
 // fileSSH is the [ssh] table: the alknet/ssh server's exec allow list, certificate
@@ -111,6 +121,7 @@ var (
 	peerKeys    = []string{"id", "fingerprints", "token_hash", "scopes", "enabled", "resources", "display_name"}
 	apiKeyKeys  = []string{"prefix", "hash", "scopes", "expires_at", "description"}
 	openAPIKeys = []string{"namespace", "spec", "base_url", "auth", "credential_file", "expose"}
+	mcpKeys     = []string{"namespace", "endpoint", "credential_file", "expose"}
 	sshKeys     = []string{"exec_allow", "cert_authorities", "cert_authority_scopes", "max_auth_attempts", "forwarding"}
 	sshFwdKeys  = []string{"default", "rules"}
 	sshRuleKeys = []string{"target", "action", "principals", "transports"}
@@ -120,7 +131,7 @@ var (
 func knownKey(k toml.Key) bool {
 	switch {
 	case len(k) == 1:
-		return k[0] == "limits" || k[0] == "peers" || k[0] == "api_keys" || k[0] == "openapi" || k[0] == "ssh"
+		return k[0] == "limits" || k[0] == "peers" || k[0] == "api_keys" || k[0] == "openapi" || k[0] == "mcp" || k[0] == "ssh"
 	case len(k) == 2 && k[0] == "limits":
 		return slices.Contains(limitsKeys, k[1])
 	case len(k) == 2 && k[0] == "peers":
@@ -131,6 +142,8 @@ func knownKey(k toml.Key) bool {
 		return slices.Contains(apiKeyKeys, k[1])
 	case len(k) == 2 && k[0] == "openapi":
 		return slices.Contains(openAPIKeys, k[1])
+	case len(k) == 2 && k[0] == "mcp":
+		return slices.Contains(mcpKeys, k[1])
 	case len(k) == 2 && k[0] == "ssh":
 		return slices.Contains(sshKeys, k[1])
 	case len(k) == 3 && k[0] == "ssh" && k[1] == "forwarding":
@@ -142,11 +155,12 @@ func knownKey(k toml.Key) bool {
 }
 
 // nodeConfig is a parsed --config file: the live configuration (peers, API keys,
-// limits) and the [ssh] settings, which a reload replaces, and the [[openapi]] imports,
-// read at start.
+// limits) and the [ssh] settings, which a reload replaces, and the [[openapi]] and
+// [[mcp]] imports, read at start.
 type nodeConfig struct {
 	dynamic core.DynamicConfig
 	openapi []openapiImport
+	mcp     []mcpImport
 	ssh     sshSettings
 }
 
@@ -199,7 +213,11 @@ func parseNodeConfig(data []byte, dir string) (nodeConfig, error) {
 	if err != nil {
 		return nodeConfig{}, err
 	}
-	return nodeConfig{dynamic: cfg, openapi: imports, ssh: sc}, nil
+	mcps, err := fc.mcpImports(dir, imports)
+	if err != nil {
+		return nodeConfig{}, err
+	}
+	return nodeConfig{dynamic: cfg, openapi: imports, mcp: mcps, ssh: sc}, nil
 }
 
 // settings checks the [ssh] table and maps it onto the ssh module's types. Each error

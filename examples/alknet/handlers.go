@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 
 	gossh "golang.org/x/crypto/ssh"
@@ -42,6 +43,9 @@ type handlerDeps struct {
 	// ssh is the [ssh] part of --config at start; a reload hands the handler the new one
 	// (configReloader).
 	ssh sshSettings
+
+	// demoPage mounts the demo page (serve --demo-page); see demoRoutes.
+	demoPage bool
 }
 
 // configReloader is a handler that takes its part of a reloaded --config itself (the
@@ -62,6 +66,7 @@ func handlers(deps handlerDeps) ([]core.ProtocolHandler, error) {
 	web, err := alkhttp.New(alkhttp.Config{
 		Registry:   reg,
 		Identities: deps.identities,
+		Routes:     demoRoutes(deps),
 		Logger:     deps.logger,
 	})
 	if err != nil {
@@ -86,7 +91,7 @@ func handlers(deps handlerDeps) ([]core.ProtocolHandler, error) {
 }
 
 // operations is the one call registry the node serves on alknet/call and over HTTP:
-// the demo operations (demo/echo, demo/ticks, demo/whoami), the built-in discovery
+// the demo operations (demo/callback, demo/echo, demo/ticks, demo/whoami), the built-in discovery
 // operations, the [[openapi]] imports and the test hook's. Per-request tokens (API keys, peer tokens) resolve
 // through the node's live configuration.
 func operations(deps handlerDeps) (*call.Registry, error) {
@@ -105,6 +110,22 @@ func operations(deps handlerDeps) (*call.Registry, error) {
 		}
 	}
 	return reg, nil
+}
+
+// demoPagePath is the route of the demo page. (Not "/demo/": the HTTP handler sends a
+// path with a trailing slash to the decoy.)
+const demoPagePath = "/demo"
+
+// demoRoutes returns the extra HTTP routes of serve --demo-page: the demo page at GET
+// /demo, which talks to the node over the WebSocket /alknet/call. Nil (no extra
+// routes) without the flag.
+func demoRoutes(deps handlerDeps) *http.ServeMux {
+	if !deps.demoPage {
+		return nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET "+demoPagePath, demo.PageHandler())
+	return mux
 }
 
 // alpnAs serves a handler under another ALPN.

@@ -715,6 +715,9 @@ func TestHelp(t *testing.T) {
 		if !strings.Contains(stdout.String(), "Usage: alknet ") || !strings.Contains(stdout.String(), "-state") {
 			t.Errorf("%q printed:\n%s", args, stdout.String())
 		}
+		if args[0] == "serve" && (!strings.Contains(stdout.String(), "[--demo-page]") || !strings.Contains(stdout.String(), "-demo-page\n")) {
+			t.Errorf("%q does not show --demo-page:\n%s", args, stdout.String())
+		}
 	}
 }
 

@@ -31,10 +31,13 @@ type serveOptions struct {
 	config         string
 	drain          time.Duration
 	logLevel       slog.Level
+	// demoPage mounts the demo page at GET /demo (off by default: a node does not
+	// reveal itself to a stranger's browser unless asked to).
+	demoPage bool
 }
 
 func (c *cli) parseServe(args []string) (*serveOptions, error) {
-	cmd := c.newCommand("serve", "alknet serve [--state DIR] [--passphrase-file FILE] [--listen HOST:PORT] [--config FILE] [--drain DUR] [--log-level LEVEL]")
+	cmd := c.newCommand("serve", "alknet serve [--state DIR] [--passphrase-file FILE] [--listen HOST:PORT] [--config FILE] [--drain DUR] [--log-level LEVEL] [--demo-page]")
 	o := &serveOptions{}
 	cmd.fs.StringVar(&o.state, "state", "", "state directory `DIR` holding vault.keystore or node.key (default ~/.alknet)")
 	cmd.fs.StringVar(&o.passphraseFile, "passphrase-file", "", passphraseFileUsage)
@@ -42,6 +45,8 @@ func (c *cli) parseServe(args []string) (*serveOptions, error) {
 	cmd.fs.StringVar(&o.config, "config", "", "TOML `FILE` with peers, API keys and limits, re-read on SIGHUP (default: no peers, default limits)")
 	cmd.fs.DurationVar(&o.drain, "drain", defaultDrain, "how long shutdown waits for connections before closing them (`DUR`ation)")
 	level := cmd.fs.String("log-level", "info", "log `LEVEL`: debug, info, warn or error")
+	cmd.fs.BoolVar(&o.demoPage, "demo-page", false, "serve the browser demo page at https://HOST:PORT"+demoPagePath+
+		" (the call protocol over the WebSocket /alknet/call), and a self-signed ECDSA certificate for browsers, which refuse the node's Ed25519 one")
 	pos, err := cmd.parse(c, args)
 	if err != nil {
 		return nil, err
@@ -139,7 +144,7 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	}
 	reg := core.NewRegistry()
 	deps := handlerDeps{stateDir: id.dir, key: id.key, store: store, identities: identities, logger: log, callOps: c.callOps, imported: imported,
-		sshHostKey: id.sshHost(), ssh: sshCfg}
+		sshHostKey: id.sshHost(), ssh: sshCfg, demoPage: o.demoPage}
 	hs, err := handlers(deps)
 	if err != nil {
 		return fmt.Errorf("serve: build handlers: %w", err)
@@ -153,8 +158,18 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 			reloaders = append(reloaders, r)
 		}
 	}
+	tlsCfg := tlsconf.ServerConfig(cert)
+	if o.demoPage {
+		// After the node's certificate, which every client that accepts Ed25519 (all
+		// alknet clients) still gets; browsers get this one.
+		web, err := tlsconf.BrowserCertificate()
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		tlsCfg.Certificates = append(tlsCfg.Certificates, web)
+	}
 	ep, err := endpoint.New(reg, endpoint.Config{
-		TLS:          tlsconf.ServerConfig(cert),
+		TLS:          tlsCfg,
 		Identities:   identities,
 		Limits:       store.Limits,
 		DrainTimeout: o.drain,
@@ -180,6 +195,9 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 		slog.String("ssh_host_key", sshFP),
 		slog.Any("alpns", reg.ALPNs()),
 		slog.String("config", orDash(o.config)))
+	if o.demoPage {
+		log.Info("demo page", slog.String("url", "https://"+tcpAddr.String()+demoPagePath))
+	}
 	if c.ready != nil {
 		c.ready(serveInfo{Fingerprint: fp, QUIC: quicAddr, TCP: tcpAddr, SSHHostKey: sshFP, Store: store})
 	}
