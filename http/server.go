@@ -233,7 +233,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // ConnContext attaches per-connection state (the subscription limit) to a
 // connection's base context. Set it as http.Server.ConnContext when mounting the
 // Handler in your own server; without it, MaxSubscriptionsPerConn is not enforced
-// there. Handle does this itself.
+// there. Handle does this itself. In your own server, WebSocket connections
+// (/alknet/call) do not end on Server.Shutdown, which does not track hijacked
+// connections: they end when the client leaves.
 func (h *Handler) ConnContext(ctx context.Context, _ net.Conn) context.Context {
 	return context.WithValue(ctx, connStateKey{}, &connState{maxSubs: int64(h.limits.MaxSubscriptionsPerConn)})
 }

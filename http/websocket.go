@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path"
 	"strings"
 	"sync"
 	"time"
@@ -94,6 +95,11 @@ func newWSServer(h *Handler, cfg WebSocketConfig) (*wsServer, error) {
 	if cfg.MaxMessageBytes > call.MaxFrameSize {
 		return nil, fmt.Errorf("%w: WebSocket.MaxMessageBytes above the call protocol's %d-byte frame limit", ErrConfig, call.MaxFrameSize)
 	}
+	for _, p := range cfg.OriginPatterns {
+		if _, err := path.Match(p, ""); err != nil {
+			return nil, fmt.Errorf("%w: WebSocket.OriginPatterns: %q: %w", ErrConfig, p, err)
+		}
+	}
 	if cfg.WriteTimeout < 0 {
 		return nil, fmt.Errorf("%w: WebSocket.WriteTimeout is negative", ErrConfig)
 	}
@@ -126,9 +132,10 @@ const (
 
 // ServeHTTP upgrades an authenticated request and serves the call protocol on the
 // WebSocket until either side closes it.
-// A request that is not a WebSocket upgrade gets the decoy, as any unknown path does.
+// A request that is not a WebSocket upgrade (HEAD included) gets the decoy, as any
+// unknown path does.
 func (s *wsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !isWebSocketUpgrade(r.Header) {
+	if r.Method != http.MethodGet || !isWebSocketUpgrade(r.Header) {
 		s.decoy.ServeHTTP(w, r)
 		return
 	}
@@ -169,11 +176,18 @@ func (s *wsServer) serve(ctx context.Context, ws *websocket.Conn, id *core.Ident
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	c := s.d.NewMessageConn(cctx, id, func(ctx context.Context, env call.Envelope) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		b, err := call.EncodeEnvelope(env)
 		if err != nil {
 			return err
 		}
-		wctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+		// ctx is the request's (an event of a subscription, a call to the browser):
+		// its end must not reach the write, because coder/websocket closes the whole
+		// connection when the context of a Write ends mid-message (a message cannot
+		// be abandoned half written). Only WriteTimeout bounds a write.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.WriteTimeout)
 		defer cancel()
 		return ws.Write(wctx, websocket.MessageBinary, b)
 	})
@@ -236,7 +250,7 @@ func (s *wsServer) subprotocolIdentity(h http.Header) *core.Identity {
 			}
 		}
 	}
-	if found != 1 || token == "" {
+	if found != 1 || !isHTTPToken(token) {
 		return nil
 	}
 	return s.resolve([]byte(token))
@@ -258,4 +272,22 @@ func headerHasToken(h http.Header, key, token string) bool {
 		}
 	}
 	return false
+}
+
+// isHTTPToken reports whether t is a non-empty RFC 9110 token (tchar only), the only
+// form a subprotocol, and so a subprotocol-borne Bearer token, can take.
+func isHTTPToken(t string) bool {
+	if t == "" {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
