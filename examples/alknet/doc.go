@@ -4,7 +4,7 @@
 //
 // Usage:
 //
-//	alknet serve [--state DIR] [--passphrase-file FILE] [--listen HOST:PORT] [--config FILE] [--drain DUR] [--log-level LEVEL]
+//	alknet serve [--state DIR] [--passphrase-file FILE] [--listen HOST:PORT] [--config FILE] [--drain DUR] [--log-level LEVEL] [--demo-page]
 //	alknet id    [--state DIR] [--passphrase-file FILE]
 //	alknet pipe  [--state DIR] [--passphrase-file FILE] --alpn ALPN (--pin FINGERPRINT | --insecure) [--tcp] HOST:PORT
 //	alknet call  [--state DIR] [--passphrase-file FILE] (--pin FP | --insecure) [--tcp] [--token TOKEN] [--timeout DUR] HOST:PORT OPERATION [JSON-INPUT]
@@ -53,6 +53,20 @@
 //	demo/ticks   subscription: {"count":N,"interval_ms":M} (N 0..10000, M 0..60000,
 //	             default 0) emits {"n":1} ... {"n":N}, M ms apart, then completes
 //	demo/whoami  query, requires scope "demo": returns {"id":"<caller identity id>"}
+//	demo/callback mutation: {"operation":"ns/op","input":...} calls an operation the
+//	             caller serves back over the caller's own connection (alknet/call or
+//	             the WebSocket), as the identity "demo/callback" with scope "demo"
+//
+// The same operations are served over HTTP: on alknet/http (HTTP/1.1 or h2 on every
+// QUIC stream) and on h2 and http/1.1 (the TCP+TLS listener, for curl and browsers),
+// with the gateway routes /healthz, /search, /schema, /call, /batch, /subscribe and
+// /openapi.json, the call protocol over WebSocket at /alknet/call (a browser offers the
+// subprotocols "alknet.call" and "alknet.bearer.<token>"), and the MCP projection at
+// /mcp (tools search, schema, call and batch), plus the operations the [[openapi]] and
+// [[mcp]] tables of --config import. --demo-page also serves https://HOST:PORT/demo,
+// a page that speaks the call protocol over the WebSocket, and adds a self-signed
+// ECDSA certificate for browsers, which refuse the node's Ed25519 one (clients that
+// accept Ed25519 still get the node's certificate).
 //
 // A call runs as the identity of the client certificate (a [[peers]] entry listing its
 // fingerprint) or, when the request carries a token that resolves, as the token's
@@ -300,6 +314,22 @@
 // A host name is resolved by the node and allowed only if every address is; a glob holds
 // at most one "*". A cert_authorities line may start with the option
 // permit-port-forwarding (certificates must then carry that extension).
+//
+// [[openapi]] and [[mcp]] tables import operations at start (a reload does not
+// re-import them); an import that fails stops serve with an error naming the table:
+//
+//	[[openapi]]                         # an HTTP API described by an OpenAPI 3 document
+//	namespace = "pets"                  # operations are pets/<operationId>
+//	spec = "petstore.yaml"              # JSON or YAML, relative to the config file
+//	base_url = "https://petstore.example/api/v3"
+//	auth = "header:X-API-Key"           # none (default), bearer, basic or header:<Name>
+//	credential_file = "pets.key"        # mode 0600; one trailing newline stripped
+//	expose = true                       # default false: Internal, composition only
+//	[[mcp]]                             # a streamable-HTTP MCP server's tools
+//	namespace = "tools"                 # operations are tools/<tool>, Mutations
+//	endpoint = "https://mcp.example/mcp"
+//	credential_file = "tools.key"       # optional, mode 0600: a Bearer token
+//	expose = false                      # default false: Internal, composition only
 //
 // In [limits], an absent or 0 value means the built-in default (10000 connections, 100
 // per IP, 5s handshake, 5 auth attempts, /64) and a negative count means no limit.

@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"github.com/alknet/alknet/examples/demo"
 	"github.com/alknet/alknet/examples/echo"
 	alkhttp "github.com/alknet/alknet/http"
+	alkmcp "github.com/alknet/alknet/http/mcp"
 	alkssh "github.com/alknet/alknet/ssh"
 )
 
@@ -34,7 +36,8 @@ type handlerDeps struct {
 	// ones. A test hook (cli.callOps); nil in the real command.
 	callOps func(*call.Registry) error
 
-	// imported are the operations of the [[openapi]] imports, with their credentials.
+	// imported are the operations of the [[openapi]] and [[mcp]] imports, with their
+	// credentials.
 	imported []call.Registration
 
 	// sshHostKey is the alknet/ssh host key: the node's key, or the vault's SSH host
@@ -63,11 +66,17 @@ func handlers(deps handlerDeps) ([]core.ProtocolHandler, error) {
 	if err != nil {
 		return nil, err
 	}
-	web, err := alkhttp.New(alkhttp.Config{
+	web := &webHandler{}
+	web.Handler, err = alkhttp.New(alkhttp.Config{
 		Registry:   reg,
 		Identities: deps.identities,
 		Routes:     demoRoutes(deps),
-		Logger:     deps.logger,
+		// /mcp: the gateway as an MCP server (search, schema, call, batch).
+		MCP: func(gw *alkhttp.Gateway) http.Handler {
+			web.mcp = alkmcp.NewHandler(gw, &alkmcp.ServerOptions{Logger: deps.logger})
+			return web.mcp
+		},
+		Logger: deps.logger,
 	})
 	if err != nil {
 		return nil, err
@@ -92,7 +101,7 @@ func handlers(deps handlerDeps) ([]core.ProtocolHandler, error) {
 
 // operations is the one call registry the node serves on alknet/call and over HTTP:
 // the demo operations (demo/callback, demo/echo, demo/ticks, demo/whoami), the built-in discovery
-// operations, the [[openapi]] imports and the test hook's. Per-request tokens (API keys, peer tokens) resolve
+// operations, the [[openapi]] and [[mcp]] imports and the test hook's. Per-request tokens (API keys, peer tokens) resolve
 // through the node's live configuration.
 func operations(deps handlerDeps) (*call.Registry, error) {
 	reg := call.NewRegistry()
@@ -126,6 +135,21 @@ func demoRoutes(deps handlerDeps) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET "+demoPagePath, demo.PageHandler())
 	return mux
+}
+
+// webHandler is the HTTP surface with its MCP projection, whose sessions outlive
+// connections: serve closes it (io.Closer) once the endpoint has shut down.
+type webHandler struct {
+	*alkhttp.Handler
+	mcp http.Handler
+}
+
+// Close ends the open MCP sessions.
+func (w *webHandler) Close() error {
+	if c, ok := w.mcp.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
 }
 
 // alpnAs serves a handler under another ALPN.

@@ -1,10 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
+	"time"
 
 	"github.com/alknet/alknet/call"
+	"github.com/alknet/alknet/core"
+	"github.com/alknet/alknet/http/client"
+	alkmcp "github.com/alknet/alknet/http/mcp"
 )
 
 // mcpImport is one validated [[mcp]] entry.
@@ -55,4 +61,67 @@ func (fc *fileConfig) mcpImports(dir string, openapis []openapiImport) ([]mcpImp
 		out = append(out, m)
 	}
 	return out, nil
+}
+
+// mcpImportTimeout bounds connecting to one [[mcp]] server and listing its tools at
+// start.
+const mcpImportTimeout = 30 * time.Second
+
+// importMCP connects to every [[mcp]] server through shared and returns the operations
+// of their tools, each carrying the import's credential as the capability
+// "http_token:<namespace>" (what the forwarder reads per call with
+// core.Capabilities.Get), and the importers, whose sessions the caller closes when
+// the node stops. On an error the importers opened so far are closed.
+func importMCP(ctx context.Context, imports []mcpImport, shared *client.Shared, log *slog.Logger) (regs []call.Registration, importers []*alkmcp.Importer, err error) {
+	defer func() {
+		if err != nil {
+			closeAll(importers)
+			importers = nil
+		}
+	}()
+	for _, m := range imports {
+		var cred []byte
+		if m.credentialFile != "" {
+			if cred, err = readSecretFile(m.key("credential_file"), m.credentialFile, maxCredentialLength, "credential"); err != nil {
+				return nil, importers, err
+			}
+		}
+		imp, err := alkmcp.NewImporter(alkmcp.ImportConfig{
+			Namespace:  m.namespace,
+			Endpoint:   m.endpoint,
+			Expose:     m.expose,
+			Credential: cred,
+			HTTPClient: shared.Client(),
+			Logger:     log,
+		})
+		if err != nil {
+			clear(cred)
+			return nil, importers, &configError{fmt.Errorf("mcp[%d] (%s): %w", m.index, m.namespace, err)}
+		}
+		importers = append(importers, imp)
+		var caps core.Capabilities
+		if cred != nil {
+			caps = core.NewCapabilities(map[string][]byte{core.CapabilityHTTPToken + m.namespace: cred})
+		}
+		clear(cred)
+		ictx, cancel := context.WithTimeout(ctx, mcpImportTimeout)
+		rs, err := imp.Import(ictx)
+		cancel()
+		if err != nil {
+			return nil, importers, fmt.Errorf("mcp[%d] (%s): %w", m.index, m.namespace, err)
+		}
+		for i := range rs {
+			rs[i].Caps = caps
+		}
+		regs = append(regs, rs...)
+		log.Info("imported MCP tools", slog.String("namespace", m.namespace), slog.Int("operations", len(rs)), slog.Bool("expose", m.expose))
+	}
+	return regs, importers, nil
+}
+
+// closeAll closes the importers' sessions.
+func closeAll(importers []*alkmcp.Importer) {
+	for _, imp := range importers {
+		_ = imp.Close()
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -92,13 +93,14 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 
 	cfg := core.DefaultDynamicConfig()
 	var imports []openapiImport
+	var mcps []mcpImport
 	var sshCfg sshSettings
 	if o.config != "" {
 		nc, err := loadNodeConfig(o.config)
 		if err != nil {
 			return &configError{fmt.Errorf("serve: %w", err)}
 		}
-		cfg, imports, sshCfg = nc.dynamic, nc.openapi, nc.ssh
+		cfg, imports, mcps, sshCfg = nc.dynamic, nc.openapi, nc.mcp, nc.ssh
 	}
 	store, err := core.NewDynamicStore(cfg)
 	if err != nil {
@@ -142,6 +144,12 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	for _, o := range imports {
 		log.Info("imported OpenAPI operations", slog.String("namespace", o.namespace), slog.Bool("expose", o.expose))
 	}
+	mcpRegs, importers, err := importMCP(ctx, mcps, outbound, log)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer closeAll(importers)
+	imported = append(imported, mcpRegs...)
 	reg := core.NewRegistry()
 	deps := handlerDeps{stateDir: id.dir, key: id.key, store: store, identities: identities, logger: log, callOps: c.callOps, imported: imported,
 		sshHostKey: id.sshHost(), ssh: sshCfg, demoPage: o.demoPage}
@@ -207,6 +215,11 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 		case <-ctx.Done():
 			log.Info("shutting down", slog.Duration("drain", o.drain))
 			err := ep.Shutdown(context.Background())
+			for _, h := range hs {
+				if cl, ok := h.(io.Closer); ok {
+					_ = cl.Close()
+				}
+			}
 			log.Info("stopped")
 			return err
 		case <-reload:
