@@ -151,10 +151,15 @@ func warmUpArms(ctx context.Context, ms []*callMetric, settle func(context.Conte
 	return nil
 }
 
-// callClient is one arm's client side: one connection shared by every caller.
-type callClient interface {
+// echoClient is what the unary rows need of a client.
+type echoClient interface {
 	// echo calls the echo operation with in and returns its output.
 	echo(ctx context.Context, in []byte) ([]byte, error)
+}
+
+// callClient is one arm's client side: one connection shared by every caller.
+type callClient interface {
+	echoClient
 	// events subscribes to n events and passes each one to each, in order, until the
 	// stream ends; it fails unless exactly n arrived.
 	events(ctx context.Context, n int, each func(i int, ev []byte) error) error
@@ -646,7 +651,7 @@ func (f *callFixture) metrics(o callBenchOptions, selected map[string]bool) []*c
 
 // unaryRound runs len(lat) callers on the arm's one connection for d, each repeating
 // an echo of payload, and returns calls/s (see latencyRound).
-func unaryRound(ctx context.Context, c callClient, payload []byte, d time.Duration, lat [][]time.Duration) (sample, error) {
+func unaryRound(ctx context.Context, c echoClient, payload []byte, d time.Duration, lat [][]time.Duration) (sample, error) {
 	return latencyRound(ctx, d, lat, "call", func() func(context.Context) (time.Time, error) {
 		return func(ctx context.Context) (time.Time, error) {
 			out, err := c.echo(ctx, payload)

@@ -11,6 +11,7 @@
 //	go run ./examples/bench call            # full run (about a minute and a half)
 //	go run ./examples/bench http            # full run (about a minute)
 //	go run ./examples/bench ssh             # full run (about 40 seconds)
+//	go run ./examples/bench ws              # full run (about a minute)
 package main
 
 import (
@@ -67,6 +68,10 @@ func benchmarks() map[string]benchmark {
 		"ssh": {
 			summary: "alknet/ssh (QUIC and TCP+TLS) vs the same SSH server on plain TCP (x/crypto/ssh): direct-tcpip bulk MB/s, new connections/s (handshake + publickey auth)",
 			run:     runSSH,
+		},
+		"ws": {
+			summary: "call protocol over WebSocket (GET /alknet/call, TCP+TLS h1) vs net/http + coder/websocket JSON-RPC-style echo: calls/s and p50/p99 at 64 callers on one socket and 1, new connections/s",
+			run:     runWS,
 		},
 		"vault": {
 			summary: "vault vs go-bip39, stdlib AES-GCM and x/crypto/argon2: seeds/s, mnemonics/s, sealed blobs/s, keystore unlocks/s",

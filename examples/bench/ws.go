@@ -1,0 +1,822 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/pprof"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/alknet/alknet/call"
+	"github.com/alknet/alknet/core"
+	"github.com/alknet/alknet/core/endpoint"
+	"github.com/alknet/alknet/core/tlsconf"
+	alkhttp "github.com/alknet/alknet/http"
+)
+
+// Metric keys of the ws benchmark, for -only and profile labels.
+const (
+	wsMetricN    = "call-n"
+	wsMetric1    = "call-1"
+	wsMetricConn = "conn"
+)
+
+// wsMetrics lists the metric keys in table order.
+var wsMetrics = []string{wsMetricN, wsMetric1, wsMetricConn}
+
+// Arm names of the ws benchmark, for -arms and profile labels ("arm").
+const (
+	wsArmAlknet = "alknet-ws"
+	wsArmBase   = "net-http-ws"
+)
+
+// wsArms lists the arms in column order.
+var wsArms = []string{wsArmAlknet, wsArmBase}
+
+// wsArmTitles are the column headers of the arms.
+var wsArmTitles = map[string]string{
+	wsArmAlknet: "alknet /alknet/call TCP+TLS",
+	wsArmBase:   "net/http + coder/websocket TLS",
+}
+
+// wsRatioTitles are the headers of the ratio columns: the alknet arm against the
+// baseline.
+var wsRatioTitles = map[string]string{
+	wsArmAlknet: "alknet vs net/http+websocket",
+}
+
+const (
+	// wsGoalRatio is the goal: calls/s with many callers on one socket at least this
+	// share of the baseline's.
+	wsGoalRatio = 0.9
+	// wsBasePath and wsBaseSubprotocol are the baseline's route and subprotocol.
+	wsBasePath        = "/rpc"
+	wsBaseSubprotocol = "bench.rpc"
+	// wsRestTimeout bounds the wait for the servers to let go of a round's connections.
+	wsRestTimeout = 10 * time.Second
+)
+
+type wsBenchOptions struct {
+	runOptions
+	concurrency int
+	parallel    int
+}
+
+func runWS(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o := wsBenchOptions{}
+	fs := newFlagSet("ws", "Compares the call protocol over WebSocket (GET /alknet/call of the alknet HTTP handler\n"+
+		"on an endpoint's TCP+TLS listener, HTTP/1.1 upgrade, one binary message per\n"+
+		"EventEnvelope, client: call.Dispatcher.NewMessageConn pumping a coder/websocket\n"+
+		"socket) with a plain net/http TLS server whose coder/websocket handler answers\n"+
+		"hand-rolled JSON-RPC-style {id, method, params} requests, on loopback: echo calls/s\n"+
+		"and latency with -concurrency callers on one socket and with 1, and new\n"+
+		"connections/s (dial + TLS + upgrade + first call + close) with -conns-parallel dialers.", stderr)
+	o.sharedFlags(fs, orderRotating, wsMetrics, wsArms, "arm, side, metric")
+	fs.DurationVar(&o.duration, "duration", 2*time.Second, "length of one round per metric and arm")
+	fs.IntVar(&o.concurrency, "concurrency", 64, "concurrent callers sharing one socket in the "+wsMetricN+" metric")
+	fs.IntVar(&o.parallel, "conns-parallel", 4, "concurrent dialers in the "+wsMetricConn+" metric")
+	fs.DurationVar(&o.settle, "settle", 50*time.Millisecond, "pause after each arm, once its connections are gone, after a GC")
+	help, err := parseFlags(fs, args, stderr, "smoke run: 1 round, 200ms (flags given explicitly win)", map[string]func(){
+		"rounds":   func() { o.rounds = 1 },
+		"duration": func() { o.duration = 200 * time.Millisecond },
+		"settle":   func() { o.settle = 10 * time.Millisecond },
+	})
+	if help || err != nil {
+		return err
+	}
+	if err := o.validate(atLeast1("-concurrency", o.concurrency), atLeast1("-conns-parallel", o.parallel)); err != nil {
+		return err
+	}
+	return armBench[wsBenchOptions, *wsFixture]{
+		metrics: wsMetrics,
+		arms:    wsArms,
+		start:   newWSFixture,
+		warm: func(o wsBenchOptions) wsBenchOptions {
+			o.duration = min(o.duration, 300*time.Millisecond)
+			return o
+		},
+		report: wsReport,
+	}.run(ctx, o, stdout, stderr)
+}
+
+// wsClient is one client socket: callers share it, each call correlated by its id.
+type wsClient interface {
+	// echo calls the echo operation with in and returns its output.
+	echo(ctx context.Context, in []byte) ([]byte, error)
+	// subprotocol is the subprotocol the server selected.
+	subprotocol() string
+	// close says goodbye (close handshake) and waits for the socket's reader.
+	close() error
+}
+
+// wsArmState is one arm: its long-lived socket, how to open a fresh one, and the
+// count of its server's open connections.
+type wsArmState struct {
+	name   string
+	client wsClient
+	// dial opens a new socket, with the Bearer token unless anonymous.
+	dial func(ctx context.Context, anonymous bool) (wsClient, error)
+	// open counts the server's open connections (resting: the long-lived socket's).
+	open func() int
+	// tr is the arm's client transport (TLS, HTTP/1.1), for the upgrades.
+	tr *http.Transport
+}
+
+// wsFixture holds the servers and the clients of every arm.
+type wsFixture struct {
+	server identity
+	token  string // the Bearer token every client presents
+	arms   []string
+	state  map[string]*wsArmState
+	lat    latBuffers
+	closers
+}
+
+func newWSFixture(ctx context.Context, arms []string, _ wsBenchOptions) (_ *wsFixture, err error) {
+	f := &wsFixture{arms: arms, state: make(map[string]*wsArmState), lat: make(latBuffers)}
+	defer func() {
+		if err != nil {
+			f.close()
+		}
+	}()
+	if f.server, err = newIdentity(); err != nil {
+		return nil, err
+	}
+	tok := make([]byte, 32)
+	_, _ = rand.Read(tok)
+	f.token = base64.RawURLEncoding.EncodeToString(tok)
+	for _, a := range arms {
+		var st *wsArmState
+		switch a {
+		case wsArmAlknet:
+			st, err = f.startAlknet(ctx, a)
+		case wsArmBase:
+			st, err = f.startBaseline(ctx, a)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("start %s: %w", a, err)
+		}
+		pprof.Do(ctx, pprof.Labels("arm", a, "side", "client"), func(ctx context.Context) {
+			dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			st.client, err = st.dial(dctx, false)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("start %s: dial: %w", a, err)
+		}
+		f.add(func(context.Context) error { return st.client.close() })
+		f.state[a] = st
+	}
+	return f, nil
+}
+
+// h1Client is the client transport of both arms: an http.Transport over TLS pinning
+// the server's key, offering ALPN http/1.1 (a WebSocket upgrade needs HTTP/1.1).
+//
+// It dials TLS itself (DialTLSContext): http.Transport clears NextProtos for a request
+// that needs HTTP/1 (an Upgrade), so a stock transport's WebSocket handshake offers no
+// ALPN at all, and the endpoint, which dispatches TCP+TLS connections by ALPN, refuses
+// it (no_handler). The baseline accepts either; both arms use this client.
+func h1Client(serverFP string) (*http.Client, *http.Transport, error) {
+	cfg, err := tlsconf.ClientConfig(tlsconf.ClientOptions{Pin: serverFP, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		return nil, nil, err
+	}
+	d := &tls.Dialer{Config: cfg}
+	tr := &http.Transport{DialTLSContext: d.DialContext}
+	return &http.Client{Transport: tr}, tr, nil
+}
+
+// dialOptions are the options of a client upgrade: the Bearer token unless anonymous,
+// the arm's subprotocol, no compression.
+func (f *wsFixture) dialOptions(hc *http.Client, subprotocol string, anonymous bool) *websocket.DialOptions {
+	o := &websocket.DialOptions{
+		HTTPClient:      hc,
+		Subprotocols:    []string{subprotocol},
+		CompressionMode: websocket.CompressionDisabled,
+	}
+	if !anonymous {
+		o.HTTPHeader = http.Header{"Authorization": {"Bearer " + f.token}}
+	}
+	return o
+}
+
+// startAlknet starts an endpoint listening on TCP+TLS only whose registry serves the
+// alknet HTTP handler (bench/echo, identities from the node's store: the bench token
+// known as peer bench-client) on alknet/http, h2 and http/1.1, as a node does.
+func (f *wsFixture) startAlknet(ctx context.Context, name string) (*wsArmState, error) {
+	store, err := core.NewDynamicStore(core.DynamicConfig{
+		Auth: core.AuthPolicy{Peers: []core.PeerEntry{{
+			PeerID: "bench-client", AuthTokenHash: core.HashToken([]byte(f.token)), Scopes: []string{"bench"}, Enabled: true,
+		}}},
+		Limits: core.Limits{MaxConnectionsPerIP: -1},
+	})
+	if err != nil {
+		return nil, err
+	}
+	creg, err := httpEchoRegistry()
+	if err != nil {
+		return nil, err
+	}
+	discard := slog.New(slog.DiscardHandler)
+	h, err := alkhttp.New(alkhttp.Config{
+		Registry:   creg,
+		Identities: core.NewConfigIdentityProvider(store, nil),
+		Logger:     discard,
+	})
+	if err != nil {
+		return nil, err
+	}
+	reg := core.NewRegistry()
+	for _, alpn := range []string{alkhttp.ALPN, "h2", "http/1.1"} {
+		if err := reg.RegisterAs(alpn, h); err != nil {
+			return nil, err
+		}
+	}
+	ep, err := newEndpoint(reg, f.server.cert, store, discard)
+	if err != nil {
+		return nil, err
+	}
+	addr, err := listenArm(ctx, ep, name, endpoint.NetworkTCP)
+	if err != nil {
+		return nil, err
+	}
+	f.add(ep.Shutdown)
+
+	hc, tr, err := h1Client(f.server.fp)
+	if err != nil {
+		return nil, err
+	}
+	f.add(func(context.Context) error { tr.CloseIdleConnections(); return nil })
+	url := "wss://" + addr + alkhttp.WebSocketPath
+	d := &call.Dispatcher{}
+	return &wsArmState{
+		name: name,
+		dial: func(ctx context.Context, anonymous bool) (wsClient, error) {
+			return dialAlknetWS(ctx, d, url, f.dialOptions(hc, alkhttp.WebSocketSubprotocol, anonymous))
+		},
+		open: func() int { return ep.Stats().Connections },
+		tr:   tr,
+	}, nil
+}
+
+// alknetWSClient is the alknet arm's client, what an embedder writes: a call.Conn
+// from Dispatcher.NewMessageConn whose send writes one binary message per envelope,
+// and a goroutine feeding every received message to HandleEnvelope.
+type alknetWSClient struct {
+	ws     *websocket.Conn
+	c      *call.Conn
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the reader has returned
+}
+
+func dialAlknetWS(ctx context.Context, d *call.Dispatcher, url string, opts *websocket.DialOptions) (wsClient, error) {
+	ws, resp, err := websocket.Dial(ctx, url, opts)
+	if err != nil {
+		return nil, upgradeError(resp, err)
+	}
+	ws.SetReadLimit(alkhttp.DefaultWSMaxMessageBytes)
+	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a := &alknetWSClient{ws: ws, cancel: cancel, done: make(chan struct{})}
+	a.c = d.NewMessageConn(cctx, nil, func(ctx context.Context, env call.Envelope) error {
+		b, err := call.EncodeEnvelope(env)
+		if err != nil {
+			return err
+		}
+		return ws.Write(ctx, websocket.MessageBinary, b)
+	})
+	go a.read(cctx)
+	return a, nil
+}
+
+// read feeds received envelopes to the Conn until the socket ends, then closes it.
+func (a *alknetWSClient) read(ctx context.Context) {
+	defer close(a.done)
+	defer a.c.Close()
+	for {
+		typ, data, err := a.ws.Read(ctx)
+		if err != nil {
+			return
+		}
+		if typ != websocket.MessageBinary {
+			_ = a.ws.Close(websocket.StatusProtocolError, "text messages not supported")
+			return
+		}
+		env, err := call.DecodeEnvelope(data)
+		if err != nil {
+			_ = a.ws.Close(websocket.StatusProtocolError, "invalid EventEnvelope")
+			return
+		}
+		a.c.HandleEnvelope(ctx, env)
+	}
+}
+
+func (a *alknetWSClient) echo(ctx context.Context, in []byte) ([]byte, error) {
+	return a.c.Call(ctx, benchEchoOp, json.RawMessage(in))
+}
+
+func (a *alknetWSClient) subprotocol() string { return a.ws.Subprotocol() }
+
+func (a *alknetWSClient) close() error {
+	_ = a.c.Close()
+	err := a.ws.Close(websocket.StatusNormalClosure, "")
+	<-a.done
+	a.cancel()
+	return err
+}
+
+// upgradeError adds the status of a refused upgrade to err.
+func upgradeError(resp *http.Response, err error) error {
+	if resp != nil {
+		return &refusedUpgrade{status: resp.StatusCode, err: err}
+	}
+	return err
+}
+
+type refusedUpgrade struct {
+	status int
+	err    error
+}
+
+func (e *refusedUpgrade) Error() string {
+	return fmt.Sprintf("upgrade refused (%d): %v", e.status, e.err)
+}
+func (e *refusedUpgrade) Unwrap() error { return e.err }
+
+// startBaseline starts the baseline: what a user would write without alknet, a
+// net/http server over crypto/tls (the same certificate and TLS settings, ALPN
+// http/1.1) whose GET /rpc checks the Bearer token, upgrades with coder/websocket and
+// answers JSON-RPC-style requests (see rpcServer).
+func (f *wsFixture) startBaseline(ctx context.Context, name string) (*wsArmState, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	active := new(atomic.Int64)
+	tlsCfg := tlsconf.ServerConfig(f.server.cert)
+	tlsCfg.NextProtos = []string{"http/1.1"}
+	rpc := &rpcServer{tokenHash: sha256.Sum256([]byte(f.token))}
+	mux := http.NewServeMux()
+	mux.Handle("GET "+wsBasePath, rpc)
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	srv := &http.Server{
+		Handler:     mux,
+		TLSConfig:   tlsCfg,
+		ErrorLog:    log.New(io.Discard, "", 0),
+		BaseContext: func(net.Listener) context.Context { return sctx },
+	}
+	var wg sync.WaitGroup
+	pprof.Do(ctx, pprof.Labels("arm", name, "side", "server"), func(context.Context) {
+		wg.Go(func() { _ = srv.ServeTLS(countingListener{Listener: ln, active: active}, "", "") })
+	})
+	f.add(func(ctx context.Context) error {
+		// Hijacked connections outlive Shutdown: cancelling the base context ends
+		// their handlers.
+		cancel()
+		err := srv.Shutdown(ctx)
+		if err != nil {
+			_ = srv.Close()
+		}
+		wg.Wait()
+		rpc.conns.Wait()
+		return err
+	})
+
+	hc, tr, err := h1Client(f.server.fp)
+	if err != nil {
+		return nil, err
+	}
+	f.add(func(context.Context) error { tr.CloseIdleConnections(); return nil })
+	url := "wss://" + ln.Addr().String() + wsBasePath
+	return &wsArmState{
+		name: name,
+		dial: func(ctx context.Context, anonymous bool) (wsClient, error) {
+			return dialRPC(ctx, url, f.dialOptions(hc, wsBaseSubprotocol, anonymous))
+		},
+		open: func() int { return int(active.Load()) },
+		tr:   tr,
+	}, nil
+}
+
+// rpcRequest, rpcResponse and rpcError are the baseline's messages: JSON-RPC 2.0 in
+// shape, without the version member.
+type rpcRequest struct {
+	ID     uint64          `json:"id"`
+	Method string          `json:"method"`
+	Params json.RawMessage `json:"params"`
+}
+
+type rpcResponse struct {
+	ID     uint64          `json:"id"`
+	Result json.RawMessage `json:"result,omitempty"`
+	Error  *rpcError       `json:"error,omitempty"`
+}
+
+type rpcError struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *rpcError) Error() string { return fmt.Sprintf("rpc error %d: %s", e.Code, e.Message) }
+
+// rpcServer is the baseline's WebSocket handler: it checks the Bearer token (SHA-256,
+// constant-time compare), upgrades, reads text messages of rpcRequest with
+// encoding/json and answers each in its own goroutine (as the alknet handler does),
+// each write bounded by alkhttp.DefaultWSWriteTimeout.
+type rpcServer struct {
+	tokenHash [32]byte
+	conns     sync.WaitGroup
+}
+
+func (s *rpcServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	h := sha256.Sum256([]byte(tok))
+	if !ok || subtle.ConstantTimeCompare(h[:], s.tokenHash[:]) != 1 {
+		http.Error(w, "401 Unauthorized", http.StatusUnauthorized)
+		return
+	}
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		Subprotocols:    []string{wsBaseSubprotocol},
+		CompressionMode: websocket.CompressionDisabled,
+	})
+	if err != nil {
+		return
+	}
+	s.conns.Add(1)
+	defer s.conns.Done()
+	ws.SetReadLimit(alkhttp.DefaultWSMaxMessageBytes)
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	var reqs sync.WaitGroup
+	var status websocket.StatusCode
+	for {
+		_, data, err := ws.Read(ctx)
+		if err != nil {
+			break
+		}
+		var req rpcRequest
+		if err := json.Unmarshal(data, &req); err != nil {
+			status = websocket.StatusProtocolError
+			break
+		}
+		reqs.Go(func() { s.answer(ctx, ws, req) })
+	}
+	cancel()
+	reqs.Wait()
+	if status != 0 {
+		_ = ws.Close(status, "invalid request")
+	} else {
+		_ = ws.CloseNow()
+	}
+}
+
+// answer runs req (bench/echo returns its params) and writes the response.
+func (s *rpcServer) answer(ctx context.Context, ws *websocket.Conn, req rpcRequest) {
+	resp := rpcResponse{ID: req.ID}
+	switch req.Method {
+	case benchEchoOp:
+		resp.Result = req.Params
+		if len(resp.Result) == 0 {
+			resp.Result = json.RawMessage("null")
+		}
+	default:
+		resp.Error = &rpcError{Code: -32601, Message: "method not found"}
+	}
+	b, err := json.Marshal(resp)
+	if err != nil {
+		return
+	}
+	wctx, cancel := context.WithTimeout(ctx, alkhttp.DefaultWSWriteTimeout)
+	defer cancel()
+	_ = ws.Write(wctx, websocket.MessageText, b)
+}
+
+// rpcClient is the baseline's client: one socket shared by every caller, requests
+// numbered from 1, a reader goroutine handing each response to its caller by id.
+type rpcClient struct {
+	ws   *websocket.Conn
+	done chan struct{} // closed when the reader has returned
+
+	mu      sync.Mutex
+	next    uint64
+	pending map[uint64]chan rpcResponse
+	err     error // why the reader ended
+}
+
+func dialRPC(ctx context.Context, url string, opts *websocket.DialOptions) (wsClient, error) {
+	ws, resp, err := websocket.Dial(ctx, url, opts)
+	if err != nil {
+		return nil, upgradeError(resp, err)
+	}
+	ws.SetReadLimit(alkhttp.DefaultWSMaxMessageBytes)
+	c := &rpcClient{ws: ws, done: make(chan struct{}), pending: make(map[uint64]chan rpcResponse)}
+	go c.read(context.WithoutCancel(ctx))
+	return c, nil
+}
+
+func (c *rpcClient) read(ctx context.Context) {
+	defer close(c.done)
+	var err error
+	for {
+		var data []byte
+		if _, data, err = c.ws.Read(ctx); err != nil {
+			break
+		}
+		var r rpcResponse
+		if err = json.Unmarshal(data, &r); err != nil {
+			_ = c.ws.Close(websocket.StatusProtocolError, "invalid response")
+			break
+		}
+		c.mu.Lock()
+		ch := c.pending[r.ID]
+		delete(c.pending, r.ID)
+		c.mu.Unlock()
+		if ch != nil {
+			ch <- r
+		}
+	}
+	c.mu.Lock()
+	c.err = fmt.Errorf("connection closed: %w", err)
+	for id, ch := range c.pending {
+		ch <- rpcResponse{ID: id, Error: &rpcError{Code: -32000, Message: "connection closed"}}
+	}
+	clear(c.pending)
+	c.mu.Unlock()
+}
+
+func (c *rpcClient) echo(ctx context.Context, in []byte) ([]byte, error) {
+	ch := make(chan rpcResponse, 1)
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return nil, c.err
+	}
+	c.next++
+	id := c.next
+	c.pending[id] = ch
+	c.mu.Unlock()
+	forget := func() {
+		c.mu.Lock()
+		delete(c.pending, id)
+		c.mu.Unlock()
+	}
+	b, err := json.Marshal(rpcRequest{ID: id, Method: benchEchoOp, Params: in})
+	if err != nil {
+		forget()
+		return nil, err
+	}
+	if err := c.ws.Write(ctx, websocket.MessageText, b); err != nil {
+		forget()
+		return nil, err
+	}
+	select {
+	case r := <-ch:
+		if r.Error != nil {
+			return nil, r.Error
+		}
+		return r.Result, nil
+	case <-ctx.Done():
+		forget()
+		return nil, ctx.Err()
+	}
+}
+
+func (c *rpcClient) subprotocol() string { return c.ws.Subprotocol() }
+
+func (c *rpcClient) close() error {
+	err := c.ws.Close(websocket.StatusNormalClosure, "")
+	<-c.done
+	return err
+}
+
+// settle waits until every arm's server is back to rest (the long-lived socket's
+// connection only), collects garbage and pauses, so that one arm's teardown does not
+// run during the next.
+func (f *wsFixture) settle(ctx context.Context, pause time.Duration) error {
+	deadline := time.Now().Add(wsRestTimeout)
+	for {
+		busy := ""
+		for _, name := range f.arms {
+			if n := f.state[name].open(); n > 1 {
+				busy += fmt.Sprintf(" %s: %d connections;", name, n)
+			}
+		}
+		if busy == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("connections still open %s after a round:%s", wsRestTimeout, strings.TrimSuffix(busy, ";"))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return gcPause(ctx, pause)
+}
+
+// check makes sure, once and untimed, that every arm selected its subprotocol, echoes
+// the exact payload (one caller, then -concurrency callers with distinct payloads at
+// once), serves a fresh socket, and refuses an upgrade without the token with 401.
+func (f *wsFixture) check(ctx context.Context, o wsBenchOptions) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*callTimeout)
+	defer cancel()
+	for _, name := range f.arms {
+		st := f.state[name]
+		var err error
+		pprof.Do(ctx, pprof.Labels("arm", name, "side", "client", "metric", "check"), func(ctx context.Context) {
+			err = checkWSArm(ctx, st, o.concurrency)
+		})
+		if err != nil {
+			return fmt.Errorf("check %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func checkWSArm(ctx context.Context, st *wsArmState, concurrency int) error {
+	want := map[string]string{wsArmAlknet: alkhttp.WebSocketSubprotocol, wsArmBase: wsBaseSubprotocol}[st.name]
+	if got := st.client.subprotocol(); got != want {
+		return fmt.Errorf("subprotocol %q, want %q", got, want)
+	}
+	echoOK := func(c wsClient, k int) error {
+		in := echoPayload(k)
+		out, err := c.echo(ctx, in)
+		if err != nil {
+			return fmt.Errorf("echo: %w", err)
+		}
+		if !bytes.Equal(out, in) {
+			return fmt.Errorf("echo: got %q, want %q", out, in)
+		}
+		return nil
+	}
+	if err := echoOK(st.client, 0); err != nil {
+		return err
+	}
+	errs := make([]error, concurrency)
+	var wg sync.WaitGroup
+	for k := range concurrency {
+		wg.Go(func() { errs[k] = echoOK(st.client, k) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	fresh, err := st.dial(ctx, false)
+	if err != nil {
+		return fmt.Errorf("fresh socket: %w", err)
+	}
+	err = echoOK(fresh, 1)
+	if cerr := fresh.close(); err == nil && cerr != nil {
+		err = fmt.Errorf("fresh socket: close: %w", cerr)
+	}
+	if err != nil {
+		return err
+	}
+	anon, err := st.dial(ctx, true)
+	if err == nil {
+		_ = anon.close()
+		return errors.New("upgrade without a token accepted")
+	}
+	var ru *refusedUpgrade
+	if !errors.As(err, &ru) || ru.status != http.StatusUnauthorized {
+		return fmt.Errorf("upgrade without a token: %w, want 401", err)
+	}
+	// The refused upgrade left an idle HTTP/1.1 connection in the pool.
+	st.tr.CloseIdleConnections()
+	return nil
+}
+
+// wsConnOnce opens a fresh socket (dial + TLS + upgrade), makes one echo call on it
+// and closes it with the close handshake.
+func wsConnOnce(ctx context.Context, st *wsArmState, payload []byte) error {
+	c, err := st.dial(ctx, false)
+	if err != nil {
+		return err
+	}
+	out, err := c.echo(ctx, payload)
+	if cerr := c.close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close: %w", cerr)
+	}
+	if err == nil && len(out) != len(payload) {
+		err = fmt.Errorf("echo: got %d bytes, want %d", len(out), len(payload))
+	}
+	return err
+}
+
+func (f *wsFixture) metrics(o wsBenchOptions, selected map[string]bool) []*callMetric {
+	payload := echoPayload(0)
+	unary := func(key, label string, workers int) *callMetric {
+		m := &callMetric{key: key, label: label, unit: "call", unary: true}
+		for _, name := range f.arms {
+			c := f.state[name].client
+			m.arms = append(m.arms, f.lat.arm(key, name, workers, func(ctx context.Context, lat [][]time.Duration) (sample, error) {
+				return unaryRound(ctx, c, payload, o.duration, lat)
+			}))
+		}
+		return m
+	}
+	conn := &callMetric{key: wsMetricConn, label: fmt.Sprintf("new connections/s: dial + TLS + upgrade + 1 call + close (%d %s)", o.parallel, plural(o.parallel, "dialer")), unit: "conn"}
+	for _, name := range f.arms {
+		st := f.state[name]
+		conn.arms = append(conn.arms, &callArm{arm: newArm(name, func(ctx context.Context) (sample, error) {
+			return connsRound(ctx, o.parallel, o.duration, func(ctx context.Context) error { return wsConnOnce(ctx, st, payload) })
+		})})
+	}
+	all := []*callMetric{
+		unary(wsMetricN, fmt.Sprintf("echo calls/s, %d callers on one socket", o.concurrency), o.concurrency),
+		unary(wsMetric1, "echo calls/s, 1 caller", 1),
+		conn,
+	}
+	var out []*callMetric
+	for _, m := range all {
+		if selected[m.key] {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// wsMessageSizes returns the sizes of one echo's request and answer messages on each
+// arm (the alknet ids are UUIDs; the baseline's id is taken as 5 digits).
+func wsMessageSizes() (alkReq, alkResp, baseReq, baseResp int) {
+	in := echoPayload(0)
+	id := call.NewID()
+	if env, err := call.NewRequest(id, benchEchoOp, in, nil, nil); err == nil {
+		b, _ := call.EncodeEnvelope(env)
+		alkReq = len(b)
+	}
+	b, _ := call.EncodeEnvelope(call.NewResponded(id, in))
+	alkResp = len(b)
+	b, _ = json.Marshal(rpcRequest{ID: 12345, Method: benchEchoOp, Params: in})
+	baseReq = len(b)
+	b, _ = json.Marshal(rpcResponse{ID: 12345, Result: in})
+	baseResp = len(b)
+	return
+}
+
+func wsReport(w io.Writer, o wsBenchOptions, arms []string, ms []*callMetric, loadBefore, otherCPU string) {
+	machine := armMachine(library{"coder/websocket", "github.com/coder/websocket"})
+	aq, ar, bq, br := wsMessageSizes()
+	reportHeader(w, "ws", machine, loadBefore, otherCPU, fmt.Sprintf(
+		"one process, loopback, one long-lived socket per arm shared by every caller (callers correlate answers by id); "+
+			"echo of a %d-byte JSON input, messages of %d/%d bytes (request/answer) on alknet and %d/%d on the baseline; "+
+			"a correctness check (subprotocol, exact echoes, a fresh socket, 401 without the token) and a warm-up pass, "+
+			"then %d %s (arms interleaved, starting one arm later each round), %s per round and arm; medians over the rounds; "+
+			"both arms are TLS 1.3 with the same Ed25519 certificate, HTTP/1.1 upgrade, coder/websocket on both sides, no compression, a Bearer token checked at the upgrade: "+
+			"alknet is GET /alknet/call of alkhttp.Handler (registry with bench/echo) on an endpoint's TCP+TLS listener, one binary message per EventEnvelope, "+
+			"its client a call.Conn from (&call.Dispatcher{}).NewMessageConn with a goroutine pumping the socket into HandleEnvelope; "+
+			"the baseline is a net/http server over crypto/tls whose coder/websocket handler decodes {id, method, params} text messages with encoding/json "+
+			"and answers {id, result} from a goroutine per request, its client a hand-rolled id→channel map; "+
+			"conn: %d dialers for %s, each repeating dial + TLS + upgrade + 1 call + close handshake; "+
+			"ratio columns: alknet/baseline for rates, baseline/alknet for latencies, so above 1 means alknet is better",
+		callPayloadSize, aq, ar, bq, br, o.rounds, plural(o.rounds, "round"), o.duration, o.parallel, o.duration))
+
+	t := newArmTable(arms, wsArmTitles)
+	t.addBaselineRatios(arms, wsArmBase, wsRatioTitles)
+	for _, m := range ms {
+		t.addRate(m)
+		if m.unary {
+			t.addLatencies(m, "echo ", strings.TrimPrefix(m.label, "echo calls/s, "))
+		}
+	}
+	t.write(w)
+	fmt.Fprintf(w, "\n%s\n", wsGoalLine(ms))
+
+	fmt.Fprintf(w, "\nPer-round samples (rate; p50 latency for the call rows); CPU time and heap allocations per operation, medians over the rounds (whole process: client and server):\n\n")
+	perRoundTable(w, ms, true)
+}
+
+// wsGoalLine states whether the goal was met: echo calls/s with many callers on one
+// socket at least wsGoalRatio× the baseline's.
+func wsGoalLine(ms []*callMetric) string {
+	goal := fmt.Sprintf("goal: /alknet/call echo calls/s with many callers on one socket ≥ %.1f× net/http + coder/websocket — ", wsGoalRatio)
+	a, b := findArm(ms, wsMetricN, wsArmAlknet), findArm(ms, wsMetricN, wsArmBase)
+	if a == nil || b == nil || b.median() == 0 {
+		return goal + fmt.Sprintf("not measured (needs metric %s and arms %s, %s)", wsMetricN, wsArmAlknet, wsArmBase)
+	}
+	r := a.median() / b.median()
+	verdict := "not met"
+	if r >= wsGoalRatio {
+		verdict = "met"
+	}
+	return goal + fmt.Sprintf("%s (%.2f×)", verdict, r)
+}
