@@ -175,22 +175,8 @@ func (s *wsServer) serve(ctx context.Context, ws *websocket.Conn, id *core.Ident
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	c := s.d.NewMessageConn(cctx, id, func(ctx context.Context, env call.Envelope) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		b, err := call.EncodeEnvelope(env)
-		if err != nil {
-			return err
-		}
-		// ctx is the request's (an event of a subscription, a call to the browser):
-		// its end must not reach the write, because coder/websocket closes the whole
-		// connection when the context of a Write ends mid-message (a message cannot
-		// be abandoned half written). Only WriteTimeout bounds a write.
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.WriteTimeout)
-		defer cancel()
-		return ws.Write(wctx, websocket.MessageBinary, b)
-	})
+	w := newWSWriter(ws, s.cfg.WriteTimeout)
+	c := s.d.NewMessageConn(cctx, id, w.send)
 	s.logger.Debug("websocket: connection opened", "identity", id.ID)
 
 	var hooks sync.WaitGroup
@@ -203,6 +189,7 @@ func (s *wsServer) serve(ctx context.Context, ws *websocket.Conn, id *core.Ident
 	// cancelled and the overlay is dropped before the socket goes.
 	_ = c.Close()
 	cancel()
+	w.stop()
 	if status != 0 {
 		_ = ws.Close(status, reason)
 	} else {
@@ -210,6 +197,93 @@ func (s *wsServer) serve(ctx context.Context, ws *websocket.Conn, id *core.Ident
 	}
 	hooks.Wait()
 	s.logger.Debug("websocket: connection closed", "identity", id.ID)
+}
+
+// wsQueueLen is how many outgoing messages of one connection wait for its writer
+// before senders block.
+const wsQueueLen = 64
+
+// wsWriter is the one goroutine that writes a connection's messages, in the order
+// they were sent. Request goroutines only encode and queue: the deep write path (TLS
+// record, socket) runs on one long-lived stack, and a request whose context ends can
+// never leave a message half written (coder/websocket closes the connection when a
+// Write's context ends mid-message).
+type wsWriter struct {
+	ws      *websocket.Conn
+	queue   chan []byte
+	quit    chan struct{} // closed by stop
+	done    chan struct{} // closed when run returns
+	timeout time.Duration
+	once    sync.Once
+}
+
+// newWSWriter starts the writer of ws; a write that takes longer than timeout closes
+// the connection.
+func newWSWriter(ws *websocket.Conn, timeout time.Duration) *wsWriter {
+	w := &wsWriter{
+		ws:      ws,
+		queue:   make(chan []byte, wsQueueLen),
+		quit:    make(chan struct{}),
+		done:    make(chan struct{}),
+		timeout: timeout,
+	}
+	go w.run()
+	return w
+}
+
+// errWSClosed is what send returns once the connection's writer has stopped.
+var errWSClosed = errors.New("websocket: connection closed")
+
+// send queues env. It is the message transport of the connection's call.Conn: it
+// fails when ctx is done before the message is queued or the writer has stopped, and
+// otherwise returns once the message is queued (the writer reports a failed write by
+// closing the connection).
+func (w *wsWriter) send(ctx context.Context, env call.Envelope) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b, err := call.EncodeEnvelope(env)
+	if err != nil {
+		return err
+	}
+	select {
+	case w.queue <- b:
+		return nil
+	case <-w.done:
+		return errWSClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// run writes queued messages until stop or a failed write. The write context has no
+// deadline (coder/websocket then arms no timer of its own); one reusable timer
+// closes a connection whose write outlasts the timeout.
+func (w *wsWriter) run() {
+	defer close(w.done)
+	watchdog := time.AfterFunc(time.Hour, func() { _ = w.ws.CloseNow() })
+	watchdog.Stop()
+	defer watchdog.Stop()
+	for {
+		select {
+		case b := <-w.queue:
+			watchdog.Reset(w.timeout)
+			err := w.ws.Write(context.Background(), websocket.MessageBinary, b)
+			watchdog.Stop()
+			if err != nil {
+				_ = w.ws.CloseNow()
+				return
+			}
+		case <-w.quit:
+			return
+		}
+	}
+}
+
+// stop ends the writer (messages still queued are dropped) and waits for it.
+func (w *wsWriter) stop() {
+	w.once.Do(func() { close(w.quit) })
+	<-w.done
 }
 
 // readLoop feeds received envelopes to c until the client closes, the connection
