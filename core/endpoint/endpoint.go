@@ -100,21 +100,29 @@ type Config struct {
 	// Peers that close after reading end the linger at once; shutdown's force-close ends it
 	// too. 0: DefaultCloseLinger; negative: close at once.
 	CloseLinger time.Duration
+	// TCPDefaultALPN is the protocol a TCP+TLS client that offers no ALPN at all is
+	// served as; it must be registered. Set it to "http/1.1" to serve HTTP clients that
+	// send none, such as Go's net/http for a WebSocket upgrade (it drops ALPN from
+	// upgrade requests) or plain TLS tools. Empty (the default): such a connection is
+	// refused (no_handler). QUIC always negotiates an ALPN.
+	TCPDefaultALPN string
 	// Logger receives connection, refusal and auth-failure lines (nil: discard).
 	Logger *slog.Logger
 }
 
 // Endpoint dispatches incoming connections to handlers by ALPN. Create it with [New].
 type Endpoint struct {
-	reg     *core.Registry
-	idp     core.IdentityProvider
-	limits  func() core.Limits
-	drain   time.Duration
-	linger  time.Duration
-	log     *slog.Logger
-	quicTLS *tls.Config
-	tcpTLS  *tls.Config
-	quicCfg *quic.Config
+	reg    *core.Registry
+	idp    core.IdentityProvider
+	limits func() core.Limits
+	drain  time.Duration
+	linger time.Duration
+	// tcpDefaultALPN serves TCP+TLS clients that offer no ALPN ("": refused).
+	tcpDefaultALPN string
+	log            *slog.Logger
+	quicTLS        *tls.Config
+	tcpTLS         *tls.Config
+	quicCfg        *quic.Config
 
 	ctx    context.Context // cancelled when shutdown begins
 	cancel context.CancelFunc
@@ -167,19 +175,25 @@ func New(reg *core.Registry, cfg Config) (*Endpoint, error) {
 	if slices.Contains(cfg.TLS.NextProtos, core.ALPNACME) {
 		alpns = append(alpns, core.ALPNACME)
 	}
+	if d := cfg.TCPDefaultALPN; d != "" {
+		if _, ok := reg.Get(d); !ok {
+			return nil, fmt.Errorf("endpoint: Config.TCPDefaultALPN %q has no handler", d)
+		}
+	}
 	e := &Endpoint{
-		reg:     reg,
-		idp:     cfg.Identities,
-		limits:  cfg.Limits,
-		drain:   cfg.DrainTimeout,
-		log:     cfg.Logger,
-		lim:     newLimiter(),
-		stats:   newCounters(),
-		rlog:    newRefusalLog(),
-		conns:   make(map[*tracked]struct{}),
-		drained: make(chan struct{}),
-		force:   make(chan struct{}),
-		done:    make(chan struct{}),
+		reg:            reg,
+		tcpDefaultALPN: cfg.TCPDefaultALPN,
+		idp:            cfg.Identities,
+		limits:         cfg.Limits,
+		drain:          cfg.DrainTimeout,
+		log:            cfg.Logger,
+		lim:            newLimiter(),
+		stats:          newCounters(),
+		rlog:           newRefusalLog(),
+		conns:          make(map[*tracked]struct{}),
+		drained:        make(chan struct{}),
+		force:          make(chan struct{}),
+		done:           make(chan struct{}),
 	}
 	if e.limits == nil {
 		e.limits = func() core.Limits { return core.Limits{} }
@@ -683,8 +697,13 @@ func (e *Endpoint) handshakeTCP(c net.Conn, timeout time.Duration, release func(
 		fp = core.FingerprintFromCert(st.PeerCertificates[0])
 	}
 	src := newTLSSource(tc)
+	alpn := st.NegotiatedProtocol
+	if alpn == "" {
+		// The client offered no ALPN (an offer without a match fails the handshake).
+		alpn = e.tcpDefaultALPN
+	}
 	e.serve(incoming{
-		conn:      core.NewConnection(src, st.NegotiatedProtocol),
+		conn:      core.NewConnection(src, alpn),
 		fp:        fp,
 		transport: transportTCP,
 		force:     src.s.forceClose,

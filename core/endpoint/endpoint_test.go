@@ -203,6 +203,45 @@ func TestTCPClientWithoutALPNClosedWithoutHandler(t *testing.T) {
 	}
 }
 
+// With TCPDefaultALPN, a TCP+TLS client that offers no ALPN is served by that handler
+// (as "http/1.1" serves Go's net/http WebSocket upgrades, which send none); a client
+// offering an ALPN still gets exactly what it asked for.
+func TestTCPDefaultALPN(t *testing.T) {
+	got := make(chan string, 2)
+	reg := newRegistry(t, map[string]core.Handler{
+		"alknet/echo": core.HandlerFunc(func(_ context.Context, c *core.Connection, _ core.AuthContext) error {
+			got <- c.RemoteALPN()
+			return nil
+		}),
+	})
+	srv := coretest.NewServer(t, reg, coretest.WithEndpointConfig(func(c *endpoint.Config) { c.TCPDefaultALPN = "alknet/echo" }))
+	conf, err := tlsconf.ClientConfig(tlsconf.ClientOptions{Pin: srv.Identity.Fingerprint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := tls.Dial("tcp", srv.Addr, conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	select {
+	case alpn := <-got:
+		if alpn != "alknet/echo" {
+			t.Fatalf("handler saw ALPN %q", alpn)
+		}
+	case <-testCtx(t).Done():
+		t.Fatal("the default handler did not run")
+	}
+	if n := srv.Endpoint.Stats().Refused[endpoint.RefusedNoHandler]; n != 0 {
+		t.Fatalf("refused no_handler = %d", n)
+	}
+
+	if _, err := endpoint.New(reg, endpoint.Config{TLS: tlsconf.ServerConfig(srv.Identity.Cert), TCPDefaultALPN: "h2"}); err == nil ||
+		!strings.Contains(err.Error(), "TCPDefaultALPN") {
+		t.Fatalf("New with an unregistered TCPDefaultALPN = %v", err)
+	}
+}
+
 // waitFor polls cond (it reads counters the server updates after closing a connection).
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()

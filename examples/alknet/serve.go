@@ -181,7 +181,10 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 		Identities:   identities,
 		Limits:       store.Limits,
 		DrainTimeout: o.drain,
-		Logger:       log,
+		// TLS clients that offer no ALPN speak HTTP/1.1 (Go's net/http sends none for
+		// a WebSocket upgrade).
+		TCPDefaultALPN: "http/1.1",
+		Logger:         log,
 	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
