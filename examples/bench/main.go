@@ -12,6 +12,7 @@
 //	go run ./examples/bench http            # full run (about a minute)
 //	go run ./examples/bench ssh             # full run (about 40 seconds)
 //	go run ./examples/bench ws              # full run (about a minute)
+//	go run ./examples/bench mcp             # full run (about a minute and a half)
 package main
 
 import (
@@ -64,6 +65,10 @@ func benchmarks() map[string]benchmark {
 		"http": {
 			summary: "HTTP gateway (POST /call over TCP+TLS h2 and QUIC alknet/http h2) vs net/http TLS h2: requests/s with 64 clients, p50/p99 at 64 clients and 1",
 			run:     runHTTP,
+		},
+		"mcp": {
+			summary: "MCP to_mcp projection (/mcp, call tool, TCP+TLS h2) vs the MCP Go SDK used directly (streamable HTTP, net/http TLS h2): tool calls/s and p50/p99 at 16 callers on one session and 1, new sessions/s",
+			run:     runMCP,
 		},
 		"ssh": {
 			summary: "alknet/ssh (QUIC and TCP+TLS) vs the same SSH server on plain TCP (x/crypto/ssh): direct-tcpip bulk MB/s, new connections/s (handshake + publickey auth)",
