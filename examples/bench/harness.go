@@ -249,3 +249,18 @@ func (b armBench[O, F]) run(ctx context.Context, o O, stdout, stderr io.Writer) 
 	b.report(stdout, o, armSel, ms, loadBefore, other)
 	return f.shutdown()
 }
+
+// ratioGoalLine completes goal with whether arm's median rate on metric is at least
+// ratio× base's: "met (0.95×)", "not met (0.83×)", or what is missing.
+func ratioGoalLine(ms []*callMetric, goal, metric, arm, base string, ratio float64) string {
+	a, b := findArm(ms, metric, arm), findArm(ms, metric, base)
+	if a == nil || b == nil || b.median() == 0 {
+		return goal + fmt.Sprintf("not measured (needs metric %s and arms %s, %s)", metric, arm, base)
+	}
+	r := a.median() / b.median()
+	verdict := "not met"
+	if r >= ratio {
+		verdict = "met"
+	}
+	return goal + fmt.Sprintf("%s (%.2f×)", verdict, r)
+}

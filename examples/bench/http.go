@@ -526,15 +526,5 @@ func httpReport(w io.Writer, o httpBenchOptions, arms []string, ms []*callMetric
 // httpGoalLine states whether the goal was met: /call requests/s with many
 // clients over TCP+TLS h2 at least httpGoalRatio× the net/http baseline's.
 func httpGoalLine(ms []*callMetric) string {
-	goal := fmt.Sprintf("goal: /call requests/s over TCP+TLS h2 ≥ %.1f× net/http TLS h2 — ", httpGoalRatio)
-	tcp, base := findArm(ms, httpMetricN, httpArmTCP), findArm(ms, httpMetricN, httpArmBase)
-	if tcp == nil || base == nil || base.median() == 0 {
-		return goal + fmt.Sprintf("not measured (needs metric %s and arms %s, %s)", httpMetricN, httpArmTCP, httpArmBase)
-	}
-	r := tcp.median() / base.median()
-	verdict := "not met"
-	if r >= httpGoalRatio {
-		verdict = "met"
-	}
-	return goal + fmt.Sprintf("%s (%.2f×)", verdict, r)
+	return ratioGoalLine(ms, fmt.Sprintf("goal: /call requests/s over TCP+TLS h2 ≥ %.1f× net/http TLS h2 — ", httpGoalRatio), httpMetricN, httpArmTCP, httpArmBase, httpGoalRatio)
 }

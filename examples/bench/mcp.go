@@ -655,15 +655,5 @@ func mcpReport(w io.Writer, o mcpBenchOptions, arms []string, ms []*callMetric, 
 // mcpGoalLine states whether the goal was met: tool calls/s with many callers on one
 // session at least mcpGoalRatio× the raw SDK server's.
 func mcpGoalLine(ms []*callMetric) string {
-	goal := fmt.Sprintf("goal: /mcp call-tool calls/s with many callers on one session ≥ %.1f× the go-sdk used directly (raw tool) — ", mcpGoalRatio)
-	a, b := findArm(ms, mcpMetricN, mcpArmAlknet), findArm(ms, mcpMetricN, mcpArmRaw)
-	if a == nil || b == nil || b.median() == 0 {
-		return goal + fmt.Sprintf("not measured (needs metric %s and arms %s, %s)", mcpMetricN, mcpArmAlknet, mcpArmRaw)
-	}
-	r := a.median() / b.median()
-	verdict := "not met"
-	if r >= mcpGoalRatio {
-		verdict = "met"
-	}
-	return goal + fmt.Sprintf("%s (%.2f×)", verdict, r)
+	return ratioGoalLine(ms, fmt.Sprintf("goal: /mcp call-tool calls/s with many callers on one session ≥ %.1f× the go-sdk used directly (raw tool) — ", mcpGoalRatio), mcpMetricN, mcpArmAlknet, mcpArmRaw, mcpGoalRatio)
 }

@@ -808,15 +808,5 @@ func wsReport(w io.Writer, o wsBenchOptions, arms []string, ms []*callMetric, lo
 // wsGoalLine states whether the goal was met: echo calls/s with many callers on one
 // socket at least wsGoalRatio× the baseline's.
 func wsGoalLine(ms []*callMetric) string {
-	goal := fmt.Sprintf("goal: /alknet/call echo calls/s with many callers on one socket ≥ %.1f× net/http + coder/websocket — ", wsGoalRatio)
-	a, b := findArm(ms, wsMetricN, wsArmAlknet), findArm(ms, wsMetricN, wsArmBase)
-	if a == nil || b == nil || b.median() == 0 {
-		return goal + fmt.Sprintf("not measured (needs metric %s and arms %s, %s)", wsMetricN, wsArmAlknet, wsArmBase)
-	}
-	r := a.median() / b.median()
-	verdict := "not met"
-	if r >= wsGoalRatio {
-		verdict = "met"
-	}
-	return goal + fmt.Sprintf("%s (%.2f×)", verdict, r)
+	return ratioGoalLine(ms, fmt.Sprintf("goal: /alknet/call echo calls/s with many callers on one socket ≥ %.1f× net/http + coder/websocket — ", wsGoalRatio), wsMetricN, wsArmAlknet, wsArmBase, wsGoalRatio)
 }
