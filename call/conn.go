@@ -438,7 +438,10 @@ func (f *frameStream) send(ctx context.Context, env Envelope) error {
 	}
 	stop := context.AfterFunc(ctx, f.abortWrite)
 	err := f.write(env)
-	if !stop() && err != nil {
+	if !stop() {
+		// ctx ended during the write, or right after it: abortWrite has closed the
+		// stream either way, so report the context's end even if the frame went out
+		// (the caller then aborts the request elsewhere).
 		return ctx.Err()
 	}
 	return err
@@ -1270,11 +1273,16 @@ func (c *Conn) start(ctx context.Context, op string, in any, sub bool, opts []Ca
 		c.forget(id)
 		p.finish(callResult{err: err})
 		c.releaseStream(p)
-		if c.shared != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-			// The context ended while the request was being written: the write goes
-			// on in the background, so the peer may get the whole request. An abort
-			// queued behind it makes sure the peer does not run it for nothing.
-			c.run(func() { _ = c.shared.send(c.ctx, NewAborted(id)) })
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			// The context ended while the request was being written: the peer may
+			// have the whole request. An abort makes sure it does not run it for
+			// nothing: queued behind the write on a shared stream, on a stream of its
+			// own on QUIC (the request's stream is closed).
+			if c.shared != nil {
+				c.run(func() { _ = c.shared.send(c.ctx, NewAborted(id)) })
+			} else {
+				c.run(func() { _ = c.sendAbort(&pendingCall{id: id}) })
+			}
 		}
 		return nil, c.sendError(ctx, err)
 	}
