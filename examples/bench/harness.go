@@ -43,6 +43,18 @@ type runOptions struct {
 
 func (o runOptions) shared() runOptions { return o }
 
+// quickUsage is the -quick usage of the benchmarks whose smoke run is quickOverrides.
+const quickUsage = "smoke run: 1 round, 200ms (flags given explicitly win)"
+
+// quickOverrides is the usual -quick smoke run: 1 round of 200 ms, a 10 ms settle.
+func (o *runOptions) quickOverrides() map[string]func() {
+	return map[string]func(){
+		"rounds":   func() { o.rounds = 1 },
+		"duration": func() { o.duration = 200 * time.Millisecond },
+		"settle":   func() { o.settle = 10 * time.Millisecond },
+	}
+}
+
 // How a round orders the arms, for the -rounds usage.
 const (
 	orderRotating = "in an order that rotates by round"

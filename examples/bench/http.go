@@ -85,11 +85,7 @@ func runHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.DurationVar(&o.duration, "duration", 2*time.Second, "length of one round per metric and arm")
 	fs.IntVar(&o.concurrency, "concurrency", 64, "concurrent clients sharing one client transport in the "+httpMetricN+" metric")
 	fs.DurationVar(&o.settle, "settle", 50*time.Millisecond, "pause after each arm, after a GC")
-	help, err := parseFlags(fs, args, stderr, "smoke run: 1 round, 200ms (flags given explicitly win)", map[string]func(){
-		"rounds":   func() { o.rounds = 1 },
-		"duration": func() { o.duration = 200 * time.Millisecond },
-		"settle":   func() { o.settle = 10 * time.Millisecond },
-	})
+	help, err := parseFlags(fs, args, stderr, quickUsage, o.quickOverrides())
 	if help || err != nil {
 		return err
 	}

@@ -92,11 +92,7 @@ func runMCP(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.IntVar(&o.concurrency, "concurrency", 16, "concurrent callers sharing one session in the "+mcpMetricN+" metric")
 	fs.IntVar(&o.parallel, "sessions-parallel", 4, "concurrent callers opening sessions in the "+mcpMetricSession+" metric")
 	fs.DurationVar(&o.settle, "settle", 50*time.Millisecond, "pause after each arm, after a GC")
-	help, err := parseFlags(fs, args, stderr, "smoke run: 1 round, 200ms (flags given explicitly win)", map[string]func(){
-		"rounds":   func() { o.rounds = 1 },
-		"duration": func() { o.duration = 200 * time.Millisecond },
-		"settle":   func() { o.settle = 10 * time.Millisecond },
-	})
+	help, err := parseFlags(fs, args, stderr, quickUsage, o.quickOverrides())
 	if help || err != nil {
 		return err
 	}

@@ -93,11 +93,7 @@ func runWS(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.concurrency, "concurrency", 64, "concurrent callers sharing one socket in the "+wsMetricN+" metric")
 	fs.IntVar(&o.parallel, "conns-parallel", 4, "concurrent dialers in the "+wsMetricConn+" metric")
 	fs.DurationVar(&o.settle, "settle", 50*time.Millisecond, "pause after each arm, once its connections are gone, after a GC")
-	help, err := parseFlags(fs, args, stderr, "smoke run: 1 round, 200ms (flags given explicitly win)", map[string]func(){
-		"rounds":   func() { o.rounds = 1 },
-		"duration": func() { o.duration = 200 * time.Millisecond },
-		"settle":   func() { o.settle = 10 * time.Millisecond },
-	})
+	help, err := parseFlags(fs, args, stderr, quickUsage, o.quickOverrides())
 	if help || err != nil {
 		return err
 	}
