@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -214,7 +213,7 @@ func TestServeMCPConfigErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	up := newMCPUpstream(t)
-	for _, tc := range []struct{ name, toml, want string }{
+	serveConfigErrors(t, dir, []serveConfigCase{
 		{"no namespace", "[[mcp]]\nendpoint = \"http://127.0.0.1:1/mcp\"\n", "mcp[0].namespace: required"},
 		{"bad namespace", "[[mcp]]\nnamespace = \"a b\"\nendpoint = \"http://127.0.0.1:1/mcp\"\n", "mcp[0].namespace"},
 		{"no endpoint", "[[mcp]]\nnamespace = \"m\"\n", "mcp[0].endpoint: required"},
@@ -224,15 +223,5 @@ func TestServeMCPConfigErrors(t *testing.T) {
 		{"twice", "[[mcp]]\nnamespace = \"m\"\nendpoint = \"" + up.srv.URL + "\"\n[[mcp]]\nnamespace = \"m\"\nendpoint = \"" + up.srv.URL + "\"\n", "imported twice"},
 		{"credential readable by others", "[[mcp]]\nnamespace = \"m\"\nendpoint = \"" + up.srv.URL + "\"\ncredential_file = \"open.key\"\n", "chmod 600"},
 		{"unreachable", "[[mcp]]\nnamespace = \"m\"\nendpoint = \"http://127.0.0.1:1/mcp\"\n", "mcp[0] (m)"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			config := filepath.Join(dir, "alknet.toml")
-			writeFile(t, config, tc.toml)
-			var stderr strings.Builder
-			err := (&cli{stdout: io.Discard, stderr: &stderr}).run(t.Context(), []string{"serve", "--state", t.TempDir(), "--listen", "127.0.0.1:0", "--config", config})
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("serve = %v, want an error containing %q", err, tc.want)
-			}
-		})
-	}
+	})
 }

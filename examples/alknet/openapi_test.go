@@ -132,7 +132,7 @@ func TestServeOpenAPIConfigErrors(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "open.key"), []byte("k\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct{ name, toml, want string }{
+	serveConfigErrors(t, dir, []serveConfigCase{
 		{"no namespace", "[[openapi]]\nspec = \"pets.yaml\"\nbase_url = \"http://127.0.0.1:1/\"\n", "openapi[0].namespace: required"},
 		{"no spec", "[[openapi]]\nnamespace = \"p\"\nbase_url = \"http://127.0.0.1:1/\"\n", "openapi[0].spec: required"},
 		{"no base_url", "[[openapi]]\nnamespace = \"p\"\nspec = \"pets.yaml\"\n", "openapi[0].base_url: required"},
@@ -145,12 +145,21 @@ func TestServeOpenAPIConfigErrors(t *testing.T) {
 		{"missing spec", "[[openapi]]\nnamespace = \"p\"\nspec = \"nope.yaml\"\nbase_url = \"http://127.0.0.1:1/\"\n", "openapi[0].spec"},
 		{"bad document", "[[openapi]]\nnamespace = \"p\"\nspec = \"bad.yaml\"\nbase_url = \"http://127.0.0.1:1/\"\n", "bad.yaml"},
 		{"bad base_url", "[[openapi]]\nnamespace = \"p\"\nspec = \"pets.yaml\"\nbase_url = \"ftp://x/\"\n", "openapi[0] (p)"},
-	} {
+	})
+}
+
+// serveConfigCase is a --config file serve must refuse with an error containing want.
+type serveConfigCase struct{ name, toml, want string }
+
+// serveConfigErrors runs serve with each case's --config, written in dir (where the
+// files it names live), and checks the error.
+func serveConfigErrors(t *testing.T, dir string, cases []serveConfigCase) {
+	t.Helper()
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			config := filepath.Join(dir, "alknet.toml")
 			writeFile(t, config, tc.toml)
-			var stderr strings.Builder
-			err := (&cli{stdout: io.Discard, stderr: &stderr}).run(t.Context(), []string{"serve", "--state", t.TempDir(), "--listen", "127.0.0.1:0", "--config", config})
+			err := (&cli{stdout: io.Discard, stderr: io.Discard}).run(t.Context(), []string{"serve", "--state", t.TempDir(), "--listen", "127.0.0.1:0", "--config", config})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("serve = %v, want an error containing %q", err, tc.want)
 			}
