@@ -115,7 +115,9 @@ type Config struct {
 	// MCP, when set, builds the handler mounted at /mcp (every method) behind the
 	// Bearer layer, from the handler's Gateway: the to_mcp projection of the
 	// github.com/alknet/alknet/http/mcp package, kept out of this package so that
-	// embedders who do not use MCP do not link its SDK. Nil: /mcp is the decoy.
+	// embedders who do not use MCP do not link its SDK. Nil: /mcp is the decoy. MCP
+	// sessions outlive connections: when the returned handler is an io.Closer (the
+	// mcp package's is), close it yourself once the node has stopped.
 	MCP func(*Gateway) http.Handler
 	// WebSocket configures GET /alknet/call, the call protocol for browsers.
 	WebSocket WebSocketConfig
