@@ -8,11 +8,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"runtime"
 	"runtime/pprof"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/alknet/alknet/core"
@@ -134,6 +138,61 @@ func gcPause(ctx context.Context, pause time.Duration) error {
 type closers []func(context.Context) error
 
 func (c *closers) add(f func(context.Context) error) { *c = append(*c, f) }
+
+// tlsBaseline is a plain net/http TLS server a baseline arm runs (see serveTLS).
+type tlsBaseline struct {
+	handler http.Handler
+	protos  []string // ALPN
+	// wrap, when set, wraps the listener (to count connections, say).
+	wrap func(net.Listener) net.Listener
+	// base, when set, is the servers' base context.
+	base context.Context
+	// beforeShutdown and afterShutdown, when set, run around its shutdown: ending what
+	// Shutdown does not (hijacked connections, sessions), and waiting for it.
+	beforeShutdown, afterShutdown func()
+}
+
+// serveTLS serves b on a loopback listener with cert (labelled as arm name's server in
+// CPU profiles) until c shuts down, and returns its address.
+func (c *closers) serveTLS(ctx context.Context, name string, cert tls.Certificate, b tlsBaseline) (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	tlsCfg := tlsconf.ServerConfig(cert)
+	tlsCfg.NextProtos = b.protos
+	srv := &http.Server{
+		Handler:   b.handler,
+		TLSConfig: tlsCfg,
+		ErrorLog:  log.New(io.Discard, "", 0),
+	}
+	if b.base != nil {
+		srv.BaseContext = func(net.Listener) context.Context { return b.base }
+	}
+	served := ln
+	if b.wrap != nil {
+		served = b.wrap(ln)
+	}
+	var wg sync.WaitGroup
+	pprof.Do(ctx, pprof.Labels("arm", name, "side", "server"), func(context.Context) {
+		wg.Go(func() { _ = srv.ServeTLS(served, "", "") })
+	})
+	c.add(func(ctx context.Context) error {
+		if b.beforeShutdown != nil {
+			b.beforeShutdown()
+		}
+		err := srv.Shutdown(ctx)
+		if err != nil {
+			_ = srv.Close()
+		}
+		wg.Wait()
+		if b.afterShutdown != nil {
+			b.afterShutdown()
+		}
+		return err
+	})
+	return ln.Addr().String(), nil
+}
 
 // shutdown closes everything cleanly, last started first.
 func (c *closers) shutdown() error {

@@ -8,9 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"log/slog"
-	"net"
 	"net/http"
 	"runtime/pprof"
 	"strconv"
@@ -236,37 +234,18 @@ func (f *httpFixture) startAlknet(ctx context.Context, name string, network endp
 // http/1.1) whose POST /call does the work of a minimal gateway (see
 // serveBaselineCall). Its client is the stock h2 client of the TCP+TLS arm.
 func (f *httpFixture) startNetHTTP(ctx context.Context, name string) (*httpClient, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /call", serveBaselineCall)
+	addr, err := f.serveTLS(ctx, name, f.server.cert, tlsBaseline{handler: mux, protos: []string{"h2", "http/1.1"}})
 	if err != nil {
 		return nil, err
 	}
-	tlsCfg := tlsconf.ServerConfig(f.server.cert)
-	tlsCfg.NextProtos = []string{"h2", "http/1.1"}
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /call", serveBaselineCall)
-	srv := &http.Server{
-		Handler:   mux,
-		TLSConfig: tlsCfg,
-		ErrorLog:  log.New(io.Discard, "", 0),
-	}
-	var wg sync.WaitGroup
-	pprof.Do(ctx, pprof.Labels("arm", name, "side", "server"), func(context.Context) {
-		wg.Go(func() { _ = srv.ServeTLS(ln, "", "") })
-	})
-	f.add(func(ctx context.Context) error {
-		err := srv.Shutdown(ctx)
-		if err != nil {
-			_ = srv.Close()
-		}
-		wg.Wait()
-		return err
-	})
 	c, tr, err := stockH2Client(f.server.fp)
 	if err != nil {
 		return nil, err
 	}
 	f.add(func(context.Context) error { tr.CloseIdleConnections(); return nil })
-	return &httpClient{c: c, url: "https://" + ln.Addr().String() + "/call"}, nil
+	return &httpClient{c: c, url: "https://" + addr + "/call"}, nil
 }
 
 // gatewayRequest is the body of a /call.

@@ -11,9 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"log/slog"
-	"net"
 	"net/http"
 	"runtime/pprof"
 	"slices"
@@ -27,7 +25,6 @@ import (
 	"github.com/alknet/alknet/call"
 	"github.com/alknet/alknet/core"
 	"github.com/alknet/alknet/core/endpoint"
-	"github.com/alknet/alknet/core/tlsconf"
 	alkhttp "github.com/alknet/alknet/http"
 	"github.com/alknet/alknet/http/mcp"
 )
@@ -394,34 +391,20 @@ func (f *mcpFixture) startSDK(ctx context.Context, name string, typed bool) (*mc
 		mcpHandler.ServeHTTP(w, r)
 	})
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	mux := http.NewServeMux()
+	mux.Handle("/mcp", handler)
+	addr, err := f.serveTLS(ctx, name, f.server.cert, tlsBaseline{
+		handler: mux,
+		protos:  []string{"h2", "http/1.1"},
+		beforeShutdown: func() {
+			for ss := range srv.Sessions() {
+				_ = ss.Close()
+			}
+		},
+	})
 	if err != nil {
 		return nil, err
 	}
-	tlsCfg := tlsconf.ServerConfig(f.server.cert)
-	tlsCfg.NextProtos = []string{"h2", "http/1.1"}
-	mux := http.NewServeMux()
-	mux.Handle("/mcp", handler)
-	hs := &http.Server{
-		Handler:   mux,
-		TLSConfig: tlsCfg,
-		ErrorLog:  log.New(io.Discard, "", 0),
-	}
-	var wg sync.WaitGroup
-	pprof.Do(ctx, pprof.Labels("arm", name, "side", "server"), func(context.Context) {
-		wg.Go(func() { _ = hs.ServeTLS(ln, "", "") })
-	})
-	f.add(func(ctx context.Context) error {
-		for ss := range srv.Sessions() {
-			_ = ss.Close()
-		}
-		err := hs.Shutdown(ctx)
-		if err != nil {
-			_ = hs.Close()
-		}
-		wg.Wait()
-		return err
-	})
 
 	_, tr, err := stockH2Client(f.server.fp)
 	if err != nil {
@@ -432,7 +415,7 @@ func (f *mcpFixture) startSDK(ctx context.Context, name string, typed bool) (*mc
 	authed, anonymous := f.mcpHTTPClients(tr, status)
 	return &mcpArmState{
 		name:    name,
-		connect: f.connector("https://"+ln.Addr().String()+"/mcp", authed, anonymous),
+		connect: f.connector("https://"+addr+"/mcp", authed, anonymous),
 		params: func(in []byte) *sdk.CallToolParams {
 			return &sdk.CallToolParams{Name: mcpBaseTool, Arguments: json.RawMessage(in)}
 		},

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -361,46 +360,32 @@ func (e *refusedUpgrade) Unwrap() error { return e.err }
 // http/1.1) whose GET /rpc checks the Bearer token, upgrades with coder/websocket and
 // answers JSON-RPC-style requests (see rpcServer).
 func (f *wsFixture) startBaseline(ctx context.Context, name string) (*wsArmState, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
 	active := new(atomic.Int64)
-	tlsCfg := tlsconf.ServerConfig(f.server.cert)
-	tlsCfg.NextProtos = []string{"http/1.1"}
 	rpc := &rpcServer{tokenHash: sha256.Sum256([]byte(f.token))}
 	mux := http.NewServeMux()
 	mux.Handle("GET "+wsBasePath, rpc)
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	srv := &http.Server{
-		Handler:     mux,
-		TLSConfig:   tlsCfg,
-		ErrorLog:    log.New(io.Discard, "", 0),
-		BaseContext: func(net.Listener) context.Context { return sctx },
-	}
-	var wg sync.WaitGroup
-	pprof.Do(ctx, pprof.Labels("arm", name, "side", "server"), func(context.Context) {
-		wg.Go(func() { _ = srv.ServeTLS(countingListener{Listener: ln, active: active}, "", "") })
-	})
-	f.add(func(ctx context.Context) error {
+	addr, err := f.serveTLS(ctx, name, f.server.cert, tlsBaseline{
+		handler: mux,
+		protos:  []string{"http/1.1"},
+		wrap:    func(ln net.Listener) net.Listener { return countingListener{Listener: ln, active: active} },
+		base:    sctx,
 		// Hijacked connections outlive Shutdown: cancelling the base context ends
 		// their handlers.
-		cancel()
-		err := srv.Shutdown(ctx)
-		if err != nil {
-			_ = srv.Close()
-		}
-		wg.Wait()
-		rpc.conns.Wait()
-		return err
+		beforeShutdown: cancel,
+		afterShutdown:  rpc.conns.Wait,
 	})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
 
 	hc, tr, err := h1Client(f.server.fp)
 	if err != nil {
 		return nil, err
 	}
 	f.add(func(context.Context) error { tr.CloseIdleConnections(); return nil })
-	url := "wss://" + ln.Addr().String() + wsBasePath
+	url := "wss://" + addr + wsBasePath
 	return &wsArmState{
 		name: name,
 		dial: func(ctx context.Context, anonymous bool) (wsClient, error) {
