@@ -168,13 +168,14 @@ func httpEchoRegistry() (*call.Registry, error) {
 
 // stockH2Client is the client of the TCP+TLS arms: a stock http.Transport speaking h2
 // over TLS that pins the server's key, presenting no client certificate (as a browser
-// or curl would).
-func stockH2Client(serverFP string) (*http.Client, *http.Transport, error) {
+// or curl would). Its idle connections are closed with c.
+func (c *closers) stockH2Client(serverFP string) (*http.Client, *http.Transport, error) {
 	cfg, err := tlsconf.ClientConfig(tlsconf.ClientOptions{Pin: serverFP, NextProtos: []string{"h2"}})
 	if err != nil {
 		return nil, nil, err
 	}
 	tr := &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true}
+	c.add(func(context.Context) error { tr.CloseIdleConnections(); return nil })
 	return &http.Client{Transport: tr}, tr, nil
 }
 
@@ -214,11 +215,10 @@ func (f *httpFixture) startAlknet(ctx context.Context, name string, network endp
 	f.add(ep.Shutdown)
 
 	if network == endpoint.NetworkTCP {
-		c, tr, err := stockH2Client(f.server.fp)
+		c, _, err := f.stockH2Client(f.server.fp)
 		if err != nil {
 			return nil, err
 		}
-		f.add(func(context.Context) error { tr.CloseIdleConnections(); return nil })
 		return &httpClient{c: c, url: "https://" + addr + "/call"}, nil
 	}
 	tr := alkhttp.NewClientTransport(addr, alkhttp.ALPN, endpoint.DialOptions{
@@ -240,11 +240,10 @@ func (f *httpFixture) startNetHTTP(ctx context.Context, name string) (*httpClien
 	if err != nil {
 		return nil, err
 	}
-	c, tr, err := stockH2Client(f.server.fp)
+	c, _, err := f.stockH2Client(f.server.fp)
 	if err != nil {
 		return nil, err
 	}
-	f.add(func(context.Context) error { tr.CloseIdleConnections(); return nil })
 	return &httpClient{c: c, url: "https://" + addr + "/call"}, nil
 }
 

@@ -326,11 +326,10 @@ func (f *mcpFixture) startAlknet(ctx context.Context, name string) (*mcpArmState
 	}
 	f.add(ep.Shutdown)
 
-	_, tr, err := stockH2Client(f.server.fp)
+	_, tr, err := f.stockH2Client(f.server.fp)
 	if err != nil {
 		return nil, err
 	}
-	f.add(func(context.Context) error { tr.CloseIdleConnections(); return nil })
 	status := new(atomic.Int32)
 	authed, anonymous := f.mcpHTTPClients(tr, status)
 	return &mcpArmState{
@@ -406,11 +405,10 @@ func (f *mcpFixture) startSDK(ctx context.Context, name string, typed bool) (*mc
 		return nil, err
 	}
 
-	_, tr, err := stockH2Client(f.server.fp)
+	_, tr, err := f.stockH2Client(f.server.fp)
 	if err != nil {
 		return nil, err
 	}
-	f.add(func(context.Context) error { tr.CloseIdleConnections(); return nil })
 	status := new(atomic.Int32)
 	authed, anonymous := f.mcpHTTPClients(tr, status)
 	return &mcpArmState{

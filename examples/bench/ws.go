@@ -188,14 +188,16 @@ func newWSFixture(ctx context.Context, arms []string, _ wsBenchOptions) (_ *wsFi
 // It dials TLS itself (DialTLSContext): http.Transport clears NextProtos for a request
 // that needs HTTP/1 (an Upgrade), so a stock transport's WebSocket handshake offers no
 // ALPN at all, and the endpoint, which dispatches TCP+TLS connections by ALPN, refuses
-// it (no_handler). The baseline accepts either; both arms use this client.
-func h1Client(serverFP string) (*http.Client, *http.Transport, error) {
+// it (no_handler). The baseline accepts either; both arms use this client. Its idle
+// connections are closed with c.
+func (c *closers) h1Client(serverFP string) (*http.Client, *http.Transport, error) {
 	cfg, err := tlsconf.ClientConfig(tlsconf.ClientOptions{Pin: serverFP, NextProtos: []string{"http/1.1"}})
 	if err != nil {
 		return nil, nil, err
 	}
 	d := &tls.Dialer{Config: cfg}
 	tr := &http.Transport{DialTLSContext: d.DialContext}
+	c.add(func(context.Context) error { tr.CloseIdleConnections(); return nil })
 	return &http.Client{Transport: tr}, tr, nil
 }
 
@@ -255,11 +257,10 @@ func (f *wsFixture) startAlknet(ctx context.Context, name string) (*wsArmState, 
 	}
 	f.add(ep.Shutdown)
 
-	hc, tr, err := h1Client(f.server.fp)
+	hc, tr, err := f.h1Client(f.server.fp)
 	if err != nil {
 		return nil, err
 	}
-	f.add(func(context.Context) error { tr.CloseIdleConnections(); return nil })
 	url := "wss://" + addr + alkhttp.WebSocketPath
 	d := &call.Dispatcher{}
 	return &wsArmState{
@@ -380,11 +381,10 @@ func (f *wsFixture) startBaseline(ctx context.Context, name string) (*wsArmState
 		return nil, err
 	}
 
-	hc, tr, err := h1Client(f.server.fp)
+	hc, tr, err := f.h1Client(f.server.fp)
 	if err != nil {
 		return nil, err
 	}
-	f.add(func(context.Context) error { tr.CloseIdleConnections(); return nil })
 	url := "wss://" + addr + wsBasePath
 	return &wsArmState{
 		name: name,
