@@ -24,9 +24,27 @@ const (
 	// DefaultHandshakeTimeout bounds the TLS handshake on TCP (slowloris) and the QUIC
 	// handshake idle time.
 	DefaultHandshakeTimeout = 5 * time.Second
-	// DefaultMaxAuthAttempts is how many protocol-level authentication attempts a handler
-	// allows per connection (SSH keys, tokens).
+	// DefaultMaxAuthAttempts is how many failed protocol-level authentication attempts a
+	// handler answers per connection (tokens, Bearer headers, WebSocket subprotocols); the
+	// next presentation of a credential closes the connection.
 	DefaultMaxAuthAttempts = 5
+	// DefaultIdleTimeout closes a connection that carried no traffic for this long while
+	// its handler did not mark it busy ([Connection.Busy]). It equals the QUIC idle time.
+	DefaultIdleTimeout = 30 * time.Second
+	// DefaultMaxBufferedBytes is the node's budget for inbound bytes buffered by
+	// handlers (call frames, WebSocket messages, HTTP bodies) across all connections.
+	DefaultMaxBufferedBytes int64 = 256 << 20
+	// DefaultMaxBufferedBytesPerIP is the same budget for the connections of one remote
+	// address (IPv6: per IPv6PrefixLen prefix), so one host cannot take the node's whole
+	// budget.
+	DefaultMaxBufferedBytesPerIP int64 = 128 << 20
+	// DefaultMaxBufferedBytesPerConn is the same budget for one connection: one frame of
+	// the call protocol's largest size (64 MiB).
+	DefaultMaxBufferedBytesPerConn int64 = 64 << 20
+	// DefaultMaxAnonymousFrameBytes caps one inbound frame or message on a connection
+	// without an identity (no known client certificate), whatever larger cap a handler
+	// allows identified peers.
+	DefaultMaxAnonymousFrameBytes int64 = 1 << 20
 )
 
 // Limits are the live, reloadable resource limits of an endpoint.
@@ -44,9 +62,27 @@ type Limits struct {
 	IPv6PrefixLen int `json:"ipv6_prefix_len"`
 	// HandshakeTimeout bounds a handshake (0: DefaultHandshakeTimeout).
 	HandshakeTimeout time.Duration `json:"handshake_timeout"`
-	// MaxAuthAttempts is for handlers with protocol-level authentication
-	// (0: DefaultMaxAuthAttempts; <0: none).
+	// MaxAuthAttempts is how many failed protocol-level authentication attempts a
+	// handler answers per connection before the next attempt closes it
+	// (0: DefaultMaxAuthAttempts; <0: none). See [AuthAttempts].
 	MaxAuthAttempts int `json:"max_auth_attempts"`
+	// IdleTimeout closes a connection without traffic for this long unless its handler
+	// marked it busy (0: DefaultIdleTimeout; <0: none).
+	IdleTimeout time.Duration `json:"idle_timeout"`
+	// MaxBufferedBytes is the node-wide budget of inbound bytes buffered by handlers
+	// (0: DefaultMaxBufferedBytes; <0: none). See [Budget].
+	MaxBufferedBytes int64 `json:"max_buffered_bytes"`
+	// MaxBufferedBytesPerIP is that budget per remote address, grouped like
+	// MaxConnectionsPerIP; PerIPExempt networks are exempt
+	// (0: DefaultMaxBufferedBytesPerIP; <0: none).
+	MaxBufferedBytesPerIP int64 `json:"max_buffered_bytes_per_ip"`
+	// MaxBufferedBytesPerConn is that budget per connection
+	// (0: DefaultMaxBufferedBytesPerConn; <0: none).
+	MaxBufferedBytesPerConn int64 `json:"max_buffered_bytes_per_conn"`
+	// MaxAnonymousFrameBytes caps one inbound frame, message or body on a connection
+	// without an identity (0: DefaultMaxAnonymousFrameBytes; <0: only the handler's own
+	// cap). Handlers apply the smaller of this and their own cap to such connections.
+	MaxAnonymousFrameBytes int64 `json:"max_anonymous_frame_bytes"`
 }
 
 // Effective returns l with every zero field replaced by its default.
@@ -66,7 +102,32 @@ func (l Limits) Effective() Limits {
 	if l.MaxAuthAttempts == 0 {
 		l.MaxAuthAttempts = DefaultMaxAuthAttempts
 	}
+	if l.IdleTimeout == 0 {
+		l.IdleTimeout = DefaultIdleTimeout
+	}
+	if l.MaxBufferedBytes == 0 {
+		l.MaxBufferedBytes = DefaultMaxBufferedBytes
+	}
+	if l.MaxBufferedBytesPerIP == 0 {
+		l.MaxBufferedBytesPerIP = DefaultMaxBufferedBytesPerIP
+	}
+	if l.MaxBufferedBytesPerConn == 0 {
+		l.MaxBufferedBytesPerConn = DefaultMaxBufferedBytesPerConn
+	}
+	if l.MaxAnonymousFrameBytes == 0 {
+		l.MaxAnonymousFrameBytes = DefaultMaxAnonymousFrameBytes
+	}
 	return l
+}
+
+// FrameLimit returns the cap on one inbound frame for a connection: handlerMax (a
+// handler's own cap, > 0) for an identified connection, and the smaller of handlerMax and
+// MaxAnonymousFrameBytes for one without an identity. l must be effective ([Limits.Effective]).
+func (l Limits) FrameLimit(identified bool, handlerMax int64) int64 {
+	if identified || l.MaxAnonymousFrameBytes <= 0 {
+		return handlerMax
+	}
+	return min(handlerMax, l.MaxAnonymousFrameBytes)
 }
 
 // PerIPKey returns the address the per-IP cap counts addr under (its IPv6 prefix, the
@@ -226,11 +287,13 @@ func validateHash(h string) error {
 type snapshot struct {
 	cfg  *DynamicConfig
 	byFP map[string]int // fingerprint -> index of an enabled peer
+	// changed is closed when a reload replaces this snapshot.
+	changed chan struct{}
 }
 
 func newSnapshot(c DynamicConfig) *snapshot {
 	cp := c.Clone()
-	s := &snapshot{cfg: &cp, byFP: make(map[string]int)}
+	s := &snapshot{cfg: &cp, byFP: make(map[string]int), changed: make(chan struct{})}
 	for i, p := range cp.Auth.Peers {
 		if !p.Enabled {
 			continue
@@ -280,8 +343,21 @@ func (s *DynamicStore) Reload(cfg DynamicConfig) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	s.p.Store(newSnapshot(cfg))
+	if old := s.p.Swap(newSnapshot(cfg)); old != nil {
+		close(old.changed)
+	}
 	return nil
+}
+
+// Changed returns a channel closed at the next successful Reload, so a handler can
+// re-check the credentials of its open connections ([WatchRevocation]).
+func (s *DynamicStore) Changed() <-chan struct{} {
+	for {
+		if p := s.p.Load(); p != nil {
+			return p.changed
+		}
+		s.p.CompareAndSwap(nil, newSnapshot(DynamicConfig{}))
+	}
 }
 
 // Limits returns the current limits with defaults applied.
@@ -302,6 +378,10 @@ func NewConfigIdentityProvider(store *DynamicStore, now func() time.Time) *Confi
 	}
 	return &ConfigIdentityProvider{store: store, now: now}
 }
+
+// Changed returns a channel closed at the store's next reload; it implements
+// [ReloadNotifier].
+func (p *ConfigIdentityProvider) Changed() <-chan struct{} { return p.store.Changed() }
 
 // ResolveFromFingerprint returns the identity of the enabled peer listing fp
 // (exact, case-sensitive match).

@@ -427,6 +427,13 @@ func TestDefaultDynamicConfig(t *testing.T) {
 		IPv6PrefixLen:       64,
 		HandshakeTimeout:    5 * time.Second,
 		MaxAuthAttempts:     5,
+		IdleTimeout:         30 * time.Second,
+		// 256 MiB per node, 128 MiB per address, 64 MiB per connection, 1 MiB frames
+		// without an identity.
+		MaxBufferedBytes:        256 << 20,
+		MaxBufferedBytesPerIP:   128 << 20,
+		MaxBufferedBytesPerConn: 64 << 20,
+		MaxAnonymousFrameBytes:  1 << 20,
 	}
 	if !reflect.DeepEqual(cfg.Limits, want) {
 		t.Errorf("default limits = %+v, want %+v", cfg.Limits, want)
@@ -449,12 +456,17 @@ func TestDefaultDynamicConfig(t *testing.T) {
 func TestLimitsEffective(t *testing.T) {
 	defaults := core.DefaultDynamicConfig().Limits
 	custom := core.Limits{
-		MaxConnections:      -1,
-		MaxConnectionsPerIP: 3,
-		PerIPExempt:         []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
-		IPv6PrefixLen:       48,
-		HandshakeTimeout:    time.Second,
-		MaxAuthAttempts:     -1,
+		MaxConnections:          -1,
+		MaxConnectionsPerIP:     3,
+		PerIPExempt:             []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
+		IPv6PrefixLen:           48,
+		HandshakeTimeout:        time.Second,
+		MaxAuthAttempts:         -1,
+		IdleTimeout:             -1,
+		MaxBufferedBytes:        -1,
+		MaxBufferedBytesPerIP:   10,
+		MaxBufferedBytesPerConn: 20,
+		MaxAnonymousFrameBytes:  -1,
 	}
 	tests := []struct {
 		name string

@@ -47,6 +47,7 @@ type (
 	tlsStater   interface {
 		TLSConnectionState() tls.ConnectionState
 	}
+	busier interface{ Busy() func() }
 )
 
 // Connection is what a handler is given: one transport connection with its negotiated
@@ -60,9 +61,10 @@ type (
 //     [ErrStreamClosed]. Protocols that need several logical streams multiplex inside;
 //     [Connection.SingleStream] tells which kind a connection is.
 type Connection struct {
-	src  BidiStreamSource
-	alpn string
-	id   atomic.Pointer[Identity]
+	src    BidiStreamSource
+	alpn   string
+	id     atomic.Pointer[Identity]
+	budget *Budget
 }
 
 // NewConnection wraps a transport as a Connection that negotiated alpn.
@@ -80,6 +82,27 @@ func (c *Connection) AcceptBi(ctx context.Context) (BiStream, error) { return c.
 
 // OpenBi opens a stream to the peer.
 func (c *Connection) OpenBi(ctx context.Context) (BiStream, error) { return c.src.OpenBi(ctx) }
+
+// Budget returns the connection's memory budget for buffered inbound bytes (see
+// [Budget]); nil, which has no limit, when the transport set none.
+func (c *Connection) Budget() *Budget { return c.budget }
+
+// SetBudget sets the connection's memory budget. Transports call it before the handler
+// runs; the endpoint gives every connection one under its address's and the node's.
+func (c *Connection) SetBudget(b *Budget) { c.budget = b }
+
+// Busy marks the connection as doing work: until done is called, an idle timeout (the
+// endpoint's [Limits.IdleTimeout]) does not close it, however quiet it is. Handlers call
+// it while a request runs and, for the life of a connection, once it has authenticated
+// (an SSH session, a peer connection with an identity), so that only connections that
+// neither work nor proved who they are get closed for idling. Calls nest; done is
+// idempotent. On transports without an idle timeout it does nothing.
+func (c *Connection) Busy() (done func()) {
+	if b, ok := c.src.(busier); ok {
+		return b.Busy()
+	}
+	return func() {}
+}
 
 // SingleStream reports whether the connection carries only one stream (TCP+TLS and
 // other single-stream carriers).

@@ -49,6 +49,13 @@ const (
 	// CloseRefused means the endpoint refused the connection because of a limit
 	// (connections per IP, total connections) before any handler ran.
 	CloseRefused uint32 = 3
+	// CloseIdleTimeout means the connection carried no traffic for [Limits.IdleTimeout]
+	// while its handler did not mark it busy.
+	CloseIdleTimeout uint32 = 4
+	// CloseLimitExceeded means the peer exceeded a per-connection limit that cannot be
+	// answered on a stream of its own (a memory budget on a single-stream connection);
+	// the reason names the limit.
+	CloseLimitExceeded uint32 = 5
 )
 
 // StreamError wraps a transport failure that has no sentinel of its own.

@@ -127,9 +127,10 @@ type Endpoint struct {
 	ctx    context.Context // cancelled when shutdown begins
 	cancel context.CancelFunc
 
-	lim   *limiter
-	stats *counters
-	rlog  *refusalLog
+	lim     *limiter
+	budgets *core.BudgetPool
+	stats   *counters
+	rlog    *refusalLog
 
 	mu      sync.Mutex
 	closing bool
@@ -188,6 +189,7 @@ func New(reg *core.Registry, cfg Config) (*Endpoint, error) {
 		drain:          cfg.DrainTimeout,
 		log:            cfg.Logger,
 		lim:            newLimiter(),
+		budgets:        core.NewBudgetPool(core.DefaultMaxBufferedBytes),
 		stats:          newCounters(),
 		rlog:           newRefusalLog(),
 		conns:          make(map[*tracked]struct{}),
@@ -557,6 +559,7 @@ func (e *Endpoint) handleQUIC(qc *quic.Conn) {
 	}
 	release := takeQUICSlot(qc)
 	lim := e.limits().Effective()
+	ipKey := ""
 	if ip, ok := core.AddrIP(qc.RemoteAddr()); ok {
 		if key, counted := lim.PerIPKey(ip); counted {
 			if !e.lim.acquireIP(key, lim.MaxConnectionsPerIP) {
@@ -567,13 +570,23 @@ func (e *Endpoint) handleQUIC(qc *quic.Conn) {
 			}
 			releaseGlobal := release
 			release = func() { e.lim.releaseIP(key); releaseGlobal() }
+			ipKey = key.String()
 		}
 	}
+	idle := newIdleWatch(lim.IdleTimeout, func() {
+		_ = qc.CloseWithError(quic.ApplicationErrorCode(core.CloseIdleTimeout), idleReason)
+	})
+	conn := core.NewConnection(&quicSource{c: qc, idle: idle}, st.NegotiatedProtocol)
+	budget, releaseBudget := e.budgets.NewConn(lim, ipKey)
+	conn.SetBudget(budget)
+	releaseSlots := release
+	release = func() { idle.stop(); releaseBudget(); releaseSlots() }
 	e.serve(incoming{
-		conn:      core.NewConnection(&quicSource{c: qc}, st.NegotiatedProtocol),
+		conn:      conn,
 		fp:        fp,
 		transport: transportQUIC,
 		connCtx:   qc.Context(),
+		idle:      idle,
 		force:     func() { _ = qc.CloseWithError(quic.ApplicationErrorCode(core.CloseNormal), "shutdown") },
 		release:   release,
 		linger: func(d time.Duration) {
@@ -649,6 +662,7 @@ func (e *Endpoint) admitTCP(c net.Conn) {
 		return
 	}
 	release := e.lim.release
+	ipKey := ""
 	if ip, ok := core.AddrIP(c.RemoteAddr()); ok {
 		if key, counted := lim.PerIPKey(ip); counted {
 			if !e.lim.acquireIP(key, lim.MaxConnectionsPerIP) {
@@ -658,12 +672,14 @@ func (e *Endpoint) admitTCP(c net.Conn) {
 				return
 			}
 			release = func() { e.lim.releaseIP(key); e.lim.release() }
+			ipKey = key.String()
 		}
 	}
-	go e.handshakeTCP(c, lim.HandshakeTimeout, sync.OnceFunc(release))
+	go e.handshakeTCP(c, lim, ipKey, sync.OnceFunc(release))
 }
 
-func (e *Endpoint) handshakeTCP(c net.Conn, timeout time.Duration, release func()) {
+func (e *Endpoint) handshakeTCP(c net.Conn, lim core.Limits, ipKey string, release func()) {
+	timeout := lim.HandshakeTimeout
 	hc := &handshakeConn{Conn: c}
 	tc := tls.Server(hc, e.tcpTLS)
 	ctx, cancel := context.WithTimeout(e.ctx, timeout)
@@ -697,17 +713,24 @@ func (e *Endpoint) handshakeTCP(c net.Conn, timeout time.Duration, release func(
 		fp = core.FingerprintFromCert(st.PeerCertificates[0])
 	}
 	src := newTLSSource(tc)
+	// The idle time starts after the handshake: a close sends close_notify (bounded by
+	// closeNotifyTimeout) so a client learns why.
+	src.s.idle = newIdleWatch(lim.IdleTimeout, func() { _ = src.s.Close() })
 	alpn := st.NegotiatedProtocol
 	if alpn == "" {
 		// The client offered no ALPN (an offer without a match fails the handshake).
 		alpn = e.tcpDefaultALPN
 	}
+	conn := core.NewConnection(src, alpn)
+	budget, releaseBudget := e.budgets.NewConn(lim, ipKey)
+	conn.SetBudget(budget)
 	e.serve(incoming{
-		conn:      core.NewConnection(src, alpn),
+		conn:      conn,
 		fp:        fp,
 		transport: transportTCP,
+		idle:      src.s.idle,
 		force:     src.s.forceClose,
-		release:   release,
+		release:   func() { src.s.idle.stop(); releaseBudget(); release() },
 		linger: func(d time.Duration) {
 			if err := src.s.CloseWrite(); err != nil {
 				return
@@ -739,6 +762,7 @@ type incoming struct {
 	fp        string
 	transport string
 	connCtx   context.Context     // done when the transport connection closes; may be nil
+	idle      *idleWatch          // the idle timeout; may be nil
 	force     func()              // drops the connection at once (shutdown)
 	release   func()              // frees its limit slots
 	linger    func(time.Duration) // waits for the peer to close first; may be nil
@@ -849,6 +873,9 @@ func (e *Endpoint) run(h core.Handler, in incoming, auth core.AuthContext) {
 	code, reason, outcome, level := core.CloseNormal, "", "ok", slog.LevelInfo
 	var pe *panicError
 	switch {
+	case in.idle.timedOut() && !errors.As(err, &pe):
+		// Whatever the handler made of its reads failing.
+		code, reason, outcome, err = core.CloseIdleTimeout, idleReason, "idle_timeout", nil
 	case err == nil:
 	case errors.As(err, &pe):
 		code, reason, outcome, level = core.CloseInternalError, "internal error", "panic", slog.LevelError
@@ -861,7 +888,7 @@ func (e *Endpoint) run(h core.Handler, in incoming, auth core.AuthContext) {
 	default:
 		code, reason, outcome, level = core.CloseInternalError, err.Error(), "error", slog.LevelError
 	}
-	if err == nil && in.linger != nil && e.linger > 0 {
+	if outcome == "ok" && in.linger != nil && e.linger > 0 {
 		in.linger(e.linger)
 	}
 	// Log first, close last: whoever sees the close finds the lines written.

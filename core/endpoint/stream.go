@@ -20,7 +20,8 @@ import (
 // quicSource adapts a *quic.Conn to core.BidiStreamSource: a new stream per AcceptBi
 // and OpenBi.
 type quicSource struct {
-	c *quic.Conn
+	c    *quic.Conn
+	idle *idleWatch // nil: no idle timeout (dialed connections)
 }
 
 func (s *quicSource) AcceptBi(ctx context.Context) (core.BiStream, error) {
@@ -28,7 +29,8 @@ func (s *quicSource) AcceptBi(ctx context.Context) (core.BiStream, error) {
 	if err != nil {
 		return nil, mapErr("accept", err)
 	}
-	return &quicStream{Stream: st, conn: s.c}, nil
+	s.idle.touch()
+	return &quicStream{Stream: st, conn: s.c, idle: s.idle}, nil
 }
 
 func (s *quicSource) OpenBi(ctx context.Context) (core.BiStream, error) {
@@ -36,8 +38,12 @@ func (s *quicSource) OpenBi(ctx context.Context) (core.BiStream, error) {
 	if err != nil {
 		return nil, mapErr("open", err)
 	}
-	return &quicStream{Stream: st, conn: s.c}, nil
+	s.idle.touch()
+	return &quicStream{Stream: st, conn: s.c, idle: s.idle}, nil
 }
+
+// Busy implements core.Connection.Busy.
+func (s *quicSource) Busy() func() { return s.idle.Busy() }
 
 func (s *quicSource) RemoteAddr() net.Addr { return s.c.RemoteAddr() }
 func (s *quicSource) LocalAddr() net.Addr  { return s.c.LocalAddr() }
@@ -62,10 +68,14 @@ func truncateReason(r string) string {
 type quicStream struct {
 	*quic.Stream
 	conn *quic.Conn
+	idle *idleWatch
 }
 
 func (s *quicStream) Read(p []byte) (int, error) {
 	n, err := s.Stream.Read(p)
+	if n > 0 {
+		s.idle.touch()
+	}
 	if err != nil && err != io.EOF {
 		err = mapErr("read", err)
 	}
@@ -74,6 +84,9 @@ func (s *quicStream) Read(p []byte) (int, error) {
 
 func (s *quicStream) Write(p []byte) (int, error) {
 	n, err := s.Stream.Write(p)
+	if n > 0 {
+		s.idle.touch()
+	}
 	if err != nil {
 		err = mapErr("write", err)
 	}
@@ -133,12 +146,16 @@ const closeNotifyTimeout = time.Second
 // tlsStream is the one stream of a TCP+TLS connection.
 type tlsStream struct {
 	*tls.Conn
+	idle      *idleWatch // nil: no idle timeout (dialed connections); set before use
 	closeOnce sync.Once
 	closeErr  error
 }
 
 func (s *tlsStream) Read(p []byte) (int, error) {
 	n, err := s.Conn.Read(p)
+	if n > 0 {
+		s.idle.touch()
+	}
 	if err != nil && err != io.EOF {
 		err = mapErr("read", err)
 	}
@@ -147,6 +164,9 @@ func (s *tlsStream) Read(p []byte) (int, error) {
 
 func (s *tlsStream) Write(p []byte) (int, error) {
 	n, err := s.Conn.Write(p)
+	if n > 0 {
+		s.idle.touch()
+	}
 	if err != nil {
 		err = mapErr("write", err)
 	}
@@ -192,6 +212,9 @@ func newTLSSource(tc *tls.Conn) *tlsSource {
 
 func (t *tlsSource) LocalAddr() net.Addr                     { return t.s.LocalAddr() }
 func (t *tlsSource) TLSConnectionState() tls.ConnectionState { return t.s.ConnectionState() }
+
+// Busy implements core.Connection.Busy.
+func (t *tlsSource) Busy() func() { return t.s.idle.Busy() }
 
 // SingleStream is not promoted from the embedded interface, whose method set lacks it.
 func (t *tlsSource) SingleStream() bool { return true }
