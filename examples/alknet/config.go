@@ -88,12 +88,17 @@ type fileOpenAPI struct {
 }
 
 type fileLimits struct {
-	MaxConnections      int      `toml:"max_connections"`
-	MaxConnectionsPerIP int      `toml:"max_connections_per_ip"`
-	HandshakeTimeout    string   `toml:"handshake_timeout"`
-	MaxAuthAttempts     int      `toml:"max_auth_attempts"`
-	PerIPExempt         []string `toml:"per_ip_exempt"`
-	IPv6PrefixLen       int      `toml:"ipv6_prefix_len"`
+	MaxConnections          int      `toml:"max_connections"`
+	MaxConnectionsPerIP     int      `toml:"max_connections_per_ip"`
+	HandshakeTimeout        string   `toml:"handshake_timeout"`
+	MaxAuthAttempts         int      `toml:"max_auth_attempts"`
+	PerIPExempt             []string `toml:"per_ip_exempt"`
+	IPv6PrefixLen           int      `toml:"ipv6_prefix_len"`
+	IdleTimeout             string   `toml:"idle_timeout"`
+	MaxBufferedBytes        int64    `toml:"max_buffered_bytes"`
+	MaxBufferedBytesPerIP   int64    `toml:"max_buffered_bytes_per_ip"`
+	MaxBufferedBytesPerConn int64    `toml:"max_buffered_bytes_per_conn"`
+	MaxAnonymousFrameBytes  int64    `toml:"max_anonymous_frame_bytes"`
 }
 
 type filePeer struct {
@@ -117,7 +122,8 @@ type fileAPIKey struct {
 // Keys the schema allows in each table, spelled exactly (the decoder itself matches
 // field names case-insensitively).
 var (
-	limitsKeys  = []string{"max_connections", "max_connections_per_ip", "handshake_timeout", "max_auth_attempts", "per_ip_exempt", "ipv6_prefix_len"}
+	limitsKeys  = []string{"max_connections", "max_connections_per_ip", "handshake_timeout", "max_auth_attempts", "per_ip_exempt", "ipv6_prefix_len",
+		"idle_timeout", "max_buffered_bytes", "max_buffered_bytes_per_ip", "max_buffered_bytes_per_conn", "max_anonymous_frame_bytes"}
 	peerKeys    = []string{"id", "fingerprints", "token_hash", "scopes", "enabled", "resources", "display_name"}
 	apiKeyKeys  = []string{"prefix", "hash", "scopes", "expires_at", "description"}
 	openAPIKeys = []string{"namespace", "spec", "base_url", "auth", "credential_file", "expose"}
@@ -326,10 +332,21 @@ func (fc *fileConfig) dynamicConfig() (core.DynamicConfig, error) {
 	var cfg core.DynamicConfig
 	l := fc.Limits
 	cfg.Limits = core.Limits{
-		MaxConnections:      l.MaxConnections,
-		MaxConnectionsPerIP: l.MaxConnectionsPerIP,
-		MaxAuthAttempts:     l.MaxAuthAttempts,
-		IPv6PrefixLen:       l.IPv6PrefixLen,
+		MaxConnections:          l.MaxConnections,
+		MaxConnectionsPerIP:     l.MaxConnectionsPerIP,
+		MaxAuthAttempts:         l.MaxAuthAttempts,
+		IPv6PrefixLen:           l.IPv6PrefixLen,
+		MaxBufferedBytes:        l.MaxBufferedBytes,
+		MaxBufferedBytesPerIP:   l.MaxBufferedBytesPerIP,
+		MaxBufferedBytesPerConn: l.MaxBufferedBytesPerConn,
+		MaxAnonymousFrameBytes:  l.MaxAnonymousFrameBytes,
+	}
+	if l.IdleTimeout != "" {
+		d, err := time.ParseDuration(l.IdleTimeout)
+		if err != nil {
+			return cfg, fmt.Errorf("limits.idle_timeout: invalid duration %q (want a value such as \"30s\", or \"-1s\" for none)", clip(l.IdleTimeout))
+		}
+		cfg.Limits.IdleTimeout = d
 	}
 	if l.HandshakeTimeout != "" {
 		d, err := time.ParseDuration(l.HandshakeTimeout)

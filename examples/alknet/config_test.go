@@ -70,6 +70,11 @@ max_auth_attempts = -1
 per_ip_exempt = ["127.0.0.0/8", "::1/128"]
 ipv6_prefix_len = 56
 max_connections = -1
+idle_timeout = "-1s"
+max_buffered_bytes = 1073741824
+max_buffered_bytes_per_ip = -1
+max_buffered_bytes_per_conn = 8388608
+max_anonymous_frame_bytes = 65536
 `
 
 func TestParseConfigSchema(t *testing.T) {
@@ -101,10 +106,15 @@ func TestParseConfigSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantLimits := core.Limits{
-		MaxConnections:  -1,
-		MaxAuthAttempts: -1,
-		PerIPExempt:     []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
-		IPv6PrefixLen:   56,
+		MaxConnections:          -1,
+		MaxAuthAttempts:         -1,
+		PerIPExempt:             []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+		IPv6PrefixLen:           56,
+		IdleTimeout:             -time.Second,
+		MaxBufferedBytes:        1 << 30,
+		MaxBufferedBytesPerIP:   -1,
+		MaxBufferedBytesPerConn: 8 << 20,
+		MaxAnonymousFrameBytes:  64 << 10,
 	}
 	if !reflect.DeepEqual(cfg.Limits, wantLimits) {
 		t.Errorf("limits %+v, want %+v", cfg.Limits, wantLimits)
@@ -158,6 +168,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"bad duration", "[limits]\nhandshake_timeout = \"soon\"\n", `limits.handshake_timeout: invalid duration "soon"`},
 		{"duration type", "[limits]\nhandshake_timeout = 5\n", `limits.handshake_timeout`},
 		{"negative duration", "[limits]\nhandshake_timeout = \"-1s\"\n", "handshake_timeout -1s is negative"},
+		{"bad idle timeout", "[limits]\nidle_timeout = \"a while\"\n", `limits.idle_timeout: invalid duration "a while"`},
+		{"byte count type", "[limits]\nmax_buffered_bytes = \"lots\"\n", `limits.max_buffered_bytes`},
 		{"count type", "[limits]\nmax_connections = \"many\"\n", `limits.max_connections`},
 		{"bad network", "[limits]\nper_ip_exempt = [\"127.0.0.1\"]\n", `limits.per_ip_exempt[0]: invalid network "127.0.0.1"`},
 		{"bad prefix len", "[limits]\nipv6_prefix_len = 129\n", "ipv6_prefix_len 129"},

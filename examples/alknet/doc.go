@@ -268,6 +268,11 @@
 //	max_connections = 10000             # concurrent connections in total
 //	max_connections_per_ip = 100        # concurrent connections per remote IP
 //	handshake_timeout = "5s"            # Go duration syntax
+//	idle_timeout = "30s"                # no traffic and no work in flight: closed ("-1s": never)
+//	max_buffered_bytes = 268435456      # inbound bytes handlers buffer, whole node
+//	max_buffered_bytes_per_ip = 134217728   # the same per remote IP
+//	max_buffered_bytes_per_conn = 67108864  # the same per connection
+//	max_anonymous_frame_bytes = 1048576 # one frame, message or body without a client identity
 //
 //	[[peers]]
 //	id = "alice"                        # stable peer id, unique
