@@ -298,10 +298,14 @@ func TestAuthMaxAttempts(t *testing.T) {
 		unknown int
 		ok      bool
 	}{
+		// limit+1, limit and limit-1 failures before the good key.
 		{"2, three unknown keys first", 2, 3, false},
 		{"2, two unknown keys first", 2, 2, false},
 		{"2, one unknown key first", 2, 1, true},
+		{"1, one unknown key first", 1, 1, false},
+		{"1, good key first", 1, 0, true},
 		{"unlimited, eight unknown keys first", -1, 8, true},
+		{"default, seven unknown keys first", 0, ssh.DefaultMaxAuthAttempts + 1, false},
 		{"default, six unknown keys first", 0, ssh.DefaultMaxAuthAttempts, false},
 		{"default, five unknown keys first", 0, ssh.DefaultMaxAuthAttempts - 1, true},
 	}

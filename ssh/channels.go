@@ -162,7 +162,16 @@ func (s *session) directTCPIP(ctx context.Context, nch gossh.NewChannel) {
 		_ = nch.Reject(gossh.Prohibited, "forwarding denied by policy")
 		return
 	}
-	c, err := s.dial(ctx, d.Addrs, uint16(p.Port))
+	addrs := d.Addrs
+	if d.Unresolved {
+		// Allowed whatever the name's addresses: resolve it only now, to dial it.
+		addrs, err = LookupDestination(ctx, resolver, p.Host)
+		if err != nil {
+			_ = nch.Reject(gossh.ConnectionFailed, "name resolution failed")
+			return
+		}
+	}
+	c, err := s.dial(ctx, addrs, uint16(p.Port))
 	if err != nil {
 		_ = nch.Reject(gossh.ConnectionFailed, "connect failed")
 		return

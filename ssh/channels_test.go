@@ -486,6 +486,75 @@ func (f stDialerFunc) DialContext(ctx context.Context, network, addr string) (ne
 	return f(ctx, network, addr)
 }
 
+// stCountingResolver is a fake ssh.Resolver over a fixed map (every other name: no
+// such host) that counts its lookups.
+type stCountingResolver struct {
+	addrs map[string][]netip.Addr
+	calls atomic.Int32
+}
+
+func (r *stCountingResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	r.calls.Add(1)
+	a, ok := r.addrs[host]
+	if !ok {
+		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	}
+	return a, nil
+}
+
+// TestDirectTCPIPDeniedNameNotResolved: over a plain x/crypto/ssh client, a name no
+// rule allows (here one that does not resolve) is refused exactly like an address
+// no rule allows: same reason, same message, same log line, and no lookup. A name
+// a host rule allows is looked up only to be dialled.
+func TestDirectTCPIPDeniedNameNotResolved(t *testing.T) {
+	user := stSigner(t)
+	_, echoPort := stEchoServer(t)
+	resolver := &stCountingResolver{addrs: map[string][]netip.Addr{"echo-host.test": {stMustAddr("127.0.0.1")}}}
+	n := stStartTCP(t, ssh.Config{
+		Identities: stNewIdentities().add(user, "alice"),
+		Resolver:   resolver,
+		Forwarding: stPolicy(t, ssh.Deny,
+			"cidr:10.0.0.0/8", ssh.Deny,
+			"ports:*.test:"+strconv.Itoa(int(echoPort)), ssh.Allow),
+	})
+	c, err := stRawDial(t, n, &gossh.ClientConfig{User: "alice", Auth: []gossh.AuthMethod{gossh.PublicKeys(user)}})
+	if err != nil {
+		t.Fatalf("login: %v", err)
+	}
+
+	_, nameErr := c.Dial("tcp", "secret-db.internal:5432")
+	_, addrErr := c.Dial("tcp", "192.0.2.7:5432")
+	var byName, byAddr *gossh.OpenChannelError
+	if !errors.As(nameErr, &byName) || !errors.As(addrErr, &byAddr) {
+		t.Fatalf("name: %v; address: %v; want two *gossh.OpenChannelError", nameErr, addrErr)
+	}
+	if *byName != *byAddr {
+		t.Fatalf("name refused with %v %q, address with %v %q", byName.Reason, byName.Message, byAddr.Reason, byAddr.Message)
+	}
+	stOpenErr(t, "denied name", nameErr, gossh.Prohibited, "forwarding denied by policy")
+	lines := n.Logs.wait(t, "forwarding denied", 2)
+	if len(lines) != 2 || lines[0].Line != lines[1].Line {
+		t.Fatalf("log lines differ:\n%s", n.Logs.String())
+	}
+	if calls := resolver.calls.Load(); calls != 0 {
+		t.Fatalf("%d lookups for refused destinations, want none", calls)
+	}
+
+	// Allowed by its name alone: looked up once, to be dialled.
+	conn, err := c.Dial("tcp", net.JoinHostPort("echo-host.test", strconv.Itoa(int(echoPort))))
+	if err != nil {
+		t.Fatalf("allowed name: %v", err)
+	}
+	stEcho(t, conn, 100)
+	_ = conn.Close()
+	if calls := resolver.calls.Load(); calls != 1 {
+		t.Fatalf("%d lookups for an allowed name, want 1", calls)
+	}
+	// Allowed by its name but not resolvable: only then is resolution failure told.
+	_, err = c.Dial("tcp", "missing.test:"+strconv.Itoa(int(echoPort)))
+	stOpenErr(t, "allowed but unresolvable", err, gossh.ConnectionFailed, "name resolution failed")
+}
+
 // TestDirectTCPIPZeroPolicyDeniesAll: the zero ForwardingPolicy denies everything.
 func TestDirectTCPIPZeroPolicyDeniesAll(t *testing.T) {
 	user := stSigner(t)

@@ -80,12 +80,13 @@ func FuzzPolicyCheck(f *testing.F) {
 		{"alknet-vault", 443}, {"ALKNET-x.", 1}, {"alknet.example.com", 80}, {"alknet-", 0},
 		{"www.example.com", 443}, {"10.0.0.1", 22}, {"[::1]", 8080}, {"::ffff:10.1.1.1", 80},
 		{"", 0}, {".", 1}, {"a b", 2}, {"[alknet-x]", 3}, {"fe80::1%eth0", 4}, {"db-primary", 5432},
-		{"evil.example.com", 443}, {"a..", 6}, {"alknet-..", 7},
+		{"evil.example.com", 443}, {"a..", 6}, {"alknet-..", 7}, {"www.direct", 8}, {"evil.direct.", 9},
 	} {
 		f.Add(s.host, s.port)
 	}
+	// *.direct is allowed before any cidr rule: such names are never looked up.
 	policy := &ssh.ForwardingPolicy{Default: ssh.Deny}
-	for _, text := range []string{"cidr:10.0.0.0/8", "alknet", "ports:*.example.com:443", "host:db-*", "cidr:::1/128"} {
+	for _, text := range []string{"host:*.direct", "cidr:10.0.0.0/8", "alknet", "ports:*.example.com:443", "host:db-*", "cidr:::1/128"} {
 		tg, err := ssh.ParseTarget(text)
 		if err != nil {
 			f.Fatalf("ParseTarget(%q): %v", text, err)
@@ -102,8 +103,8 @@ func FuzzPolicyCheck(f *testing.F) {
 		d, err := policy.Check(context.Background(), r, id, ssh.TransportQUIC, host, port)
 		reserved := strings.HasPrefix(policyFuzzNormalised(host), "alknet-")
 		if err != nil {
-			if d.Allowed || d.Reserved || d.Addrs != nil || d.Rule != -1 {
-				t.Fatalf("Check(%q) error %v with decision %+v", host, err, d)
+			if d.Allowed || d.Reserved || d.Unresolved || d.Addrs != nil || d.Rule != -1 {
+				t.Fatalf("Check(%q) error %v with decision %v %v", host, err, d, d.Addrs)
 			}
 			if !errors.Is(err, ssh.ErrInvalidHost) && !errors.Is(err, ssh.ErrResolve) {
 				t.Fatalf("Check(%q) unexpected error %v", host, err)
@@ -119,8 +120,18 @@ func FuzzPolicyCheck(f *testing.F) {
 		if d.Reserved && (r.calls != 0 || d.Addrs != nil) {
 			t.Fatalf("Check(%q): reserved host resolved (%d calls) or given addresses %v", host, r.calls, d.Addrs)
 		}
-		if d.Allowed != (len(d.Addrs) > 0) && !d.Reserved {
-			t.Fatalf("Check(%q) = %+v: Addrs must be set exactly when allowed", host, d)
+		name := policyFuzzNormalised(host)
+		if strings.HasSuffix(name, ".direct") && !reserved && (r.calls != 0 || !d.Unresolved) {
+			t.Fatalf("Check(%q) = %v after %d lookups, want Unresolved without lookup", host, d, r.calls)
+		}
+		if r.calls > 1 {
+			t.Fatalf("Check(%q) looked the name up %d times", host, r.calls)
+		}
+		if d.Unresolved && (!d.Allowed || d.Reserved || d.Addrs != nil || r.calls != 0) {
+			t.Fatalf("Check(%q) = %v, Unresolved with %v after %d lookups", host, d, d.Addrs, r.calls)
+		}
+		if !d.Reserved && d.Allowed != (len(d.Addrs) > 0 || d.Unresolved) {
+			t.Fatalf("Check(%q) = %v with %v: Addrs must be set exactly when allowed and resolved", host, d, d.Addrs)
 		}
 		for _, a := range d.Addrs {
 			if a.Is4In6() || a.Zone() != "" || (a.Is4() && netip.MustParsePrefix("10.0.0.0/8").Contains(a)) {

@@ -511,9 +511,13 @@ type Decision struct {
 	// Reserved reports that the host is an alknet- name: it is never resolved nor
 	// dialled over the network, whatever Allowed says.
 	Reserved bool
-	// Addrs, when Allowed and not Reserved, are the vetted addresses to dial, in
-	// resolver order (the address itself for an IP literal; IPv4-mapped addresses
-	// unmapped).
+	// Unresolved reports an allowed host name that Check did not resolve, since no
+	// rule that could decide it looks at addresses: Addrs is nil and the caller
+	// resolves the name (LookupDestination) to dial any of its addresses.
+	Unresolved bool
+	// Addrs, when Allowed and neither Reserved nor Unresolved, are the vetted
+	// addresses to dial, in resolver order (the address itself for an IP literal;
+	// IPv4-mapped addresses unmapped, zones dropped).
 	Addrs []netip.Addr
 }
 
@@ -536,27 +540,46 @@ func (d Decision) String() string {
 }
 
 // Check decides a request by identity id (nil for none), arriving over transport,
-// to connect to host:port.
+// to connect to host:port: the first rule that matches decides, else the default.
 //
 // The host is normalised first: longer than MaxHostLength, empty or malformed is an
 // error wrapping ErrInvalidHost; it is lower-cased, loses one trailing dot, and an
 // IPv6 literal may come bracketed. An alknet- name is Reserved: it is decided once
 // (cidr rules never match it) and never resolved. An IP literal is decided once,
-// host and ports rules matching its canonical text and cidr rules the address. A
-// host name is resolved with r (net.DefaultResolver when nil) before deciding, and
-// decided once per address, host and ports rules matching the name and cidr rules
-// that address: the request is allowed only if every address is, with Rule the rule
-// that decided the first address and Addrs every address; otherwise Rule is the
-// rule that denied. A failed resolution, or one with no address, is an error
-// wrapping ErrResolve. Check's errors never contain the host or the port; on error
-// the Decision denies, with Rule -1.
+// host and ports rules matching its canonical text and cidr rules the address.
+//
+// A host name is resolved only when its addresses can change the answer:
+//
+//  1. Rules whose principals or transports do not match id and transport are
+//     skipped: they match neither the name nor any of its addresses.
+//  2. The first of the other rules that is not a cidr rule and matches the name and
+//     port (any, host, ports) is the name's rule; with none, the default is. The
+//     cidr rules before it are the address rules: only they could decide an
+//     address of the name differently.
+//  3. When every address rule has the action of the name's rule (in particular when
+//     there is none), the name's rule decides without any lookup: Rule is its index
+//     (-1 for the default), and if it allows, Unresolved is set and Addrs is nil.
+//     So a name the rules refuse whatever its addresses is refused like an address:
+//     a Decision and no error, the same whether the name exists or not.
+//  4. Otherwise the name is resolved once with r (net.DefaultResolver when nil; a
+//     name written with a trailing dot is looked up fully qualified) and each
+//     address is decided on its own by all the rules, first match wins, host and
+//     ports rules matching the name and cidr rules the address (that is, by the
+//     first address rule whose net holds it, else by the name's rule). The request
+//     is allowed only if every address is, with Rule the rule that decided the
+//     first address and Addrs every address; otherwise Rule is the rule that denied
+//     the first denied address. A failed resolution, one with no address, or one
+//     with an invalid address is an error wrapping ErrResolve.
+//
+// Step 3 changes no answer that a successful lookup could give: where it skips
+// the lookup, every address would be decided alike (though Rule then names the
+// name's rule rather than an address rule of the same action), and a name that
+// does not resolve is simply decided rather than an ErrResolve. Check's errors never
+// contain the host or the port; on error the Decision denies, with Rule -1.
 func (p *ForwardingPolicy) Check(ctx context.Context, r Resolver, id *core.Identity, transport, host string, port uint16) (Decision, error) {
-	if len(host) > MaxHostLength {
-		return Decision{Rule: -1}, fmt.Errorf("%w: host longer than %d bytes", ErrInvalidHost, MaxHostLength)
-	}
-	name, addr, dot, reason := normalizeHost(host, false)
-	if reason != "" {
-		return Decision{Rule: -1}, fmt.Errorf("%w: %s", ErrInvalidHost, reason)
+	name, addr, dot, err := parseDestination(host)
+	if err != nil {
+		return Decision{Rule: -1}, err
 	}
 	if addr.IsValid() {
 		allowed, rule := p.decide(id, transport, name, addr, port)
@@ -570,28 +593,15 @@ func (p *ForwardingPolicy) Check(ctx context.Context, r Resolver, id *core.Ident
 		allowed, rule := p.decide(id, transport, name, netip.Addr{}, port)
 		return Decision{Allowed: allowed, Rule: rule, Reserved: true}, nil
 	}
-	if r == nil {
-		r = net.DefaultResolver
+	if allowed, rule, needAddrs := p.decideName(id, transport, name, port); !needAddrs {
+		return Decision{Allowed: allowed, Rule: rule, Unresolved: allowed}, nil
 	}
-	lookup := name
-	if dot {
-		lookup += "." // keep the name fully qualified: no search domains
-	}
-	addrs, err := r.LookupNetIP(ctx, "ip", lookup)
+	addrs, err := lookupName(ctx, r, name, dot)
 	if err != nil {
-		return Decision{Rule: -1}, &resolveError{cause: err}
+		return Decision{Rule: -1}, err
 	}
-	if len(addrs) == 0 {
-		return Decision{Rule: -1}, &resolveError{reason: "no address"}
-	}
-	vetted := make([]netip.Addr, 0, len(addrs))
 	first := -1
 	for i, a := range addrs {
-		if !a.IsValid() {
-			return Decision{Rule: -1}, &resolveError{reason: "invalid address"}
-		}
-		// A zoned address never matches a cidr rule; dial it without its zone.
-		a = a.WithZone("").Unmap()
 		allowed, rule := p.decide(id, transport, name, a, port)
 		if !allowed {
 			return Decision{Rule: rule}, nil
@@ -599,9 +609,107 @@ func (p *ForwardingPolicy) Check(ctx context.Context, r Resolver, id *core.Ident
 		if i == 0 {
 			first = rule
 		}
-		vetted = append(vetted, a)
 	}
-	return Decision{Allowed: true, Rule: first, Addrs: vetted}, nil
+	return Decision{Allowed: true, Rule: first, Addrs: addrs}, nil
+}
+
+// LookupDestination resolves a destination host as Check does when it needs the
+// addresses, for dialling a Decision that is Unresolved: the host is normalised
+// (errors wrap ErrInvalidHost), an IP literal is its own address, and a name is
+// resolved with r (net.DefaultResolver when nil), fully qualified when written
+// with a trailing dot. The addresses come unmapped and without zones. A reserved
+// alknet- name is never resolved: it is an error wrapping ErrInvalidHost. A
+// failed resolution, one with no address, or one with an invalid address is an
+// error wrapping ErrResolve. The errors never contain the host.
+func LookupDestination(ctx context.Context, r Resolver, host string) ([]netip.Addr, error) {
+	name, addr, dot, err := parseDestination(host)
+	if err != nil {
+		return nil, err
+	}
+	if addr.IsValid() {
+		return []netip.Addr{addr}, nil
+	}
+	if strings.HasPrefix(name, reservedPrefix) {
+		return nil, fmt.Errorf("%w: reserved name", ErrInvalidHost)
+	}
+	return lookupName(ctx, r, name, dot)
+}
+
+// parseDestination normalises a destination host (see normalizeHost); its error
+// wraps ErrInvalidHost and never contains the host.
+func parseDestination(host string) (name string, addr netip.Addr, dot bool, err error) {
+	if len(host) > MaxHostLength {
+		return "", netip.Addr{}, false, fmt.Errorf("%w: host longer than %d bytes", ErrInvalidHost, MaxHostLength)
+	}
+	name, addr, dot, reason := normalizeHost(host, false)
+	if reason != "" {
+		return "", netip.Addr{}, false, fmt.Errorf("%w: %s", ErrInvalidHost, reason)
+	}
+	return name, addr, dot, nil
+}
+
+// lookupName resolves a normalised host name with r (net.DefaultResolver when
+// nil), restoring its trailing dot when it had one (keeping it fully qualified: no
+// search domains). It returns at least one address, each unmapped and without a
+// zone, or an error wrapping ErrResolve.
+func lookupName(ctx context.Context, r Resolver, name string, dot bool) ([]netip.Addr, error) {
+	if r == nil {
+		r = net.DefaultResolver
+	}
+	lookup := name
+	if dot {
+		lookup += "."
+	}
+	addrs, err := r.LookupNetIP(ctx, "ip", lookup)
+	if err != nil {
+		return nil, &resolveError{cause: err}
+	}
+	if len(addrs) == 0 {
+		return nil, &resolveError{reason: "no address"}
+	}
+	out := make([]netip.Addr, 0, len(addrs))
+	for _, a := range addrs {
+		if !a.IsValid() {
+			return nil, &resolveError{reason: "invalid address"}
+		}
+		// A zoned address never matches a cidr rule; dial it without its zone.
+		out = append(out, a.WithZone("").Unmap())
+	}
+	return out, nil
+}
+
+// decideName decides a host name (not an IP literal, not reserved) from the rules
+// alone, steps 1 to 3 of Check: rule is the name's rule (-1 for the default) and
+// allowed its action; needAddrs reports that an address rule before it has the
+// other action, so that the answer depends on the name's addresses.
+func (p *ForwardingPolicy) decideName(id *core.Identity, transport, name string, port uint16) (allowed bool, rule int, needAddrs bool) {
+	if p == nil {
+		return false, -1, false
+	}
+	var cidrAllow, cidrDeny bool
+	allowed, rule = p.Default == Allow, -1
+	for i := range p.Rules {
+		r := &p.Rules[i]
+		if !r.matchesIdentity(id) || !r.matchesTransport(transport) {
+			continue
+		}
+		if r.Target.kind == kindCIDR {
+			if r.Action == Allow {
+				cidrAllow = true
+			} else {
+				cidrDeny = true
+			}
+			continue
+		}
+		if r.Target.match(name, netip.Addr{}, port) {
+			allowed, rule = r.Action == Allow, i
+			break
+		}
+	}
+	if allowed {
+		return allowed, rule, cidrDeny
+	}
+	return allowed, rule, cidrAllow
 }
 
 // decide runs the rules once for one (name, address) pair: first match wins, else

@@ -88,7 +88,18 @@ func policyAddrs(ss ...string) []netip.Addr {
 
 // policySameDecision reports whether got equals want, treating nil and empty Addrs alike.
 func policySameDecision(got, want ssh.Decision) bool {
-	return got.Allowed == want.Allowed && got.Rule == want.Rule && got.Reserved == want.Reserved && slices.Equal(got.Addrs, want.Addrs)
+	return got.Allowed == want.Allowed && got.Rule == want.Rule && got.Reserved == want.Reserved &&
+		got.Unresolved == want.Unresolved && slices.Equal(got.Addrs, want.Addrs)
+}
+
+// policyFmt prints every field of a Decision (its String leaves out the addresses).
+func policyFmt(d ssh.Decision) string {
+	return fmt.Sprintf("{Allowed:%v Rule:%d Reserved:%v Unresolved:%v Addrs:%v}", d.Allowed, d.Rule, d.Reserved, d.Unresolved, d.Addrs)
+}
+
+// policyUnresolved is the Decision of a name allowed by rule without a lookup.
+func policyUnresolved(rule int) ssh.Decision {
+	return ssh.Decision{Allowed: true, Rule: rule, Unresolved: true}
 }
 
 // policyCase is one Check call and its expected Decision.
@@ -118,7 +129,19 @@ func policyRunCases(t *testing.T, cases []policyCase) {
 				t.Fatalf("Check: %v", err)
 			}
 			if !policySameDecision(got, tc.want) {
-				t.Fatalf("Check = %+v, want %+v", got, tc.want)
+				t.Fatalf("Check = %s, want %s", policyFmt(got), policyFmt(tc.want))
+			}
+			// A literal is never looked up, an Unresolved name neither, and a name
+			// allowed with addresses exactly once.
+			n := len(r.lookups())
+			_, literal := netip.ParseAddr(strings.TrimSuffix(strings.Trim(tc.host, "[]"), "."))
+			switch {
+			case literal == nil && n != 0:
+				t.Fatalf("IP literal looked up %d times", n)
+			case got.Unresolved && n != 0:
+				t.Fatalf("Unresolved decision after %d lookups", n)
+			case literal != nil && len(got.Addrs) > 0 && n != 1:
+				t.Fatalf("name allowed with addresses after %d lookups, want 1", n)
 			}
 		})
 	}
@@ -389,7 +412,8 @@ func TestPolicyPorts(t *testing.T) {
 	)
 	lo := policyAddrs("127.0.0.1")
 	dns := map[string][]netip.Addr{"localhost": lo, "otherhost": lo, "a.example.com": lo}
-	allowed := func(rule int) ssh.Decision { return ssh.Decision{Allowed: true, Rule: rule, Addrs: lo} }
+	// Names allowed by ports rules need no address: none is looked up.
+	allowed := policyUnresolved
 	policyRunCases(t, []policyCase{
 		{name: "lo-1", policy: p, dns: dns, host: "localhost", port: 8079, want: ssh.Decision{Rule: -1}},
 		{name: "lo", policy: p, dns: dns, host: "localhost", port: 8080, want: allowed(0)},
@@ -414,7 +438,7 @@ func TestPolicyPrincipalsAndTransports(t *testing.T) {
 	anyone := policyOf(t, ssh.Deny, policyRule{target: "any", action: ssh.Allow})
 	emptyPrincipal := policyOf(t, ssh.Deny, policyRule{target: "any", action: ssh.Allow, principals: []string{""}})
 	quicOnly := policyOf(t, ssh.Deny, policyRule{target: "any", action: ssh.Allow, transports: []string{ssh.TransportQUIC, ssh.TransportTLS}})
-	ok := ssh.Decision{Allowed: true, Rule: 0, Addrs: web}
+	ok := policyUnresolved(0) // an "any" rule needs no address
 	no := ssh.Decision{Rule: -1}
 	policyRunCases(t, []policyCase{
 		{name: "principal by ID", policy: byID, dns: dns, id: policyBob(), host: "web.test", want: ok},
@@ -441,8 +465,8 @@ func TestPolicyOrderAndDefault(t *testing.T) {
 	)
 	policyRunCases(t, []policyCase{
 		{name: "first match denies", policy: ordered, dns: dns, id: policyBob(), host: "web.test", want: ssh.Decision{Rule: 0}},
-		{name: "first match allows before later deny", policy: ordered, dns: dns, id: policyAlice(), host: "web.test", want: ssh.Decision{Allowed: true, Rule: 1, Addrs: web}},
-		{name: "default allow", policy: policyOf(t, ssh.Allow), dns: dns, host: "web.test", want: ssh.Decision{Allowed: true, Rule: -1, Addrs: web}},
+		{name: "first match allows before later deny", policy: ordered, dns: dns, id: policyAlice(), host: "web.test", want: policyUnresolved(1)},
+		{name: "default allow", policy: policyOf(t, ssh.Allow), dns: dns, host: "web.test", want: policyUnresolved(-1)},
 		{name: "default deny", policy: policyOf(t, ssh.Deny, policyRule{target: "host:other.test", action: ssh.Allow}), dns: dns, host: "web.test", want: ssh.Decision{Rule: -1}},
 		{name: "zero-value policy denies", policy: &ssh.ForwardingPolicy{}, dns: dns, host: "web.test", want: ssh.Decision{Rule: -1}},
 		{name: "zero-value policy denies literal", policy: &ssh.ForwardingPolicy{}, host: "127.0.0.1", want: ssh.Decision{Rule: -1}},
@@ -491,7 +515,7 @@ func TestPolicyReserved(t *testing.T) {
 				t.Fatalf("Check: %v", err)
 			}
 			if !policySameDecision(d, tc.want) || d.Addrs != nil {
-				t.Fatalf("Check = %+v, want %+v", d, tc.want)
+				t.Fatalf("Check = %s, want %s", policyFmt(d), policyFmt(tc.want))
 			}
 		})
 	}
@@ -503,7 +527,142 @@ func TestPolicyReserved(t *testing.T) {
 		t.Fatalf("Check: %v", err)
 	}
 	if want := (ssh.Decision{Allowed: true, Rule: 0, Addrs: policyAddrs("192.0.2.1")}); !policySameDecision(d, want) {
-		t.Fatalf("Check(alknet.example.com) = %+v, want %+v", d, want)
+		t.Fatalf("Check(alknet.example.com) = %s, want %s", policyFmt(d), policyFmt(want))
+	}
+}
+
+// TestPolicyResolvesOnlyWhenAddressesMatter: a host name is looked up only when a
+// cidr rule that could match it (its principals and transports match, and it comes
+// before the rule that decides the name) has the other action than that rule; else
+// the rules decide without a lookup, whether the name exists or not.
+func TestPolicyResolvesOnlyWhenAddressesMatter(t *testing.T) {
+	corp := policyAddrs("192.0.2.7")
+	inside := policyAddrs("10.1.2.3")
+	denyInternalAllowCorp := policyOf(t, ssh.Deny,
+		policyRule{target: "cidr:10.0.0.0/8", action: ssh.Deny},
+		policyRule{target: "ports:*.corp:443", action: ssh.Allow},
+	)
+	tests := []struct {
+		name    string
+		policy  *ssh.ForwardingPolicy
+		id      *core.Identity
+		host    string
+		port    uint16
+		dns     map[string][]netip.Addr // every other name: no such host
+		want    ssh.Decision
+		wantErr error
+		lookups int
+	}{
+		// Denied from the rules alone: no lookup, no error.
+		{name: "uncovered port under default deny", policy: policyOf(t, ssh.Deny, policyRule{target: "ports:localhost:8080-8090", action: ssh.Allow}),
+			host: "secret-db.internal", port: 5432, want: ssh.Decision{Rule: -1}},
+		{name: "uncovered port behind a deny cidr", policy: denyInternalAllowCorp, host: "secret-db.corp", port: 5432, want: ssh.Decision{Rule: -1}},
+		{name: "uncovered port, the name exists", policy: denyInternalAllowCorp, dns: map[string][]netip.Addr{"db.corp": inside}, host: "db.corp", port: 5432, want: ssh.Decision{Rule: -1}},
+		{name: "denied by host glob before a cidr", policy: policyOf(t, ssh.Allow,
+			policyRule{target: "host:*.internal", action: ssh.Deny},
+			policyRule{target: "cidr:10.0.0.0/8", action: ssh.Allow},
+		), host: "secret-db.internal", port: 5432, want: ssh.Decision{Rule: 0}},
+		{name: "every cidr rule denies like the default", policy: policyOf(t, ssh.Deny,
+			policyRule{target: "cidr:10.0.0.0/8", action: ssh.Deny},
+			policyRule{target: "cidr:fd00::/8", action: ssh.Deny},
+		), host: "secret-db.internal", port: 5432, want: ssh.Decision{Rule: -1}},
+		{name: "nil policy", policy: nil, host: "secret-db.internal", port: 5432, want: ssh.Decision{Rule: -1}},
+		{name: "zero policy", policy: &ssh.ForwardingPolicy{}, host: "secret-db.internal", port: 5432, want: ssh.Decision{Rule: -1}},
+
+		// Allowed from the rules alone: no lookup, Unresolved.
+		{name: "allowed by host glob", policy: policyOf(t, ssh.Deny, policyRule{target: "host:*.example.com", action: ssh.Allow}),
+			host: "www.example.com", port: 443, want: policyUnresolved(0)},
+		{name: "cidr rule after the deciding rule", policy: policyOf(t, ssh.Deny,
+			policyRule{target: "host:*.example.com", action: ssh.Allow},
+			policyRule{target: "cidr:10.0.0.0/8", action: ssh.Deny},
+		), host: "www.example.com", port: 443, want: policyUnresolved(0)},
+		{name: "cidr rule of another principal", policy: policyOf(t, ssh.Deny,
+			policyRule{target: "cidr:10.0.0.0/8", action: ssh.Deny, principals: []string{"bob"}},
+			policyRule{target: "host:*", action: ssh.Allow},
+		), id: policyAlice(), host: "www.example.com", port: 443, want: policyUnresolved(1)},
+		{name: "cidr rule of another transport", policy: policyOf(t, ssh.Deny,
+			policyRule{target: "cidr:10.0.0.0/8", action: ssh.Deny, transports: []string{ssh.TransportTCP}},
+			policyRule{target: "host:*", action: ssh.Allow},
+		), host: "www.example.com", port: 443, want: policyUnresolved(1)},
+		{name: "cidr rule allows like the default", policy: policyOf(t, ssh.Allow, policyRule{target: "cidr:10.0.0.0/8", action: ssh.Allow}),
+			host: "www.example.com", port: 443, want: policyUnresolved(-1)},
+
+		// A cidr rule that could match with the other action: exactly one lookup.
+		{name: "cidr allow could match, inside", policy: policyOf(t, ssh.Deny, policyRule{target: "cidr:10.0.0.0/8", action: ssh.Allow}),
+			dns: map[string][]netip.Addr{"db.internal": inside}, host: "db.internal", port: 5432,
+			want: ssh.Decision{Allowed: true, Rule: 0, Addrs: inside}, lookups: 1},
+		{name: "cidr allow could match, outside", policy: policyOf(t, ssh.Deny, policyRule{target: "cidr:10.0.0.0/8", action: ssh.Allow}),
+			dns: map[string][]netip.Addr{"db.internal": corp}, host: "db.internal", port: 5432, want: ssh.Decision{Rule: -1}, lookups: 1},
+		{name: "cidr allow could match, no such host", policy: policyOf(t, ssh.Deny, policyRule{target: "cidr:10.0.0.0/8", action: ssh.Allow}),
+			host: "db.internal", port: 5432, want: ssh.Decision{Rule: -1}, wantErr: ssh.ErrResolve, lookups: 1},
+		{name: "deny cidr before an allowing ports rule, outside", policy: denyInternalAllowCorp,
+			dns: map[string][]netip.Addr{"db.corp": corp}, host: "db.corp", port: 443,
+			want: ssh.Decision{Allowed: true, Rule: 1, Addrs: corp}, lookups: 1},
+		{name: "deny cidr before an allowing ports rule, inside", policy: denyInternalAllowCorp,
+			dns: map[string][]netip.Addr{"db.corp": inside}, host: "db.corp", port: 443, want: ssh.Decision{Rule: 0}, lookups: 1},
+		{name: "cidr rule of this principal", policy: policyOf(t, ssh.Deny,
+			policyRule{target: "cidr:10.0.0.0/8", action: ssh.Deny, principals: []string{"bob"}},
+			policyRule{target: "host:*", action: ssh.Allow},
+		), id: policyBob(), dns: map[string][]netip.Addr{"www.example.com": inside}, host: "www.example.com", port: 443, want: ssh.Decision{Rule: 0}, lookups: 1},
+
+		// Default allow with only deny cidr rules needs the addresses.
+		{name: "default allow, deny cidr, outside", policy: policyOf(t, ssh.Allow, policyRule{target: "cidr:10.0.0.0/8", action: ssh.Deny}),
+			dns: map[string][]netip.Addr{"www.example.com": corp}, host: "www.example.com", port: 443,
+			want: ssh.Decision{Allowed: true, Rule: -1, Addrs: corp}, lookups: 1},
+		{name: "default allow, deny cidr, inside", policy: policyOf(t, ssh.Allow, policyRule{target: "cidr:10.0.0.0/8", action: ssh.Deny}),
+			dns: map[string][]netip.Addr{"www.example.com": inside}, host: "www.example.com", port: 443, want: ssh.Decision{Rule: 0}, lookups: 1},
+		{name: "default allow, deny cidr, no such host", policy: policyOf(t, ssh.Allow, policyRule{target: "cidr:10.0.0.0/8", action: ssh.Deny}),
+			host: "www.example.com", port: 443, want: ssh.Decision{Rule: -1}, wantErr: ssh.ErrResolve, lookups: 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &policyResolver{t: t, addrs: tc.dns}
+			d, err := tc.policy.Check(context.Background(), r, tc.id, ssh.TransportQUIC, tc.host, tc.port)
+			if !errors.Is(err, tc.wantErr) || (err != nil) != (tc.wantErr != nil) {
+				t.Fatalf("Check error = %v, want %v", err, tc.wantErr)
+			}
+			if !policySameDecision(d, tc.want) {
+				t.Fatalf("Check = %s, want %s", policyFmt(d), policyFmt(tc.want))
+			}
+			if n := len(r.lookups()); n != tc.lookups {
+				t.Fatalf("%d lookups, want %d", n, tc.lookups)
+			}
+		})
+	}
+}
+
+// TestPolicyDeniedNameLikeDeniedAddress: a name no rule can allow gets the very
+// Decision of an address no rule allows, without a lookup, whether it resolves or
+// not.
+func TestPolicyDeniedNameLikeDeniedAddress(t *testing.T) {
+	policies := []*ssh.ForwardingPolicy{
+		policyOf(t, ssh.Deny, policyRule{target: "ports:localhost:8080-8090", action: ssh.Allow}),
+		policyOf(t, ssh.Deny,
+			policyRule{target: "cidr:10.0.0.0/8", action: ssh.Deny},
+			policyRule{target: "ports:*.corp:443", action: ssh.Allow},
+		),
+		{},
+	}
+	resolvers := []*policyResolver{
+		{addrs: map[string][]netip.Addr{}},                                              // no such host
+		{addrs: map[string][]netip.Addr{"secret-db.internal": policyAddrs("10.9.8.7")}}, // exists
+		{err: context.DeadlineExceeded},                                                 // a failing resolver
+	}
+	for i, p := range policies {
+		for j, r := range resolvers {
+			r.t = t
+			literal, lerr := p.Check(context.Background(), r, policyAlice(), ssh.TransportQUIC, "192.0.2.7", 5432)
+			name, nerr := p.Check(context.Background(), r, policyAlice(), ssh.TransportQUIC, "secret-db.internal", 5432)
+			if lerr != nil || nerr != nil || literal.Allowed {
+				t.Fatalf("policy %d, resolver %d: literal %s, %v; name %s, %v", i, j, policyFmt(literal), lerr, policyFmt(name), nerr)
+			}
+			if !policySameDecision(name, literal) {
+				t.Fatalf("policy %d, resolver %d: name decided %s, address %s", i, j, policyFmt(name), policyFmt(literal))
+			}
+			if got := r.lookups(); len(got) != 0 {
+				t.Fatalf("policy %d, resolver %d: looked up %q", i, j, got)
+			}
+		}
 	}
 }
 
@@ -527,6 +686,7 @@ func TestPolicyResolution(t *testing.T) {
 		), dns: dns, host: "good.example.com", want: ssh.Decision{Rule: 1}},
 		{name: "first address decides Rule", policy: policyOf(t, ssh.Allow,
 			policyRule{target: "cidr:2001:db8::/32", action: ssh.Allow},
+			policyRule{target: "cidr:10.0.0.0/8", action: ssh.Deny},
 		), dns: dns, host: "good.example.com", want: ssh.Decision{Allowed: true, Rule: -1, Addrs: policyAddrs("192.0.2.1", "2001:db8::1")}},
 	})
 
@@ -539,16 +699,17 @@ func TestPolicyResolution(t *testing.T) {
 		{name: "no addresses", r: &policyResolver{addrs: map[string][]netip.Addr{"secret.example.com": {}}}},
 		{name: "invalid address", r: &policyResolver{addrs: map[string][]netip.Addr{"secret.example.com": {{}}}}},
 	}
-	allowAny := policyOf(t, ssh.Allow)
+	// A deny rule for 10.0.0.0/8 under default allow: every name must be resolved.
+	needsAddrs := policyOf(t, ssh.Allow, policyRule{target: "cidr:10.0.0.0/8", action: ssh.Deny})
 	for _, tc := range errCases {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.r.t = t
-			d, err := allowAny.Check(context.Background(), tc.r, nil, ssh.TransportQUIC, "secret.example.com", 4242)
+			d, err := needsAddrs.Check(context.Background(), tc.r, nil, ssh.TransportQUIC, "secret.example.com", 4242)
 			if !errors.Is(err, ssh.ErrResolve) {
 				t.Fatalf("Check error = %v, want ErrResolve", err)
 			}
 			if d.Allowed || d.Addrs != nil || d.Rule != -1 {
-				t.Fatalf("Check decision on error = %+v", d)
+				t.Fatalf("Check decision on error = %s", policyFmt(d))
 			}
 			for _, text := range []string{err.Error(), d.String(), fmt.Sprint(d)} {
 				if strings.Contains(text, "secret") || strings.Contains(text, "4242") {
@@ -560,7 +721,7 @@ func TestPolicyResolution(t *testing.T) {
 
 	// The resolver's error stays reachable for errors.Is without reaching the text.
 	cause := context.DeadlineExceeded
-	_, err := allowAny.Check(context.Background(), &policyResolver{t: t, err: cause}, nil, ssh.TransportQUIC, "slow.example.com", 80)
+	_, err := needsAddrs.Check(context.Background(), &policyResolver{t: t, err: cause}, nil, ssh.TransportQUIC, "slow.example.com", 80)
 	if !errors.Is(err, ssh.ErrResolve) || !errors.Is(err, cause) {
 		t.Fatalf("Check error %v does not wrap both ErrResolve and the cause", err)
 	}
@@ -568,7 +729,7 @@ func TestPolicyResolution(t *testing.T) {
 	// A trailing dot keeps the lookup fully qualified; case is folded.
 	r := &policyResolver{t: t, addrs: map[string][]netip.Addr{"fq.example.com.": policyAddrs("192.0.2.9"), "fq.example.com": policyAddrs("192.0.2.9")}}
 	for _, host := range []string{"FQ.example.com.", "fq.EXAMPLE.com"} {
-		if _, err := allowAny.Check(context.Background(), r, nil, ssh.TransportQUIC, host, 80); err != nil {
+		if _, err := needsAddrs.Check(context.Background(), r, nil, ssh.TransportQUIC, host, 80); err != nil {
 			t.Fatalf("Check(%q): %v", host, err)
 		}
 	}
@@ -580,13 +741,15 @@ func TestPolicyResolution(t *testing.T) {
 func TestPolicyHostNormalisation(t *testing.T) {
 	allowAny := policyOf(t, ssh.Allow)
 	exact := policyOf(t, ssh.Deny, policyRule{target: "host:web.example.com", action: ssh.Allow})
+	needsAddrs := policyOf(t, ssh.Allow, policyRule{target: "cidr:10.0.0.0/8", action: ssh.Deny})
 	web := policyAddrs("192.0.2.10")
 	long253 := strings.Repeat("a", 249) + ".com"
 	dns := map[string][]netip.Addr{"web.example.com": web, long253: web}
 	policyRunCases(t, []policyCase{
-		{name: "upper case", policy: exact, dns: dns, host: "WEB.Example.COM", want: ssh.Decision{Allowed: true, Rule: 0, Addrs: web}},
-		{name: "trailing dot", policy: exact, dns: map[string][]netip.Addr{"web.example.com.": web}, host: "web.example.com.", want: ssh.Decision{Allowed: true, Rule: 0, Addrs: web}},
-		{name: "253 bytes", policy: allowAny, dns: dns, host: long253, want: ssh.Decision{Allowed: true, Rule: -1, Addrs: web}},
+		{name: "upper case", policy: exact, dns: dns, host: "WEB.Example.COM", want: policyUnresolved(0)},
+		{name: "trailing dot", policy: exact, dns: map[string][]netip.Addr{"web.example.com.": web}, host: "web.example.com.", want: policyUnresolved(0)},
+		{name: "253 bytes", policy: allowAny, dns: dns, host: long253, want: policyUnresolved(-1)},
+		{name: "253 bytes resolved", policy: needsAddrs, dns: dns, host: long253, want: ssh.Decision{Allowed: true, Rule: -1, Addrs: web}},
 		{name: "bracketed IPv6", policy: allowAny, host: "[2001:db8::1]", want: ssh.Decision{Allowed: true, Rule: -1, Addrs: policyAddrs("2001:db8::1")}},
 		{name: "bare IPv6", policy: allowAny, host: "2001:DB8::1", want: ssh.Decision{Allowed: true, Rule: -1, Addrs: policyAddrs("2001:db8::1")}},
 		{name: "IPv4 literal", policy: allowAny, host: "192.0.2.3", want: ssh.Decision{Allowed: true, Rule: -1, Addrs: policyAddrs("192.0.2.3")}},
@@ -621,7 +784,7 @@ func TestPolicyHostNormalisation(t *testing.T) {
 				t.Fatalf("Check error = %v, want ErrInvalidHost", err)
 			}
 			if d.Allowed || d.Reserved || d.Addrs != nil {
-				t.Fatalf("Check decision on error = %+v", d)
+				t.Fatalf("Check decision on error = %s", policyFmt(d))
 			}
 			if tc.host != "" && strings.Contains(err.Error(), tc.host) {
 				t.Fatalf("error %q contains the host", err)
@@ -631,7 +794,7 @@ func TestPolicyHostNormalisation(t *testing.T) {
 }
 
 func TestPolicyErrorsOmitDestination(t *testing.T) {
-	p := policyOf(t, ssh.Allow)
+	p := policyOf(t, ssh.Allow, policyRule{target: "cidr:10.0.0.0/8", action: ssh.Deny})
 	hosts := []string{"leaky.example.org", "[fe80::dead%eth0]", strings.Repeat("leaky", 60), "leaky host"}
 	for _, host := range hosts {
 		r := &policyResolver{t: t, err: errors.New("lookup leaky.example.org on 10.0.0.53:53: no such host")}

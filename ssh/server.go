@@ -117,8 +117,9 @@ type Config struct {
 	Subsystems map[string]SubsystemHandler
 	// Forwarding decides direct-tcpip channels; the zero value denies all.
 	Forwarding ForwardingPolicy
-	// Resolver resolves forwarding destinations before the policy is checked (nil:
-	// net.DefaultResolver).
+	// Resolver resolves forwarding destination names (nil: net.DefaultResolver):
+	// while the policy is checked when a cidr rule needs their addresses (see
+	// ForwardingPolicy.Check), else only once the policy has allowed them.
 	Resolver Resolver
 	// Dialer dials allowed destinations (nil: a net.Dialer with DefaultDialTimeout).
 	Dialer Dialer
@@ -177,7 +178,10 @@ func (s *Server) ALPN() string { return ALPN }
 
 // Handle serves SSH on the connection's first stream. Further streams are refused
 // (one SSH session per connection). The peer's QUIC or TLS identity plays no part:
-// SSH authenticates on its own.
+// SSH authenticates on its own. Once SSH authentication has succeeded the
+// connection is marked busy (core.Connection.Busy) until it ends, so that an idle
+// session is not closed by the endpoint's idle timeout, as OpenSSH keeps idle
+// sessions; a connection that never authenticates is still closed by it.
 func (s *Server) Handle(ctx context.Context, conn *core.Connection, _ core.AuthContext) error {
 	st, err := conn.AcceptBi(ctx)
 	if err != nil {
@@ -202,7 +206,7 @@ func (s *Server) Handle(ctx context.Context, conn *core.Connection, _ core.AuthC
 		transport = TransportTLS
 	}
 	nc := &tcpAddrConn{Conn: core.NetConn(st, conn.LocalAddr(), conn.RemoteAddr())}
-	err = s.ServeConn(ctx, nc, transport)
+	err = s.serveConn(ctx, nc, transport, conn.Busy)
 	cancel()
 	extra.Wait()
 	return err
@@ -257,6 +261,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // TransportTLS or TransportTCP). It returns when the client disconnects or ctx is
 // done.
 func (s *Server) ServeConn(ctx context.Context, nc net.Conn, transport string) error {
+	return s.serveConn(ctx, nc, transport, nil)
+}
+
+// serveConn is ServeConn; busy, when not nil, is called once the client has
+// authenticated, and the function it returns when the connection ends.
+func (s *Server) serveConn(ctx context.Context, nc net.Conn, transport string, busy func() (done func())) error {
 	defer nc.Close()
 	cfg := s.cfg.Load()
 	log := s.logger()
@@ -283,6 +293,10 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn, transport string) e
 	if err != nil {
 		_ = sconn.Close()
 		return err
+	}
+	if busy != nil {
+		done := busy()
+		defer done()
 	}
 	sess := &session{
 		srv: s, cfg: cfg, conn: sconn, id: id, transport: transport, log: log,

@@ -335,6 +335,69 @@ func TestHandleExtraStreamsRefused(t *testing.T) {
 	stMustEcho(t, c.Client)
 }
 
+// TestHandleAuthenticatedConnectionOutlivesIdleTimeout: on alknet/ssh an
+// authenticated session stays up however long it is quiet (the handler marks the
+// connection busy), while a connection that never authenticates is closed by the
+// endpoint's idle timeout. Two such connections, opened one after the other once the
+// session went quiet, are the clock: when the second is closed, the session has been
+// quiet for more than twice the idle timeout.
+func TestHandleAuthenticatedConnectionOutlivesIdleTimeout(t *testing.T) {
+	for _, network := range []endpoint.Network{endpoint.NetworkQUIC, endpoint.NetworkTCP} {
+		t.Run(network.String(), func(t *testing.T) {
+			user, host := stSigner(t), stSigner(t)
+			srv, err := ssh.NewServer(ssh.Config{
+				HostKey: host, Identities: stNewIdentities().add(user, "alice", ssh.ScopeExec), Exec: stEchoExec(),
+				HandshakeTimeout: 3 * stFailSafe,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			reg := core.NewRegistry()
+			if err := reg.Register(srv); err != nil {
+				t.Fatal(err)
+			}
+			const idle = 150 * time.Millisecond
+			ts := coretest.NewServer(t, reg, coretest.WithConfig(core.DynamicConfig{Limits: core.Limits{IdleTimeout: idle}}))
+			client := coretest.NewIdentity(t)
+			ctx := stCtx(t)
+			c, err := ssh.Dial(ctx, ts.Addr, ssh.ClientConfig{Transport: ts.DialOptions(client, network), Signer: user, HostKey: ssh.KeyFingerprint(host.PublicKey())})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			stMustEcho(t, c.Client)
+
+			for i := range 2 {
+				conn := ts.Dial(t, ssh.ALPN, client, network)
+				st, err := conn.OpenBi(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// A version line and nothing more: the server answers with its own and
+				// its key exchange offer, then waits for a login that never comes.
+				if _, err := st.Write([]byte("SSH-2.0-quiet\r\n")); err != nil {
+					t.Fatal(err)
+				}
+				if d, ok := st.(interface{ SetReadDeadline(time.Time) error }); ok {
+					_ = d.SetReadDeadline(time.Now().Add(stFailSafe))
+				}
+				// Only the idle timeout closes it before the fail-safe: the SSH
+				// handshake timeout is longer.
+				_, err = io.Copy(io.Discard, st)
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					t.Fatalf("unauthenticated connection %d never closed", i)
+				}
+				var ce *core.CloseError
+				if network == endpoint.NetworkQUIC && (!errors.As(err, &ce) || ce.Code != core.CloseIdleTimeout) {
+					t.Fatalf("unauthenticated connection %d closed with %v, want the idle timeout", i, err)
+				}
+			}
+			stMustEcho(t, c.Client) // the quiet session is still up
+		})
+	}
+}
+
 // TestLogEventShapes pins the three connection events and the auth lines, over every
 // transport: "connection opened" (remote_addr, transport), "auth attempt"
 // (remote_addr, user, key_fingerprint, result), "connection closed" (remote_addr,
