@@ -148,6 +148,8 @@ func (s *session) directTCPIP(ctx context.Context, nch gossh.NewChannel) {
 	d, err := s.cfg.Forwarding.Check(ctx, resolver, &s.id, s.transport, p.Host, uint16(p.Port))
 	switch {
 	case err != nil && errors.Is(err, ErrResolve):
+		// Only a name the policy allows, or a lookup cut short: a refused name that
+		// does not resolve is refused below, like a refused address.
 		_ = nch.Reject(gossh.ConnectionFailed, "name resolution failed")
 		return
 	case err != nil:
@@ -189,12 +191,18 @@ func (s *session) directTCPIP(ctx context.Context, nch gossh.NewChannel) {
 	pipe(ch, c)
 }
 
+// dialer returns the Dialer of direct-tcpip channels: Config.Dialer, else a
+// net.Dialer with DefaultDialTimeout.
+func (c *Config) dialer() Dialer {
+	if c.Dialer != nil {
+		return c.Dialer
+	}
+	return &net.Dialer{Timeout: DefaultDialTimeout}
+}
+
 // dial connects to the first of addrs that answers.
 func (s *session) dial(ctx context.Context, addrs []netip.Addr, port uint16) (net.Conn, error) {
-	d := s.cfg.Dialer
-	if d == nil {
-		d = &net.Dialer{Timeout: DefaultDialTimeout}
-	}
+	d := s.cfg.dialer()
 	err := errors.New("no address")
 	for _, a := range addrs {
 		var c net.Conn

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -553,6 +554,148 @@ func TestDirectTCPIPDeniedNameNotResolved(t *testing.T) {
 	// Allowed by its name but not resolvable: only then is resolution failure told.
 	_, err = c.Dial("tcp", "missing.test:"+strconv.Itoa(int(echoPort)))
 	stOpenErr(t, "allowed but unresolvable", err, gossh.ConnectionFailed, "name resolution failed")
+}
+
+// stResolverFunc adapts a function to ssh.Resolver.
+type stResolverFunc func(ctx context.Context, network, host string) ([]netip.Addr, error)
+
+func (f stResolverFunc) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	return f(ctx, network, host)
+}
+
+// TestDirectTCPIPUnresolvableNameLikeDeniedAddress: over a plain x/crypto/ssh
+// client, under a policy whose cidr rule could allow a name (so the server looks
+// it up), a name that does not resolve, or whose lookup fails with a server
+// failure, is refused exactly like an address the policy refuses: same reason,
+// same message, same log line. A name resolving into the cidr is allowed.
+func TestDirectTCPIPUnresolvableNameLikeDeniedAddress(t *testing.T) {
+	user := stSigner(t)
+	_, echoPort := stEchoServer(t)
+	var lookups atomic.Int32
+	resolver := stResolverFunc(func(_ context.Context, _, host string) ([]netip.Addr, error) {
+		lookups.Add(1)
+		switch host {
+		case "echo-host.test":
+			return []netip.Addr{stMustAddr("127.0.0.1")}, nil
+		case "servfail.internal":
+			return nil, &net.DNSError{Err: "server misbehaving", Name: host, IsTemporary: true}
+		}
+		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	})
+	n := stStartTCP(t, ssh.Config{
+		Identities: stNewIdentities().add(user, "alice"),
+		Resolver:   resolver,
+		Forwarding: stPolicy(t, ssh.Deny, "cidr:127.0.0.0/8", ssh.Allow),
+	})
+	c, err := stRawDial(t, n, &gossh.ClientConfig{User: "alice", Auth: []gossh.AuthMethod{gossh.PublicKeys(user)}})
+	if err != nil {
+		t.Fatalf("login: %v", err)
+	}
+
+	_, addrErr := c.Dial("tcp", "192.0.2.7:5432")
+	var byAddr *gossh.OpenChannelError
+	if !errors.As(addrErr, &byAddr) {
+		t.Fatalf("address: %v, want *gossh.OpenChannelError", addrErr)
+	}
+	stOpenErr(t, "denied address", addrErr, gossh.Prohibited, "forwarding denied by policy")
+	names := []string{"secret-db.internal", "servfail.internal"}
+	for _, name := range names {
+		_, nameErr := c.Dial("tcp", net.JoinHostPort(name, "5432"))
+		var byName *gossh.OpenChannelError
+		if !errors.As(nameErr, &byName) {
+			t.Fatalf("%s: %v, want *gossh.OpenChannelError", name, nameErr)
+		}
+		if *byName != *byAddr {
+			t.Fatalf("%s refused with %v %q, address with %v %q", name, byName.Reason, byName.Message, byAddr.Reason, byAddr.Message)
+		}
+	}
+	lines := n.Logs.wait(t, "forwarding denied", 1+len(names))
+	for _, l := range lines[1:] {
+		if l.Line != lines[0].Line {
+			t.Fatalf("log lines differ:\n%s", n.Logs.String())
+		}
+	}
+	if got := lookups.Load(); got != int32(len(names)) {
+		t.Fatalf("%d lookups, want %d: the policy must look the names up", got, len(names))
+	}
+
+	// The cidr rule allows a name resolving into it.
+	conn, err := c.Dial("tcp", net.JoinHostPort("echo-host.test", strconv.Itoa(int(echoPort))))
+	if err != nil {
+		t.Fatalf("name resolving into the cidr: %v", err)
+	}
+	stEcho(t, conn, 100)
+	_ = conn.Close()
+}
+
+// TestDirectTCPIPDialTimeout: the Dialer's timeout bounds the dial of a
+// direct-tcpip channel. Here a net.Dialer with a short Timeout meets a
+// destination that never answers (its control hook blocks until the dial's
+// context ends, as a blackholed connect would): the dial's context carries the
+// Timeout as its deadline and ends by it, and the channel is refused with
+// ConnectionFailed while the connection stays up.
+func TestDirectTCPIPDialTimeout(t *testing.T) {
+	user := stSigner(t)
+	_, echoPort := stEchoServer(t)
+	blackhole := netip.AddrPortFrom(stMustAddr("127.0.0.1"), stClosedPort(t)).String()
+	const timeout = 50 * time.Millisecond
+	type hookResult struct {
+		entered, deadline time.Time
+		hasDeadline       bool
+		err               error
+	}
+	hooked := make(chan hookResult, 1)
+	dialer := &net.Dialer{
+		Timeout: timeout,
+		ControlContext: func(ctx context.Context, _, address string, _ syscall.RawConn) error {
+			if address != blackhole {
+				return nil
+			}
+			res := hookResult{entered: time.Now()}
+			res.deadline, res.hasDeadline = ctx.Deadline()
+			select {
+			case <-ctx.Done():
+				res.err = ctx.Err()
+			case <-time.After(stFailSafe): // fail-safe: the Timeout was ignored
+				res.err = errors.New("dial not ended by its timeout")
+			}
+			hooked <- res
+			return res.err
+		},
+	}
+	n := stStartTCP(t, ssh.Config{
+		Identities: stNewIdentities().add(user, "alice"),
+		Dialer:     dialer,
+		Forwarding: stPolicy(t, ssh.Allow),
+	})
+	c := n.mustDial(t, user)
+	ctx := stCtx(t)
+
+	before := time.Now()
+	_, err := c.Open(ctx, "127.0.0.1", netip.MustParseAddrPort(blackhole).Port())
+	stOpenErr(t, "blackholed destination", err, gossh.ConnectionFailed, "connect failed")
+	var res hookResult
+	select {
+	case res = <-hooked:
+	default:
+		t.Fatal("the channel was refused without dialling the destination")
+	}
+	if !errors.Is(res.err, context.DeadlineExceeded) {
+		t.Fatalf("the dial ended with %v, want its deadline", res.err)
+	}
+	// The deadline is the Timeout from the start of the dial: no earlier than
+	// Timeout after the open was sent, no later than Timeout after the dial began.
+	if !res.hasDeadline || res.deadline.Before(before.Add(timeout)) || res.deadline.After(res.entered.Add(timeout)) {
+		t.Fatalf("dial deadline %v (set %v), want the Timeout from the start of the dial", res.deadline, res.hasDeadline)
+	}
+
+	// The connection survived, and the dialer still reaches other destinations.
+	conn, err := c.Open(ctx, "127.0.0.1", echoPort)
+	if err != nil {
+		t.Fatalf("after the timeout: %v", err)
+	}
+	stEcho(t, conn, 100)
+	_ = conn.Close()
 }
 
 // TestDirectTCPIPZeroPolicyDeniesAll: the zero ForwardingPolicy denies everything.

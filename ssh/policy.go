@@ -95,8 +95,10 @@ const reservedPrefix = "alknet-"
 var (
 	// ErrInvalidTarget is wrapped by every error of ParseTarget.
 	ErrInvalidTarget = errors.New("ssh: invalid forwarding target")
-	// ErrResolve is wrapped by Check's error when the destination name cannot be
-	// resolved (or resolves to no address); the caller answers ConnectionFailed.
+	// ErrResolve is wrapped by Check's error when the policy would allow a
+	// destination name that cannot be resolved, or when the lookup is cut short by
+	// its context; the caller answers ConnectionFailed. LookupDestination's errors
+	// wrap it for every failed lookup.
 	ErrResolve = errors.New("ssh: name resolution failed")
 	// ErrInvalidHost is wrapped by Check's error when the destination host is not a
 	// usable host name or IP literal: empty, longer than MaxHostLength, holding
@@ -568,14 +570,34 @@ func (d Decision) String() string {
 //     first address rule whose net holds it, else by the name's rule). The request
 //     is allowed only if every address is, with Rule the rule that decided the
 //     first address and Addrs every address; otherwise Rule is the rule that denied
-//     the first denied address. A failed resolution, one with no address, or one
-//     with an invalid address is an error wrapping ErrResolve.
+//     the first denied address.
+//  5. A lookup that yields no address (see below) decides like an address no cidr rule holds:
+//     by the name's rule. If it denies, the Decision is that refusal (Rule its
+//     index, -1 for the default) and no error, exactly what an IP literal outside
+//     every cidr rule would get, so a refused name looks the same whether it exists
+//     or not. If it allows, there is nothing to dial: the error wraps ErrResolve.
+//     A name allowed without any address is never made Unresolved, since its
+//     addresses, once it resolves, could be ones the address rules refuse.
 //
-// Step 3 changes no answer that a successful lookup could give: where it skips
-// the lookup, every address would be decided alike (though Rule then names the
-// name's rule rather than an address rule of the same action), and a name that
-// does not resolve is simply decided rather than an ErrResolve. Check's errors never
-// contain the host or the port; on error the Decision denies, with Rule -1.
+// Every failed lookup counts as one with no address, except one cut short by
+// ctx: no such host, no data, an empty answer or one holding an invalid address,
+// and equally a server failure (SERVFAIL) or the resolver's own query timeout
+// (*net.DNSError with IsTemporary or IsTimeout) and any error of another
+// Resolver. Check cannot tell a transient failure of a name its addresses would
+// allow from one of a name they would deny, and if these failures were errors,
+// whether a refused name's lookup fails transiently would tell it apart again. So
+// this fails closed: during a DNS outage a name that only a cidr rule would allow
+// is refused by policy, not reported unresolvable. A lookup is cut short by ctx
+// when ctx is done or the resolver's error is context.Canceled or
+// context.DeadlineExceeded (as net.Resolver's is when ctx ends): that is an
+// error wrapping ErrResolve and the resolver's error, whatever the rules say.
+//
+// Step 3 changes no answer that a lookup could give: where it skips the lookup,
+// every address would be decided alike (though Rule then names the name's rule
+// rather than an address rule of the same action), and no address at all by the
+// name's rule (though an allowed name is then Unresolved rather than an error).
+// Check's errors never contain the host or the port; on error the Decision
+// denies, with Rule -1.
 func (p *ForwardingPolicy) Check(ctx context.Context, r Resolver, id *core.Identity, transport, host string, port uint16) (Decision, error) {
 	name, addr, dot, err := parseDestination(host)
 	if err != nil {
@@ -593,12 +615,17 @@ func (p *ForwardingPolicy) Check(ctx context.Context, r Resolver, id *core.Ident
 		allowed, rule := p.decide(id, transport, name, netip.Addr{}, port)
 		return Decision{Allowed: allowed, Rule: rule, Reserved: true}, nil
 	}
-	if allowed, rule, needAddrs := p.decideName(id, transport, name, port); !needAddrs {
+	allowed, rule, needAddrs := p.decideName(id, transport, name, port)
+	if !needAddrs {
 		return Decision{Allowed: allowed, Rule: rule, Unresolved: allowed}, nil
 	}
 	addrs, err := lookupName(ctx, r, name, dot)
 	if err != nil {
-		return Decision{Rule: -1}, err
+		if allowed || lookupInterrupted(ctx, err) {
+			return Decision{Rule: -1}, err
+		}
+		// No address for a cidr rule to match: the name's rule refuses it.
+		return Decision{Rule: rule}, nil
 	}
 	first := -1
 	for i, a := range addrs {
@@ -676,6 +703,12 @@ func lookupName(ctx context.Context, r Resolver, name string, dot bool) ([]netip
 		out = append(out, a.WithZone("").Unmap())
 	}
 	return out, nil
+}
+
+// lookupInterrupted reports whether a failed lookup was cut short by ctx rather
+// than answered: ctx is done, or the resolver's error is a context error.
+func lookupInterrupted(ctx context.Context, err error) bool {
+	return ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // decideName decides a host name (not an IP literal, not reserved) from the rules

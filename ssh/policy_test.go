@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -594,7 +595,7 @@ func TestPolicyResolvesOnlyWhenAddressesMatter(t *testing.T) {
 		{name: "cidr allow could match, outside", policy: policyOf(t, ssh.Deny, policyRule{target: "cidr:10.0.0.0/8", action: ssh.Allow}),
 			dns: map[string][]netip.Addr{"db.internal": corp}, host: "db.internal", port: 5432, want: ssh.Decision{Rule: -1}, lookups: 1},
 		{name: "cidr allow could match, no such host", policy: policyOf(t, ssh.Deny, policyRule{target: "cidr:10.0.0.0/8", action: ssh.Allow}),
-			host: "db.internal", port: 5432, want: ssh.Decision{Rule: -1}, wantErr: ssh.ErrResolve, lookups: 1},
+			host: "db.internal", port: 5432, want: ssh.Decision{Rule: -1}, lookups: 1},
 		{name: "deny cidr before an allowing ports rule, outside", policy: denyInternalAllowCorp,
 			dns: map[string][]netip.Addr{"db.corp": corp}, host: "db.corp", port: 443,
 			want: ssh.Decision{Allowed: true, Rule: 1, Addrs: corp}, lookups: 1},
@@ -666,6 +667,86 @@ func TestPolicyDeniedNameLikeDeniedAddress(t *testing.T) {
 	}
 }
 
+// TestPolicyUnresolvableNameLikeDeniedAddress: a name a cidr rule could allow is
+// looked up; when the lookup fails, however it fails, or yields no address, the
+// name's rule decides, and its refusal is the very Decision of an address no rule
+// allows, without error, so that it does not tell whether the name exists. Only a
+// lookup cut short by its context is an error.
+func TestPolicyUnresolvableNameLikeDeniedAddress(t *testing.T) {
+	const host = "secret-db.internal"
+	policies := []*ssh.ForwardingPolicy{
+		// The name's rule is the default.
+		policyOf(t, ssh.Deny, policyRule{target: "cidr:10.0.0.0/8", action: ssh.Allow}),
+		// The name's rule is a ports rule after the cidr rule.
+		policyOf(t, ssh.Allow,
+			policyRule{target: "cidr:10.0.0.0/8", action: ssh.Allow},
+			policyRule{target: "ports:*:5432", action: ssh.Deny},
+		),
+	}
+	failures := []struct {
+		name string
+		dns  map[string][]netip.Addr // every other name: no such host
+		err  error
+	}{
+		{name: "no such host"},
+		{name: "not found", err: &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}},
+		{name: "server failure", err: &net.DNSError{Err: "server misbehaving", Name: host, IsTemporary: true}},
+		{name: "resolver timeout", err: &net.DNSError{Err: "i/o timeout", Name: host, IsTimeout: true, IsTemporary: true}},
+		{name: "other error", err: errors.New("lookup " + host + ": connection refused")},
+		{name: "no addresses", dns: map[string][]netip.Addr{host: {}}},
+		{name: "invalid address", dns: map[string][]netip.Addr{host: {{}}}},
+	}
+	for i, p := range policies {
+		// The policy does look at addresses: the name resolving into the cidr is allowed.
+		inside := policyAddrs("10.9.8.7")
+		d, err := p.Check(context.Background(), &policyResolver{t: t, addrs: map[string][]netip.Addr{host: inside}}, nil, ssh.TransportQUIC, host, 5432)
+		if want := (ssh.Decision{Allowed: true, Rule: 0, Addrs: inside}); err != nil || !policySameDecision(d, want) {
+			t.Fatalf("policy %d: resolving name = %s, %v; want %s", i, policyFmt(d), err, policyFmt(want))
+		}
+		literal, err := p.Check(context.Background(), &policyResolver{t: t, forbid: true}, nil, ssh.TransportQUIC, "192.0.2.7", 5432)
+		if err != nil || literal.Allowed {
+			t.Fatalf("policy %d: literal %s, %v; want a refusal", i, policyFmt(literal), err)
+		}
+		for _, tc := range failures {
+			t.Run(fmt.Sprintf("policy %d/%s", i, tc.name), func(t *testing.T) {
+				r := &policyResolver{t: t, addrs: tc.dns, err: tc.err}
+				d, err := p.Check(context.Background(), r, nil, ssh.TransportQUIC, host, 5432)
+				if err != nil {
+					t.Fatalf("Check error = %v, want the refusal of an address", err)
+				}
+				if !policySameDecision(d, literal) {
+					t.Fatalf("name decided %s, address %s", policyFmt(d), policyFmt(literal))
+				}
+				if n := len(r.lookups()); n != 1 {
+					t.Fatalf("%d lookups, want 1", n)
+				}
+			})
+		}
+	}
+
+	// A lookup cut short by its context is an error, whatever the rules say.
+	p := policies[0]
+	for _, cause := range []error{
+		context.Canceled,
+		context.DeadlineExceeded,
+		&net.DNSError{Err: "i/o timeout", Name: host, IsTimeout: true, IsTemporary: true, UnwrapErr: context.DeadlineExceeded},
+	} {
+		d, err := p.Check(context.Background(), &policyResolver{t: t, err: cause}, nil, ssh.TransportQUIC, host, 5432)
+		if !errors.Is(err, ssh.ErrResolve) || !errors.Is(err, cause) {
+			t.Fatalf("resolver error %v: Check error = %v, want ErrResolve and the cause", cause, err)
+		}
+		if d.Allowed || d.Rule != -1 || d.Addrs != nil {
+			t.Fatalf("resolver error %v: Check decision on error = %s", cause, policyFmt(d))
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	d, err := p.Check(ctx, &policyResolver{t: t, addrs: map[string][]netip.Addr{}}, nil, ssh.TransportQUIC, host, 5432)
+	if !errors.Is(err, ssh.ErrResolve) || d.Allowed || d.Rule != -1 {
+		t.Fatalf("lookup after the context ended: Check = %s, %v; want an ErrResolve", policyFmt(d), err)
+	}
+}
+
 func TestPolicyResolution(t *testing.T) {
 	rebinding := policyOf(t, ssh.Deny,
 		policyRule{target: "cidr:10.0.0.0/8", action: ssh.Deny},
@@ -695,11 +776,14 @@ func TestPolicyResolution(t *testing.T) {
 		r    *policyResolver
 	}{
 		{name: "resolver error", r: &policyResolver{err: errors.New("lookup secret.example.com: server misbehaving")}},
+		{name: "server failure", r: &policyResolver{err: &net.DNSError{Err: "server misbehaving", Name: "secret.example.com", IsTemporary: true}}},
+		{name: "resolver timeout", r: &policyResolver{err: &net.DNSError{Err: "i/o timeout", Name: "secret.example.com", IsTimeout: true, IsTemporary: true}}},
 		{name: "no such host", r: &policyResolver{addrs: map[string][]netip.Addr{}}},
 		{name: "no addresses", r: &policyResolver{addrs: map[string][]netip.Addr{"secret.example.com": {}}}},
 		{name: "invalid address", r: &policyResolver{addrs: map[string][]netip.Addr{"secret.example.com": {{}}}}},
 	}
-	// A deny rule for 10.0.0.0/8 under default allow: every name must be resolved.
+	// A deny rule for 10.0.0.0/8 under default allow: every name must be resolved,
+	// and one without an address is allowed by its rule, so a failure is an error.
 	needsAddrs := policyOf(t, ssh.Allow, policyRule{target: "cidr:10.0.0.0/8", action: ssh.Deny})
 	for _, tc := range errCases {
 		t.Run(tc.name, func(t *testing.T) {
