@@ -10,8 +10,9 @@ import (
 	"github.com/alknet/alknet/core/tlsconf"
 )
 
-// A node's certificate is a deterministic self-signed wrapper around its Ed25519 key;
-// peers know the node by the key's fingerprint. (Real nodes use LoadOrCreateKey.)
+// A node's certificate is a self-signed wrapper around its Ed25519 key; peers know the
+// node by the key's fingerprint, which every certificate of the key shares. (Real nodes
+// use LoadOrCreateKey.)
 func ExampleCertificate() {
 	key := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))
 	cert, err := tlsconf.Certificate(key)
@@ -22,13 +23,17 @@ func ExampleCertificate() {
 
 	fmt.Println(tlsconf.Fingerprint(key))
 	fmt.Println(core.FingerprintFromCert(cert.Leaf) == tlsconf.Fingerprint(key))
-	fmt.Println(bytes.Equal(cert.Certificate[0], again.Certificate[0]))
-	fmt.Println(cert.Leaf.Subject.CommonName)
+	fmt.Println(core.FingerprintFromCert(again.Leaf) == tlsconf.Fingerprint(key))
+	fmt.Println(cert.Leaf.SerialNumber.Cmp(again.Leaf.SerialNumber) != 0)
+	fmt.Println(cert.Leaf.Subject.CommonName, cert.Leaf.DNSNames)
+	fmt.Println(cert.Leaf.NotAfter.Sub(cert.Leaf.NotBefore) == tlsconf.CertificateValidity)
 	// Output:
 	// ed25519:ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c
 	// true
 	// true
-	// alknet
+	// true
+	// alknet [alknet]
+	// true
 }
 
 // A client pins the server's fingerprint, or verifies it against CAs by host name.

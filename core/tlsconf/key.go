@@ -1,7 +1,8 @@
 // Package tlsconf builds the TLS side of an Alknet node: its Ed25519 identity key (kept
-// in an OpenSSH private key file, so `ssh -i` can use the same key), the deterministic
-// self-signed certificate that carries it (Go's crypto/tls has no RFC 7250 raw public
-// keys), the server configuration (client certificates requested, never required, used
+// in an OpenSSH private key file, so `ssh -i` can use the same key), the self-signed
+// certificates that carry it (Go's crypto/tls has no RFC 7250 raw public keys; peers
+// know a node by its key's fingerprint, whatever certificate carries the key), the
+// server configuration (TLS 1.3; client certificates requested, never required, used
 // only as fingerprints) and client configurations that verify the server by pinned
 // fingerprint or by CA and host name. There is no accept-any client configuration.
 package tlsconf

@@ -12,39 +12,65 @@ import (
 	"fmt"
 	"math/big"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/alknet/alknet/core"
 )
 
-// Fixed fields of the self-signed certificate, so that one key always yields the same
-// certificate bytes (Ed25519 signatures are deterministic). Pinning ignores validity;
-// the dates only need to satisfy parsers.
-var (
-	certNotBefore = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
-	certNotAfter  = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+// Validity and names of node certificates ([Certificate]).
+const (
+	// CertificateValidity is how long a node certificate is valid: NotAfter is NotBefore
+	// plus this. Alknet peers do not check the dates (a pinned fingerprint names the key,
+	// see [ClientOptions.Pin], and servers only fingerprint client certificates), so it
+	// matters to other TLS clients and scanners only. A node makes a new certificate
+	// from its key at every start; one that runs longer serves an expired certificate to
+	// them unless it uses [NodeCertificate], which renews it while running.
+	CertificateValidity = 365 * 24 * time.Hour
+	// CertificateBackdate is how far before its creation a node certificate becomes
+	// valid (NotBefore), so that a peer whose clock is somewhat behind accepts it.
+	CertificateBackdate = time.Hour
 )
 
-// CertificateCommonName is the subject of every self-signed node certificate.
+// CertificateCommonName is the subject common name of every self-signed node
+// certificate, and its one subjectAltName (a DNS name). It names no host: nodes are
+// known by their key's fingerprint, and pinned clients ignore names. The name is there
+// because clients and scanners that follow RFC 6125 look for a subjectAltName and
+// ignore the common name.
 const CertificateCommonName = "alknet"
 
-// Certificate wraps key in a deterministic self-signed X.509 certificate: the same key
-// always gives the same DER. Its fingerprint is the key's "ed25519:<hex>".
+// Certificate wraps key in a fresh self-signed X.509 certificate: serial number of 126
+// random bits, subject and subjectAltName [CertificateCommonName], valid from
+// [CertificateBackdate] before now for [CertificateValidity]. Every call gives another
+// certificate (serial, dates and so DER differ), but all of them carry the same key and
+// so the same fingerprint, the key's "ed25519:<hex>": peers that pin the fingerprint
+// keep working across certificates, restarts and renewals ([NodeCertificate]).
 func Certificate(key ed25519.PrivateKey) (tls.Certificate, error) {
+	return certificateAt(key, time.Now())
+}
+
+// certificateAt is Certificate made at the time now.
+func certificateAt(key ed25519.PrivateKey, now time.Time) (tls.Certificate, error) {
 	if len(key) != ed25519.PrivateKeySize {
 		return tls.Certificate{}, fmt.Errorf("%w: ed25519 private key must be %d bytes, got %d", ErrInvalidKey, ed25519.PrivateKeySize, len(key))
 	}
+	serial, err := randomSerial()
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("create self-signed certificate: %w", err)
+	}
+	notBefore := now.Add(-CertificateBackdate).UTC().Truncate(time.Second)
 	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
+		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: CertificateCommonName},
-		NotBefore:             certNotBefore,
-		NotAfter:              certNotAfter,
+		DNSNames:              []string{CertificateCommonName},
+		NotBefore:             notBefore,
+		NotAfter:              notBefore.Add(CertificateValidity),
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		BasicConstraintsValid: true,
 	}
 	pub := key.Public()
-	der, err := x509.CreateCertificate(nil, tmpl, tmpl, pub, key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, key)
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("create self-signed certificate: %w", err)
 	}
@@ -53,6 +79,81 @@ func Certificate(key ed25519.PrivateKey) (tls.Certificate, error) {
 		return tls.Certificate{}, fmt.Errorf("parse self-signed certificate: %w", err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
+}
+
+// randomSerial returns a certificate serial number with 126 random bits: 2^126 plus a
+// random number below 2^126. It is positive and always 16 octets in DER, within RFC
+// 5280's 20, with more than the 64 random bits the CA/Browser Forum asks for.
+func randomSerial() (*big.Int, error) {
+	base := new(big.Int).Lsh(big.NewInt(1), 126)
+	n, err := rand.Int(rand.Reader, base)
+	if err != nil {
+		return nil, fmt.Errorf("serial number: %w", err)
+	}
+	return n.Add(n, base), nil
+}
+
+// NodeCertificate is a node's certificate that renews itself: it makes a new one from
+// the same key (so the same fingerprint) once less than a third of
+// [CertificateValidity] remains, or when the clock went back before the current one's
+// NotBefore. Use it in a process that may run longer than CertificateValidity and
+// serves TLS clients that check dates; alknet peers do not need it. Plug its methods
+// into a tls.Config (see [NodeCertificate.ServerConfig]). It is safe for concurrent
+// use.
+type NodeCertificate struct {
+	key ed25519.PrivateKey
+	now func() time.Time // time.Now; tests set another clock
+
+	mu   sync.Mutex
+	cert *tls.Certificate
+}
+
+// NewNodeCertificate makes key's first certificate.
+func NewNodeCertificate(key ed25519.PrivateKey) (*NodeCertificate, error) {
+	n := &NodeCertificate{key: key, now: time.Now}
+	if _, err := n.Certificate(); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// Certificate returns the current certificate, renewed first when it is due.
+func (n *NodeCertificate) Certificate() (*tls.Certificate, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	now := n.now()
+	if n.cert != nil {
+		leaf := n.cert.Leaf
+		if !now.Before(leaf.NotBefore) && now.Before(leaf.NotAfter.Add(-CertificateValidity/3)) {
+			return n.cert, nil
+		}
+	}
+	cert, err := certificateAt(n.key, now)
+	if err != nil {
+		return nil, err
+	}
+	n.cert = &cert
+	return n.cert, nil
+}
+
+// GetCertificate is Certificate as a tls.Config.GetCertificate.
+func (n *NodeCertificate) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return n.Certificate()
+}
+
+// GetClientCertificate is Certificate as a tls.Config.GetClientCertificate, for
+// clients that run long.
+func (n *NodeCertificate) GetClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	return n.Certificate()
+}
+
+// ServerConfig is [ServerConfig] serving n's certificate through GetCertificate, so
+// every handshake gets a current one. Leave Certificates empty: crypto/tls asks
+// GetCertificate only when Certificates is empty or the client sent a server name.
+func (n *NodeCertificate) ServerConfig() *tls.Config {
+	cfg := serverConfig()
+	cfg.GetCertificate = n.GetCertificate
+	return cfg
 }
 
 // BrowserCertificate returns a fresh self-signed ECDSA P-256 certificate (valid for
@@ -68,7 +169,7 @@ func BrowserCertificate() (tls.Certificate, error) {
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("browser certificate: %w", err)
 	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	serial, err := randomSerial()
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("browser certificate: %w", err)
 	}
@@ -101,16 +202,31 @@ func Fingerprint(key ed25519.PrivateKey) string {
 // ServerConfig returns the server TLS configuration for cert: client certificates are
 // requested but not required, and any certificate is accepted without CA checks (the
 // handshake still proves the client holds the certificate's key); the endpoint turns it
-// into a fingerprint and the peer list decides trust. TLS 1.2 is the minimum on TCP;
-// QUIC always uses TLS 1.3. The endpoint fills NextProtos from its registry.
+// into a fingerprint and the peer list decides trust. The endpoint fills NextProtos
+// from its registry.
+//
+// TLS 1.3 is the minimum, on TCP as on QUIC (which requires it). A caller that must
+// serve TLS 1.2 clients over TCP+TLS sets cfg.MinVersion = tls.VersionTLS12 on the
+// returned configuration; the endpoint keeps it for its TCP listeners (QUIC stays at
+// TLS 1.3).
+//
+// cert is served as it is, to its NotAfter and beyond; a process that runs longer than
+// [CertificateValidity] and serves clients that check dates uses
+// [NodeCertificate.ServerConfig] instead.
 //
 // This accept-any behaviour is for servers only: clients always verify (see
 // [ClientConfig]).
 func ServerConfig(cert tls.Certificate) *tls.Config {
+	cfg := serverConfig()
+	cfg.Certificates = []tls.Certificate{cert}
+	return cfg
+}
+
+// serverConfig is ServerConfig without a certificate.
+func serverConfig() *tls.Config {
 	return &tls.Config{
-		Certificates: []tls.Certificate{cert},
-		ClientAuth:   tls.RequestClientCert,
-		MinVersion:   tls.VersionTLS12,
+		ClientAuth: tls.RequestClientCert,
+		MinVersion: tls.VersionTLS13,
 	}
 }
 
@@ -144,7 +260,9 @@ type ClientOptions struct {
 	// Certificate is the client's identity, sent whenever the server asks. Optional.
 	Certificate *tls.Certificate
 	// Pin is the server's expected fingerprint ("ed25519:<hex>" or "SHA256:<hex>").
-	// Pinning ignores names and dates and also runs on resumed sessions.
+	// Pinning ignores names and dates (validity included: the fingerprint of a node
+	// certificate names its key, which outlives every certificate made from it) and
+	// also runs on resumed sessions.
 	Pin string
 	// ServerName enables CA verification of that host name when Pin is empty (and is
 	// sent as SNI in every mode when set).
@@ -161,10 +279,11 @@ type ClientOptions struct {
 
 // ClientConfig builds a client TLS configuration from opts. It fails with
 // [ErrNoServerVerification] unless the server is verified somehow: there is no option to
-// accept any server.
+// accept any server. TLS 1.3 is the minimum, as for [ServerConfig]; to reach a TLS
+// 1.2-only server, set MinVersion = tls.VersionTLS12 on the returned configuration.
 func ClientConfig(opts ClientOptions) (*tls.Config, error) {
 	cfg := &tls.Config{
-		MinVersion: tls.VersionTLS12,
+		MinVersion: tls.VersionTLS13,
 		NextProtos: slices.Clone(opts.NextProtos),
 		ServerName: opts.ServerName,
 		RootCAs:    opts.RootCAs,

@@ -2,6 +2,7 @@ package tlsconf_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -16,6 +17,7 @@ import (
 	"io"
 	"math/big"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -29,16 +31,21 @@ const testALPN = "alknet/test"
 
 func TestCertificate(t *testing.T) {
 	key := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{3}, ed25519.SeedSize))
+	before := time.Now()
 	c1, err := tlsconf.Certificate(key)
 	if err != nil {
 		t.Fatal(err)
 	}
+	after := time.Now()
 	c2, err := tlsconf.Certificate(key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c1.Certificate) != 1 || !bytes.Equal(c1.Certificate[0], c2.Certificate[0]) {
-		t.Error("Certificate is not deterministic for one key")
+	if len(c1.Certificate) != 1 || bytes.Equal(c1.Certificate[0], c2.Certificate[0]) {
+		t.Error("two certificates for one key are the same DER")
+	}
+	if c1.Leaf.SerialNumber.Cmp(c2.Leaf.SerialNumber) == 0 {
+		t.Errorf("two certificates for one key have the same serial %x", c1.Leaf.SerialNumber)
 	}
 	other, err := tlsconf.Certificate(newKey(t))
 	if err != nil {
@@ -60,6 +67,25 @@ func TestCertificate(t *testing.T) {
 	}
 	if leaf.Subject.CommonName != tlsconf.CertificateCommonName {
 		t.Errorf("subject CN %q, want %q", leaf.Subject.CommonName, tlsconf.CertificateCommonName)
+	}
+	if !slices.Equal(leaf.DNSNames, []string{tlsconf.CertificateCommonName}) || len(leaf.IPAddresses)+len(leaf.EmailAddresses)+len(leaf.URIs) != 0 {
+		t.Errorf("subjectAltName DNS %q IP %v email %q URI %v, want only DNS %q",
+			leaf.DNSNames, leaf.IPAddresses, leaf.EmailAddresses, leaf.URIs, tlsconf.CertificateCommonName)
+	}
+	for _, c := range []tls.Certificate{c1, c2} {
+		checkSerial(t, c.Leaf.SerialNumber)
+	}
+	// Valid from CertificateBackdate before its creation (whole seconds) for
+	// CertificateValidity.
+	earliest := before.Add(-tlsconf.CertificateBackdate).Add(-time.Second)
+	if leaf.NotBefore.Before(earliest) || leaf.NotBefore.After(after.Add(-tlsconf.CertificateBackdate)) {
+		t.Errorf("NotBefore %v, want %v before the time it was made (%v to %v)", leaf.NotBefore, tlsconf.CertificateBackdate, before, after)
+	}
+	if got := leaf.NotAfter.Sub(leaf.NotBefore); got != tlsconf.CertificateValidity {
+		t.Errorf("validity %v, want CertificateValidity %v", got, tlsconf.CertificateValidity)
+	}
+	if leaf.IsCA || !leaf.BasicConstraintsValid {
+		t.Errorf("IsCA %v, BasicConstraintsValid %v; want a leaf (false, true)", leaf.IsCA, leaf.BasicConstraintsValid)
 	}
 	if err := leaf.CheckSignature(leaf.SignatureAlgorithm, leaf.RawTBSCertificate, leaf.Signature); err != nil {
 		t.Errorf("certificate is not self-signed by the key: %v", err)
@@ -86,6 +112,188 @@ func TestCertificate(t *testing.T) {
 	}
 }
 
+// checkSerial checks that serial is positive, fits RFC 5280's 20 octets and is long
+// enough to hold 64 random bits (the CA/Browser Forum's minimum).
+func checkSerial(t *testing.T, serial *big.Int) {
+	t.Helper()
+	if serial.Sign() <= 0 {
+		t.Errorf("serial %v is not positive", serial)
+	}
+	// DER encodes a positive integer in BitLen/8+1 octets (a leading zero when the top
+	// bit is set).
+	if octets := serial.BitLen()/8 + 1; octets > 20 {
+		t.Errorf("serial %x is %d octets in DER, more than 20", serial, octets)
+	}
+	if serial.BitLen() < 64 {
+		t.Errorf("serial %x has %d bits, fewer than 64", serial, serial.BitLen())
+	}
+}
+
+// TestSerialsAreRandom checks that serial numbers do not repeat and that each of
+// their low 64 bits varies.
+func TestSerialsAreRandom(t *testing.T) {
+	key := newKey(t)
+	const n = 64
+	seen := make(map[string]bool)
+	var ones, zeros uint64
+	for range n {
+		c, err := tlsconf.Certificate(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sn := c.Leaf.SerialNumber
+		if seen[sn.String()] {
+			t.Fatalf("serial %x repeated", sn)
+		}
+		seen[sn.String()] = true
+		low := new(big.Int).And(sn, new(big.Int).SetUint64(^uint64(0))).Uint64()
+		ones |= low
+		zeros |= ^low
+	}
+	// A fixed bit among 64 random ones survives 64 draws with probability 2^-64 per bit.
+	if ones != ^uint64(0) || zeros != ^uint64(0) {
+		t.Errorf("low 64 serial bits never 1: %064b, never 0: %064b", ^ones, ^zeros)
+	}
+}
+
+// TestPinAcrossCertificates checks that the fingerprint names the key, not the
+// certificate: a pinned client reaches a server whatever certificate carries its key
+// (a new one at each start, an expired one, one not valid yet), and the server sees
+// the same fingerprint for every certificate of one client key.
+func TestPinAcrossCertificates(t *testing.T) {
+	serverKey, clientKey := newKey(t), newKey(t)
+	now := time.Now()
+	certsAt := func(key ed25519.PrivateKey) map[string]tls.Certificate {
+		t.Helper()
+		certs := make(map[string]tls.Certificate)
+		for name, at := range map[string]time.Time{
+			"now":          now,
+			"now again":    now,
+			"expired":      now.Add(-2 * tlsconf.CertificateValidity),
+			"not yet":      now.Add(tlsconf.CertificateValidity / 2),
+			"year 2000":    time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC),
+			"long expired": now.AddDate(-30, 0, 0),
+		} {
+			c, err := tlsconf.CertificateAt(key, at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			certs[name] = c
+		}
+		return certs
+	}
+	serverCerts, clientCerts := certsAt(serverKey), certsAt(clientKey)
+	if bytes.Equal(serverCerts["now"].Certificate[0], serverCerts["now again"].Certificate[0]) {
+		t.Fatal("two certificates made at once are the same; the test needs different ones")
+	}
+	serverFP, clientFP := tlsconf.Fingerprint(serverKey), tlsconf.Fingerprint(clientKey)
+	for name, sc := range serverCerts {
+		t.Run(name, func(t *testing.T) {
+			cfg := tlsconf.ServerConfig(sc)
+			cfg.NextProtos = []string{testALPN}
+			srv := startTLSServer(t, cfg)
+			cc := clientCerts[name]
+			client, err := tlsconf.ClientConfig(tlsconf.ClientOptions{Pin: serverFP, Certificate: &cc, NextProtos: []string{testALPN}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			conn, res, err := srv.dial(t, client)
+			if err != nil {
+				t.Fatalf("pinned handshake with the server's %s certificate: %v", name, err)
+			}
+			if got := core.FingerprintFromCert(conn.ConnectionState().PeerCertificates[0]); got != serverFP {
+				t.Errorf("client saw server fingerprint %q, want %q", got, serverFP)
+			}
+			if got := core.FingerprintFromCert(res.state.PeerCertificates[0]); got != clientFP {
+				t.Errorf("server saw client fingerprint %q, want %q", got, clientFP)
+			}
+		})
+	}
+}
+
+// TestNodeCertificateRenews checks that NodeCertificate keeps its certificate until a
+// third of CertificateValidity remains, then makes a new one from the same key, and
+// that a server using it serves the current one to pinned clients.
+func TestNodeCertificateRenews(t *testing.T) {
+	key := newKey(t)
+	fp := tlsconf.Fingerprint(key)
+	nc, err := tlsconf.NewNodeCertificate(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var clock atomic.Int64 // UnixNano of the fake now
+	start := time.Now()
+	clock.Store(start.UnixNano())
+	nc.SetClock(func() time.Time { return time.Unix(0, clock.Load()) })
+	set := func(d time.Duration) { clock.Store(start.Add(d).UnixNano()) }
+
+	first, err := nc.Certificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	current := func() *tls.Certificate {
+		t.Helper()
+		c, err := nc.GetCertificate(&tls.ClientHelloInfo{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cc, err := nc.GetClientCertificate(&tls.CertificateRequestInfo{}); err != nil || cc != c {
+			t.Fatalf("GetClientCertificate = %p, %v; want GetCertificate's %p", cc, err, c)
+		}
+		if got := core.FingerprintFromCert(c.Leaf); got != fp {
+			t.Fatalf("certificate fingerprint %q, want the key's %q", got, fp)
+		}
+		return c
+	}
+	due := tlsconf.CertificateValidity * 2 / 3 // after NotBefore, less backdating
+
+	set(due - tlsconf.CertificateBackdate - time.Minute)
+	if current() != first {
+		t.Error("certificate renewed before a third of its validity was left")
+	}
+	set(due)
+	renewed := current()
+	if renewed == first || renewed.Leaf.SerialNumber.Cmp(first.Leaf.SerialNumber) == 0 {
+		t.Fatal("certificate not renewed with a third of its validity left")
+	}
+	if want := start.Add(due - tlsconf.CertificateBackdate).Truncate(time.Second); !renewed.Leaf.NotBefore.Equal(want) {
+		t.Errorf("renewed NotBefore %v, want %v", renewed.Leaf.NotBefore, want)
+	}
+	if current() != renewed {
+		t.Error("the renewed certificate was renewed again at once")
+	}
+	// A clock set back before NotBefore gets a certificate valid now.
+	set(0)
+	if back := current(); back == renewed || !back.Leaf.NotBefore.Before(start) {
+		t.Errorf("after the clock went back: NotBefore %v, want before %v", back.Leaf.NotBefore, start)
+	}
+
+	// A server using it serves the current certificate.
+	cfg := nc.ServerConfig()
+	if len(cfg.Certificates) != 0 || cfg.GetCertificate == nil || cfg.MinVersion != tls.VersionTLS13 || cfg.ClientAuth != tls.RequestClientCert {
+		t.Fatalf("ServerConfig: %d Certificates, GetCertificate set %v, MinVersion %#x, ClientAuth %v",
+			len(cfg.Certificates), cfg.GetCertificate != nil, cfg.MinVersion, cfg.ClientAuth)
+	}
+	cfg.NextProtos = []string{testALPN}
+	srv := startTLSServer(t, cfg)
+	want := current()
+	client, err := tlsconf.ClientConfig(tlsconf.ClientOptions{Pin: fp, NextProtos: []string{testALPN}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, _, err := srv.dial(t, client)
+	if err != nil {
+		t.Fatalf("pinned handshake: %v", err)
+	}
+	if got := conn.ConnectionState().PeerCertificates[0]; !bytes.Equal(got.Raw, want.Leaf.Raw) {
+		t.Errorf("server presented serial %x, want the current %x", got.SerialNumber, want.Leaf.SerialNumber)
+	}
+
+	if _, err := tlsconf.NewNodeCertificate(key[:10]); !errors.Is(err, tlsconf.ErrInvalidKey) {
+		t.Errorf("NewNodeCertificate(short key) = %v, want ErrInvalidKey", err)
+	}
+}
+
 func TestServerConfig(t *testing.T) {
 	cert, err := tlsconf.Certificate(newKey(t))
 	if err != nil {
@@ -95,8 +303,8 @@ func TestServerConfig(t *testing.T) {
 	if cfg.ClientAuth != tls.RequestClientCert {
 		t.Errorf("ClientAuth = %v, want RequestClientCert", cfg.ClientAuth)
 	}
-	if cfg.MinVersion != tls.VersionTLS12 {
-		t.Errorf("MinVersion = %#x, want TLS 1.2", cfg.MinVersion)
+	if cfg.MinVersion != tls.VersionTLS13 {
+		t.Errorf("MinVersion = %#x, want TLS 1.3", cfg.MinVersion)
 	}
 	if len(cfg.Certificates) != 1 || !bytes.Equal(cfg.Certificates[0].Certificate[0], cert.Certificate[0]) {
 		t.Error("Certificates is not the given certificate")
@@ -154,8 +362,8 @@ func TestClientConfigOptions(t *testing.T) {
 			if cfg.InsecureSkipVerify && cfg.VerifyConnection == nil {
 				t.Error("accept-any client configuration")
 			}
-			if cfg.MinVersion != tls.VersionTLS12 {
-				t.Errorf("MinVersion = %#x, want TLS 1.2", cfg.MinVersion)
+			if cfg.MinVersion != tls.VersionTLS13 {
+				t.Errorf("MinVersion = %#x, want TLS 1.3", cfg.MinVersion)
 			}
 			if cfg.ServerName != tt.opts.ServerName {
 				t.Errorf("ServerName = %q, want %q", cfg.ServerName, tt.opts.ServerName)
@@ -282,18 +490,27 @@ func TestPinnedHandshake(t *testing.T) {
 		return "SHA256:" + hex.EncodeToString(sum[:])
 	}()
 
+	// A server that opted in to TLS 1.2.
+	tls12Server := func() *tlsServer {
+		cfg := tlsconf.ServerConfig(server.cert)
+		cfg.MinVersion = tls.VersionTLS12
+		cfg.NextProtos = []string{testALPN}
+		return startTLSServer(t, cfg)
+	}()
+
 	tests := []struct {
 		name       string
+		srv        *tlsServer // nil: srv
 		pin        string
 		clientCert *tls.Certificate
-		maxVersion uint16
+		maxVersion uint16 // also the client's MinVersion when set
 		wantErr    bool
 	}{
 		{name: "right pin, TLS 1.3, client certificate", pin: server.fp, clientCert: &client.cert},
-		{name: "right pin, TLS 1.2, client certificate", pin: server.fp, clientCert: &client.cert, maxVersion: tls.VersionTLS12},
+		{name: "right pin, TLS 1.2 opted in, client certificate", srv: tls12Server, pin: server.fp, clientCert: &client.cert, maxVersion: tls.VersionTLS12},
 		{name: "right pin, no client certificate", pin: server.fp},
 		{name: "wrong pin", pin: client.fp, clientCert: &client.cert, wantErr: true},
-		{name: "wrong pin, TLS 1.2", pin: client.fp, maxVersion: tls.VersionTLS12, wantErr: true},
+		{name: "wrong pin, TLS 1.2 opted in", srv: tls12Server, pin: client.fp, maxVersion: tls.VersionTLS12, wantErr: true},
 		// An Ed25519 certificate is fingerprinted by its key, never by its DER hash.
 		{name: "certificate hash of an Ed25519 certificate", pin: sha256OfCert, wantErr: true},
 	}
@@ -303,7 +520,10 @@ func TestPinnedHandshake(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cfg.MaxVersion = tt.maxVersion
+			if tt.maxVersion != 0 {
+				cfg.MinVersion, cfg.MaxVersion = tt.maxVersion, tt.maxVersion
+			}
+			srv := cmp.Or(tt.srv, srv)
 			conn, res, err := srv.dial(t, cfg)
 			if tt.wantErr {
 				if err == nil {
@@ -346,6 +566,42 @@ func TestPinnedHandshake(t *testing.T) {
 				t.Errorf("server saw client fingerprint %q, want %q", got, client.fp)
 			}
 		})
+	}
+}
+
+// TestTLS12RefusedByDefault checks that ServerConfig and ClientConfig both refuse
+// TLS 1.2 unless the caller lowers MinVersion.
+func TestTLS12RefusedByDefault(t *testing.T) {
+	server := newNode(t)
+	srv := nodeServer(t, server)
+	cfg, err := tlsconf.ClientConfig(tlsconf.ClientOptions{Pin: server.fp, NextProtos: []string{testALPN}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A TLS 1.2-only client is refused by the server.
+	old := cfg.Clone()
+	old.MinVersion, old.MaxVersion = tls.VersionTLS12, tls.VersionTLS12
+	if _, _, err := srv.dial(t, old); err == nil || !strings.Contains(err.Error(), "protocol version") {
+		t.Errorf("TLS 1.2-only client: %v, want a protocol version alert", err)
+	}
+
+	// The client refuses a TLS 1.2-only server.
+	sc := tlsconf.ServerConfig(server.cert)
+	sc.MaxVersion = tls.VersionTLS12
+	sc.MinVersion = tls.VersionTLS12
+	sc.NextProtos = []string{testALPN}
+	srv12 := startTLSServer(t, sc)
+	if _, _, err := srv12.dial(t, cfg); err == nil {
+		t.Error("the default client configuration reached a TLS 1.2-only server")
+	}
+	// Unless it opts in.
+	cfg.MinVersion = tls.VersionTLS12
+	conn, _, err := srv12.dial(t, cfg)
+	if err != nil {
+		t.Fatalf("client with MinVersion TLS 1.2 to a TLS 1.2 server: %v", err)
+	}
+	if v := conn.ConnectionState().Version; v != tls.VersionTLS12 {
+		t.Errorf("version %#x, want TLS 1.2", v)
 	}
 }
 

@@ -100,7 +100,7 @@ func (c *cli) copyStream(ctx context.Context, o *pipeOptions, conn *core.Connect
 		switch {
 		case r.stdin:
 			return fmt.Errorf("pipe: read stdin: %w", r.err)
-		case r.err != nil && rerr == nil:
+		case r.err != nil && rerr == nil && !closedNormally(ctx, r.err):
 			return c.pipeFailed(ctx, o, "send", r.err)
 		}
 	default:
@@ -108,10 +108,20 @@ func (c *cli) copyStream(ctx context.Context, o *pipeOptions, conn *core.Connect
 		// server is done, and so are we. (A goroutine blocked reading stdin ends with
 		// the process.)
 	}
-	if rerr != nil {
+	if rerr != nil && !closedNormally(ctx, rerr) {
 		return c.pipeFailed(ctx, o, "receive", rerr)
 	}
 	return nil
+}
+
+// closedNormally reports whether err is the server closing the connection normally
+// (code core.CloseNormal: its handler finished, or the node is shutting down). That is
+// the end of the pipe, not a failure, as when a TCP+TLS server closes its side (TCP
+// carries no close code). A close with any other code is a failure, and so is our own
+// close after an interrupt (ctx done).
+func closedNormally(ctx context.Context, err error) bool {
+	ce, ok := errors.AsType[*core.CloseError](err)
+	return ok && ce.Remote && ce.Code == core.CloseNormal && ctx.Err() == nil
 }
 
 // copyData copies src to dst until src reports EOF and tells a read failure from a
