@@ -28,6 +28,21 @@
 // operations indistinguishable from unknown ones, and CallErrors mapped to statuses by
 // StatusFor.
 //
+// # Hardening
+//
+// A Bearer token (header, WebSocket subprotocol, /mcp) that does not resolve is an
+// authentication attempt of its connection, logged with core.LogAuthFailure (the
+// token never; an API key's public prefix at most): after core.Limits.MaxAuthAttempts
+// failures the next credential presented is answered 429 and the connection closed.
+// Bodies and WebSocket messages are read incrementally against the connection's
+// memory budget (core.Connection.Budget; 503 or close 1008 when it has no room) and,
+// for a caller without an identity, capped at core.Limits.MaxAnonymousFrameBytes. A
+// body must arrive within Limits.BodyReadTimeout (408). The connection is marked busy
+// while a request runs, so the endpoint's idle timeout closes only connections idle
+// between requests. A WebSocket or /subscribe stream opened with a token that a
+// reload of the identities revokes is closed (1008 "credential revoked", or an
+// event: error FORBIDDEN). Config.NodeLimits passes the node's limits.
+//
 // # WebSocket
 //
 // GET /alknet/call upgrades an HTTP/1.1 request to a WebSocket that speaks the call
@@ -41,7 +56,9 @@
 // the decoy. A call.requested may carry its own auth_token, which replaces the
 // identity for that request. A text message closes the socket with 1002 "text
 // messages not supported", a binary message that is not an envelope with 1002
-// "invalid EventEnvelope", one over WebSocketConfig.MaxMessageBytes with 1009.
+// "invalid EventEnvelope", one over WebSocketConfig.MaxMessageBytes with 1009
+// "message exceeds <n> bytes", one the memory budget has no room for with 1008 and the
+// limit's name, and a revoked credential with 1008 "credential revoked".
 // Requests run concurrently; answers go out one message at a time. A browser is not
 // a peer: what it serves is reachable by the node only through its connection
 // (WebSocketConfig.OnConnect, or call.ConnFrom in a handler serving its request,

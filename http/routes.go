@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/alknet/alknet/call"
+	"github.com/alknet/alknet/core"
 )
 
 // reservedRoutes builds the routes that win over the embedder's: /healthz outside the
@@ -28,7 +29,7 @@ func (h *Handler) reservedRoutes() *http.ServeMux {
 		mux.Handle("GET "+WebSocketPath, h.bearer(h.ws))
 	}
 	if h.mcp != nil {
-		mux.Handle(MCPPath, h.bearer(h.mcp))
+		mux.Handle(MCPPath, h.bearer(h.budgeted(h.mcp)))
 	}
 	return mux
 }
@@ -76,24 +77,25 @@ func (h *Handler) serveSchema(w http.ResponseWriter, r *http.Request) {
 }
 
 // readCallRequest reads and parses a {"operation", "input"?} body; when ok is false it
-// has answered the request with the 400 or 413.
-func (h *Handler) readCallRequest(w http.ResponseWriter, r *http.Request) (op string, input json.RawMessage, ok bool) {
-	body, status, cerr := h.readBody(w, r)
-	if cerr != nil {
-		writeCallErrorStatus(w, cerr, status)
-		return "", nil, false
+// has answered the request with the 400, 408, 413 or 503. Call release when the
+// request is done (also when ok is false).
+func (h *Handler) readCallRequest(w http.ResponseWriter, r *http.Request) (op string, input json.RawMessage, release func(), ok bool) {
+	body, release, ok := h.readBody(w, r)
+	if !ok {
+		return "", nil, release, false
 	}
-	op, input, cerr = parseCallRequest(body)
+	op, input, cerr := parseCallRequest(body)
 	if cerr != nil {
 		writeCallErrorStatus(w, cerr, http.StatusBadRequest)
-		return "", nil, false
+		return "", nil, release, false
 	}
-	return op, input, true
+	return op, input, release, true
 }
 
 // serveCall answers POST /call {"operation", "input"?}.
 func (h *Handler) serveCall(w http.ResponseWriter, r *http.Request) {
-	op, input, ok := h.readCallRequest(w, r)
+	op, input, release, ok := h.readCallRequest(w, r)
+	defer release()
 	if !ok {
 		return
 	}
@@ -114,9 +116,9 @@ type batchItem struct {
 // A malformed item, an unknown and an Internal operation all answer an item with a
 // null request_id and an error, without dispatch.
 func (h *Handler) serveBatch(w http.ResponseWriter, r *http.Request) {
-	body, status, cerr := h.readBody(w, r)
-	if cerr != nil {
-		writeCallErrorStatus(w, cerr, status)
+	body, release, ok := h.readBody(w, r)
+	defer release()
+	if !ok {
 		return
 	}
 	var items []json.RawMessage
@@ -166,32 +168,82 @@ func (h *Handler) serveOpenAPI(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(doc)
 }
 
-// readBody reads a request body of at most MaxBodyBytes whose content type can be
-// JSON: application/json (or any +json type), none, text/plain, or
-// application/x-www-form-urlencoded (what `curl -d` sends). Anything else, or a read
-// failure, gives 400; a larger body gives 413 with an HTTP_413 CallError.
-func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int, *call.CallError) {
+// readBody reads a request body whose content type can be JSON: application/json (or
+// any +json type), none, text/plain, or application/x-www-form-urlencoded (what
+// `curl -d` sends). The body is read incrementally and held against the connection's
+// memory budget until release is called (when the request is done; release is never
+// nil). When ok is false readBody has answered: 400 for another content type or a
+// read failure, 413 (HTTP_413) for a body over bodyLimit, 503 (HTTP_503, retryable)
+// when the budget has no room, 408 (HTTP_408) when the body did not arrive within
+// Limits.BodyReadTimeout.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) (body []byte, release func(), ok bool) {
+	release = func() {}
 	if ct := r.Header.Get("Content-Type"); ct != "" && ct != "application/json" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || !jsonishMediaType(mt) {
-			return nil, http.StatusBadRequest, invalidBody("unsupported content type %q: send application/json", ct)
+			writeCallErrorStatus(w, invalidBody("unsupported content type %q: send application/json", ct), http.StatusBadRequest)
+			return nil, release, false
 		}
 	}
-	if r.ContentLength > h.limits.MaxBodyBytes {
-		return nil, http.StatusRequestEntityTooLarge, bodyTooLarge(h.limits.MaxBodyBytes)
+	st := connStateFrom(r.Context())
+	limit := h.bodyLimit(r, st)
+	if r.ContentLength > limit {
+		writeCallErrorStatus(w, bodyTooLarge(limit), http.StatusRequestEntityTooLarge)
+		return nil, release, false
 	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.limits.MaxBodyBytes))
-	if err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return nil, http.StatusRequestEntityTooLarge, bodyTooLarge(h.limits.MaxBodyBytes)
-		}
-		return nil, http.StatusBadRequest, invalidBody("request body could not be read")
+	res := st.budget().Reservation()
+	release = res.Release
+	chunk := h.chunks.get()
+	defer h.chunks.put(chunk)
+	b, err := readLimited(r.Body, limit, res, *chunk)
+	if err == nil {
+		return b, release, true
 	}
-	return b, 0, nil
+	res.Release()
+	switch be, isBudget := errors.AsType[*core.BudgetError](err); {
+	case errors.Is(err, errTooLarge):
+		writeCallErrorStatus(w, bodyTooLarge(limit), http.StatusRequestEntityTooLarge)
+	case isBudget:
+		writeCallErrorStatus(w, budgetExceeded("request body", be), http.StatusServiceUnavailable)
+	case errors.Is(err, ErrBodyReadTimeout):
+		// On HTTP/1.1 the rest of the body would be read as the next request.
+		w.Header().Set("Connection", "close")
+		writeCallErrorStatus(w, call.Errorf(HTTPCodePrefix+"408", "request body not received within %v", h.limits.BodyReadTimeout), http.StatusRequestTimeout)
+	default:
+		writeCallErrorStatus(w, invalidBody("request body could not be read"), http.StatusBadRequest)
+	}
+	return nil, release, false
+}
+
+// bodyLimit is the body cap of r: MaxBodyBytes, or at most the node's
+// MaxAnonymousFrameBytes for a caller with no identity, neither from its Bearer token
+// nor from the TLS handshake.
+func (h *Handler) bodyLimit(r *http.Request, st *connState) int64 {
+	limits := core.Limits{}.Effective()
+	identified := IdentityFrom(r.Context()) != nil
+	if st != nil {
+		limits = st.limits
+		identified = identified || st.identified
+	}
+	return limits.FrameLimit(identified, h.limits.MaxBodyBytes)
 }
 
 func bodyTooLarge(limit int64) *call.CallError {
 	return call.Errorf(HTTPCodePrefix+"413", "request body exceeds the limit of %d bytes", limit)
+}
+
+// budgetExceeded is the 503 answer to input the memory budget has no room for: a
+// retryable HTTP_503 whose message and details.limit name the limit, with
+// Retry-After: 1.
+func budgetExceeded(what string, be *core.BudgetError) *call.CallError {
+	e := call.Errorf(HTTPCodePrefix+"503", "%s not buffered: %v", what, be)
+	e.Retryable = true
+	e.Details, _ = json.Marshal(struct {
+		RetryAfter int    `json:"retry_after"`
+		Limit      string `json:"limit"`
+		Bytes      int64  `json:"limit_bytes"`
+	}{1, be.Scope, be.Limit})
+	return e
 }
 
 // jsonishMediaType reports whether a request of media type mt may carry a JSON body.

@@ -32,13 +32,30 @@ const (
 	DefaultReadHeaderTimeout       = 10 * time.Second
 	DefaultIdleTimeout             = 2 * time.Minute
 	DefaultSSEKeepAlive            = 15 * time.Second
+	DefaultBodyReadTimeout         = 30 * time.Second
 )
 
 // Limits bounds what one client can make the handler hold. Zero fields take the
 // defaults.
+//
+// The node's own limits (core.Limits, through Config.NodeLimits) apply on top: the
+// bodies of /call, /batch, /subscribe and /mcp and every WebSocket message are
+// buffered against the connection's memory budget (core.Connection.Budget: per
+// connection, per remote address, per node); a body or message from a caller without
+// an identity is capped at core.Limits.MaxAnonymousFrameBytes when MaxBodyBytes is
+// larger; failed Bearer tokens count against core.Limits.MaxAuthAttempts per
+// connection; and the endpoint closes a connection idle between requests after
+// core.Limits.IdleTimeout (30 s), before IdleTimeout below (2 min) would, but never
+// while a request runs (a long call, an SSE stream, a WebSocket).
 type Limits struct {
 	// MaxBodyBytes caps a request body (/call, /batch, /subscribe): larger bodies are
-	// answered 413 with an HTTP_413 CallError (DefaultMaxBodyBytes, 1 MiB).
+	// answered 413 with an HTTP_413 CallError (DefaultMaxBodyBytes, 1 MiB). A caller
+	// without an identity (no Bearer token that resolves, no known client
+	// certificate) gets the smaller of this and core.Limits.MaxAnonymousFrameBytes.
+	// The body is read incrementally, never allocated from its announced length, and
+	// held against the connection's memory budget until the request is done: a body
+	// the budget has no room for is answered 503 with a retryable HTTP_503 CallError
+	// naming the limit (details.limit) and Retry-After: 1.
 	MaxBodyBytes int64
 	// MaxBatchItems caps the calls in one /batch: more are answered 413 with an
 	// HTTP_413 CallError (DefaultMaxBatchItems, 100).
@@ -56,8 +73,18 @@ type Limits struct {
 	// ReadHeaderTimeout bounds reading a request's headers (DefaultReadHeaderTimeout).
 	ReadHeaderTimeout time.Duration
 	// IdleTimeout closes a connection (or QUIC stream) idle between requests
-	// (DefaultIdleTimeout).
+	// (DefaultIdleTimeout). On a node the endpoint's core.Limits.IdleTimeout (30 s by
+	// default) closes an idle connection first: the handler marks the connection busy
+	// only while a request runs.
 	IdleTimeout time.Duration
+	// BodyReadTimeout bounds reading a request body, on every route, from the moment
+	// the handler starts (DefaultBodyReadTimeout, 30 s): a client that stalls is
+	// answered 408 with an HTTP_408 CallError (on the gateway routes) and its
+	// connection closed (HTTP/1.1; on h2 only the stream ends). Reads after the body
+	// has ended are not bounded, so SSE streams and WebSockets live on. It needs a
+	// server whose ResponseWriter supports http.ResponseController.SetReadDeadline
+	// (net/http's does).
+	BodyReadTimeout time.Duration
 	// SSEKeepAlive is the interval of `: ping` comments on a quiet /subscribe stream
 	// (DefaultSSEKeepAlive).
 	SSEKeepAlive time.Duration
@@ -88,6 +115,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.SSEKeepAlive <= 0 {
 		l.SSEKeepAlive = DefaultSSEKeepAlive
+	}
+	if l.BodyReadTimeout <= 0 {
+		l.BodyReadTimeout = DefaultBodyReadTimeout
 	}
 	return l
 }
@@ -123,8 +153,18 @@ type Config struct {
 	WebSocket WebSocketConfig
 	// Limits bounds requests; zero fields take the defaults.
 	Limits Limits
-	// Logger receives connection-level errors at Debug; nil discards them. Request
-	// bodies, tokens and operation inputs are never logged.
+	// NodeLimits returns the node's live limits (on a node, the DynamicStore's
+	// Limits method, which the endpoint reads too); nil: core's defaults. Each
+	// connection reads them once, when it starts: MaxAuthAttempts (failed Bearer
+	// tokens per connection) and MaxAnonymousFrameBytes (the body and message cap of
+	// a caller without an identity). The memory budgets and the idle timeout are the
+	// endpoint's, on the core.Connection.
+	NodeLimits func() core.Limits
+	// Logger receives connection-level errors at Debug and the auth failure lines
+	// (core.LogAuthFailure: a failed Bearer token, a connection refused for too many
+	// attempts, a revoked credential) at Warn; nil discards them. Request bodies,
+	// tokens and operation inputs are never logged; an auth failure names an API
+	// key's public prefix at most.
 	Logger *slog.Logger
 }
 
@@ -148,7 +188,9 @@ type Handler struct {
 	bearer   func(http.Handler) http.Handler
 	decoy    http.Handler
 	limits   Limits
+	node     func() core.Limits // nil: core's defaults
 	logger   *slog.Logger
+	chunks   chunkPool // scratch buffers for reading bodies and messages
 }
 
 // ErrConfig is wrapped by the errors New returns for an invalid Config.
@@ -170,6 +212,7 @@ func New(cfg Config) (*Handler, error) {
 		routes: cfg.Routes,
 		decoy:  cfg.Decoy,
 		limits: cfg.Limits.withDefaults(),
+		node:   cfg.NodeLimits,
 		logger: cfg.Logger,
 	}
 	if h.alpn == "" {
@@ -184,7 +227,7 @@ func New(cfg Config) (*Handler, error) {
 	if h.logger == nil {
 		h.logger = slog.New(slog.DiscardHandler)
 	}
-	h.bearer = func(next http.Handler) http.Handler { return BearerAuth(h.gw.ResolveBearer, next) }
+	h.bearer = h.bearerLayer
 	if cfg.MCP != nil {
 		if h.mcp = cfg.MCP(h.gw); h.mcp == nil {
 			return nil, fmt.Errorf("%w: MCP returned a nil handler", ErrConfig)
@@ -212,7 +255,10 @@ func (h *Handler) Gateway() *Gateway { return h.gw }
 // ServeHTTP routes r: a reserved route, else an extra route, else the decoy. A path
 // that is not in canonical form (//x, /a/../b, a trailing slash) goes to the decoy
 // rather than to the mux's redirect, which would reveal the server.
+//
+// A request body is read under Limits.BodyReadTimeout, whatever route serves it.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r = h.bodyDeadline(w, r)
 	p := r.URL.Path
 	if p == "" || p[0] != '/' || path.Clean(p) != p {
 		h.decoy.ServeHTTP(w, r)
@@ -232,14 +278,34 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.decoy.ServeHTTP(w, r)
 }
 
-// ConnContext attaches per-connection state (the subscription limit) to a
-// connection's base context. Set it as http.Server.ConnContext when mounting the
-// Handler in your own server; without it, MaxSubscriptionsPerConn is not enforced
-// there. Handle does this itself. In your own server, WebSocket connections
-// (/alknet/call) do not end on Server.Shutdown, which does not track hijacked
-// connections: they end when the client leaves.
-func (h *Handler) ConnContext(ctx context.Context, _ net.Conn) context.Context {
-	return context.WithValue(ctx, connStateKey{}, &connState{maxSubs: int64(h.limits.MaxSubscriptionsPerConn)})
+// ConnContext attaches per-connection state (the subscription limit, the count of
+// failed Bearer tokens) to a connection's base context. Set it as
+// http.Server.ConnContext when mounting the Handler in your own server; without it,
+// MaxSubscriptionsPerConn and core.Limits.MaxAuthAttempts are not enforced there
+// (a connection that used up its attempts is answered 429 with Connection: close,
+// which closes an HTTP/1.1 connection and makes an h2 one go away). There is no
+// memory budget in your own server. Handle does this itself. In your own server,
+// WebSocket connections (/alknet/call) do not end on Server.Shutdown, which does not
+// track hijacked connections: they end when the client leaves.
+func (h *Handler) ConnContext(ctx context.Context, c net.Conn) context.Context {
+	limits := h.nodeLimits()
+	st := &connState{
+		maxSubs:  int64(h.limits.MaxSubscriptionsPerConn),
+		limits:   limits,
+		attempts: core.NewAuthAttempts(limits.MaxAuthAttempts),
+	}
+	if c != nil {
+		st.remote = c.RemoteAddr()
+	}
+	return context.WithValue(ctx, connStateKey{}, st)
+}
+
+// nodeLimits returns the node's effective limits now.
+func (h *Handler) nodeLimits() core.Limits {
+	if h.node == nil {
+		return core.Limits{}.Effective()
+	}
+	return h.node().Effective()
 }
 
 // connStateKey is the context key of a connection's *connState.
@@ -251,6 +317,28 @@ type connState struct {
 	maxSubs int64
 	// shutdown is done when the node begins shutting down: open subscriptions end.
 	shutdown context.Context
+	// conn is the core connection served (nil in an embedder's server); its Budget
+	// holds buffered bodies and messages.
+	conn *core.Connection
+	// alpn is the connection's protocol, for auth failure lines ("" in an
+	// embedder's server: read from the request).
+	alpn   string
+	remote net.Addr
+	// identified reports an identity from the TLS handshake (a known client
+	// certificate).
+	identified bool
+	// limits are the node's effective limits when the connection started.
+	limits   core.Limits
+	attempts *core.AuthAttempts
+}
+
+// budget returns the connection's memory budget; nil (no limit) without a core
+// connection.
+func (s *connState) budget() *core.Budget {
+	if s == nil || s.conn == nil {
+		return nil
+	}
+	return s.conn.Budget()
 }
 
 // acquireSub takes one subscription slot; false when the connection is at its limit.
@@ -282,7 +370,21 @@ func (h *Handler) Handle(ctx context.Context, conn *core.Connection, auth core.A
 	}
 	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
-	state := &connState{maxSubs: int64(h.limits.MaxSubscriptionsPerConn), shutdown: ctx}
+	limits := h.nodeLimits()
+	alpn := auth.ALPN
+	if alpn == "" {
+		alpn = conn.RemoteALPN()
+	}
+	state := &connState{
+		maxSubs:    int64(h.limits.MaxSubscriptionsPerConn),
+		shutdown:   ctx,
+		conn:       conn,
+		alpn:       alpn,
+		remote:     conn.RemoteAddr(),
+		identified: auth.Identity != nil,
+		limits:     limits,
+		attempts:   core.NewAuthAttempts(limits.MaxAuthAttempts),
+	}
 	base = context.WithValue(base, connStateKey{}, state)
 
 	ln := newStreamListener(conn.LocalAddr())
@@ -297,6 +399,10 @@ func (h *Handler) Handle(ctx context.Context, conn *core.Connection, auth core.A
 				return
 			}
 			defer requests.done()
+			// The endpoint's idle timeout does not close the connection while a
+			// request runs (a long call, an SSE stream, a WebSocket for its whole
+			// life), only between requests.
+			defer conn.Busy()()
 			h.ServeHTTP(w, r)
 		}),
 		Protocols: &protocols,

@@ -16,11 +16,15 @@ import (
 // Events: status 200 and text/event-stream even for errors, one `data:` event per
 // output, and on failure one `event: error` whose data is the CallError, after which
 // the stream ends. A Query or Mutation answers INVALID_OPERATION_TYPE, an unknown or
-// Internal operation NOT_FOUND. The client leaving cancels the subscription's handler.
+// Internal operation NOT_FOUND. The client leaving cancels the subscription's handler,
+// and so does a reload of the identities that revokes (or changes) the Bearer token
+// the stream was opened with: it ends with a FORBIDDEN "credential revoked" (or
+// "credential changed") error event.
 // Body errors (before the stream starts) and the per-connection subscription limit
 // are answered as JSON CallErrors with their status.
 func (h *Handler) serveSubscribe(w http.ResponseWriter, r *http.Request) {
-	op, input, ok := h.readCallRequest(w, r)
+	op, input, release, ok := h.readCallRequest(w, r)
+	defer release()
 	if !ok {
 		return
 	}
@@ -49,8 +53,28 @@ func (h *Handler) serveSubscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	stopPing := sw.keepAlive(ctx, h.limits.SSEKeepAlive)
-	_, err := h.gw.InvokeStream(ctx, IdentityFrom(ctx), op, input, sw.data)
+	// The Bearer token is re-checked at every reload of the identities: revoked (or
+	// changed), the stream ends with a FORBIDDEN error event.
+	id := IdentityFrom(ctx)
+	var tok []byte
+	if id != nil {
+		tok, _ = BearerToken(r.Header)
+	}
+	var ended string // read after stopWatch
+	stopWatch := h.watchCredential(ctx, tok, id, func(reason string) {
+		ended = reason
+		if reason == reasonRevoked {
+			h.logAuthFailure(r, tokenPeer(tok), reasonRevoked)
+		}
+		cancel()
+	})
+	_, err := h.gw.InvokeStream(ctx, id, op, input, sw.data)
+	stopWatch()
+	clear(tok)
 	stopPing()
+	if ended != "" {
+		err = call.NewCallError(call.CodeForbidden, ended)
+	}
 	if err != nil && r.Context().Err() == nil {
 		if werr := sw.event("error", err); werr != nil {
 			h.logger.LogAttrs(ctx, slog.LevelDebug, "subscription error not delivered", errAttr(werr))

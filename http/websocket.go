@@ -53,7 +53,14 @@ type WebSocketConfig struct {
 	// Disable makes /alknet/call the decoy, like any unknown path.
 	Disable bool
 	// MaxMessageBytes is the read limit of one message; a larger one closes the
-	// connection with 1009 (message too big) (DefaultWSMaxMessageBytes).
+	// connection with 1009 (message too big) and the reason "message exceeds <n>
+	// bytes" (DefaultWSMaxMessageBytes). A message is read incrementally and held
+	// against the connection's memory budget (core.Connection.Budget) until it is
+	// decoded and handed to the dispatcher; one the budget has no room for closes the
+	// connection with 1008 (policy violation) and a reason naming the limit. The
+	// node's MaxAnonymousFrameBytes does not apply: the socket proved an identity at
+	// the upgrade (a Bearer header or subprotocol token), which is the identity that
+	// counts, whatever the TLS handshake resolved.
 	MaxMessageBytes int64
 	// WriteTimeout bounds writing one message; a client that does not read for that
 	// long is disconnected (DefaultWSWriteTimeout).
@@ -74,11 +81,11 @@ type WebSocketConfig struct {
 
 // wsServer serves WebSocketPath.
 type wsServer struct {
-	cfg     WebSocketConfig
-	d       *call.Dispatcher
-	resolve func([]byte) *core.Identity
-	decoy   http.Handler
-	logger  *slog.Logger
+	h      *Handler
+	cfg    WebSocketConfig
+	d      *call.Dispatcher
+	decoy  http.Handler
+	logger *slog.Logger
 }
 
 // newWSServer builds the WebSocket route of h; nil when it is disabled.
@@ -107,6 +114,7 @@ func newWSServer(h *Handler, cfg WebSocketConfig) (*wsServer, error) {
 		cfg.WriteTimeout = DefaultWSWriteTimeout
 	}
 	return &wsServer{
+		h:   h,
 		cfg: cfg,
 		d: &call.Dispatcher{
 			Registry:       h.gw.Registry,
@@ -118,13 +126,13 @@ func newWSServer(h *Handler, cfg WebSocketConfig) (*wsServer, error) {
 			OverlayOnly:    true, // a browser is not a peer
 			Logger:         h.logger,
 		},
-		resolve: h.gw.ResolveBearer,
-		decoy:   h.decoy,
-		logger:  h.logger,
+		decoy:  h.decoy,
+		logger: h.logger,
 	}, nil
 }
 
-// Close reasons of the WebSocket path (status 1002, protocol error).
+// Close reasons of the WebSocket path (status 1002, protocol error). A revoked or
+// changed credential closes with 1008 and reasonRevoked or reasonChanged.
 const (
 	wsReasonText     = "text messages not supported"
 	wsReasonEnvelope = "invalid EventEnvelope"
@@ -139,35 +147,58 @@ func (s *wsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.decoy.ServeHTTP(w, r)
 		return
 	}
+	// tok is the credential the socket authenticated with, kept (and wiped when the
+	// socket closes) to re-check it at every reload of the identities.
+	var tok []byte
 	id := IdentityFrom(r.Context())
-	if id == nil {
-		id = s.subprotocolIdentity(r.Header)
+	if id != nil {
+		tok, _ = BearerToken(r.Header)
+	} else if t, presented := subprotocolToken(r.Header); presented {
+		var ok bool
+		if id, ok = s.h.authenticate(w, r, t, reasonBadSubprotocol); !ok {
+			clear(t)
+			return
+		}
+		tok = t
 	}
 	if id == nil {
+		clear(tok)
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusUnauthorized)
 		_, _ = io.WriteString(w, "401 Unauthorized")
 		return
 	}
+	// No read deadline may outlive the upgrade (BodyReadTimeout arms one only for
+	// requests with a body; this one has none, but a client may say otherwise).
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		Subprotocols:    []string{WebSocketSubprotocol},
 		OriginPatterns:  s.cfg.OriginPatterns,
 		CompressionMode: websocket.CompressionDisabled,
 	})
 	if err != nil {
+		clear(tok)
 		// Accept has answered (400, 403 or 426).
 		s.logger.Debug("websocket: upgrade refused", "err", err)
 		return
 	}
-	s.serve(r.Context(), ws, id)
+	s.serve(r, ws, id, tok)
 }
 
-// serve runs one upgraded connection. ctx is the request's context, which lives
-// until serve returns.
-func (s *wsServer) serve(ctx context.Context, ws *websocket.Conn, id *core.Identity) {
-	ws.SetReadLimit(s.cfg.MaxMessageBytes)
+// serve runs one upgraded connection of request r, whose context lives until serve
+// returns. tok (nil for none) is the credential that resolved to id; serve wipes it.
+func (s *wsServer) serve(r *http.Request, ws *websocket.Conn, id *core.Identity, tok []byte) {
+	ctx := r.Context()
+	st := connStateFrom(ctx)
+	// The socket proved an identity at the upgrade, so the node's anonymous cap
+	// (core.Limits.FrameLimit(false, …)) does not apply: MaxMessageBytes does.
+	limit := s.cfg.MaxMessageBytes
+	// readLoop stops at limit+1 bytes and closes with its own reason; the library's
+	// limit (one byte further) is only a backstop.
+	ws.SetReadLimit(limit + 1)
+
 	// Node shutdown (Handle's context) says goodbye with 1001.
-	if st := connStateFrom(ctx); st != nil && st.shutdown != nil {
+	if st != nil && st.shutdown != nil {
 		stop := context.AfterFunc(st.shutdown, func() {
 			_ = ws.Close(websocket.StatusGoingAway, "server shutting down")
 		})
@@ -184,7 +215,20 @@ func (s *wsServer) serve(ctx context.Context, ws *websocket.Conn, id *core.Ident
 		hooks.Go(func() { s.cfg.OnConnect(cctx, c) })
 	}
 
-	status, reason := s.readLoop(cctx, ws, c)
+	// The credential is re-checked at every reload: revoked (or changed), the socket
+	// closes with 1008.
+	stopWatch := s.h.watchCredential(cctx, tok, id, func(reason string) {
+		if reason == reasonRevoked {
+			s.h.logAuthFailure(r, tokenPeer(tok), reasonRevoked)
+		} else {
+			s.logger.Debug("websocket: closing, credential changed", "identity", id.ID)
+		}
+		_ = ws.Close(websocket.StatusPolicyViolation, reason)
+	})
+
+	status, reason := s.readLoop(cctx, ws, c, limit, st.budget())
+	stopWatch()
+	clear(tok)
 	// Pending calls fail with INTERNAL "connection closed", in-flight handlers are
 	// cancelled and the overlay is dropped before the socket goes.
 	_ = c.Close()
@@ -288,46 +332,65 @@ func (w *wsWriter) stop() {
 
 // readLoop feeds received envelopes to c until the client closes, the connection
 // fails or a message breaks the protocol; it returns the close status to send (0:
-// none, the connection is already gone).
-func (s *wsServer) readLoop(ctx context.Context, ws *websocket.Conn, c *call.Conn) (websocket.StatusCode, string) {
+// none, the connection is already gone). A message is read incrementally, at most
+// limit bytes, each byte reserved in budget before it is buffered, and released once
+// the message is decoded and handed to c.
+func (s *wsServer) readLoop(ctx context.Context, ws *websocket.Conn, c *call.Conn, limit int64, budget *core.Budget) (websocket.StatusCode, string) {
+	res := budget.Reservation()
 	for {
-		typ, data, err := ws.Read(ctx)
+		typ, r, err := ws.Reader(ctx)
 		if err != nil {
 			var ce websocket.CloseError
-			if errors.As(err, &ce) {
-				return 0, ""
+			if !errors.As(err, &ce) {
+				s.logger.Debug("websocket: read ended", "err", err)
 			}
-			s.logger.Debug("websocket: read ended", "err", err)
 			return 0, ""
 		}
 		if typ != websocket.MessageBinary {
 			return websocket.StatusProtocolError, wsReasonText
 		}
+		chunk := s.h.chunks.get()
+		data, err := readLimited(r, limit, res, *chunk)
+		s.h.chunks.put(chunk)
+		if err != nil {
+			res.Release()
+			if errors.Is(err, errTooLarge) {
+				return websocket.StatusMessageTooBig, fmt.Sprintf("message exceeds %d bytes", limit)
+			}
+			if be, ok := errors.AsType[*core.BudgetError](err); ok {
+				return websocket.StatusPolicyViolation, be.Error()
+			}
+			s.logger.Debug("websocket: read ended", "err", err)
+			return 0, ""
+		}
 		env, err := call.DecodeEnvelope(data)
 		if err != nil {
+			res.Release()
 			return websocket.StatusProtocolError, wsReasonEnvelope
 		}
 		c.HandleEnvelope(ctx, env)
+		res.Release()
 	}
 }
 
-// subprotocolIdentity resolves the token of an "alknet.bearer.<token>" subprotocol;
-// nil when there is none (or several) or it does not resolve.
-func (s *wsServer) subprotocolIdentity(h http.Header) *core.Identity {
-	var token string
+// subprotocolToken returns the token of the "alknet.bearer.<token>" subprotocol:
+// presented is true when any is offered, token is nil unless exactly one is and its
+// token is an RFC 9110 token.
+func subprotocolToken(h http.Header) (token []byte, presented bool) {
+	var tok string
 	found := 0
 	for _, v := range h.Values("Sec-WebSocket-Protocol") {
 		for p := range strings.SplitSeq(v, ",") {
 			if t, ok := strings.CutPrefix(strings.TrimSpace(p), WebSocketBearerPrefix); ok {
-				token = t
+				tok = t
 				found++
 			}
 		}
 	}
-	if found != 1 || !isHTTPToken(token) {
-		return nil
+	if found != 1 || !isHTTPToken(tok) {
+		return nil, found > 0
 	}
-	return s.resolve([]byte(token))
+	return []byte(tok), true
 }
 
 // isWebSocketUpgrade reports whether h asks for a WebSocket upgrade (RFC 6455 §4.1:

@@ -611,7 +611,7 @@ func TestWebSocketNoIdentityIs401(t *testing.T) {
 		{"no token", "", nil},
 		{"bogus bearer", "", []string{"Authorization", "Bearer " + wstTokBogus}},
 		{"bearer with another scheme", "", []string{"Authorization", "Basic " + wstTokAlice}},
-		{"lowercase bearer scheme", "", []string{"Authorization", "bearer " + wstTokAlice}},
+		{"lowercase bearer scheme, bogus token", "", []string{"Authorization", "bearer " + wstTokBogus}},
 		{"bogus subprotocol token", "", []string{"Sec-WebSocket-Protocol", "alknet.call, " + WebSocketBearerPrefix + wstTokBogus}},
 		{"empty subprotocol token", "", []string{"Sec-WebSocket-Protocol", "alknet.call, " + WebSocketBearerPrefix}},
 		{"two bearer subprotocols", "", []string{"Sec-WebSocket-Protocol", "alknet.call, " + WebSocketBearerPrefix + wstTokAlice + ", " + WebSocketBearerPrefix + wstTokAlice}},
@@ -628,7 +628,10 @@ func TestWebSocketNoIdentityIs401(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			status, header, body := wstHandshake(t, srv.Client(), base+tt.query, tt.headers...)
+			// A connection of its own: failed tokens count per connection.
+			tr := srv.Client().Transport.(*http.Transport).Clone()
+			defer tr.CloseIdleConnections()
+			status, header, body := wstHandshake(t, &http.Client{Transport: tr}, base+tt.query, tt.headers...)
 			if status != http.StatusUnauthorized || string(body) != "401 Unauthorized" {
 				t.Fatalf("status %d body %q, want 401 %q", status, body, "401 Unauthorized")
 			}
