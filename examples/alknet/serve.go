@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -123,7 +124,9 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	case id.created:
 		log.Info("created node identity", slog.String("key", id.keyPath), slog.String("fingerprint", fp))
 	}
-	cert, err := tlsconf.Certificate(id.key)
+	// The node's certificate is made from its key at start and renewed from the same key
+	// before it expires (tlsconf.CertificateValidity), so the fingerprint never changes.
+	nodeCert, err := tlsconf.NewNodeCertificate(id.key)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -166,15 +169,21 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 			reloaders = append(reloaders, r)
 		}
 	}
-	tlsCfg := tlsconf.ServerConfig(cert)
+	tlsCfg := nodeCert.ServerConfig()
 	if o.demoPage {
-		// After the node's certificate, which every client that accepts Ed25519 (all
-		// alknet clients) still gets; browsers get this one.
+		// Every client that accepts Ed25519 (all alknet clients) still gets the node's
+		// certificate; browsers, which do not, get this one.
 		web, err := tlsconf.BrowserCertificate()
 		if err != nil {
 			return fmt.Errorf("serve: %w", err)
 		}
-		tlsCfg.Certificates = append(tlsCfg.Certificates, web)
+		tlsCfg.GetCertificate = func(chi *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			c, err := nodeCert.Certificate()
+			if err != nil || chi.SupportsCertificate(c) == nil {
+				return c, err
+			}
+			return &web, nil
+		}
 	}
 	ep, err := endpoint.New(reg, endpoint.Config{
 		TLS:          tlsCfg,
