@@ -122,7 +122,7 @@ type fileAPIKey struct {
 // Keys the schema allows in each table, spelled exactly (the decoder itself matches
 // field names case-insensitively).
 var (
-	limitsKeys  = []string{"max_connections", "max_connections_per_ip", "handshake_timeout", "max_auth_attempts", "per_ip_exempt", "ipv6_prefix_len",
+	limitsKeys = []string{"max_connections", "max_connections_per_ip", "handshake_timeout", "max_auth_attempts", "per_ip_exempt", "ipv6_prefix_len",
 		"idle_timeout", "max_buffered_bytes", "max_buffered_bytes_per_ip", "max_buffered_bytes_per_conn", "max_anonymous_frame_bytes"}
 	peerKeys    = []string{"id", "fingerprints", "token_hash", "scopes", "enabled", "resources", "display_name"}
 	apiKeyKeys  = []string{"prefix", "hash", "scopes", "expires_at", "description"}
