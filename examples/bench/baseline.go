@@ -39,12 +39,12 @@ type baselineServer struct {
 }
 
 // baselineServerTLS has the settings of tlsconf.ServerConfig: the same certificate,
-// client certificates requested (not verified), TLS 1.2 minimum.
+// client certificates requested (not verified), TLS 1.3 minimum.
 func baselineServerTLS(cert tls.Certificate) *tls.Config {
 	return &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		ClientAuth:   tls.RequestClientCert,
-		MinVersion:   tls.VersionTLS12,
+		MinVersion:   tls.VersionTLS13,
 		NextProtos:   []string{echo.ALPN, sinkALPN},
 	}
 }
@@ -52,7 +52,7 @@ func baselineServerTLS(cert tls.Certificate) *tls.Config {
 // baselineClientTLS presents cert and pins the server's Ed25519 key.
 func baselineClientTLS(cert tls.Certificate, serverKey ed25519.PublicKey, alpn string) *tls.Config {
 	return &tls.Config{
-		MinVersion: tls.VersionTLS12,
+		MinVersion: tls.VersionTLS13,
 		NextProtos: []string{alpn},
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			return &cert, nil
