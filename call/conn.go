@@ -8,10 +8,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/quic-go/quic-go"
 
 	"github.com/alknet/alknet/core"
 )
@@ -48,7 +51,18 @@ type Dispatcher struct {
 	Registry *Registry
 	// Identities resolves a request's auth_token; when it resolves, that identity
 	// replaces the connection identity for that request only. A token that does not
-	// resolve falls back silently to the connection identity. Nil: tokens are ignored.
+	// resolve falls back to the connection identity (call.md §2.3), counts as a failed
+	// attempt and is logged as an auth failure (core.LogAuthFailure; the token never
+	// is): once Limits().MaxAuthAttempts attempts of a connection failed, its next
+	// token, right or wrong, closes it (core.CloseAuthRequired, "too many
+	// authentication attempts"). Nil: tokens are ignored.
+	//
+	// On the accepting side it must be the provider the endpoint resolved the
+	// connection with: when it implements core.ReloadNotifier (a
+	// core.ConfigIdentityProvider does), a connection with an identity is re-checked
+	// after every reload, and one whose certificate no longer resolves to the same
+	// identity (peer disabled or removed) is closed (core.CloseAuthRequired,
+	// "credential revoked").
 	Identities core.IdentityProvider
 	// Ownership answers the resource-ownership part of access control. May be nil.
 	Ownership core.OwnershipProvider
@@ -56,7 +70,9 @@ type Dispatcher struct {
 	// DefaultCallTimeout).
 	DefaultTimeout time.Duration
 	// MaxFrameSize bounds one frame on byte streams, read and write (0: MaxFrameSize;
-	// larger values are clamped to it).
+	// larger values are clamped to it). A connection Handle accepts without an identity
+	// reads frames of at most Limits().MaxAnonymousFrameBytes (1 MiB by default), see
+	// InboundFrameLimit.
 	MaxFrameSize int
 	// MaxInflight bounds the inbound requests running at once on one connection
 	// (0: DefaultMaxInflight; < 0: unlimited).
@@ -84,6 +100,26 @@ type Dispatcher struct {
 	// Logger receives debug and error lines; nil discards them. Tokens, inputs and
 	// outputs are never logged.
 	Logger *slog.Logger
+	// Limits returns the live limits (the assembly passes (*core.DynamicStore).Limits),
+	// read when a connection starts: MaxAnonymousFrameBytes and MaxAuthAttempts. Nil
+	// means core's defaults. The memory budget of a connection is the endpoint's
+	// (core.Connection.Budget): frame bodies are reserved in it as they are read, and a
+	// request's bytes stay reserved until it has been answered.
+	Limits func() core.Limits
+}
+
+func (d *Dispatcher) limits() core.Limits {
+	if d.Limits == nil {
+		return core.Limits{}.Effective()
+	}
+	return d.Limits().Effective()
+}
+
+// InboundFrameLimit returns the cap on one inbound frame (or message) of a connection
+// whose identity is id: MaxFrameSize, lowered to Limits().MaxAnonymousFrameBytes when id
+// is nil. Handle applies it; a message transport applies it to its messages.
+func (d *Dispatcher) InboundFrameLimit(id *core.Identity) int {
+	return int(d.limits().FrameLimit(id != nil, int64(d.maxFrame())))
 }
 
 func (d *Dispatcher) timeout() time.Duration {
@@ -136,16 +172,46 @@ func (d *Dispatcher) ALPN() string { return ALPN }
 
 // Handle serves one accepted connection until it closes or ctx is cancelled; it
 // implements core.Handler. The connection identity is auth.Identity.
+//
+// A connection without an identity reads frames of at most InboundFrameLimit(nil);
+// every frame body is reserved in the connection's memory budget (conn.Budget()) as it
+// is read. A frame over either limit resets its QUIC stream (application error code 5,
+// core.CloseLimitExceeded) or, on a single-stream connection, closes the connection
+// with that code and a reason naming the limit. While a request, a subscription or an
+// outgoing call runs — and for the whole life of a connection with an identity — the
+// connection is marked busy (conn.Busy), so the endpoint's idle timeout closes only
+// anonymous connections with nothing to do.
+//
+// Handle returns nil when the connection ended normally. It returns the error that
+// ended it when this side closed it — a protocol violation or limit on a single stream
+// (wrapping ErrFrameInvalid, ErrEnvelopeInvalid or core.ErrBudgetExceeded), too many
+// authentication attempts or a revoked credential (both wrapping core.ErrAuthRequired)
+// — and otherwise the first protocol violation of one of its QUIC streams, so the
+// endpoint's connection line reports it.
 func (d *Dispatcher) Handle(ctx context.Context, conn *core.Connection, auth core.AuthContext) error {
-	c := d.newConn(ctx, auth.Identity)
+	lim := d.limits()
+	c := d.newConn(ctx, auth.Identity, lim)
 	c.streams = conn
+	c.frameMax = int(lim.FrameLimit(auth.Identity != nil, int64(d.maxFrame())))
+	c.budget = conn.Budget()
+	c.remote = auth.RemoteAddr
+	c.endpointLogs = true
+	if auth.Identity != nil {
+		// A peer may sit quietly on its connection, and this side may call it: busy
+		// for its whole life (so its requests need no marks of their own).
+		done := conn.Busy()
+		defer done()
+		defer c.watchRevocation(auth)()
+	} else {
+		c.busy = conn.Busy
+	}
 	var fs *frameStream
 	if conn.SingleStream() {
 		s, err := conn.AcceptBi(ctx)
 		if err != nil {
 			c.shutdown(err)
 			c.wg.Wait()
-			return nil
+			return c.handleErr() // a credential revoked before the stream came
 		}
 		fs = c.newFrameStream(s, true)
 		fs.startWriter()
@@ -166,16 +232,62 @@ func (d *Dispatcher) Handle(ctx context.Context, conn *core.Connection, auth cor
 		c.shutdown(ctx.Err())
 	}
 	c.wg.Wait()
-	return nil
+	return c.handleErr()
+}
+
+// watchRevocation closes the connection when a reload of d.Identities stops resolving
+// the client certificate to the connection's identity; it returns the func that ends
+// the watch. It watches nothing when d.Identities does not report reloads.
+func (c *Conn) watchRevocation(auth core.AuthContext) (stop func()) {
+	idp := c.d.Identities
+	if _, ok := idp.(core.ReloadNotifier); !ok || auth.TLSClientFingerprint == "" {
+		return func() {}
+	}
+	fp, want := auth.TLSClientFingerprint, auth.Identity.ID
+	still := func() bool {
+		id, ok := idp.ResolveFromFingerprint(fp)
+		return ok && id.ID == want
+	}
+	revoke := func() {
+		c.closeWith(core.CloseAuthRequired, reasonRevoked, fmt.Errorf("%w: %s", core.ErrAuthRequired, reasonRevoked))
+	}
+	// A reload between the endpoint's resolution and this check counts too.
+	if !still() {
+		revoke()
+		return func() {}
+	}
+	return core.WatchRevocation(c.ctx, idp, still, revoke)
+}
+
+// Close reasons of connections this side ends (never carrying a secret).
+const (
+	reasonRevoked         = "credential revoked"
+	reasonTooManyAttempts = "too many authentication attempts"
+)
+
+// handleErr is what Handle returns: why this side ended the connection, or the first
+// protocol violation of one of its streams, or nil.
+func (c *Conn) handleErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.endErr != nil {
+		return c.endErr
+	}
+	return c.streamErr
 }
 
 // Serve starts serving conn, a connection this side dialled, and returns at once: the
 // returned Conn makes calls to the peer and answers the peer's calls from d.Registry.
 // id is the peer's identity as this side sees it (for example the identity its pinned
-// fingerprint resolves to), or nil. ctx bounds the whole connection.
+// fingerprint resolves to), or nil. ctx bounds the whole connection. Frames are read
+// up to MaxFrameSize whatever id is (this side chose the peer), within conn's budget
+// when it has one.
 func (d *Dispatcher) Serve(ctx context.Context, conn *core.Connection, id *core.Identity) (*Conn, error) {
-	c := d.newConn(ctx, id)
+	c := d.newConn(ctx, id, d.limits())
 	c.streams = conn
+	c.budget = conn.Budget()
+	c.remote = conn.RemoteAddr()
+	c.busy = conn.Busy
 	if conn.SingleStream() {
 		s, err := conn.OpenBi(ctx)
 		if err != nil {
@@ -199,13 +311,62 @@ func (d *Dispatcher) Serve(ctx context.Context, conn *core.Connection, id *core.
 	return c, nil
 }
 
+// MessageOption configures a Conn made by NewMessageConn.
+type MessageOption func(*messageOptions)
+
+type messageOptions struct {
+	remote   net.Addr
+	attempts *core.AuthAttempts
+	close    func(code uint32, reason string)
+	busy     func() (done func())
+}
+
+// WithRemoteAddr gives the transport's remote address, for the auth-failure log lines.
+func WithRemoteAddr(addr net.Addr) MessageOption {
+	return func(o *messageOptions) { o.remote = addr }
+}
+
+// WithAuthAttempts counts the connection's failed auth_tokens in a, which the transport
+// may share with its own credential checks (a Bearer header, a subprotocol token).
+// Without it the Conn counts in a fresh one allowing Limits().MaxAuthAttempts failures.
+func WithAuthAttempts(a *core.AuthAttempts) MessageOption {
+	return func(o *messageOptions) { o.attempts = a }
+}
+
+// WithClose sets how the Conn closes its transport when it ends the connection itself:
+// too many authentication attempts (core.CloseAuthRequired, "too many authentication
+// attempts"), or Conn.CloseWithError. It is called at most once, possibly from inside
+// HandleEnvelope, and must not block (a WebSocket server, say, closes with status 1008
+// and the reason from another goroutine, or cancels its read loop's context).
+func WithClose(close func(code uint32, reason string)) MessageOption {
+	return func(o *messageOptions) { o.close = close }
+}
+
+// WithBusy marks the transport busy while a request, a subscription or an outgoing call
+// runs (busy is called when the first starts, its done when the last ends), as
+// core.Connection.Busy does for the endpoint's idle timeout.
+func WithBusy(busy func() (done func())) MessageOption {
+	return func(o *messageOptions) { o.busy = busy }
+}
+
 // NewMessageConn returns a Conn over a message transport such as WebSocket, where one
 // message carries one envelope: the transport feeds every received envelope to
-// HandleEnvelope and send delivers outgoing ones (send is never called concurrently).
-// id is the connection identity. Close the Conn when the transport closes.
-func (d *Dispatcher) NewMessageConn(ctx context.Context, id *core.Identity, send func(context.Context, Envelope) error) *Conn {
-	c := d.newConn(ctx, id)
+// HandleEnvelope (or HandleEnvelopeReserved) and send delivers outgoing ones (send is
+// never called concurrently). id is the connection identity. Close the Conn when the
+// transport closes; watch Done for the Conn ending by itself (see WithClose).
+func (d *Dispatcher) NewMessageConn(ctx context.Context, id *core.Identity, send func(context.Context, Envelope) error, opts ...MessageOption) *Conn {
+	var o messageOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	c := d.newConn(ctx, id, d.limits())
 	c.shared = &messageSink{fn: send}
+	c.remote = o.remote
+	if o.attempts != nil {
+		c.auth = o.attempts
+	}
+	c.closer = o.close
+	c.busy = o.busy
 	c.run(func() {
 		select {
 		case <-c.done:
@@ -234,17 +395,33 @@ type Conn struct {
 
 	wg sync.WaitGroup // the transport's loops, waited for by Close and Handle
 
-	mu       sync.Mutex
-	inbound  map[string]*inboundReq
-	pending  map[string]*pendingCall
-	overlay  *Registry
-	idle     []*frameStream // reusable call streams (QUIC), guarded by mu
-	closed   bool
-	closeErr error
-	done     chan struct{}
+	mu        sync.Mutex
+	inbound   map[string]*inboundReq
+	pending   map[string]*pendingCall
+	overlay   *Registry
+	idle      []*frameStream // reusable call streams (QUIC), guarded by mu
+	closed    bool
+	closeErr  error
+	endErr    error // why this side ended the connection (Handle's result)
+	streamErr error // the first protocol violation of a stream
+	done      chan struct{}
+
+	frameMax     int                              // the cap on an inbound frame
+	budget       *core.Budget                     // inbound frame bodies are reserved here (nil: none)
+	remote       net.Addr                         // for auth-failure lines; may be nil
+	endpointLogs bool                             // Handle: the endpoint logs the auth failure that ends the connection
+	closer       func(code uint32, reason string) // message transports: closes the transport
+
+	authMu sync.Mutex // serialises token checks, so no more than the limit fail
+	auth   *core.AuthAttempts
+
+	busy     func() (done func()) // marks the transport busy; nil: no idle timeout
+	busyMu   sync.Mutex
+	busyN    int    // requests, subscriptions and outgoing calls running
+	busyDone func() // ends the busy mark taken when busyN became 1
 }
 
-func (d *Dispatcher) newConn(ctx context.Context, id *core.Identity) *Conn {
+func (d *Dispatcher) newConn(ctx context.Context, id *core.Identity, lim core.Limits) *Conn {
 	base := d.Registry
 	if base == nil {
 		base = NewBareRegistry()
@@ -258,6 +435,8 @@ func (d *Dispatcher) newConn(ctx context.Context, id *core.Identity) *Conn {
 		pending:  make(map[string]*pendingCall),
 		overlay:  NewBareRegistry(),
 		done:     make(chan struct{}),
+		frameMax: d.maxFrame(),
+		auth:     core.NewAuthAttempts(lim.MaxAuthAttempts),
 	}
 	c.ctx, c.cancel = context.WithCancelCause(context.WithValue(ctx, connKey{}, c))
 	return c
@@ -284,7 +463,10 @@ func (c *Conn) Identity() *core.Identity { return c.identity }
 // Done is closed once the connection has ended and every pending call has failed.
 func (c *Conn) Done() <-chan struct{} { return c.done }
 
-// Err returns why the connection ended (nil while it is open).
+// Err returns why the connection ended (nil while it is open). When this side ended it
+// (CloseWithError, too many authentication attempts, a revoked credential, a protocol
+// violation on a single stream) it is a *core.CloseError with the code and reason sent,
+// wrapping the cause.
 func (c *Conn) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -331,6 +513,75 @@ func (c *Conn) Close() error {
 	}
 	c.wg.Wait()
 	return nil
+}
+
+// CloseWithError ends the connection at once, closing its transport with code and
+// reason (see the core.Close constants; on QUIC the peer receives them; a message
+// transport gets them through WithClose): inbound handlers are cancelled and pending
+// calls fail as with Close, but queued frames are not flushed. Err then reports a
+// *core.CloseError with code and reason. The reason must not carry a secret. Use it to
+// end a connection whose credential was revoked (core.CloseAuthRequired, "credential
+// revoked"), say.
+func (c *Conn) CloseWithError(code uint32, reason string) error {
+	c.closeWith(code, reason, &core.CloseError{Code: code, Reason: reason})
+	c.wg.Wait()
+	return nil
+}
+
+// closeWith ends the connection with a close code and reason; cause is what Handle
+// returns.
+func (c *Conn) closeWith(code uint32, reason string, cause error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if c.endErr == nil {
+		c.endErr = cause
+	}
+	c.mu.Unlock()
+	// The code goes out before shutdown closes the transport normally.
+	if c.streams != nil {
+		c.streams.Close(code, reason)
+	}
+	if c.closer != nil {
+		c.closer(code, reason)
+	}
+	c.shutdown(&core.CloseError{Code: code, Reason: reason, Err: cause})
+}
+
+// noteViolation records the first protocol violation of a stream.
+func (c *Conn) noteViolation(err error) {
+	c.mu.Lock()
+	if c.streamErr == nil {
+		c.streamErr = err
+	}
+	c.mu.Unlock()
+}
+
+// hold marks the connection busy for one more request, subscription or outgoing call;
+// unhold ends one.
+func (c *Conn) hold() {
+	if c.busy == nil {
+		return
+	}
+	c.busyMu.Lock()
+	if c.busyN++; c.busyN == 1 {
+		c.busyDone = c.busy()
+	}
+	c.busyMu.Unlock()
+}
+
+func (c *Conn) unhold() {
+	if c.busy == nil {
+		return
+	}
+	c.busyMu.Lock()
+	if c.busyN--; c.busyN == 0 {
+		c.busyDone()
+		c.busyDone = nil
+	}
+	c.busyMu.Unlock()
 }
 
 // shutdown marks the connection closed once: it cancels inbound handlers, fails every
@@ -588,6 +839,22 @@ func (f *frameStream) close() {
 	})
 }
 
+// streamCanceler is a QUIC stream, which can be reset with an application error code.
+type streamCanceler interface {
+	CancelRead(quic.StreamErrorCode)
+	CancelWrite(quic.StreamErrorCode)
+}
+
+// reset resets both directions of a QUIC stream with code (other streams are just
+// closed) and closes it.
+func (f *frameStream) reset(code uint32) {
+	if sc, ok := f.s.(streamCanceler); ok {
+		sc.CancelRead(quic.StreamErrorCode(code))
+		sc.CancelWrite(quic.StreamErrorCode(code))
+	}
+	f.close()
+}
+
 // addActive counts an inbound request that will answer on f.
 func (f *frameStream) addActive() {
 	f.mu.Lock()
@@ -661,15 +928,11 @@ func (c *Conn) acceptLoop() {
 // It returns the error that ended reading.
 func (c *Conn) readLoop(fs *frameStream) error {
 	for {
-		env, err := ReadFrame(fs.s, c.d.maxFrame())
+		env, n, err := ReadFrameBudget(fs.s, c.frameMax, c.budget)
 		if err != nil {
 			clean := errors.Is(err, ErrClosed) && errors.Is(err, io.EOF)
 			if !clean {
-				c.log.Debug("call: stream dropped", "err", err)
-				fs.close()
-				if fs.shared {
-					c.shutdown(err)
-				}
+				c.dropStream(fs, err)
 			} else if fs.shared {
 				// The peer half-closed the connection: nothing more will answer this
 				// side's calls, but its running requests still get their answers.
@@ -689,25 +952,75 @@ func (c *Conn) readLoop(fs *frameStream) error {
 			fs.peerFinished()
 			return err
 		}
-		c.route(fs, env)
+		c.route(fs, env, held{c.budget, n})
 	}
 }
+
+// dropStream ends a stream whose reading failed with err. A frame over a limit (its
+// length, or a memory budget) resets a QUIC stream with code core.CloseLimitExceeded
+// and closes a single-stream connection with that code and a reason naming the limit;
+// other protocol violations close the stream (a single-stream connection: the
+// connection). Violations are recorded for Handle's result.
+func (c *Conn) dropStream(fs *frameStream, err error) {
+	limit := errors.Is(err, core.ErrBudgetExceeded) || errors.Is(err, ErrFrameTooLarge)
+	violation := limit || errors.Is(err, ErrFrameInvalid) || errors.Is(err, ErrEnvelopeInvalid)
+	c.log.Debug("call: stream dropped", "err", err)
+	if violation {
+		c.noteViolation(err)
+	}
+	switch {
+	case fs.shared && limit:
+		reason := err.Error()
+		if be, ok := errors.AsType[*core.BudgetError](err); ok {
+			reason = be.Error()
+		}
+		c.closeWith(core.CloseLimitExceeded, reason, err)
+	case fs.shared && violation:
+		c.closeWith(core.CloseInternalError, err.Error(), err)
+	case fs.shared:
+		fs.close()
+		c.shutdown(err)
+	case limit:
+		fs.reset(core.CloseLimitExceeded)
+	default:
+		fs.close()
+	}
+}
+
+// held is a number of bytes reserved in a budget for one received envelope.
+type held struct {
+	b *core.Budget
+	n int64
+}
+
+func (h held) release() { h.b.Release(h.n) }
 
 // HandleEnvelope routes one envelope received on a message transport (see
 // NewMessageConn). Requests start their handlers in their own goroutines; it never
 // blocks on a handler.
 func (c *Conn) HandleEnvelope(ctx context.Context, env Envelope) {
-	if c.shared == nil {
-		return
-	}
-	c.route(c.shared, env)
+	c.HandleEnvelopeReserved(ctx, env, nil, 0)
 }
 
-// route dispatches one envelope that arrived on s.
-func (c *Conn) route(s sink, env Envelope) {
+// HandleEnvelopeReserved is HandleEnvelope for an envelope whose buffer the transport
+// reserved in b (n bytes, as a message of that size was read): the Conn releases them
+// once it is done with the envelope — for a request, once it has been answered, so a
+// peer cannot hold more memory in running requests than its budget.
+func (c *Conn) HandleEnvelopeReserved(ctx context.Context, env Envelope, b *core.Budget, n int64) {
+	if c.shared == nil {
+		b.Release(n)
+		return
+	}
+	c.route(c.shared, env, held{b, n})
+}
+
+// route dispatches one envelope that arrived on s; h is released when the envelope is
+// done with.
+func (c *Conn) route(s sink, env Envelope, h held) {
 	switch env.Type {
 	case EvRequested:
-		c.handleRequest(s, env)
+		c.handleRequest(s, env, h)
+		return
 	case EvAborted:
 		c.handleAbort(env.ID)
 	case EvResponded, EvCompleted, EvError:
@@ -715,6 +1028,7 @@ func (c *Conn) route(s sink, env Envelope) {
 	default:
 		c.log.Debug("call: unknown envelope type ignored", "type", env.Type)
 	}
+	h.release()
 }
 
 // inboundReq is one request of the peer running on this side.
@@ -723,10 +1037,14 @@ type inboundReq struct {
 	aborted bool // by call.aborted (guarded by Conn.mu)
 }
 
-// handleRequest starts the peer's request in its own goroutine.
-func (c *Conn) handleRequest(s sink, env Envelope) {
+// handleRequest starts the peer's request in its own goroutine. It resolves the
+// request's auth_token first, in the reading goroutine, so that the connection's
+// attempt limit holds however many requests arrive at once. h is released once the
+// request has been answered.
+func (c *Conn) handleRequest(s sink, env Envelope, h held) {
 	ctx := c.ctx
 	reply := func(e Envelope) {
+		h.release()
 		if err := s.send(ctx, e); err != nil {
 			c.log.Debug("call: reply not sent", "id", e.ID, "err", err)
 		}
@@ -741,6 +1059,24 @@ func (c *Conn) handleRequest(s sink, env Envelope) {
 		return
 	}
 	name := req.OperationName()
+	if len(name) > MaxNameLen {
+		clear(req.AuthToken)
+		reply(NewErrorEnvelope(env.ID, Errorf(CodeInvalidInput, "invalid request: operation name of %d bytes exceeds the limit of %d bytes", len(name), MaxNameLen)))
+		return
+	}
+	identity := c.identity
+	if len(req.AuthToken) > 0 {
+		tid, err := c.resolveToken(req.AuthToken)
+		clear(req.AuthToken)
+		if err != nil {
+			h.release()
+			c.authExhausted(err)
+			return
+		}
+		if tid != nil {
+			identity = tid
+		}
+	}
 	reg, _ := c.registry().Lookup(name)
 	stream := reg != nil && reg.Spec.Type == Subscription
 
@@ -758,6 +1094,7 @@ func (c *Conn) handleRequest(s sink, env Envelope) {
 	case c.closed:
 		c.mu.Unlock()
 		cancel()
+		h.release()
 		return
 	case c.inbound[env.ID] != nil:
 		c.mu.Unlock()
@@ -774,6 +1111,7 @@ func (c *Conn) handleRequest(s sink, env Envelope) {
 	}
 	c.inbound[env.ID] = in
 	c.mu.Unlock()
+	c.hold()
 
 	fs, _ := s.(*frameStream)
 	if fs != nil {
@@ -782,15 +1120,16 @@ func (c *Conn) handleRequest(s sink, env Envelope) {
 	// Requests are not in c.wg: Close and Handle do not wait for a handler that
 	// ignores its context (its answer is dropped once the connection is gone).
 	go func() {
-		// release frees the request's id and in-flight slot; it runs before the
-		// final answer is written, so a caller that waits for each answer before
-		// sending the next request never finds the slot still taken.
+		// release frees the request's id, in-flight slot and memory; it runs before
+		// the final answer is written, so a caller that waits for each answer before
+		// sending the next request never finds them still taken.
 		var once sync.Once
 		release := func() {
 			once.Do(func() {
 				c.mu.Lock()
 				delete(c.inbound, env.ID)
 				c.mu.Unlock()
+				h.release()
 			})
 		}
 		defer func() {
@@ -799,24 +1138,64 @@ func (c *Conn) handleRequest(s sink, env Envelope) {
 			if fs != nil {
 				fs.doneActive()
 			}
+			c.unhold()
 		}()
-		c.serveRequest(rctx, s, env.ID, req, reg, in, release)
+		c.serveRequest(rctx, s, env.ID, req, identity, reg, in, release)
 	}()
 }
 
-// serveRequest runs one inbound request and writes its answer unless it was aborted.
-func (c *Conn) serveRequest(ctx context.Context, s sink, id string, req RequestPayload, reg *Registration, in *inboundReq, release func()) {
-	identity := c.identity
-	if len(req.AuthToken) > 0 {
-		if c.d.Identities != nil {
-			if tid, ok := c.d.Identities.ResolveFromToken(core.AuthToken{Raw: req.AuthToken}); ok {
-				identity = tid
-			} else {
-				c.log.Debug("call: auth_token did not resolve; using the connection identity", "id", id)
-			}
-		}
-		clear(req.AuthToken)
+// resolveToken resolves a request's auth_token under the connection's attempt limit:
+// the token's identity, or nil (the connection identity applies) when it does not
+// resolve — a failed attempt, logged — or no provider is set. It returns an error
+// wrapping core.ErrTooManyAuthAttempts when the connection has no attempt left.
+func (c *Conn) resolveToken(tok []byte) (*core.Identity, error) {
+	if c.d.Identities == nil {
+		return nil, nil
 	}
+	c.authMu.Lock()
+	defer c.authMu.Unlock()
+	if err := c.auth.Allow(); err != nil {
+		return nil, err
+	}
+	if id, ok := c.d.Identities.ResolveFromToken(core.AuthToken{Raw: tok}); ok {
+		return id, nil
+	}
+	c.auth.Fail()
+	core.LogAuthFailure(c.ctx, c.log, core.AuthFailure{ALPN: ALPN, Remote: c.remote, Peer: tokenPeer(tok), Reason: "invalid auth_token"})
+	return nil, nil
+}
+
+// tokenPeer is what an auth-failure line names for a token: its API-key prefix
+// ("alk_" and four more characters of the key alphabet), public by design, or "-".
+func tokenPeer(tok []byte) string {
+	if len(tok) < core.APIKeyPrefixLen || string(tok[:len(core.APIKeyPrefix)]) != core.APIKeyPrefix {
+		return "-"
+	}
+	for _, b := range tok[len(core.APIKeyPrefix):core.APIKeyPrefixLen] {
+		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_') {
+			return "-"
+		}
+	}
+	return string(tok[:core.APIKeyPrefixLen])
+}
+
+// authExhausted closes a connection that presented a token after using up its
+// attempts. Under Handle the endpoint writes the auth-failure line from Handle's
+// error; elsewhere the Conn writes it.
+func (c *Conn) authExhausted(err error) {
+	if !c.endpointLogs {
+		peer := "-"
+		if c.identity != nil {
+			peer = c.identity.ID
+		}
+		core.LogAuthFailure(c.ctx, c.log, core.AuthFailure{ALPN: ALPN, Remote: c.remote, Peer: peer, Reason: err.Error()})
+	}
+	c.closeWith(core.CloseAuthRequired, reasonTooManyAttempts, fmt.Errorf("%w: %w", core.ErrAuthRequired, err))
+}
+
+// serveRequest runs one inbound request for identity and writes its answer unless it
+// was aborted.
+func (c *Conn) serveRequest(ctx context.Context, s sink, id string, req RequestPayload, identity *core.Identity, reg *Registration, in *inboundReq, release func()) {
 	oc := NewRootContext(id, identity, req.ForwardedFor, reg, c.rootEnv(), c.d.Ownership)
 	name := req.OperationName()
 	input := req.Input
@@ -1009,8 +1388,9 @@ type pendingCall struct {
 	events chan json.RawMessage // subscriptions: outputs in order
 	result chan callResult      // the terminal outcome, buffered 1
 
-	once sync.Once
-	quit chan struct{} // closed by finish, unblocks a delivery waiting for room
+	once   sync.Once
+	quit   chan struct{} // closed by finish, unblocks a delivery waiting for room
+	unhold func()        // ends the busy mark of the call (set once it is registered)
 }
 
 func newPending(id string, sub bool, buf int) *pendingCall {
@@ -1026,6 +1406,9 @@ func (p *pendingCall) finish(r callResult) {
 	p.once.Do(func() {
 		p.result <- r
 		close(p.quit)
+		if p.unhold != nil {
+			p.unhold()
+		}
 		if p.stream != nil && !p.stream.reusable {
 			p.stream.close()
 		}
@@ -1245,15 +1628,20 @@ func (c *Conn) start(ctx context.Context, op string, in any, sub bool, opts []Ca
 		}
 		p.stream = c.newFrameStream(s, false)
 	}
+	// Busy from before the call is registered until finish, which may run as soon as
+	// it is.
+	c.hold()
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
+		c.unhold()
 		if p.stream != nil {
 			p.stream.close()
 		}
 		return nil, ErrConnectionClosed()
 	}
 	c.pending[id] = p
+	p.unhold = c.unhold
 	c.mu.Unlock()
 
 	switch {

@@ -304,7 +304,9 @@ func TestEngineCancelDuringBlockedRequestWrite(t *testing.T) {
 				}
 				return nil, ctx.Err()
 			}))}
-			p := engNewPair(t, mode, srv, &Dispatcher{}, nil, nil)
+			// An identified client: an anonymous one may not send frames above
+			// core.Limits.MaxAnonymousFrameBytes (1 MiB).
+			p := engNewPair(t, mode, srv, &Dispatcher{}, &core.Identity{ID: "client"}, nil)
 			release := p.wire.holdServerReads()
 			released := false
 			defer func() {

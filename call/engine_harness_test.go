@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quic-go/quic-go"
+
 	"github.com/alknet/alknet/core"
 	"github.com/alknet/alknet/core/coretest"
 	"github.com/alknet/alknet/core/endpoint"
@@ -318,6 +320,19 @@ func (s *engTapStream) SetDeadline(t time.Time) error {
 	return core.NetConn(s.BiStream, nil, nil).SetDeadline(t)
 }
 
+// CancelRead and CancelWrite forward a QUIC stream reset.
+func (s *engTapStream) CancelRead(code quic.StreamErrorCode) {
+	if c, ok := s.BiStream.(interface{ CancelRead(quic.StreamErrorCode) }); ok {
+		c.CancelRead(code)
+	}
+}
+
+func (s *engTapStream) CancelWrite(code quic.StreamErrorCode) {
+	if c, ok := s.BiStream.(interface{ CancelWrite(quic.StreamErrorCode) }); ok {
+		c.CancelWrite(code)
+	}
+}
+
 // Read counts the end of reading (once per stream).
 func (s *engTapStream) Read(p []byte) (int, error) {
 	if s.dir == fromServer {
@@ -339,10 +354,16 @@ type engTapSource struct {
 	dir  engDir
 }
 
-// engTap returns conn with every frame it writes recorded in w as written by dir.
+// engTap returns conn with every frame it writes recorded in w as written by dir; the
+// tapped connection keeps conn's memory budget and idle timeout.
 func engTap(conn *core.Connection, w *engWire, dir engDir) *core.Connection {
-	return core.NewConnection(&engTapSource{conn: conn, w: w, dir: dir}, conn.RemoteALPN())
+	tc := core.NewConnection(&engTapSource{conn: conn, w: w, dir: dir}, conn.RemoteALPN())
+	tc.SetBudget(conn.Budget())
+	return tc
 }
+
+// Busy forwards to the tapped connection.
+func (s *engTapSource) Busy() func() { return s.conn.Busy() }
 
 func (s *engTapSource) wrap(st core.BiStream) core.BiStream {
 	return &engTapStream{BiStream: st, w: s.w, dir: s.dir}

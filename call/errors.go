@@ -115,8 +115,13 @@ func ParseHTTPStatusCode(code string) (int, bool) {
 }
 
 // ErrNotFound returns the NOT_FOUND error of an unknown operation (also used for an
-// Internal operation called from the wire): "operation not found: <name>".
+// Internal operation called from the wire): "operation not found: <name>". A name longer
+// than [MaxNameLen], which no operation can have, is not echoed: the message gives its
+// length.
 func ErrNotFound(name string) *CallError {
+	if len(name) > MaxNameLen {
+		return Errorf(CodeNotFound, "operation not found: a name of %d bytes (longer than %d)", len(name), MaxNameLen)
+	}
 	return NewCallError(CodeNotFound, "operation not found: "+name)
 }
 

@@ -53,6 +53,10 @@ var (
 	// ErrFrameInvalid reports a frame length of zero or above the limit. After it the
 	// stream is out of sync and must be closed.
 	ErrFrameInvalid = errors.New("call: invalid frame")
+	// ErrFrameTooLarge reports a frame length above the limit; errors that wrap it also
+	// wrap [ErrFrameInvalid]. The engine treats it as a limit, like a memory budget
+	// ([core.ErrBudgetExceeded]), rather than as garbage.
+	ErrFrameTooLarge = errors.New("call: frame too large")
 	// ErrClosed reports a stream that ended: a clean EOF before a frame (the error also
 	// wraps io.EOF) or inside one (it also wraps io.ErrUnexpectedEOF).
 	ErrClosed = errors.New("call: stream closed")
@@ -86,65 +90,112 @@ var errCleanEOF = fmt.Errorf("%w: %w", ErrClosed, io.EOF)
 // and decodes its envelope with [DecodeEnvelope]'s rules. max is the body limit:
 // max <= 0 means [MaxFrameSize], and a max above MaxFrameSize is clamped to it.
 //
-// The length is checked before anything is allocated for the body: 0 or more than max
-// gives an error wrapping [ErrFrameInvalid]. EOF before the first byte gives an error
-// wrapping [ErrClosed] and io.EOF; EOF inside the prefix or the body (a truncated frame)
-// one wrapping ErrClosed and io.ErrUnexpectedEOF. Any other read error is returned
-// wrapped, so that a transport error (a QUIC stream reset) stays reachable with
-// errors.Is and errors.As. A body that is not a valid envelope gives an error wrapping
-// [ErrEnvelopeInvalid]. After any error the stream is out of sync and must be closed.
+// The length is checked before anything is allocated for the body: 0 gives an error
+// wrapping [ErrFrameInvalid], more than max one wrapping ErrFrameInvalid and
+// [ErrFrameTooLarge]. EOF before the first byte gives an error wrapping [ErrClosed] and
+// io.EOF; EOF inside the prefix or the body (a truncated frame) one wrapping ErrClosed
+// and io.ErrUnexpectedEOF. Any other read error is returned wrapped, so that a
+// transport error (a QUIC stream reset) stays reachable with errors.Is and errors.As.
+// A body that is not a valid envelope gives an error wrapping [ErrEnvelopeInvalid].
+// After any error the stream is out of sync and must be closed.
 //
 // The returned Payload is owned by the caller.
 func ReadFrame(r io.Reader, max int) (Envelope, error) {
+	env, _, err := ReadFrameBudget(r, max, nil)
+	return env, err
+}
+
+// ReadFrameBudget is [ReadFrame] counting the body's buffer against a memory budget: the
+// buffer starts small (64 KiB at most) and doubles as bytes arrive, never beyond the
+// announced length, and each allocation is reserved in b first — so a peer that
+// announces a large frame and sends little holds, and is charged for, about what it
+// sent. It returns the bytes reserved for the envelope (its buffer, which Payload
+// shares); the caller releases them with b.Release once it is done with the envelope.
+// On any error nothing stays reserved.
+//
+// A reservation that b refuses gives an error wrapping the budget's
+// [*core.BudgetError] (and so [core.ErrBudgetExceeded]), whose text names the limit.
+// A nil b has no limit and reserves nothing; ReadFrameBudget then allocates like
+// ReadFrame.
+func ReadFrameBudget(r io.Reader, max int, b *core.Budget) (env Envelope, reserved int64, err error) {
 	limit := frameLimit(max)
 	var prefix [4]byte
 	if _, err := io.ReadFull(r, prefix[:]); err != nil {
 		switch {
 		case err == io.EOF:
-			return Envelope{}, errCleanEOF
+			return Envelope{}, 0, errCleanEOF
 		case errors.Is(err, io.ErrUnexpectedEOF):
-			return Envelope{}, fmt.Errorf("%w: truncated frame length: %w", ErrClosed, io.ErrUnexpectedEOF)
+			return Envelope{}, 0, fmt.Errorf("%w: truncated frame length: %w", ErrClosed, io.ErrUnexpectedEOF)
 		}
-		return Envelope{}, fmt.Errorf("call: read frame length: %w", err)
+		return Envelope{}, 0, fmt.Errorf("call: read frame length: %w", err)
 	}
 	n := binary.BigEndian.Uint32(prefix[:])
 	if n == 0 {
-		return Envelope{}, fmt.Errorf("%w: zero-length frame", ErrFrameInvalid)
+		return Envelope{}, 0, fmt.Errorf("%w: zero-length frame", ErrFrameInvalid)
 	}
 	if uint64(n) > uint64(limit) {
-		return Envelope{}, fmt.Errorf("%w: frame length %d exceeds the limit of %d bytes", ErrFrameInvalid, n, limit)
+		return Envelope{}, 0, &frameSizeError{fmt.Sprintf("%v: frame length %d exceeds the limit of %d bytes", ErrFrameInvalid, n, limit)}
 	}
-	body, err := readBody(r, int(n))
+	body, err := readBody(r, int(n), b)
 	if err != nil {
-		return Envelope{}, err
+		return Envelope{}, 0, err
 	}
-	return decodeEnvelope(body, false)
+	reserved = int64(cap(body))
+	if b == nil {
+		reserved = 0
+	}
+	env, err = decodeEnvelope(body, false)
+	if err != nil {
+		b.Release(reserved)
+		return Envelope{}, 0, err
+	}
+	return env, reserved, nil
 }
 
-// readBody reads exactly n bytes.
-func readBody(r io.Reader, n int) ([]byte, error) {
-	var b []byte
-	if n <= frameExactAlloc {
-		b = make([]byte, 0, n)
-	} else {
-		b = make([]byte, 0, frameExactAlloc)
+// frameSizeError is a frame over the size limit: it wraps ErrFrameInvalid and
+// ErrFrameTooLarge.
+type frameSizeError struct{ msg string }
+
+func (e *frameSizeError) Error() string   { return e.msg }
+func (e *frameSizeError) Unwrap() []error { return []error{ErrFrameInvalid, ErrFrameTooLarge} }
+
+// budgetFirstAlloc is the first buffer of a budgeted frame body longer than it.
+const budgetFirstAlloc = 64 << 10
+
+// readBody reads exactly n bytes into a buffer whose capacity is reserved in b (nil: no
+// budget) as it grows; on error the reservation is released.
+func readBody(r io.Reader, n int, b *core.Budget) ([]byte, error) {
+	first := frameExactAlloc
+	if b != nil {
+		first = budgetFirstAlloc
 	}
-	for len(b) < n {
-		if len(b) == cap(b) {
-			nb := make([]byte, len(b), min(2*cap(b), n))
-			copy(nb, b)
-			b = nb
+	size := min(n, first)
+	if err := b.Reserve(int64(size)); err != nil {
+		return nil, fmt.Errorf("call: read frame body: %w", err)
+	}
+	buf := make([]byte, 0, size)
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			grown := min(2*cap(buf), n)
+			if err := b.Reserve(int64(grown - cap(buf))); err != nil {
+				b.Release(int64(cap(buf)))
+				return nil, fmt.Errorf("call: read frame body (%d of %d bytes): %w", len(buf), n, err)
+			}
+			nb := make([]byte, len(buf), grown)
+			copy(nb, buf)
+			buf = nb
 		}
-		k, err := io.ReadFull(r, b[len(b):cap(b)])
-		b = b[:len(b)+k]
+		k, err := io.ReadFull(r, buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+k]
 		if err != nil {
+			b.Release(int64(cap(buf)))
 			if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
-				return nil, fmt.Errorf("%w: truncated frame body (%d of %d bytes): %w", ErrClosed, len(b), n, io.ErrUnexpectedEOF)
+				return nil, fmt.Errorf("%w: truncated frame body (%d of %d bytes): %w", ErrClosed, len(buf), n, io.ErrUnexpectedEOF)
 			}
 			return nil, fmt.Errorf("call: read frame body: %w", err)
 		}
 	}
-	return b, nil
+	return buf, nil
 }
 
 // framePool recycles WriteFrame's buffers; buffers above framePoolMax are dropped.
@@ -177,7 +228,7 @@ func WriteFrame(w io.Writer, env Envelope, max int) error {
 func appendFrame(dst []byte, env Envelope, max int) ([]byte, error) {
 	limit := frameLimit(max)
 	if len(env.Payload) > limit {
-		return dst, fmt.Errorf("%w: frame body of more than %d bytes exceeds the limit of %d bytes", ErrFrameInvalid, len(env.Payload), limit)
+		return dst, &frameSizeError{fmt.Sprintf("%v: frame body of more than %d bytes exceeds the limit of %d bytes", ErrFrameInvalid, len(env.Payload), limit)}
 	}
 	start := len(dst)
 	dst, err := appendEnvelope(append(dst, 0, 0, 0, 0), env)
@@ -188,7 +239,7 @@ func appendFrame(dst []byte, env Envelope, max int) ([]byte, error) {
 	case n == 0:
 		return dst[:start], fmt.Errorf("%w: zero-length frame", ErrFrameInvalid)
 	case n > limit:
-		return dst[:start], fmt.Errorf("%w: frame body of %d bytes exceeds the limit of %d bytes", ErrFrameInvalid, n, limit)
+		return dst[:start], &frameSizeError{fmt.Sprintf("%v: frame body of %d bytes exceeds the limit of %d bytes", ErrFrameInvalid, n, limit)}
 	default:
 		binary.BigEndian.PutUint32(dst[start:], uint32(n))
 	}
@@ -220,7 +271,8 @@ func appendEnvelope(dst []byte, env Envelope) ([]byte, error) {
 
 // DecodeEnvelope parses one envelope strictly: b must be a single JSON value, an object
 // whose "type" and "id" are JSON strings and which has a "payload" key (any JSON value,
-// null included). Keys match exactly — "Type" is not "type" — each of the three may
+// null included). The id must be valid UTF-8 — no invalid bytes, no unpaired surrogate
+// escape — since answers echo it: decoding such an id would rewrite it to U+FFFD. Keys match exactly — "Type" is not "type" — each of the three may
 // appear once, and unknown keys are ignored. Errors wrap [ErrEnvelopeInvalid] and never
 // quote the input. The returned Payload is a copy and does not alias b.
 func DecodeEnvelope(b []byte) (Envelope, error) { return decodeEnvelope(b, true) }
@@ -253,6 +305,9 @@ func decodeEnvelope(b []byte, copyPayload bool) (Envelope, error) {
 			id, ok := decodeString(s.val)
 			if !ok {
 				return Envelope{}, envelopeError(`"id" is not a string`)
+			}
+			if !exactString(s.val) {
+				return Envelope{}, envelopeError(`"id" is not valid UTF-8`)
 			}
 			env.ID, haveID = id, true
 		case keyIs(s.key, "payload"):
@@ -700,6 +755,72 @@ func plainString(v []byte) ([]byte, bool) {
 		}
 	}
 	return inner, true
+}
+
+// exactString reports whether the string token v (valid JSON) decodes without loss:
+// valid UTF-8 and no \u escape of an unpaired surrogate, both of which decode to
+// U+FFFD.
+func exactString(v []byte) bool {
+	if _, ok := plainString(v); ok {
+		return true
+	}
+	if !utf8.Valid(v) {
+		return false
+	}
+	for i := bytes.IndexByte(v, '\\'); i >= 0 && i+1 < len(v); {
+		if v[i+1] != 'u' {
+			i = nextEscape(v, i+2)
+			continue
+		}
+		r := hex4(v, i+2)
+		switch {
+		case r >= 0xd800 && r < 0xdc00:
+			if i+11 >= len(v) || v[i+6] != '\\' || v[i+7] != 'u' {
+				return false
+			}
+			if lo := hex4(v, i+8); lo < 0xdc00 || lo >= 0xe000 {
+				return false
+			}
+			i = nextEscape(v, i+12)
+		case r >= 0xdc00 && r < 0xe000, r < 0:
+			return false
+		default:
+			i = nextEscape(v, i+6)
+		}
+	}
+	return true
+}
+
+// nextEscape returns the index of the next backslash in v at or after i, or -1.
+func nextEscape(v []byte, i int) int {
+	if i >= len(v) {
+		return -1
+	}
+	if k := bytes.IndexByte(v[i:], '\\'); k >= 0 {
+		return i + k
+	}
+	return -1
+}
+
+// hex4 decodes the four hex digits at v[i:], or returns -1.
+func hex4(v []byte, i int) rune {
+	if i+4 > len(v) {
+		return -1
+	}
+	var r rune
+	for _, c := range v[i : i+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return -1
+		}
+	}
+	return r
 }
 
 // keyIs reports whether the raw key token (quotes included) decodes to exactly name.

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/alknet/alknet/call"
 	"github.com/alknet/alknet/core"
@@ -1016,6 +1017,9 @@ func FuzzReadFrame(f *testing.F) {
 	})
 }
 
+// wireEscapedFFFD matches a \uFFFD escape, in any case.
+var wireEscapedFFFD = regexp.MustCompile(`(?i)\\ufffd`)
+
 // FuzzDecodeEnvelope compares DecodeEnvelope with encoding/json on whatever it accepts.
 func FuzzDecodeEnvelope(f *testing.F) {
 	for _, env := range wireSamples {
@@ -1040,6 +1044,10 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		var m map[string]json.RawMessage
 		if err := json.Unmarshal(data, &m); err != nil {
 			t.Fatalf("DecodeEnvelope accepted what encoding/json rejects: %v", err)
+		}
+		// An accepted id is the one sent: U+FFFD in it was spelled in the input.
+		if strings.ContainsRune(env.ID, utf8.RuneError) && !bytes.ContainsRune(data, utf8.RuneError) && !wireEscapedFFFD.Match(data) {
+			t.Fatalf("accepted id %q rewrites the one sent", env.ID)
 		}
 		var typ, id string
 		if json.Unmarshal(m["type"], &typ) != nil || typ != env.Type {
