@@ -70,6 +70,7 @@ func handlers(deps handlerDeps) ([]core.ProtocolHandler, error) {
 	web.Handler, err = alkhttp.New(alkhttp.Config{
 		Registry:   reg,
 		Identities: deps.identities,
+		NodeLimits: deps.store.Limits,
 		Routes:     demoRoutes(deps),
 		// /mcp: the gateway as an MCP server (search, schema, call, batch).
 		MCP: func(gw *alkhttp.Gateway) http.Handler {
@@ -90,6 +91,7 @@ func handlers(deps handlerDeps) ([]core.ProtocolHandler, error) {
 		&call.Dispatcher{ // alknet/call
 			Registry:   reg,
 			Identities: deps.identities,
+			Limits:     deps.store.Limits,
 			Logger:     deps.logger,
 		},
 		sshd,                    // alknet/ssh
