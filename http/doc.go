@@ -30,10 +30,11 @@
 //
 // # Hardening
 //
-// A Bearer token (header, WebSocket subprotocol, /mcp) that does not resolve is an
-// authentication attempt of its connection, logged with core.LogAuthFailure (the
+// A Bearer token (header, WebSocket subprotocol, /mcp, the auth_token of a request on
+// the WebSocket) that does not resolve is an authentication attempt of its connection, logged with core.LogAuthFailure (the
 // token never; an API key's public prefix at most): after core.Limits.MaxAuthAttempts
-// failures the next credential presented is answered 429 and the connection closed.
+// failures the next credential presented is answered 429 (on the WebSocket: close
+// 1008 "too many authentication attempts") and the connection closed.
 // Bodies and WebSocket messages are read incrementally against the connection's
 // memory budget (core.Connection.Budget; 503 or close 1008 when it has no room) and,
 // for a caller without an identity, capped at core.Limits.MaxAnonymousFrameBytes. A

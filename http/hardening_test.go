@@ -511,6 +511,35 @@ func TestHardenWebSocketBudget(t *testing.T) {
 	}
 }
 
+// A message stays reserved while the request it carries runs: a second message the
+// budget has no room for next to a running subscription closes the socket.
+func TestHardenWebSocketRequestsHoldBudget(t *testing.T) {
+	const budget = 64 << 10
+	n := hdNewNode(t, core.Limits{MaxBufferedBytesPerConn: budget}, nil)
+	cl := wstRaw(t, n.wsDial(t, n.key))
+	pad := func(id, op string, size int) []byte {
+		t.Helper()
+		env, err := call.NewRequest(id, op, json.RawMessage(`"`+strings.Repeat("a", size)+`"`), nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := call.EncodeEnvelope(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	cl.send(t, pad("block", "hd/block", 40<<10))
+	if out := wstOutput(t, cl.answer(t, "block")); out != `"started"` {
+		t.Fatalf("hd/block: %s", out)
+	}
+	cl.send(t, pad("second", "hd/echo", 40<<10))
+	ce := cl.closed(t)
+	if ce.Code != websocket.StatusPolicyViolation || !strings.Contains(ce.Reason, core.BudgetScopeConn) {
+		t.Fatalf("closed with %d %q, want 1008 naming %s", ce.Code, ce.Reason, core.BudgetScopeConn)
+	}
+}
+
 // --- 2. deadlines --------------------------------------------------------------
 
 // A call, a subscription and a WebSocket silent for longer than the core idle
@@ -781,6 +810,58 @@ func TestHardenAuthAttemptsWebSocketAndMCP(t *testing.T) {
 		}
 		raw.closed(t)
 	})
+}
+
+// The auth_token of a WebSocket request is an attempt of the same connection as the
+// Bearer tokens before the upgrade: once they add up to MaxAuthAttempts failures, the
+// next auth_token closes the socket with 1008.
+func TestHardenAuthAttemptsWebSocketAuthToken(t *testing.T) {
+	n := hdNewNode(t, core.Limits{}, nil)
+	raw := n.rawTLS(t)
+	const bearerFailures = 3
+	for range bearerFailures {
+		hdCallError(t, raw.do(t, http.MethodPost, "/call", `{"operation":"hd/whoami"}`, hdBearer(hdWrong)...), http.StatusUnauthorized, call.CodeForbidden)
+	}
+	// The WebSocket upgrade goes over the same TLS connection.
+	handed := false
+	tr := &http.Transport{DialTLSContext: func(context.Context, string, string) (net.Conn, error) {
+		if handed {
+			return nil, errors.New("one connection only")
+		}
+		handed = true
+		return raw.c, nil
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), hdGuard)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "wss://"+n.srv.Addr+WebSocketPath, &websocket.DialOptions{
+		HTTPClient:   &http.Client{Transport: tr},
+		Subprotocols: []string{WebSocketSubprotocol, WebSocketBearerPrefix + n.key},
+	})
+	if err != nil {
+		t.Fatalf("websocket dial: %v", err)
+	}
+	cl := wstRaw(t, ws)
+	request := func(id, token string) {
+		t.Helper()
+		env, err := call.NewRequest(id, "hd/whoami", nil, []byte(token), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl.sendEnv(t, env)
+	}
+	for i := range core.DefaultMaxAuthAttempts - bearerFailures {
+		id := fmt.Sprint("wrong-", i)
+		request(id, hdWrongAlk)
+		// A token that does not resolve falls back to the connection identity.
+		if out := wstOutput(t, cl.answer(t, id)); out != `{"id":"`+n.entry.Prefix+`"}` {
+			t.Fatalf("whoami: %s", out)
+		}
+	}
+	request("right", n.key)
+	ce := cl.closed(t)
+	if ce.Code != websocket.StatusPolicyViolation || ce.Reason != "too many authentication attempts" {
+		t.Fatalf("closed with %d %q, want 1008 \"too many authentication attempts\"", ce.Code, ce.Reason)
+	}
 }
 
 // --- 4. revocation -------------------------------------------------------------

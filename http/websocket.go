@@ -55,8 +55,8 @@ type WebSocketConfig struct {
 	// MaxMessageBytes is the read limit of one message; a larger one closes the
 	// connection with 1009 (message too big) and the reason "message exceeds <n>
 	// bytes" (DefaultWSMaxMessageBytes). A message is read incrementally and held
-	// against the connection's memory budget (core.Connection.Budget) until it is
-	// decoded and handed to the dispatcher; one the budget has no room for closes the
+	// against the connection's memory budget (core.Connection.Budget) until the
+	// request it carries has been answered; one the budget has no room for closes the
 	// connection with 1008 (policy violation) and a reason naming the limit. The
 	// node's MaxAnonymousFrameBytes does not apply: the socket proved an identity at
 	// the upgrade (a Bearer header or subprotocol token), which is the identity that
@@ -124,6 +124,7 @@ func newWSServer(h *Handler, cfg WebSocketConfig) (*wsServer, error) {
 			MaxFrameSize:   int(cfg.MaxMessageBytes),
 			MaxInflight:    cfg.MaxInflight,
 			OverlayOnly:    true, // a browser is not a peer
+			Limits:         h.node,
 			Logger:         h.logger,
 		},
 		decoy:  h.decoy,
@@ -207,8 +208,37 @@ func (s *wsServer) serve(r *http.Request, ws *websocket.Conn, id *core.Identity,
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	w := newWSWriter(ws, s.cfg.WriteTimeout)
-	c := s.d.NewMessageConn(cctx, id, w.send)
+	// The call connection may end the socket itself (a request's auth_token after the
+	// connection used up its attempts, which it counts with the Bearer tokens of the
+	// HTTP connection): closeReq hands that to the closer below, since the callback
+	// must not block.
+	closeReq := make(chan wsCloseRequest, 1)
+	opts := []call.MessageOption{call.WithClose(func(code uint32, reason string) {
+		select {
+		case closeReq <- wsCloseRequest{code, reason}:
+		default:
+		}
+	})}
+	if st != nil {
+		opts = append(opts, call.WithRemoteAddr(st.remote))
+		if st.attempts != nil {
+			opts = append(opts, call.WithAuthAttempts(st.attempts))
+		}
+	}
+	c := s.d.NewMessageConn(cctx, id, w.send, opts...)
 	s.logger.Debug("websocket: connection opened", "identity", id.ID)
+	closerCtx, stopCloser := context.WithCancel(cctx)
+	closerDone := make(chan struct{})
+	var closedBy uint32 // the call connection's close code; read after closerDone
+	go func() {
+		defer close(closerDone)
+		select {
+		case cr := <-closeReq:
+			closedBy = cr.code
+			_ = ws.Close(wsCloseStatus(cr.code), cr.reason)
+		case <-closerCtx.Done():
+		}
+	}()
 
 	var hooks sync.WaitGroup
 	if s.cfg.OnConnect != nil {
@@ -229,6 +259,8 @@ func (s *wsServer) serve(r *http.Request, ws *websocket.Conn, id *core.Identity,
 	status, reason := s.readLoop(cctx, ws, c, limit, st.budget())
 	stopWatch()
 	clear(tok)
+	stopCloser()
+	<-closerDone
 	// Pending calls fail with INTERNAL "connection closed", in-flight handlers are
 	// cancelled and the overlay is dropped before the socket goes.
 	_ = c.Close()
@@ -240,7 +272,29 @@ func (s *wsServer) serve(r *http.Request, ws *websocket.Conn, id *core.Identity,
 		_ = ws.CloseNow()
 	}
 	hooks.Wait()
+	if closedBy == core.CloseAuthRequired && st != nil && st.conn != nil && !st.conn.SingleStream() {
+		// As for too many Bearer tokens, the whole connection goes (a QUIC one: its
+		// other streams too).
+		st.conn.Close(core.CloseAuthRequired, core.ErrTooManyAuthAttempts.Error())
+	}
 	s.logger.Debug("websocket: connection closed", "identity", id.ID)
+}
+
+// wsCloseRequest is a call connection ending its socket: a core close code and the
+// reason to send.
+type wsCloseRequest struct {
+	code   uint32
+	reason string
+}
+
+// wsCloseStatus is the WebSocket status for a core close code: 1008 (policy
+// violation) for a refused credential or a limit, 1011 (internal error) otherwise.
+func wsCloseStatus(code uint32) websocket.StatusCode {
+	switch code {
+	case core.CloseAuthRequired, core.CloseLimitExceeded:
+		return websocket.StatusPolicyViolation
+	}
+	return websocket.StatusInternalError
 }
 
 // wsQueueLen is how many outgoing messages of one connection wait for its writer
@@ -333,10 +387,10 @@ func (w *wsWriter) stop() {
 // readLoop feeds received envelopes to c until the client closes, the connection
 // fails or a message breaks the protocol; it returns the close status to send (0:
 // none, the connection is already gone). A message is read incrementally, at most
-// limit bytes, each byte reserved in budget before it is buffered, and released once
-// the message is decoded and handed to c.
+// limit bytes, each byte reserved in budget before it is buffered; c releases them
+// once it is done with the envelope (a request: once it has been answered), so that
+// running requests hold their messages against the budget.
 func (s *wsServer) readLoop(ctx context.Context, ws *websocket.Conn, c *call.Conn, limit int64, budget *core.Budget) (websocket.StatusCode, string) {
-	res := budget.Reservation()
 	for {
 		typ, r, err := ws.Reader(ctx)
 		if err != nil {
@@ -349,6 +403,7 @@ func (s *wsServer) readLoop(ctx context.Context, ws *websocket.Conn, c *call.Con
 		if typ != websocket.MessageBinary {
 			return websocket.StatusProtocolError, wsReasonText
 		}
+		res := budget.Reservation()
 		chunk := s.h.chunks.get()
 		data, err := readLimited(r, limit, res, *chunk)
 		s.h.chunks.put(chunk)
@@ -368,8 +423,7 @@ func (s *wsServer) readLoop(ctx context.Context, ws *websocket.Conn, c *call.Con
 			res.Release()
 			return websocket.StatusProtocolError, wsReasonEnvelope
 		}
-		c.HandleEnvelope(ctx, env)
-		res.Release()
+		c.HandleEnvelopeReserved(ctx, env, budget, res.Bytes())
 	}
 }
 
