@@ -389,7 +389,10 @@ func (h *Handler) Handle(ctx context.Context, conn *core.Connection, auth core.A
 
 	ln := newStreamListener(conn.LocalAddr())
 	tracker := newConnTracker()
-	var requests inflight
+	// The endpoint's idle timeout does not close the connection while a request runs
+	// (a long call, an SSE stream, a WebSocket for its whole life), only between
+	// requests.
+	requests := inflight{busy: conn.Busy}
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
@@ -399,10 +402,6 @@ func (h *Handler) Handle(ctx context.Context, conn *core.Connection, auth core.A
 				return
 			}
 			defer requests.done()
-			// The endpoint's idle timeout does not close the connection while a
-			// request runs (a long call, an SSE stream, a WebSocket for its whole
-			// life), only between requests.
-			defer conn.Busy()()
 			h.ServeHTTP(w, r)
 		}),
 		Protocols: &protocols,
@@ -563,6 +562,10 @@ type inflight struct {
 	n      int
 	closed bool
 	zero   chan struct{}
+	// busy, when set, marks the connection busy (core.Connection.Busy) while n > 0: it
+	// is called when the first request starts and what it returns when the last ends.
+	busy     func() (done func())
+	busyDone func()
 }
 
 // add counts a request; false once closeAndWait has begun.
@@ -573,6 +576,9 @@ func (f *inflight) add() bool {
 		return false
 	}
 	f.n++
+	if f.n == 1 && f.busy != nil {
+		f.busyDone = f.busy()
+	}
 	return true
 }
 
@@ -580,9 +586,15 @@ func (f *inflight) done() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.n--
-	if f.n == 0 && f.zero != nil {
-		close(f.zero)
-		f.zero = nil
+	if f.n == 0 {
+		if f.busyDone != nil {
+			f.busyDone()
+			f.busyDone = nil
+		}
+		if f.zero != nil {
+			close(f.zero)
+			f.zero = nil
+		}
 	}
 }
 

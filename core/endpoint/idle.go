@@ -54,10 +54,13 @@ func (w *idleWatch) Busy() func() {
 		return func() {}
 	}
 	w.busy.Add(1)
-	return sync.OnceFunc(func() {
-		w.touch() // the idle time counts from the end of the work
-		w.busy.Add(-1)
-	})
+	var done atomic.Bool
+	return func() {
+		if done.CompareAndSwap(false, true) {
+			w.touch() // the idle time counts from the end of the work
+			w.busy.Add(-1)
+		}
+	}
 }
 
 // check runs when the timeout may have passed.
