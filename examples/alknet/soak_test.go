@@ -50,7 +50,7 @@ const (
 	// apart from the well-behaved clients on 127.0.0.1, as on a real network.
 	soakAttacker = "127.0.0.2"
 	// soakIdle is the node's idle timeout in this test.
-	soakIdle = 2 * time.Second
+	soakIdle = 3 * time.Second
 )
 
 // soakConfig is the node's configuration: small budgets and a short idle timeout so that
@@ -352,7 +352,7 @@ func soakHTTPTransport(n *node, h2 bool) *http.Transport {
 	if err != nil {
 		panic(err) // a pin from the node's own output is always valid
 	}
-	return &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: h2, IdleConnTimeout: soakIdle / 2}
+	return &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: h2, IdleConnTimeout: soakIdle / 4}
 }
 
 // soakHTTPClient makes /call requests and reads an SSE subscription, sometimes
