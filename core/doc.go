@@ -5,6 +5,14 @@
 // the live configuration ([DynamicStore]) and the secrets handed to handlers
 // ([Capabilities]).
 //
+// It also holds what keeps an anonymous client from exhausting a node: memory budgets
+// per connection, remote address and node ([Budget], [Connection.Budget]), the busy mark
+// that keeps working connections from the idle timeout ([Connection.Busy]), the
+// per-connection count of failed credentials ([AuthAttempts]), the shared
+// authentication-failure log line ([LogAuthFailure]) and the re-check of open
+// connections' credentials after a reload ([WatchRevocation]). Their limits are the
+// fields of [Limits].
+//
 // Package core imports no transport. The endpoint that accepts QUIC and TCP+TLS
 // connections and dispatches them by ALPN lives in package
 // github.com/alknet/alknet/core/endpoint, TLS identities in .../core/tlsconf, and

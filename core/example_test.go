@@ -167,3 +167,42 @@ func ExampleFingerprintFromPublicKey() {
 	// ed25519:ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c
 	// ed25519: 32 <nil>
 }
+
+// A handler buffers inbound bytes against its connection's budget, which sits under its
+// remote address's and the node's: a reservation that would pass any of them fails with
+// an error naming the limit.
+func ExampleBudget() {
+	node := core.NewBudget(core.BudgetScopeNode, 1<<20, nil)
+	conn := core.NewBudget(core.BudgetScopeConn, 64<<10, node)
+
+	buf := conn.Reservation()
+	defer buf.Release()
+	for _, chunk := range []int64{32 << 10, 32 << 10, 1} {
+		if err := buf.Grow(chunk); err != nil {
+			fmt.Println(err)
+			break
+		}
+	}
+	fmt.Println(buf.Bytes(), node.Used())
+	// Output:
+	// memory budget exceeded: max_buffered_bytes_per_conn of 65536 bytes
+	// 65536 65536
+}
+
+// A connection may present a wrong credential MaxAuthAttempts times; the next attempt,
+// right or wrong, is refused and the handler closes the connection.
+func ExampleAuthAttempts() {
+	attempts := core.NewAuthAttempts(2)
+	for i := 1; ; i++ {
+		if err := attempts.Allow(); err != nil {
+			fmt.Printf("attempt %d: %v\n", i, err)
+			break
+		}
+		attempts.Fail() // the token did not resolve
+		fmt.Printf("attempt %d: wrong token\n", i)
+	}
+	// Output:
+	// attempt 1: wrong token
+	// attempt 2: wrong token
+	// attempt 3: too many authentication attempts (limit 2)
+}

@@ -7,7 +7,10 @@
 // the handshake; a TCP client that offers no ALPN is closed without a handler. Every
 // connection runs its handler in its own goroutine with panic recovery, under limits read
 // live from a [core.Limits] source: concurrent connections in total and per remote
-// address, handshake time, streams per QUIC connection. [Endpoint.Shutdown] stops
+// address, handshake time, streams per QUIC connection, the idle time after which a
+// connection without traffic and not marked busy ([core.Connection.Busy]) is closed, and
+// the memory budgets each connection gets ([core.Connection.Budget]: its own, under its
+// address's, under the endpoint's). [Endpoint.Shutdown] stops
 // accepting, cancels handler contexts, waits up to the drain timeout and then closes what
 // is left.
 //
