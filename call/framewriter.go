@@ -1,0 +1,309 @@
+package call
+
+// The write side of a Conn: the sink interface, the message-transport sink, and
+// frameStream — one byte stream of length-prefixed frames, written directly or through
+// a batching writer goroutine (enqueue, writeLoop), and finished or reset.
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/alknet/alknet/core"
+)
+
+// sink writes envelopes to the peer.
+type sink interface {
+	send(ctx context.Context, env Envelope) error
+	// shared reports whether every call of the connection uses this sink.
+	isShared() bool
+	close()
+}
+
+// messageSink sends over a message transport, one envelope per message.
+type messageSink struct {
+	mu sync.Mutex
+	fn func(context.Context, Envelope) error
+}
+
+func (m *messageSink) send(ctx context.Context, env Envelope) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.fn(ctx, env)
+}
+
+func (*messageSink) isShared() bool { return true }
+func (*messageSink) close()         {}
+
+// frameStream is one byte stream carrying length-prefixed frames, with serialised
+// writes and a count of inbound requests still answering on it.
+type frameStream struct {
+	c      *Conn
+	s      core.BiStream
+	shared bool
+
+	wmu sync.Mutex
+
+	mu        sync.Mutex
+	active    int  // inbound requests answering on this stream
+	readDone  bool // the peer finished its side (or reading failed)
+	wroteDone bool // CloseWrite was called
+	closeOnce sync.Once
+
+	// reusable marks a stream this side opened for Queries and Mutations, one at a
+	// time, and keeps open between them (guarded by Conn.mu with cur and dead).
+	queue chan []byte   // shared streams: frames for the writer (nil: finish)
+	stopW chan struct{} // shared streams: closed by close
+	wdone chan struct{} // shared streams: closed when the writer has ended
+
+	reusable bool
+	cur      *pendingCall // the call using it
+	dead     bool         // reading or writing failed: never reuse
+	closed   atomic.Bool  // close ran (also from a write abandoned at a deadline)
+
+	hasWriter atomic.Bool // a batching writer owns the stream's writes (startWriter)
+}
+
+func (c *Conn) newFrameStream(s core.BiStream, shared bool) *frameStream {
+	return &frameStream{c: c, s: s, shared: shared}
+}
+
+// send writes one frame. On a stream of its own (QUIC) it writes directly, and a write
+// still blocked (the peer does not read) when ctx ends is abandoned by closing the
+// stream. On the shared stream of a single-stream connection it hands the frame to the
+// stream's writer, which batches frames into few writes: send returns once the frame
+// is queued (or with ctx's error when the queue stays full until ctx ends); a write
+// error ends the connection.
+func (f *frameStream) send(ctx context.Context, env Envelope) error {
+	if f.hasWriter.Load() {
+		return f.enqueue(ctx, env)
+	}
+	if ctx.Done() == nil {
+		return f.write(env)
+	}
+	stop := context.AfterFunc(ctx, f.abortWrite)
+	err := f.write(env)
+	if !stop() {
+		// ctx ended during the write, or right after it: abortWrite has closed the
+		// stream either way, so report the context's end even if the frame went out
+		// (the caller then aborts the request elsewhere).
+		return ctx.Err()
+	}
+	return err
+}
+
+// closeFlushTimeout bounds how long Close waits for a shared stream's writer to send
+// what is queued.
+const closeFlushTimeout = 2 * time.Second
+
+// sharedQueueLen is how many frames may wait for a shared stream's writer.
+const sharedQueueLen = 256
+
+// sharedWriteBuffer is the size of a shared stream writer's buffer.
+const sharedWriteBuffer = 64 << 10
+
+// startWriter gives the stream a batching writer: the shared stream of a single-stream
+// connection from the start, and the stream of a subscription being served (so its
+// events go out in few writes). It is a no-op when the stream has one already or is
+// closed.
+func (f *frameStream) startWriter() {
+	f.mu.Lock()
+	if f.hasWriter.Load() || f.closed.Load() {
+		f.mu.Unlock()
+		return
+	}
+	f.queue = make(chan []byte, sharedQueueLen)
+	f.stopW = make(chan struct{})
+	f.wdone = make(chan struct{})
+	f.hasWriter.Store(true)
+	f.mu.Unlock()
+	f.c.run(func() {
+		defer close(f.wdone)
+		f.writeLoop()
+	})
+}
+
+// enqueue encodes env and queues it for the writer.
+func (f *frameStream) enqueue(ctx context.Context, env Envelope) error {
+	frame, err := appendFrame(nil, env, f.c.d.maxFrame())
+	if err != nil {
+		return err
+	}
+	select {
+	case <-f.stopW:
+		return fmt.Errorf("call: write frame: %w", core.ErrConnectionClosed)
+	default:
+	}
+	select {
+	case f.queue <- frame:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-f.stopW:
+		return fmt.Errorf("call: write frame: %w", core.ErrConnectionClosed)
+	}
+}
+
+// writeLoop writes queued frames through a buffer, flushing whenever the queue is
+// empty. A nil frame finishes the write side after everything before it.
+func (f *frameStream) writeLoop() {
+	bw := bufio.NewWriterSize(f.s, sharedWriteBuffer)
+	fail := func(err error) {
+		f.c.log.Debug("call: write failed; closing the stream", "err", err)
+		f.close()
+		if f.shared {
+			f.c.shutdown(err)
+		}
+	}
+	for {
+		var frame []byte
+		select {
+		case frame = <-f.queue:
+		case <-f.stopW:
+			return
+		}
+		// One batch: every frame queued now, written and flushed under the write lock
+		// (direct writes on the same stream wait for it).
+		f.wmu.Lock()
+		finish := false
+		var err error
+		for {
+			if frame == nil {
+				finish = true
+				break
+			}
+			if _, err = bw.Write(frame); err != nil {
+				break
+			}
+			select {
+			case frame = <-f.queue:
+				continue
+			default:
+			}
+			break
+		}
+		if err == nil {
+			err = bw.Flush()
+		}
+		if err == nil && finish {
+			_ = f.s.CloseWrite()
+		}
+		f.wmu.Unlock()
+		if err != nil {
+			fail(err)
+			return
+		}
+		if finish {
+			f.close()
+			if f.shared {
+				f.c.shutdown(nil)
+			}
+			return
+		}
+	}
+}
+
+// abortWrite fails a blocked write (through a past write deadline, which QUIC and TLS
+// streams support) and closes the stream.
+func (f *frameStream) abortWrite() {
+	if d, ok := f.s.(interface{ SetWriteDeadline(time.Time) error }); ok {
+		_ = d.SetWriteDeadline(time.Unix(1, 0))
+	}
+	f.close()
+}
+
+func (f *frameStream) write(env Envelope) error {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	return WriteFrame(f.s, env, f.c.d.maxFrame())
+}
+
+func (f *frameStream) isShared() bool { return f.shared }
+
+func (f *frameStream) close() {
+	f.closeOnce.Do(func() {
+		f.mu.Lock()
+		f.closed.Store(true)
+		stopW := f.stopW
+		f.mu.Unlock()
+		if stopW != nil {
+			close(stopW)
+		}
+		_ = f.s.Close()
+	})
+}
+
+// streamCanceler is a QUIC stream, which can be reset with an application error code.
+type streamCanceler interface {
+	CancelRead(quic.StreamErrorCode)
+	CancelWrite(quic.StreamErrorCode)
+}
+
+// reset resets both directions of a QUIC stream with code (other streams are just
+// closed) and closes it.
+func (f *frameStream) reset(code uint32) {
+	if sc, ok := f.s.(streamCanceler); ok {
+		sc.CancelRead(quic.StreamErrorCode(code))
+		sc.CancelWrite(quic.StreamErrorCode(code))
+	}
+	f.close()
+}
+
+// addActive counts an inbound request that will answer on f.
+func (f *frameStream) addActive() {
+	f.mu.Lock()
+	f.active++
+	f.mu.Unlock()
+}
+
+// doneActive uncounts one; when the peer has finished its side and nothing answers on
+// the stream any more, this side finishes too.
+func (f *frameStream) doneActive() {
+	f.mu.Lock()
+	f.active--
+	finish := f.active == 0 && f.readDone
+	f.mu.Unlock()
+	if finish {
+		f.finishWrite()
+	}
+}
+
+// peerFinished records that reading ended; it finishes the write side when no
+// inbound request still answers on the stream.
+func (f *frameStream) peerFinished() {
+	f.mu.Lock()
+	f.readDone = true
+	finish := f.active == 0
+	f.mu.Unlock()
+	if finish {
+		f.finishWrite()
+	}
+}
+
+func (f *frameStream) finishWrite() {
+	f.mu.Lock()
+	already := f.wroteDone
+	f.wroteDone = true
+	f.mu.Unlock()
+	if f.hasWriter.Load() {
+		// The writer finishes after the answers queued before this point.
+		if !already {
+			select {
+			case f.queue <- nil:
+			case <-f.stopW:
+			}
+		}
+		return
+	}
+	if !already {
+		f.wmu.Lock()
+		_ = f.s.CloseWrite()
+		f.wmu.Unlock()
+	}
+	f.close()
+}
