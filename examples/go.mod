@@ -18,14 +18,12 @@ require (
 	github.com/alknet/alknet/ssh v0.0.0-00010101000000-000000000000
 	github.com/alknet/alknet/vault v0.0.0-00010101000000-000000000000
 	github.com/coder/websocket v1.8.15
-	github.com/cosmos/go-bip39 v1.0.0
 	github.com/modelcontextprotocol/go-sdk v1.8.0
 	github.com/quic-go/quic-go v0.65.0
 	go.uber.org/goleak v1.3.0
 	golang.org/x/crypto v0.58.0
 	golang.org/x/sys v0.49.0
 	golang.org/x/term v0.47.0
-	google.golang.org/grpc v1.85.0
 )
 
 require (
@@ -40,6 +38,4 @@ require (
 	golang.org/x/sync v0.24.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 	golang.org/x/time v0.15.0 // indirect
-	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
-	google.golang.org/protobuf v1.36.12 // indirect
 )

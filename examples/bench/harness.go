@@ -10,13 +10,16 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/alknet/alknet/core"
@@ -334,4 +337,223 @@ func ratioGoalLine(ms []*callMetric, goal, metric, arm, base string, ratio float
 		verdict = "met"
 	}
 	return goal + fmt.Sprintf("%s (%.2f×)", verdict, r)
+}
+
+// Shared by the benchmarks that measure calls: the echo operation (call, http, mcp,
+// ws), the size of its payload, and the bound on their calls.
+const (
+	benchEchoOp = "bench/echo"
+
+	// callPayloadSize is the size of the echoed JSON document.
+	callPayloadSize = 64
+	// callTimeout bounds the calls of one round beyond its duration.
+	callTimeout = 30 * time.Second
+)
+
+// selectArms parses -arms against the benchmark's arms (all, in column order);
+// empty selects all.
+func selectArms(list string, all []string) ([]string, error) {
+	if list == "" {
+		return slices.Clone(all), nil
+	}
+	want := make(map[string]bool)
+	for a := range strings.SplitSeq(list, ",") {
+		a = strings.TrimSpace(a)
+		if !slices.Contains(all, a) {
+			return nil, fmt.Errorf("-arms: unknown arm %q (want %s)", a, strings.Join(all, ", "))
+		}
+		want[a] = true
+	}
+	var out []string
+	for _, a := range all {
+		if want[a] {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// warmUpArms runs one untimed round of every arm of ms, settling after each.
+func warmUpArms(ctx context.Context, ms []*callMetric, settle func(context.Context) error) error {
+	for _, m := range ms {
+		for _, a := range m.arms {
+			if err := warmUpArm(ctx, m.key, a.arm, settle); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// echoClient is what the unary rows need of a client.
+type echoClient interface {
+	// echo calls the echo operation with in and returns its output.
+	echo(ctx context.Context, in []byte) ([]byte, error)
+}
+
+// echoPayload returns the callPayloadSize-byte JSON document the echo rows send,
+// tagged with k so concurrent callers' payloads differ.
+func echoPayload(k int) []byte {
+	head := fmt.Sprintf(`{"caller":%d,"data":"`, k)
+	pad := callPayloadSize - len(head) - len(`"}`)
+	return []byte(head + strings.Repeat("x", pad) + `"}`)
+}
+
+// callArm is one arm of one metric: its samples, and for the unary metrics the
+// per-caller latency buffers (reused by every round) and each round's p50 and p99.
+type callArm struct {
+	*arm
+	lat      [][]time.Duration
+	p50, p99 []float64 // ns, one per measured round
+}
+
+// callMetric is one metric measured on every selected arm.
+type callMetric struct {
+	key   string
+	label string // the throughput row's label
+	unit  string // per-op column of the per-round table
+	unary bool
+	arms  []*callArm
+}
+
+// latBuffers holds the per-caller latency buffers of each metric and arm
+// ("unary-n/alknet-quic"), shared by the warm-up and the measured rounds so that only
+// the warm-up grows them.
+type latBuffers map[string][][]time.Duration
+
+// arm returns the arm name of the metric key with workers latency buffers, whose
+// rounds run round on them.
+func (l latBuffers) arm(key, name string, workers int, round func(ctx context.Context, lat [][]time.Duration) (sample, error)) *callArm {
+	buf := l[key+"/"+name]
+	if len(buf) != workers {
+		buf = make([][]time.Duration, workers)
+		l[key+"/"+name] = buf
+	}
+	a := &callArm{lat: buf}
+	a.arm = newArm(name, func(ctx context.Context) (sample, error) { return round(ctx, a.lat) })
+	return a
+}
+
+// unaryRound runs len(lat) callers on the arm's one connection for d, each repeating
+// an echo of payload, and returns calls/s (see latencyRound).
+func unaryRound(ctx context.Context, c echoClient, payload []byte, d time.Duration, lat [][]time.Duration) (sample, error) {
+	return latencyRound(ctx, d, lat, "call", func() func(context.Context) (time.Time, error) {
+		return func(ctx context.Context) (time.Time, error) {
+			out, err := c.echo(ctx, payload)
+			t1 := time.Now()
+			if err != nil {
+				return t1, err
+			}
+			if len(out) != len(payload) {
+				return t1, fmt.Errorf("echo: got %d bytes, want %d", len(out), len(payload))
+			}
+			return t1, nil
+		}
+	})
+}
+
+// latencyRound runs len(lat) workers for d, each repeating the operation newOp made
+// for it, and returns operations/s. An operation returns when its answer arrived (what
+// it checks after that is not timed); each worker records the duration of each of its
+// operations in its lat buffer. Any failed operation fails the round, and so does
+// none completing ("no <what> completed").
+func latencyRound(ctx context.Context, d time.Duration, lat [][]time.Duration, what string, newOp func() func(context.Context) (time.Time, error)) (sample, error) {
+	ctx, cancel := context.WithTimeout(ctx, d+callTimeout)
+	defer cancel()
+	var failed atomic.Bool
+	var firstErr error
+	var errOnce sync.Once
+	fail := func(err error) {
+		errOnce.Do(func() { firstErr = err })
+		failed.Store(true)
+	}
+	start := time.Now()
+	deadline := start.Add(d)
+	var wg sync.WaitGroup
+	for w := range lat {
+		wg.Go(func() {
+			op := newOp()
+			buf := lat[w][:0]
+			t0 := time.Now()
+			for t0.Before(deadline) && !failed.Load() {
+				t1, err := op(ctx)
+				if err != nil {
+					fail(err)
+					break
+				}
+				buf = append(buf, t1.Sub(t0))
+				t0 = t1
+			}
+			lat[w] = buf
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if firstErr != nil {
+		return sample{}, firstErr
+	}
+	n := 0
+	for _, b := range lat {
+		n += len(b)
+	}
+	if n == 0 {
+		return sample{}, fmt.Errorf("no %s completed", what)
+	}
+	return sample{value: float64(n) / elapsed.Seconds(), ops: n}, nil
+}
+
+// percentiles returns the p50 and p99 of the durations in lat, in ns, sorting them
+// into scratch.
+func percentiles(lat [][]time.Duration, scratch []time.Duration) (p50, p99 float64, _ []time.Duration) {
+	scratch = scratch[:0]
+	for _, b := range lat {
+		scratch = append(scratch, b...)
+	}
+	if len(scratch) == 0 {
+		return 0, 0, scratch
+	}
+	slices.Sort(scratch)
+	at := func(q float64) float64 {
+		i := int(math.Ceil(q*float64(len(scratch)))) - 1
+		return float64(scratch[max(0, min(i, len(scratch)-1))])
+	}
+	return at(0.50), at(0.99), scratch
+}
+
+// callRounds measures every arm of every metric rounds times, interleaved: in each
+// round, for each metric, every arm once, starting one arm later each round, with
+// settle after each arm. Latency percentiles are computed after each arm, outside the
+// measured time. It writes a CPU profile to cpuprofile unless it is empty, reports
+// progress, and returns the share of the machine's CPU that other processes used.
+func callRounds(ctx context.Context, rounds int, ms []*callMetric, settle func(context.Context) error, cpuprofile string, progress io.Writer) (string, error) {
+	var scratch []time.Duration
+	return profiledRounds(cpuprofile, func() error {
+		for r := range rounds {
+			for _, m := range ms {
+				line := fmt.Sprintf("round %d/%d %-8s", r+1, rounds, m.key)
+				for i := range m.arms {
+					a := m.arms[(i+r)%len(m.arms)]
+					s, err := measure(ctx, a.arm, "metric", m.key, "side", "client")
+					if err != nil {
+						return fmt.Errorf("round %d, %s, %s: %w", r+1, m.key, a.name, err)
+					}
+					*a.samples = append(*a.samples, s)
+					if m.unary {
+						var p50, p99 float64
+						p50, p99, scratch = percentiles(a.lat, scratch)
+						a.p50 = append(a.p50, p50)
+						a.p99 = append(a.p99, p99)
+					}
+					if err := settle(ctx); err != nil {
+						return err
+					}
+				}
+				for _, a := range m.arms {
+					line += fmt.Sprintf("  %s %s", a.name, formatValue(a.last().value))
+				}
+				fmt.Fprintln(progress, line)
+			}
+		}
+		return nil
+	})
 }

@@ -1,0 +1,44 @@
+module github.com/alknet/alknet/examples/bench
+
+go 1.26.0
+
+replace (
+	github.com/alknet/alknet/call => ../../call
+	github.com/alknet/alknet/core => ../../core
+	github.com/alknet/alknet/examples => ..
+	github.com/alknet/alknet/http => ../../http
+	github.com/alknet/alknet/ssh => ../../ssh
+	github.com/alknet/alknet/vault => ../../vault
+)
+
+require (
+	github.com/alknet/alknet/call v0.0.0-00010101000000-000000000000
+	github.com/alknet/alknet/core v0.0.0-00010101000000-000000000000
+	github.com/alknet/alknet/examples v0.0.0-00010101000000-000000000000
+	github.com/alknet/alknet/http v0.0.0-00010101000000-000000000000
+	github.com/alknet/alknet/ssh v0.0.0-00010101000000-000000000000
+	github.com/alknet/alknet/vault v0.0.0-00010101000000-000000000000
+	github.com/coder/websocket v1.8.15
+	github.com/cosmos/go-bip39 v1.0.0
+	github.com/modelcontextprotocol/go-sdk v1.8.0
+	github.com/quic-go/quic-go v0.65.0
+	go.uber.org/goleak v1.3.0
+	golang.org/x/crypto v0.58.0
+	google.golang.org/grpc v1.85.0
+)
+
+require (
+	github.com/google/jsonschema-go v0.4.3 // indirect
+	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect
+	github.com/segmentio/asm v1.1.3 // indirect
+	github.com/segmentio/encoding v0.5.4 // indirect
+	github.com/yosida95/uritemplate/v3 v3.0.2 // indirect
+	golang.org/x/net v0.62.0 // indirect
+	golang.org/x/oauth2 v0.36.0 // indirect
+	golang.org/x/sync v0.24.0 // indirect
+	golang.org/x/sys v0.49.0 // indirect
+	golang.org/x/text v0.43.0 // indirect
+	golang.org/x/time v0.15.0 // indirect
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
+	google.golang.org/protobuf v1.36.12 // indirect
+)
