@@ -48,6 +48,7 @@ type Conn struct {
 	frameMax     int                              // the cap on an inbound frame
 	budget       *core.Budget                     // inbound frame bodies are reserved here (nil: none)
 	remote       net.Addr                         // for auth-failure lines; may be nil
+	alpn         string                           // for auth-failure lines ("": ALPN)
 	endpointLogs bool                             // Handle: the endpoint logs the auth failure that ends the connection
 	closer       func(code uint32, reason string) // message transports: closes the transport
 

@@ -281,6 +281,7 @@ type MessageOption func(*messageOptions)
 
 type messageOptions struct {
 	remote   net.Addr
+	alpn     string
 	attempts *core.AuthAttempts
 	close    func(code uint32, reason string)
 	busy     func() (done func())
@@ -289,6 +290,13 @@ type messageOptions struct {
 // WithRemoteAddr gives the transport's remote address, for the auth-failure log lines.
 func WithRemoteAddr(addr net.Addr) MessageOption {
 	return func(o *messageOptions) { o.remote = addr }
+}
+
+// WithALPN names the transport's protocol in the auth-failure log lines (for a
+// WebSocket, the ALPN of the HTTP connection it came over: "h2", "http/1.1",
+// "alknet/http"); without it the lines say "alknet/call".
+func WithALPN(alpn string) MessageOption {
+	return func(o *messageOptions) { o.alpn = alpn }
 }
 
 // WithAuthAttempts counts the connection's failed auth_tokens in a, which the transport
@@ -327,6 +335,7 @@ func (d *Dispatcher) NewMessageConn(ctx context.Context, id *core.Identity, send
 	c := d.newConn(ctx, id, d.limits())
 	c.shared = &messageSink{fn: send}
 	c.remote = o.remote
+	c.alpn = o.alpn
 	if o.attempts != nil {
 		c.auth = o.attempts
 	}

@@ -174,8 +174,16 @@ func (c *Conn) resolveToken(tok []byte) (*core.Identity, error) {
 		return id, nil
 	}
 	c.auth.Fail()
-	core.LogAuthFailure(c.ctx, c.log, core.AuthFailure{ALPN: ALPN, Remote: c.remote, Peer: tokenPeer(tok), Reason: "invalid auth_token"})
+	core.LogAuthFailure(c.ctx, c.log, core.AuthFailure{ALPN: c.logALPN(), Remote: c.remote, Peer: tokenPeer(tok), Reason: "invalid auth_token"})
 	return nil, nil
+}
+
+// logALPN is the protocol the connection's auth-failure lines name.
+func (c *Conn) logALPN() string {
+	if c.alpn != "" {
+		return c.alpn
+	}
+	return ALPN
 }
 
 // tokenPeer is what an auth-failure line names for a token: its API-key prefix
@@ -201,7 +209,7 @@ func (c *Conn) authExhausted(err error) {
 		if c.identity != nil {
 			peer = c.identity.ID
 		}
-		core.LogAuthFailure(c.ctx, c.log, core.AuthFailure{ALPN: ALPN, Remote: c.remote, Peer: peer, Reason: err.Error()})
+		core.LogAuthFailure(c.ctx, c.log, core.AuthFailure{ALPN: c.logALPN(), Remote: c.remote, Peer: peer, Reason: err.Error()})
 	}
 	c.closeWith(core.CloseAuthRequired, reasonTooManyAttempts, fmt.Errorf("%w: %w", core.ErrAuthRequired, err))
 }

@@ -862,6 +862,10 @@ func TestHardenAuthAttemptsWebSocketAuthToken(t *testing.T) {
 	if ce.Code != websocket.StatusPolicyViolation || ce.Reason != "too many authentication attempts" {
 		t.Fatalf("closed with %d %q, want 1008 \"too many authentication attempts\"", ce.Code, ce.Reason)
 	}
+	// The auth_token failures are logged under the connection's ALPN, like the Bearer ones.
+	if lines := n.logs.Lines(`msg="auth failure"`, `alpn=http/1.1`, `reason="invalid auth_token"`); len(lines) != core.DefaultMaxAuthAttempts-bearerFailures {
+		t.Fatalf("want %d auth_token failure lines with alpn=http/1.1, logs:\n%s", core.DefaultMaxAuthAttempts-bearerFailures, n.logs)
+	}
 }
 
 // --- 4. revocation -------------------------------------------------------------

@@ -221,6 +221,9 @@ func (s *wsServer) serve(r *http.Request, ws *websocket.Conn, id *core.Identity,
 	})}
 	if st != nil {
 		opts = append(opts, call.WithRemoteAddr(st.remote))
+		if st.alpn != "" {
+			opts = append(opts, call.WithALPN(st.alpn))
+		}
 		if st.attempts != nil {
 			opts = append(opts, call.WithAuthAttempts(st.attempts))
 		}
