@@ -484,12 +484,12 @@ func (p *ForwardingPolicy) Validate() error {
 			return fmt.Errorf("ssh: forwarding rule %d: %w: no target", i, ErrInvalidTarget)
 		}
 		for _, pr := range r.Principals {
-			if pr == "" {
+			if !validPrincipal(pr) {
 				return fmt.Errorf("ssh: forwarding rule %d: empty principal", i)
 			}
 		}
 		for _, t := range r.Transports {
-			if t != TransportQUIC && t != TransportTLS && t != TransportTCP {
+			if !validTransport(t) {
 				return fmt.Errorf("ssh: forwarding rule %d: unknown transport %q", i, clipText(t, maxErrorText))
 			}
 		}

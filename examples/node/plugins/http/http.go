@@ -1,0 +1,115 @@
+// Package http is the node plugin of the HTTP surface: alknet/http on QUIC streams and
+// h2 and http/1.1 on the TCP+TLS listener, serving the call registry of the call
+// plugin it is given (the gateway, OpenAPI, WebSocket, and /mcp), and the demo page
+// with serve --demo-page.
+package http
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/alknet/alknet/call"
+	"github.com/alknet/alknet/core"
+	"github.com/alknet/alknet/examples/demo"
+	"github.com/alknet/alknet/examples/node"
+	alkhttp "github.com/alknet/alknet/http"
+	alkmcp "github.com/alknet/alknet/http/mcp"
+)
+
+// DemoPagePath is the route of the demo page. (Not "/demo/": the HTTP handler sends a
+// path with a trailing slash to the decoy.)
+const DemoPagePath = "/demo"
+
+// RegistrySource is the plugin whose operations the HTTP surface serves; the call
+// plugin is one. Its Registry is read in Setup, so it must come earlier in the list.
+type RegistrySource interface {
+	node.Plugin
+	Registry() *call.Registry
+}
+
+// Plugin serves the HTTP surface.
+type Plugin struct {
+	source   RegistrySource
+	demoPage bool
+}
+
+// New returns the http plugin serving the registry of source.
+func New(source RegistrySource) *Plugin { return &Plugin{source: source} }
+
+// Name is "http".
+func (*Plugin) Name() string { return "http" }
+
+// ServeFlags defines --demo-page.
+func (p *Plugin) ServeFlags(fs *flag.FlagSet) string {
+	fs.BoolVar(&p.demoPage, "demo-page", false, "serve the browser demo page at https://HOST:PORT"+DemoPagePath+
+		" (the call protocol over the WebSocket /alknet/call), and a self-signed ECDSA certificate for browsers, which refuse the node's Ed25519 one")
+	return "[--demo-page]"
+}
+
+// Setup returns the HTTP handler under alknet/http, h2 and http/1.1, in that order.
+func (p *Plugin) Setup(_ context.Context, env *node.Env) ([]core.ProtocolHandler, error) {
+	reg := p.source.Registry()
+	if reg == nil {
+		return nil, errors.New("build handlers: alknet/http: plugin " + p.source.Name() + " has no registry (it must come before http in the plugin list)")
+	}
+	var routes *http.ServeMux
+	if p.demoPage {
+		routes = http.NewServeMux()
+		routes.Handle("GET "+DemoPagePath, demo.PageHandler())
+		env.UseBrowserCertificate()
+		env.OnReady(func(r node.Ready) {
+			r.Logger.Info("demo page", slog.String("url", "https://"+r.TCP.String()+DemoPagePath))
+		})
+	}
+	web := &webHandler{}
+	var err error
+	web.Handler, err = alkhttp.New(alkhttp.Config{
+		Registry:   reg,
+		Identities: env.Identities,
+		NodeLimits: env.Store.Limits,
+		Routes:     routes,
+		// /mcp: the gateway as an MCP server (search, schema, call, batch).
+		MCP: func(gw *alkhttp.Gateway) http.Handler {
+			web.mcp = alkmcp.NewHandler(gw, &alkmcp.ServerOptions{Logger: env.Logger})
+			return web.mcp
+		},
+		Logger: env.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("build handlers: %w", err)
+	}
+	return []core.ProtocolHandler{
+		web,                     // alknet/http: HTTP/1.1 and h2 over QUIC streams
+		alpnAs{"h2", web},       // browsers and curl on the TCP+TLS listener
+		alpnAs{"http/1.1", web}, // clients without h2
+	}, nil
+}
+
+// webHandler is the HTTP surface with its MCP projection, whose sessions outlive
+// connections: the node closes it (io.Closer) once the endpoint has shut down.
+type webHandler struct {
+	*alkhttp.Handler
+	mcp http.Handler
+}
+
+// Close ends the open MCP sessions.
+func (w *webHandler) Close() error {
+	if c, ok := w.mcp.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
+}
+
+// alpnAs serves a handler under another ALPN.
+type alpnAs struct {
+	alpn string
+	core.Handler
+}
+
+// ALPN is the protocol the handler is registered under.
+func (a alpnAs) ALPN() string { return a.alpn }

@@ -1,0 +1,85 @@
+// Package ssh is the node plugin of the alknet/ssh server: the [ssh] table of --config
+// (decoded into the ssh module's Settings and checked by its Validate), the server
+// with the node's SSH host key and identities, and its reload.
+package ssh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/alknet/alknet/core"
+	"github.com/alknet/alknet/examples/node"
+	alkssh "github.com/alknet/alknet/ssh"
+)
+
+// Plugin serves alknet/ssh.
+type Plugin struct {
+	server *alkssh.Server
+	// base is the server configuration without the [ssh] settings: host key,
+	// identities, logger.
+	base alkssh.Config
+}
+
+// New returns the ssh plugin.
+func New() *Plugin { return &Plugin{} }
+
+// Name is "ssh".
+func (*Plugin) Name() string { return "ssh" }
+
+// Config is the plugin's part of --config: the [ssh] table.
+type Config struct {
+	SSH alkssh.Settings `toml:"ssh"`
+}
+
+// Validate checks the [ssh] table; errors name the key ("ssh.exec_allow[0]: ...").
+func (c *Config) Validate() error {
+	if err := c.SSH.Validate(); err != nil {
+		return fmt.Errorf("ssh.%w", err)
+	}
+	return nil
+}
+
+// NewConfig returns the default: exec refused, no certificate authorities, the
+// default auth attempts, forwarding denied.
+func (*Plugin) NewConfig() node.Config { return &Config{} }
+
+// Setup builds the alknet/ssh server with the node's SSH host key; a [[peers]]
+// fingerprint logs in over SSH with the key it uses for TLS.
+func (p *Plugin) Setup(_ context.Context, env *node.Env) ([]core.ProtocolHandler, error) {
+	if env.SSHHostKey == nil {
+		return nil, errors.New("build handlers: alknet/ssh: no host key")
+	}
+	signer, err := alkssh.NewSigner(env.SSHHostKey)
+	if err != nil {
+		return nil, fmt.Errorf("build handlers: alknet/ssh: host key: %w", err)
+	}
+	p.base = alkssh.Config{HostKey: signer, Identities: env.Identities, Logger: env.Logger}
+	cfg, err := env.Config(p).(*Config).SSH.Config(p.base)
+	if err != nil {
+		return nil, fmt.Errorf("build handlers: alknet/ssh: %w", err)
+	}
+	if p.server, err = alkssh.NewServer(cfg); err != nil {
+		return nil, fmt.Errorf("build handlers: alknet/ssh: %w", err)
+	}
+	return []core.ProtocolHandler{p.server}, nil
+}
+
+// Reload applies a reloaded [ssh] table to new connections; open ones keep the
+// configuration they started with.
+func (p *Plugin) Reload(c node.Config) ([]slog.Attr, error) {
+	s := c.(*Config).SSH
+	cfg, err := s.Config(p.base)
+	if err == nil {
+		err = p.server.Reload(cfg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("alknet/ssh: %w", err)
+	}
+	return []slog.Attr{
+		slog.Int("ssh_exec_allow", len(s.ExecAllow)),
+		slog.Int("ssh_cert_authorities", len(s.CertAuthorities)),
+		slog.Int("ssh_forwarding_rules", len(s.Forwarding.Rules)),
+	}, nil
+}

@@ -1,0 +1,147 @@
+package ssh
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+)
+
+// Settings is the configuration-file form of a server's policy: the [ssh] table of an
+// alknet node's --config, decoded by its struct tags. Validate checks it and names the
+// key at fault; Config maps it onto a Config. The zero value refuses exec, trusts no
+// certificate authority, uses the default auth attempts and denies forwarding.
+type Settings struct {
+	// ExecAllow are the programs exec requests may run, bare names such as "uptime".
+	ExecAllow []string `toml:"exec_allow"`
+	// CertAuthorities are authorized_keys lines of trusted user certificate authorities.
+	CertAuthorities []string `toml:"cert_authorities"`
+	// CertAuthorityScopes are the scopes of users the certificate authorities vouch for.
+	CertAuthorityScopes []string `toml:"cert_authority_scopes"`
+	// MaxAuthAttempts is Config.MaxAuthAttempts.
+	MaxAuthAttempts int `toml:"max_auth_attempts"`
+	// Forwarding is the forwarding policy.
+	Forwarding ForwardingSettings `toml:"forwarding"`
+}
+
+// ForwardingSettings is the forwarding policy in configuration-file form.
+type ForwardingSettings struct {
+	// Default is the action when no rule matches: "allow" or "deny" (empty: deny).
+	Default string `toml:"default"`
+	// Rules are tried in order; the first match wins.
+	Rules []RuleSettings `toml:"rules"`
+}
+
+// RuleSettings is one forwarding rule in configuration-file form.
+type RuleSettings struct {
+	// Target is a Target in ParseTarget syntax.
+	Target string `toml:"target"`
+	// Action is "allow" or "deny".
+	Action string `toml:"action"`
+	// Principals are Rule.Principals.
+	Principals []string `toml:"principals"`
+	// Transports are Rule.Transports.
+	Transports []string `toml:"transports"`
+}
+
+const targetSyntax = "(want any, host:<glob>, cidr:<net>, ports:<host-glob>:<lo>-<hi> or alknet)"
+
+// Validate reports the first problem of s, naming its key relative to the table
+// ("forwarding.rules[0].target: ...").
+func (s *Settings) Validate() error {
+	_, _, err := s.parse()
+	return err
+}
+
+// Config returns the server configuration s describes, on top of base (which supplies
+// the host key, identities, logger and the rest). s must be valid.
+func (s *Settings) Config(base Config) (Config, error) {
+	cas, fwd, err := s.parse()
+	if err != nil {
+		return Config{}, err
+	}
+	base.CertAuthorities = cas
+	base.MaxAuthAttempts = s.MaxAuthAttempts
+	// An empty allow list refuses every command.
+	base.Exec = &AllowListExecutor{Allow: slices.Clone(s.ExecAllow)}
+	base.Forwarding = fwd
+	return base, nil
+}
+
+// parse checks s and maps it onto the server's types.
+func (s *Settings) parse() ([]CertAuthority, ForwardingPolicy, error) {
+	var fwd ForwardingPolicy
+	for i, name := range s.ExecAllow {
+		if name == "" || strings.ContainsAny(name, "/ \t\r\n") || !utf8.ValidString(name) {
+			return nil, fwd, fmt.Errorf("exec_allow[%d]: invalid program name %q (want a bare name such as \"uptime\": no slash, no blank)", i, clipText(name, maxErrorText))
+		}
+	}
+	for i, scope := range s.CertAuthorityScopes {
+		if scope == "" {
+			return nil, fwd, fmt.Errorf("cert_authority_scopes[%d]: empty scope", i)
+		}
+	}
+	var cas []CertAuthority
+	for i, line := range s.CertAuthorities {
+		ca, err := ParseCertAuthority(line)
+		if err != nil {
+			return nil, fwd, fmt.Errorf("cert_authorities[%d]: %s (want an authorized_keys line such as \"ssh-ed25519 AAAA... ops-ca\")", i, clipText(strings.TrimPrefix(err.Error(), "ssh: "), maxErrorText))
+		}
+		ca.Scopes = slices.Clone(s.CertAuthorityScopes)
+		cas = append(cas, ca)
+	}
+	if d := s.Forwarding.Default; d != "" {
+		a, err := ParseAction(d)
+		if err != nil {
+			return nil, fwd, fmt.Errorf("forwarding.default: invalid action %q (want \"allow\" or \"deny\")", clipText(d, maxErrorText))
+		}
+		fwd.Default = a
+	}
+	for i, r := range s.Forwarding.Rules {
+		key := fmt.Sprintf("forwarding.rules[%d]", i)
+		if r.Target == "" {
+			return nil, fwd, fmt.Errorf("%s.target: missing %s", key, targetSyntax)
+		}
+		target, err := ParseTarget(r.Target)
+		if err != nil {
+			return nil, fwd, fmt.Errorf("%s.target: %s %s", key, clipText(strings.TrimPrefix(err.Error(), "ssh: "), maxErrorText), targetSyntax)
+		}
+		if r.Action == "" {
+			return nil, fwd, fmt.Errorf("%s.action: missing (want \"allow\" or \"deny\")", key)
+		}
+		action, err := ParseAction(r.Action)
+		if err != nil {
+			return nil, fwd, fmt.Errorf("%s.action: invalid action %q (want \"allow\" or \"deny\")", key, clipText(r.Action, maxErrorText))
+		}
+		for j, p := range r.Principals {
+			if !validPrincipal(p) {
+				return nil, fwd, fmt.Errorf("%s.principals[%d]: empty principal (want a peer id, a certificate principal or a scope)", key, j)
+			}
+		}
+		for j, t := range r.Transports {
+			if !validTransport(t) {
+				return nil, fwd, fmt.Errorf("%s.transports[%d]: invalid transport %q (want \"quic\", \"tls\" or \"tcp\")", key, j, clipText(t, maxErrorText))
+			}
+		}
+		fwd.Rules = append(fwd.Rules, Rule{
+			Target:     target,
+			Action:     action,
+			Principals: slices.Clone(r.Principals),
+			Transports: slices.Clone(r.Transports),
+		})
+	}
+	// Whatever else ForwardingPolicy.Validate requires (nothing, today: the checks
+	// above share its predicates).
+	if err := fwd.Validate(); err != nil {
+		return nil, fwd, fmt.Errorf("forwarding: %s", clipText(strings.TrimPrefix(err.Error(), "ssh: "), maxErrorText))
+	}
+	return cas, fwd, nil
+}
+
+// validPrincipal is the rule of ForwardingPolicy.Validate and Settings on a principal.
+func validPrincipal(p string) bool { return p != "" }
+
+// validTransport is the rule of ForwardingPolicy.Validate and Settings on a transport.
+func validTransport(t string) bool {
+	return t == TransportQUIC || t == TransportTLS || t == TransportTCP
+}
