@@ -34,9 +34,9 @@ const maxErrorText = 300
 // fileConfig is the --config schema. Field types match the TOML value types; durations
 // and networks are strings, parsed afterwards so errors can name key and value.
 type fileConfig struct {
-	Limits  fileLimits    `toml:"limits"`
-	Peers   []filePeer    `toml:"peers"`
-	APIKeys []fileAPIKey  `toml:"api_keys"`
+	Limits  fileLimits   `toml:"limits"`
+	Peers   []filePeer   `toml:"peers"`
+	APIKeys []fileAPIKey `toml:"api_keys"`
 }
 
 type fileLimits struct {

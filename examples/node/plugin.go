@@ -112,10 +112,10 @@ type Env struct {
 	// it resolve ("" without one).
 	ConfigDir string
 
-	configs        map[Plugin]Config
-	browserCert    bool
-	onReady        []func(Ready)
-	closers        []func() error
+	configs     map[Plugin]Config
+	browserCert bool
+	onReady     []func(Ready)
+	closers     []func() error
 }
 
 // Config returns p's decoded config (its NewConfig when the file has none of its

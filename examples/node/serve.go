@@ -197,10 +197,10 @@ func (c *CLI) serve(ctx context.Context, args []string) error {
 		tcpDefault = "http/1.1"
 	}
 	ep, err := endpoint.New(reg, endpoint.Config{
-		TLS:          tlsCfg,
-		Identities:   env.Identities,
-		Limits:       store.Limits,
-		DrainTimeout: o.drain,
+		TLS:            tlsCfg,
+		Identities:     env.Identities,
+		Limits:         store.Limits,
+		DrainTimeout:   o.drain,
 		TCPDefaultALPN: tcpDefault,
 		Logger:         log,
 	})
