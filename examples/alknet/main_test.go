@@ -673,8 +673,8 @@ func TestExitCode(t *testing.T) {
 		{nil, 0},
 		{flag.ErrHelp, 0},
 		{usagef("bad"), 2},
-		{&configError{errors.New("bad config")}, 2},
-		{&configError{core.ErrInvalidConfig}, 2},
+		{&configError{Err: errors.New("bad config")}, 2},
+		{&configError{Err: core.ErrInvalidConfig}, 2},
 		{errors.New("listen: address in use"), 1},
 		{endpoint.ErrALPNRefused, 1},
 	}

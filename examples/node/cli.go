@@ -48,19 +48,26 @@ func (n *Node) Main() {
 		<-ctx.Done()
 		stop()
 	}()
-	c := n.NewCLI(os.Stdin, os.Stdout, os.Stderr)
-	c.Prompt = terminalPrompt(ctx, ttyPath)
+	err := n.Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if errors.Is(context.Cause(ctx), errHangUp) {
+		os.Exit(ExitCode(err))
+	}
+	os.Exit(n.NewCLI(nil, nil, os.Stderr).Report(err))
+}
+
+// Run executes the command line args (without the program name) as the process does:
+// it reads os.Stdin, prompts for passphrases on /dev/tty and, while serve runs, takes
+// SIGHUP as the reload signal. The error maps to an exit code with ExitCode.
+func (n *Node) Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c := n.NewCLI(os.Stdin, stdout, stderr)
+	c.Prompt = TerminalPrompt(ctx, TTYPath)
 	c.NotifyReload = func() (<-chan os.Signal, func()) {
 		ch := make(chan os.Signal, 1)
 		signal.Notify(ch, syscall.SIGHUP)
 		return ch, func() { signal.Stop(ch) }
 	}
-	err := c.Run(ctx, os.Args[1:])
-	stop()
-	if errors.Is(context.Cause(ctx), errHangUp) {
-		os.Exit(ExitCode(err))
-	}
-	os.Exit(c.Report(err))
+	return c.Run(ctx, args)
 }
 
 // errHangUp is the cause of a context a SIGHUP ended (Command.HangUpEnds).
@@ -318,3 +325,6 @@ func checkHostPort(addr string) error {
 	_, _, err := net.SplitHostPort(addr)
 	return err
 }
+
+// Name is the subcommand's name ("vault init").
+func (f *FlagSet) Name() string { return f.name }

@@ -20,26 +20,26 @@ import (
 
 // Files in the state directory.
 const (
-	// keyFileName is the node's Ed25519 key, an unencrypted OpenSSH private key with
+	// KeyFileName is the node's Ed25519 key, an unencrypted OpenSSH private key with
 	// mode 0600 (so `ssh -i DIR/node.key` works too).
-	keyFileName = "node.key"
-	// pubFileName is the public half as an authorized_keys line.
-	pubFileName = "node.key.pub"
-	// keystoreFileName is the vault keystore: the mnemonic sealed with a passphrase
+	KeyFileName = "node.key"
+	// PubFileName is the public half as an authorized_keys line.
+	PubFileName = "node.key.pub"
+	// KeystoreFileName is the vault keystore: the mnemonic sealed with a passphrase
 	// (Argon2id and AES-256-GCM, mode 0600). When it exists the node's identity is the
 	// vault's identity key and node.key is not used.
-	keystoreFileName = "vault.keystore"
-	// keyComment is the comment written into both key files.
-	keyComment = "alknet"
+	KeystoreFileName = "vault.keystore"
+	// KeyComment is the comment written into both key files.
+	KeyComment = "alknet"
 	// stateDirMode is the mode of a state directory alknet creates.
 	stateDirMode fs.FileMode = 0o700
 	// pubFileMode is the mode of the public key file.
 	pubFileMode fs.FileMode = 0o644
 )
 
-// stateDir returns dir, or ~/.alknet when dir is empty, creating it (mode 0700) when
+// StateDir returns dir, or ~/.alknet when dir is empty, creating it (mode 0700) when
 // it does not exist. An existing directory keeps its permissions.
-func stateDir(dir string) (string, error) {
+func StateDir(dir string) (string, error) {
 	if dir == "" {
 		home, err := os.UserHomeDir()
 		if err != nil {
@@ -80,25 +80,25 @@ func (id *Identity) Fingerprint() string { return tlsconf.Fingerprint(id.key) }
 // Key is the identity key; the caller must not keep it beyond the identity's use.
 func (id *Identity) Key() ed25519.PrivateKey { return id.key }
 
-// ttyPath is the terminal the real command prompts on.
-const ttyPath = "/dev/tty"
+// TTYPath is the terminal the real command prompts on.
+const TTYPath = "/dev/tty"
 
 // ErrNoTerminal is what a prompt returns when there is no terminal to prompt on.
 var ErrNoTerminal = errors.New("no --passphrase-file given and no terminal to prompt on")
 
 // loadIdentity loads DIR/node.key, generating it when missing, and writes
-// DIR/node.key.pub when that is missing. dir is resolved as by stateDir.
+// DIR/node.key.pub when that is missing. dir is resolved as by StateDir.
 func loadIdentity(dir string) (*Identity, error) {
-	dir, err := stateDir(dir)
+	dir, err := StateDir(dir)
 	if err != nil {
 		return nil, err
 	}
-	keyPath := filepath.Join(dir, keyFileName)
-	key, created, err := tlsconf.LoadOrCreateKey(keyPath, keyComment)
+	keyPath := filepath.Join(dir, KeyFileName)
+	key, created, err := tlsconf.LoadOrCreateKey(keyPath, KeyComment)
 	if err != nil {
 		return nil, fmt.Errorf("node identity: %w", err)
 	}
-	if err := writePublicKey(filepath.Join(dir, pubFileName), key); err != nil {
+	if err := writePublicKey(filepath.Join(dir, PubFileName), key); err != nil {
 		return nil, fmt.Errorf("node identity: %w", err)
 	}
 	return &Identity{key: key, dir: dir, keyPath: keyPath, created: created}, nil
@@ -106,7 +106,7 @@ func loadIdentity(dir string) (*Identity, error) {
 
 // writePublicKey writes key's authorized_keys line to path unless the file exists.
 func writePublicKey(path string, key ed25519.PrivateKey) error {
-	line, err := tlsconf.AuthorizedKey(key, keyComment)
+	line, err := tlsconf.AuthorizedKey(key, KeyComment)
 	if err != nil {
 		return err
 	}
@@ -127,7 +127,7 @@ func writePublicKey(path string, key ed25519.PrivateKey) error {
 }
 
 // nodeIdentity returns the node's identity. When the state directory dir (resolved as
-// by stateDir) holds a keystore, the identity is the vault's identity key, unlocked with
+// by StateDir) holds a keystore, the identity is the vault's identity key, unlocked with
 // the passphrase from passphraseFile or the prompt, and node.key is not touched.
 // Otherwise it is node.key as loadIdentity finds or creates it, and a passphraseFile is
 // a configuration error.
@@ -152,33 +152,33 @@ func (id *Identity) sshHost() ed25519.PrivateKey {
 
 // loadNodeIdentity is nodeIdentity; withSSHHost also derives the vault's SSH host key.
 func (c *CLI) loadNodeIdentity(dir, passphraseFile string, withSSHHost bool) (*Identity, error) {
-	dir, err := stateDir(dir)
+	dir, err := StateDir(dir)
 	if err != nil {
 		return nil, err
 	}
-	ksPath := filepath.Join(dir, keystoreFileName)
-	exists, err := keystoreExists(ksPath)
+	ksPath := filepath.Join(dir, KeystoreFileName)
+	exists, err := KeystoreExists(ksPath)
 	if err != nil {
 		return nil, err
 	}
 	if !exists {
 		if passphraseFile != "" {
-			return nil, &ConfigError{fmt.Errorf("--passphrase-file given, but %s holds no %s: run \"alknet vault init\" or \"alknet vault recover\" first, or leave the flag out to use %s", dir, keystoreFileName, keyFileName)}
+			return nil, &ConfigError{fmt.Errorf("--passphrase-file given, but %s holds no %s: run \"alknet vault init\" or \"alknet vault recover\" first, or leave the flag out to use %s", dir, KeystoreFileName, KeyFileName)}
 		}
 		return loadIdentity(dir)
 	}
-	v, err := c.unlockKeystore(ksPath, passphraseFile)
+	v, err := c.UnlockKeystore(ksPath, passphraseFile)
 	if err != nil {
 		return nil, err
 	}
 	defer v.Lock()
-	key, err := vaultIdentityKey(v)
+	key, err := VaultIdentityKey(v)
 	if err != nil {
 		return nil, err
 	}
 	id := &Identity{key: key, dir: dir, keyPath: ksPath, fromVault: true}
 	if withSSHHost {
-		if id.sshHostKey, err = vaultEd25519(v, vault.PathSSHHost, "SSH host key"); err != nil {
+		if id.sshHostKey, err = VaultEd25519(v, vault.PathSSHHost, "SSH host key"); err != nil {
 			clear(key)
 			return nil, err
 		}
@@ -186,9 +186,9 @@ func (c *CLI) loadNodeIdentity(dir, passphraseFile string, withSSHHost bool) (*I
 	return id, nil
 }
 
-// keystoreExists reports whether path exists (as anything: a directory or a broken
+// KeystoreExists reports whether path exists (as anything: a directory or a broken
 // link there is not silently replaced by node.key).
-func keystoreExists(path string) (bool, error) {
+func KeystoreExists(path string) (bool, error) {
 	_, err := os.Lstat(path)
 	switch {
 	case err == nil:
@@ -199,15 +199,15 @@ func keystoreExists(path string) (bool, error) {
 	return false, fmt.Errorf("keystore: %w", err)
 }
 
-// vaultIdentityKey derives the node identity key (vault.PathIdentity) from the
+// VaultIdentityKey derives the node identity key (vault.PathIdentity) from the
 // unlocked vault v. The caller owns the key.
-func vaultIdentityKey(v *vault.Vault) (ed25519.PrivateKey, error) {
-	return vaultEd25519(v, vault.PathIdentity, "node identity")
+func VaultIdentityKey(v *vault.Vault) (ed25519.PrivateKey, error) {
+	return VaultEd25519(v, vault.PathIdentity, "node identity")
 }
 
-// vaultEd25519 derives the Ed25519 key at path from the unlocked vault v; what names
+// VaultEd25519 derives the Ed25519 key at path from the unlocked vault v; what names
 // the key in errors. The caller owns the key.
-func vaultEd25519(v *vault.Vault, path, what string) (ed25519.PrivateKey, error) {
+func VaultEd25519(v *vault.Vault, path, what string) (ed25519.PrivateKey, error) {
 	dk, err := v.DeriveEd25519(path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
@@ -220,10 +220,10 @@ func vaultEd25519(v *vault.Vault, path, what string) (ed25519.PrivateKey, error)
 	return key, nil
 }
 
-// unlockKeystore returns a vault unlocked from the keystore at ksPath with the
+// UnlockKeystore returns a vault unlocked from the keystore at ksPath with the
 // passphrase from passFile or the prompt. The caller locks it.
-func (c *CLI) unlockKeystore(ksPath, passFile string) (*vault.Vault, error) {
-	pass, err := c.passphrase(ksPath, passFile, false)
+func (c *CLI) UnlockKeystore(ksPath, passFile string) (*vault.Vault, error) {
+	pass, err := c.Passphrase(ksPath, passFile, false)
 	if err != nil {
 		return nil, err
 	}
@@ -235,12 +235,12 @@ func (c *CLI) unlockKeystore(ksPath, passFile string) (*vault.Vault, error) {
 	return v, nil
 }
 
-// passphrase returns the keystore passphrase for ksPath: from passFile when given,
+// Passphrase returns the keystore passphrase for ksPath: from passFile when given,
 // otherwise from the prompt (asked twice when confirm is set, for a new keystore). The
 // caller wipes it.
-func (c *CLI) passphrase(ksPath, passFile string, confirm bool) ([]byte, error) {
+func (c *CLI) Passphrase(ksPath, passFile string, confirm bool) ([]byte, error) {
 	if passFile != "" {
-		return readPassphraseFile("--passphrase-file", passFile)
+		return ReadPassphraseFile("--passphrase-file", passFile)
 	}
 	msg := "Passphrase for " + ksPath + ": "
 	if confirm {
@@ -288,18 +288,18 @@ func (c *CLI) promptPassphrase(msg string) ([]byte, error) {
 	return p, nil
 }
 
-// readPassphraseFile reads a passphrase from path, given with flagName. The file holds
+// ReadPassphraseFile reads a passphrase from path, given with flagName. The file holds
 // at most vault.MaxPassphraseLength bytes plus one trailing "\n" or "\r\n", which is
 // stripped; an empty passphrase is refused. A regular file must not be accessible by
 // group or others; pipes and other non-regular files are read as they are. Problems
 // with the file are configuration errors. The caller wipes the result.
-func readPassphraseFile(flagName, path string) ([]byte, error) {
+func ReadPassphraseFile(flagName, path string) ([]byte, error) {
 	return ReadSecretFile(flagName, path, vault.MaxPassphraseLength, "passphrase")
 }
 
 // readSecretFile reads a secret of at most maxLen bytes (plus one trailing newline,
 // stripped) from path, named by flagName in errors, under the rules of
-// readPassphraseFile; what names the secret ("passphrase", "credential").
+// ReadPassphraseFile; what names the secret ("passphrase", "credential").
 func ReadSecretFile(flagName, path string, maxLen int, what string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -321,14 +321,14 @@ func ReadSecretFile(flagName, path string, maxLen int, what string) ([]byte, err
 	if st.Mode().IsRegular() && st.Size() > int64(fileLimit) {
 		return nil, tooLong
 	}
-	buf, err := readLimited(f, fileLimit, "the file")
-	if _, ok := errors.AsType[*tooLongError](err); ok {
+	buf, err := ReadLimited(f, fileLimit, "the file")
+	if _, ok := errors.AsType[*TooLongError](err); ok {
 		return nil, tooLong
 	}
 	if err != nil {
 		return nil, &ConfigError{fmt.Errorf("%s %s: %w", flagName, path, err)}
 	}
-	p := trimNewline(buf)
+	p := TrimNewline(buf)
 	switch {
 	case len(p) == 0:
 		clear(buf)
@@ -340,21 +340,21 @@ func ReadSecretFile(flagName, path string, maxLen int, what string) ([]byte, err
 	return p, nil
 }
 
-// tooLongError is readLimited's error for input over its limit.
-type tooLongError struct {
+// TooLongError is ReadLimited's error for input over its limit.
+type TooLongError struct {
 	what  string
 	limit int
 }
 
-func (e *tooLongError) Error() string {
+func (e *TooLongError) Error() string {
 	return fmt.Sprintf("%s is longer than the limit of %d bytes", e.what, e.limit)
 }
 
-// readLimited reads r to its end into one buffer of limit+1 bytes (so a secret is
+// ReadLimited reads r to its end into one buffer of limit+1 bytes (so a secret is
 // never copied by growing a slice). Input longer than limit is refused with a
-// *tooLongError, and the buffer is wiped. what names the input in errors. A nil r
+// *TooLongError, and the buffer is wiped. what names the input in errors. A nil r
 // reads as empty.
-func readLimited(r io.Reader, limit int, what string) ([]byte, error) {
+func ReadLimited(r io.Reader, limit int, what string) ([]byte, error) {
 	if r == nil {
 		return nil, nil
 	}
@@ -363,7 +363,7 @@ func readLimited(r io.Reader, limit int, what string) ([]byte, error) {
 	switch {
 	case err == nil:
 		clear(buf)
-		return nil, &tooLongError{what: what, limit: limit}
+		return nil, &TooLongError{what: what, limit: limit}
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return buf[:n:n], nil
 	}
@@ -371,8 +371,8 @@ func readLimited(r io.Reader, limit int, what string) ([]byte, error) {
 	return nil, fmt.Errorf("read %s: %w", what, err)
 }
 
-// trimNewline returns b without one trailing "\n" or "\r\n".
-func trimNewline(b []byte) []byte {
+// TrimNewline returns b without one trailing "\n" or "\r\n".
+func TrimNewline(b []byte) []byte {
 	if b, ok := bytes.CutSuffix(b, []byte("\n")); ok {
 		b, _ = bytes.CutSuffix(b, []byte("\r"))
 		return b
@@ -380,12 +380,12 @@ func trimNewline(b []byte) []byte {
 	return b
 }
 
-// terminalPrompt returns the prompt of the real command. It opens the terminal at path
+// TerminalPrompt returns the prompt of the real command. It opens the terminal at path
 // (normally /dev/tty, because stdin and stdout may be pipes), writes msg to it and
 // reads one line without echo. It returns ErrNoTerminal when path cannot be opened or
 // is not a terminal. When ctx ends (SIGINT) while it waits, it restores the terminal's
 // echo and returns an error; the blocked read is left to the exiting process.
-func terminalPrompt(ctx context.Context, path string) func(msg string) ([]byte, error) {
+func TerminalPrompt(ctx context.Context, path string) func(msg string) ([]byte, error) {
 	return func(msg string) ([]byte, error) {
 		tty, err := os.OpenFile(path, os.O_RDWR, 0)
 		if err != nil {

@@ -1,4 +1,4 @@
-package main
+package pipe
 
 import (
 	"context"
@@ -8,38 +8,40 @@ import (
 
 	"github.com/alknet/alknet/core"
 	"github.com/alknet/alknet/core/endpoint"
+
+	"github.com/alknet/alknet/examples/node"
 )
 
 // pipeOptions are pipe's parsed flags and argument.
 type pipeOptions struct {
-	dialFlags
+	node.DialFlags
 	alpn string
 }
 
 func (c *cli) parsePipe(args []string) (*pipeOptions, error) {
-	cmd := c.newCommand("pipe", "alknet pipe [--state DIR] [--passphrase-file FILE] --alpn ALPN (--pin FINGERPRINT | --insecure) [--tcp] HOST:PORT")
+	cmd := c.NewFlagSet("pipe", "alknet pipe [--state DIR] [--passphrase-file FILE] --alpn ALPN (--pin FINGERPRINT | --insecure) [--tcp] HOST:PORT")
 	o := &pipeOptions{}
-	o.register(cmd.fs)
-	cmd.fs.StringVar(&o.alpn, "alpn", "", "`ALPN` protocol to ask for, such as alknet/echo (required)")
-	pos, err := cmd.parse(c, args)
+	o.Register(cmd.FlagSet)
+	cmd.StringVar(&o.alpn, "alpn", "", "`ALPN` protocol to ask for, such as alknet/echo (required)")
+	pos, err := cmd.ParseArgs(args)
 	if err != nil {
 		return nil, err
 	}
 	switch {
 	case len(pos) == 0:
-		return nil, usagef(`pipe: missing HOST:PORT (run "alknet pipe -h" for usage)`)
+		return nil, node.Usagef(`pipe: missing HOST:PORT (run "alknet pipe -h" for usage)`)
 	case len(pos) > 1:
-		return nil, usagef(`pipe: want one HOST:PORT, got %d arguments (run "alknet pipe -h" for usage)`, len(pos))
+		return nil, node.Usagef(`pipe: want one HOST:PORT, got %d arguments (run "alknet pipe -h" for usage)`, len(pos))
 	case o.alpn == "":
-		return nil, usagef(`pipe: --alpn is required (run "alknet pipe -h" for usage)`)
+		return nil, node.Usagef(`pipe: --alpn is required (run "alknet pipe -h" for usage)`)
 	}
-	if err := o.checkVerify("pipe"); err != nil {
+	if err := o.CheckVerify("pipe"); err != nil {
 		return nil, err
 	}
 	if len(o.alpn) > core.MaxALPNLength {
-		return nil, usagef("pipe: --alpn is %d bytes, longer than %d", len(o.alpn), core.MaxALPNLength)
+		return nil, node.Usagef("pipe: --alpn is %d bytes, longer than %d", len(o.alpn), core.MaxALPNLength)
 	}
-	if err := o.setAddr("pipe", pos[0]); err != nil {
+	if err := o.SetAddr("pipe", pos[0]); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -51,13 +53,13 @@ func (c *cli) pipe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	opts, err := c.dialOptions("pipe", &o.dialFlags)
+	opts, err := c.DialOptions("pipe", &o.DialFlags)
 	if err != nil {
 		return err
 	}
-	conn, err := endpoint.Dial(ctx, o.addr, o.alpn, opts)
+	conn, err := endpoint.Dial(ctx, o.Addr, o.alpn, opts)
 	if err != nil {
-		return describeDialError(ctx, "pipe", &o.dialFlags, o.alpn, err)
+		return node.DescribeDialError(ctx, "pipe", &o.DialFlags, o.alpn, err)
 	}
 	defer conn.Close(core.CloseNormal, "")
 	// An interrupt closes the connection, which ends both copies.
@@ -80,7 +82,7 @@ func (c *cli) copyStream(ctx context.Context, o *pipeOptions, conn *core.Connect
 	}
 	sent := make(chan result, 1)
 	go func() {
-		rerr, werr := copyData(s, c.stdin)
+		rerr, werr := copyData(s, c.Stdin)
 		switch {
 		case rerr != nil:
 			sent <- result{err: rerr, stdin: true}
@@ -91,7 +93,7 @@ func (c *cli) copyStream(ctx context.Context, o *pipeOptions, conn *core.Connect
 			sent <- result{err: s.CloseWrite()}
 		}
 	}()
-	rerr, werr := copyData(c.stdout, s)
+	rerr, werr := copyData(c.Stdout, s)
 	if werr != nil {
 		return fmt.Errorf("pipe: write stdout: %w", werr)
 	}
@@ -151,9 +153,9 @@ func (c *cli) pipeFailed(ctx context.Context, o *pipeOptions, op string, err err
 	}
 	switch {
 	case errors.Is(err, core.ErrStreamClosed):
-		return fmt.Errorf("pipe: %s %s: stream reset by the server: %w", op, o.addr, err)
+		return fmt.Errorf("pipe: %s %s: stream reset by the server: %w", op, o.Addr, err)
 	case errors.Is(err, core.ErrConnectionClosed):
-		return fmt.Errorf("pipe: %s %s: connection closed by the server: %w", op, o.addr, err)
+		return fmt.Errorf("pipe: %s %s: connection closed by the server: %w", op, o.Addr, err)
 	}
-	return fmt.Errorf("pipe: %s %s: %w", op, o.addr, err)
+	return fmt.Errorf("pipe: %s %s: %w", op, o.Addr, err)
 }

@@ -1,4 +1,4 @@
-package main
+package callcmd
 
 import (
 	"bytes"
@@ -12,6 +12,8 @@ import (
 
 	"github.com/alknet/alknet/call"
 	"github.com/alknet/alknet/core/endpoint"
+
+	"github.com/alknet/alknet/examples/node"
 )
 
 // callAbortGrace bounds how long call waits, once interrupted or timed out, for a
@@ -20,82 +22,87 @@ const callAbortGrace = 2 * time.Second
 
 // callOptions are call's parsed flags and arguments.
 type callOptions struct {
-	dialFlags
+	node.DialFlags
 	token   string
 	timeout time.Duration
 	op      string
 	input   json.RawMessage
 }
 
-const callSynopsis = "alknet call [--state DIR] [--passphrase-file FILE] (--pin FP | --insecure) [--tcp] [--token TOKEN] [--timeout DUR] HOST:PORT OPERATION [JSON-INPUT]"
+// Synopsis is the usage line of call.
+const Synopsis = "alknet call [--state DIR] [--passphrase-file FILE] (--pin FP | --insecure) [--tcp] [--token TOKEN] [--timeout DUR] HOST:PORT OPERATION [JSON-INPUT]"
 
 func (c *cli) parseCall(args []string) (*callOptions, error) {
-	cmd := c.newCommand("call", callSynopsis)
+	cmd := c.NewFlagSet("call", Synopsis)
 	o := &callOptions{}
-	o.register(cmd.fs)
-	cmd.fs.StringVar(&o.token, "token", "", "send `TOKEN` (an alk_ API key or a peer token) with the call: the node runs the call as the token's identity")
-	cmd.fs.DurationVar(&o.timeout, "timeout", 0, "give up after `DUR`ation with a TIMEOUT error (default: 30s for a query or mutation, no limit for a subscription)")
-	pos, err := cmd.parse(c, args)
+	o.Register(cmd.FlagSet)
+	cmd.StringVar(&o.token, "token", "", "send `TOKEN` (an alk_ API key or a peer token) with the call: the node runs the call as the token's identity")
+	cmd.DurationVar(&o.timeout, "timeout", 0, "give up after `DUR`ation with a TIMEOUT error (default: 30s for a query or mutation, no limit for a subscription)")
+	pos, err := cmd.ParseArgs(args)
 	if err != nil {
 		return nil, err
 	}
 	switch {
 	case len(pos) == 0:
-		return nil, usagef(`call: missing HOST:PORT and OPERATION (run "alknet call -h" for usage)`)
+		return nil, node.Usagef(`call: missing HOST:PORT and OPERATION (run "alknet call -h" for usage)`)
 	case len(pos) == 1:
-		return nil, usagef(`call: missing OPERATION (run "alknet call -h" for usage)`)
+		return nil, node.Usagef(`call: missing OPERATION (run "alknet call -h" for usage)`)
 	case len(pos) > 3:
-		return nil, usagef(`call: want HOST:PORT OPERATION [JSON-INPUT], got %d arguments (run "alknet call -h" for usage)`, len(pos))
+		return nil, node.Usagef(`call: want HOST:PORT OPERATION [JSON-INPUT], got %d arguments (run "alknet call -h" for usage)`, len(pos))
 	}
-	if err := o.checkVerify("call"); err != nil {
+	if err := o.CheckVerify("call"); err != nil {
 		return nil, err
 	}
 	if o.timeout < 0 {
-		return nil, usagef("call: --timeout %s: must not be negative", o.timeout)
+		return nil, node.Usagef("call: --timeout %s: must not be negative", o.timeout)
 	}
 	if !utf8.ValidString(o.token) {
-		return nil, usagef("call: --token is not valid UTF-8")
+		return nil, node.Usagef("call: --token is not valid UTF-8")
 	}
-	if err := o.setAddr("call", pos[0]); err != nil {
+	if err := o.SetAddr("call", pos[0]); err != nil {
 		return nil, err
 	}
 	o.op = pos[1]
 	if o.op == "" || o.op == "/" {
-		return nil, usagef("call: OPERATION is empty")
+		return nil, node.Usagef("call: OPERATION is empty")
 	}
 	o.input = json.RawMessage("null")
 	if len(pos) == 3 {
 		var buf bytes.Buffer
 		if err := json.Compact(&buf, []byte(pos[2])); err != nil {
-			return nil, usagef("call: JSON-INPUT is not valid JSON: %v", err)
+			return nil, node.Usagef("call: JSON-INPUT is not valid JSON: %v", err)
 		}
 		o.input = buf.Bytes()
 	}
 	return o, nil
 }
 
-// callFailure is a call the node (or the call protocol) ended with a CallError: report
+// Failure is a call the node (or the call protocol) ended with a CallError: report
 // prints its JSON, {"code","message","retryable","details"?}, as one line without the
 // "alknet: " prefix, and the exit code is 1.
-type callFailure struct {
+type Failure struct {
 	ce   *call.CallError
 	json []byte
 }
 
-func newCallFailure(ce *call.CallError) *callFailure {
+// NewFailure returns the Failure of ce.
+func NewFailure(ce *call.CallError) *Failure {
 	b, err := json.Marshal(ce)
 	if err != nil {
 		// Only details can fail to marshal; the rest is strings and a bool.
 		b, _ = json.Marshal(&call.CallError{Code: ce.Code, Message: ce.Message, Retryable: ce.Retryable})
 	}
-	return &callFailure{ce: ce, json: b}
+	return &Failure{ce: ce, json: b}
 }
 
 // Error returns "call: CODE: message".
-func (e *callFailure) Error() string { return "call: " + e.ce.Error() }
+func (e *Failure) Error() string { return "call: " + e.ce.Error() }
 
 // Unwrap returns the CallError.
-func (e *callFailure) Unwrap() error { return e.ce }
+func (e *Failure) Unwrap() error { return e.ce }
+
+// Report is the CallError's JSON, which node.CLI.Report prints without a prefix.
+func (e *Failure) Report() string { return string(e.json) }
 
 // call calls one operation of a node and prints its outputs, one compact JSON line each.
 func (c *cli) call(ctx context.Context, args []string) error {
@@ -103,13 +110,13 @@ func (c *cli) call(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	opts, err := c.dialOptions("call", &o.dialFlags)
+	opts, err := c.DialOptions("call", &o.DialFlags)
 	if err != nil {
 		return err
 	}
-	conn, err := call.Dial(ctx, o.addr, call.DialOptions{Transport: opts})
+	conn, err := call.Dial(ctx, o.Addr, call.DialOptions{Transport: opts})
 	if err != nil {
-		return describeDialError(ctx, "call", &o.dialFlags, call.ALPN, err)
+		return node.DescribeDialError(ctx, "call", &o.DialFlags, call.ALPN, err)
 	}
 	defer conn.Close()
 
@@ -122,8 +129,8 @@ func (c *cli) call(ctx context.Context, args []string) error {
 	err = c.invoke(ctx, callCtx, conn, o)
 	// A call given up on this side (Ctrl-C, --timeout, stdout failing) was aborted on
 	// the wire; a CallError from the node left nothing to abort.
-	_, fromNode := errors.AsType[*callFailure](err)
-	if o.network == endpoint.NetworkQUIC && (callCtx.Err() != nil || err != nil && !fromNode) {
+	_, fromNode := errors.AsType[*Failure](err)
+	if o.Network == endpoint.NetworkQUIC && (callCtx.Err() != nil || err != nil && !fromNode) {
 		settle(conn)
 	}
 	return err
@@ -230,19 +237,19 @@ func awaitEnd(s *call.Stream) {
 }
 
 // failed turns the failure of a call into the command's error: "call: interrupted"
-// once ctx (Ctrl-C) has ended, a *callFailure for a CallError (a deadline is TIMEOUT),
+// once ctx (Ctrl-C) has ended, a *Failure for a CallError (a deadline is TIMEOUT),
 // and otherwise one line naming the node.
 func (o *callOptions) failed(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return errors.New("call: interrupted")
 	}
 	if ce, ok := errors.AsType[*call.CallError](err); ok && ce != nil {
-		return newCallFailure(ce)
+		return NewFailure(ce)
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return newCallFailure(call.ErrTimedOut())
+		return NewFailure(call.ErrTimedOut())
 	}
-	return fmt.Errorf("call: %s: %w", o.addr, err)
+	return fmt.Errorf("call: %s: %w", o.Addr, err)
 }
 
 // printOutput prints one output as a line of compact JSON.
@@ -254,7 +261,7 @@ func (c *cli) printOutput(out json.RawMessage) error {
 		return fmt.Errorf("call: the node answered with invalid JSON: %w", err)
 	}
 	buf.WriteByte('\n')
-	if _, err := c.stdout.Write(buf.Bytes()); err != nil {
+	if _, err := c.Stdout.Write(buf.Bytes()); err != nil {
 		return fmt.Errorf("call: write stdout: %w", err)
 	}
 	return nil

@@ -1,4 +1,4 @@
-package main
+package connect
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"github.com/alknet/alknet/core"
 	"github.com/alknet/alknet/core/endpoint"
 	alkssh "github.com/alknet/alknet/ssh"
+
+	"github.com/alknet/alknet/examples/node"
 )
 
 // defaultSOCKS is where connect runs its SOCKS5 proxy unless --socks says otherwise.
@@ -20,7 +22,7 @@ const connectSynopsis = "alknet connect [--state DIR] [--passphrase-file FILE] (
 
 // connectOptions are connect's parsed flags and argument.
 type connectOptions struct {
-	dialFlags
+	node.DialFlags
 	hostKey string
 	user    string
 	socks   string // "" : no SOCKS5 proxy
@@ -45,39 +47,39 @@ func (s *specsFlag) Set(v string) error {
 }
 
 func (c *cli) parseConnect(args []string) (*connectOptions, error) {
-	cmd := c.newCommand("connect", connectSynopsis)
+	cmd := c.NewFlagSet("connect", connectSynopsis)
 	o := &connectOptions{}
-	o.register(cmd.fs)
-	cmd.fs.StringVar(&o.hostKey, "host-key", "", "the node's SSH host key `FINGERPRINT` (serve's ssh-host-key line; default: the --pin fingerprint, or with --insecure the one the server presents in TLS)")
-	cmd.fs.StringVar(&o.user, "user", alkssh.DefaultUser, "SSH user `NAME` (the identity of a key login comes from the key; a certificate login must name one of its principals)")
-	cmd.fs.StringVar(&o.socks, "socks", defaultSOCKS, "run a SOCKS5 proxy (CONNECT, no auth; names resolved by the node) on `ADDR`; \"\" for none")
+	o.Register(cmd.FlagSet)
+	cmd.StringVar(&o.hostKey, "host-key", "", "the node's SSH host key `FINGERPRINT` (serve's ssh-host-key line; default: the --pin fingerprint, or with --insecure the one the server presents in TLS)")
+	cmd.StringVar(&o.user, "user", alkssh.DefaultUser, "SSH user `NAME` (the identity of a key login comes from the key; a certificate login must name one of its principals)")
+	cmd.StringVar(&o.socks, "socks", defaultSOCKS, "run a SOCKS5 proxy (CONNECT, no auth; names resolved by the node) on `ADDR`; \"\" for none")
 	var local, remote specsFlag
-	cmd.fs.Var(&local, "L", "forward `bind:port:host:port` locally: listen on bind:port here and connect each connection to host:port from the node (repeatable)")
-	cmd.fs.Var(&remote, "R", "forward `bind:port:host:port` remotely: listen on bind:port on the node's loopback and connect each connection to host:port from here (repeatable; needs scope ssh:remote-forward)")
-	pos, err := cmd.parse(c, args)
+	cmd.Var(&local, "L", "forward `bind:port:host:port` locally: listen on bind:port here and connect each connection to host:port from the node (repeatable)")
+	cmd.Var(&remote, "R", "forward `bind:port:host:port` remotely: listen on bind:port on the node's loopback and connect each connection to host:port from here (repeatable; needs scope ssh:remote-forward)")
+	pos, err := cmd.ParseArgs(args)
 	if err != nil {
 		return nil, err
 	}
 	switch {
 	case len(pos) == 0:
-		return nil, usagef(`connect: missing HOST:PORT (run "alknet connect -h" for usage)`)
+		return nil, node.Usagef(`connect: missing HOST:PORT (run "alknet connect -h" for usage)`)
 	case len(pos) > 1:
-		return nil, usagef(`connect: want one HOST:PORT, got %d arguments (run "alknet connect -h" for usage)`, len(pos))
+		return nil, node.Usagef(`connect: want one HOST:PORT, got %d arguments (run "alknet connect -h" for usage)`, len(pos))
 	}
-	if err := o.checkVerify("connect"); err != nil {
+	if err := o.CheckVerify("connect"); err != nil {
 		return nil, err
 	}
 	if o.hostKey != "" {
 		if _, _, err := core.ParseFingerprint(o.hostKey); err != nil {
-			return nil, usagef("connect: --host-key: %v", err)
+			return nil, node.Usagef("connect: --host-key: %v", err)
 		}
 	}
 	if o.user == "" {
-		return nil, usagef("connect: --user must not be empty")
+		return nil, node.Usagef("connect: --user must not be empty")
 	}
 	if o.socks != "" {
 		if _, _, err := net.SplitHostPort(o.socks); err != nil {
-			return nil, usagef("connect: --socks %q: %v", o.socks, err)
+			return nil, node.Usagef("connect: --socks %q: %v", o.socks, err)
 		}
 	}
 	if o.local, err = parseSpecs(local); err != nil {
@@ -87,9 +89,9 @@ func (c *cli) parseConnect(args []string) (*connectOptions, error) {
 		return nil, err
 	}
 	if o.socks == "" && len(o.local) == 0 && len(o.remote) == 0 {
-		return nil, usagef(`connect: nothing to do: --socks "" and no -L or -R`)
+		return nil, node.Usagef(`connect: nothing to do: --socks "" and no -L or -R`)
 	}
-	if err := o.setAddr("connect", pos[0]); err != nil {
+	if err := o.SetAddr("connect", pos[0]); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -102,10 +104,10 @@ func parseSpecs(specs []string) ([]alkssh.ForwardSpec, error) {
 	for _, s := range specs {
 		f, err := alkssh.ParseForwardSpec(s)
 		if err != nil {
-			return nil, usagef("connect: %v", err)
+			return nil, node.Usagef("connect: %v", err)
 		}
 		if f.Port == 0 {
-			return nil, usagef("connect: invalid spec %s: port: want 1..65535", f)
+			return nil, node.Usagef("connect: invalid spec %s: port: want 1..65535", f)
 		}
 		out = append(out, f)
 	}
@@ -119,28 +121,28 @@ func (c *cli) connect(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	id, opts, err := c.dialIdentity("connect", &o.dialFlags)
+	id, opts, err := c.DialIdentity("connect", &o.DialFlags)
 	if err != nil {
 		return err
 	}
-	defer clear(id.key)
-	signer, err := alkssh.NewSigner(id.key)
+	defer clear(id.Key())
+	signer, err := alkssh.NewSigner(id.Key())
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
 	hostKey := o.hostKey
 	if hostKey == "" {
-		hostKey = o.pin // "" with --insecure: the fingerprint the server presents in TLS
+		hostKey = o.Pin // "" with --insecure: the fingerprint the server presents in TLS
 	}
 	d := &sshDialer{
-		addr: o.addr,
+		addr: o.Addr,
 		opts: opts,
 		cfg: alkssh.ClientConfig{
 			Transport:        opts,
 			User:             o.user,
 			Signer:           signer,
 			HostKey:          hostKey,
-			HandshakeTimeout: dialHandshakeTimeout,
+			HandshakeTimeout: node.DialHandshakeTimeout,
 		},
 	}
 
@@ -149,14 +151,14 @@ func (c *cli) connect(ctx context.Context, args []string) error {
 	// connection is redialled with backoff.
 	first, err := d.dial(ctx)
 	if err != nil {
-		return d.describe(ctx, &o.dialFlags, id.fingerprint(), o.user, err)
+		return d.describe(ctx, &o.DialFlags, id.Fingerprint(), o.user, err)
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	t := &alkssh.Tunnel{
 		Local:  o.local,
 		Remote: o.remote,
-		Logger: slog.New(slog.NewTextHandler(c.stderr, nil)),
+		Logger: slog.New(slog.NewTextHandler(c.Stderr, nil)),
 	}
 	if o.socks != "" {
 		t.SOCKS = []string{o.socks}
@@ -180,7 +182,7 @@ func (c *cli) connect(ctx context.Context, args []string) error {
 			return
 		}
 		announced = true
-		if _, err := c.stdout.Write([]byte(readyLines(o, t.LocalAddrs(), remote))); err != nil {
+		if _, err := c.Stdout.Write([]byte(readyLines(o, t.LocalAddrs(), remote))); err != nil {
 			writeErr = err
 			cancel()
 		}
@@ -247,7 +249,7 @@ func (d *sshDialer) dial(ctx context.Context) (*alkssh.Client, error) {
 }
 
 // describe turns a failure of the first connection into one line starting "connect: ".
-func (d *sshDialer) describe(ctx context.Context, f *dialFlags, clientFP, user string, err error) error {
+func (d *sshDialer) describe(ctx context.Context, f *node.DialFlags, clientFP, user string, err error) error {
 	switch {
 	case ctx.Err() != nil:
 		return errors.New("connect: interrupted")
@@ -260,5 +262,5 @@ func (d *sshDialer) describe(ctx context.Context, f *dialFlags, clientFP, user s
 	case strings.Contains(err.Error(), "unable to authenticate"):
 		return fmt.Errorf("connect: %s refused the SSH login of this client (key %s, user %q): the node needs a [[peers]] entry with its fingerprint", d.addr, clientFP, user)
 	}
-	return describeDialError(ctx, "connect", f, alkssh.ALPN, err)
+	return node.DescribeDialError(ctx, "connect", f, alkssh.ALPN, err)
 }
