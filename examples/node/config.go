@@ -101,7 +101,7 @@ func ParseConfig(data []byte, dir string, plugins []Plugin) (*Parsed, error) {
 	}
 	var fc fileConfig
 	tables := map[string]tableField{}
-	addTables(tables, reflect.ValueOf(&fc).Elem())
+	_ = addTables(tables, reflect.ValueOf(&fc).Elem(), "the node") // distinct keys
 	pc := &Parsed{configs: make(map[Plugin]Config)}
 	for _, p := range plugins {
 		cp, ok := p.(Configurable)
@@ -114,7 +114,9 @@ func ParseConfig(data []byte, dir string, plugins []Plugin) (*Parsed, error) {
 		if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
 			return nil, fmt.Errorf("plugin %s: its config is a %T, not a pointer to a struct", p.Name(), cfg)
 		}
-		addTables(tables, v.Elem())
+		if err := addTables(tables, v.Elem(), "plugin "+p.Name()); err != nil {
+			return nil, err
+		}
 	}
 	// Decode in file order, so that the first error is the first in the file.
 	for _, k := range md.Keys() {
@@ -153,23 +155,29 @@ func ParseConfig(data []byte, dir string, plugins []Plugin) (*Parsed, error) {
 }
 
 // tableField is a top-level key's field: where its value decodes to and its type,
-// for checking the key names under it.
+// for checking the key names under it, and who owns it.
 type tableField struct {
 	ptr     any
 	typ     reflect.Type
+	owner   string
 	decoded bool
 }
 
-// addTables adds the toml-tagged fields of the struct v to tables.
-func addTables(tables map[string]tableField, v reflect.Value) {
+// addTables adds the toml-tagged fields of the struct v, owned by owner, to tables.
+// A key may have one owner only.
+func addTables(tables map[string]tableField, v reflect.Value, owner string) error {
 	t := v.Type()
 	for i := range t.NumField() {
 		name, _, _ := strings.Cut(t.Field(i).Tag.Get("toml"), ",")
-		if name == "" || name == "-" {
+		if name == "" || name == "-" || !t.Field(i).IsExported() {
 			continue
 		}
-		tables[name] = tableField{ptr: v.Field(i).Addr().Interface(), typ: t.Field(i).Type}
+		if prev, ok := tables[name]; ok {
+			return fmt.Errorf("%s and %s both own the key %q", prev.owner, owner, name)
+		}
+		tables[name] = tableField{ptr: v.Field(i).Addr().Interface(), typ: t.Field(i).Type, owner: owner}
 	}
+	return nil
 }
 
 var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()

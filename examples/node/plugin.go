@@ -142,3 +142,17 @@ type Ready struct {
 	Store      *core.DynamicStore
 	Logger     *slog.Logger
 }
+
+// As serves h under the ALPN alpn, for a plugin whose handler serves several
+// protocols (the http plugin serves one handler as alknet/http, h2 and http/1.1) or
+// is a plain core.HandlerFunc.
+func As(alpn string, h core.Handler) core.ProtocolHandler { return alpnHandler{alpn, h} }
+
+// alpnHandler is a handler with the ALPN it is registered under.
+type alpnHandler struct {
+	alpn string
+	core.Handler
+}
+
+// ALPN is the protocol the handler is registered under.
+func (a alpnHandler) ALPN() string { return a.alpn }

@@ -84,9 +84,9 @@ func (p *Plugin) Setup(_ context.Context, env *node.Env) ([]core.ProtocolHandler
 		return nil, fmt.Errorf("build handlers: %w", err)
 	}
 	return []core.ProtocolHandler{
-		web,                     // alknet/http: HTTP/1.1 and h2 over QUIC streams
-		alpnAs{"h2", web},       // browsers and curl on the TCP+TLS listener
-		alpnAs{"http/1.1", web}, // clients without h2
+		web,                      // alknet/http: HTTP/1.1 and h2 over QUIC streams
+		node.As("h2", web),       // browsers and curl on the TCP+TLS listener
+		node.As("http/1.1", web), // clients without h2
 	}, nil
 }
 
@@ -104,12 +104,3 @@ func (w *webHandler) Close() error {
 	}
 	return nil
 }
-
-// alpnAs serves a handler under another ALPN.
-type alpnAs struct {
-	alpn string
-	core.Handler
-}
-
-// ALPN is the protocol the handler is registered under.
-func (a alpnAs) ALPN() string { return a.alpn }
