@@ -352,4 +352,16 @@
 //
 // Every error is printed as one line on stderr, starting "alknet: ", except the
 // CallError of a failed call, printed as one line of JSON.
+//
+// # Composition
+//
+// The command is a list of plugins over package
+// github.com/alknet/alknet/examples/node, which owns everything above that no handler
+// owns (flags, state and identity, --config with [limits], [[peers]] and [[api_keys]],
+// the endpoint, reload, drain, logs, the stdout lines and exit codes). The handler
+// plugins, in ALPN preference order, are echo (alknet/echo), call (alknet/call, the
+// [[openapi]] and [[mcp]] imports), ssh (alknet/ssh, the [ssh] table) and http
+// (alknet/http, h2, http/1.1, --demo-page, serving the call plugin's registry); the
+// command plugins are id, pipe, callcmd (call), connect and vault. Command minimal in
+// examples/minimal is a node of echo and ssh alone.
 package main
