@@ -134,6 +134,7 @@ func (c *CLI) Name() string { return c.node.Name }
 // flags. Exit code 2.
 type UsageError struct{ Msg string }
 
+// Error returns the message.
 func (e *UsageError) Error() string { return e.Msg }
 
 // Usagef returns a *UsageError.
@@ -144,6 +145,7 @@ func Usagef(format string, args ...any) error {
 // ConfigError is an invalid configuration file or value. Exit code 2.
 type ConfigError struct{ Err error }
 
+// Error returns the cause's message.
 func (e *ConfigError) Error() string { return e.Err.Error() }
 
 // Unwrap returns the cause.

@@ -346,6 +346,7 @@ type TooLongError struct {
 	limit int
 }
 
+// Error says what was too long.
 func (e *TooLongError) Error() string {
 	return fmt.Sprintf("%s is longer than the limit of %d bytes", e.what, e.limit)
 }

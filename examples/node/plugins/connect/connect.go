@@ -34,6 +34,7 @@ type connectOptions struct {
 // the flags, so that a bad one is reported as "connect: invalid spec <spec>".
 type specsFlag []string
 
+// String joins the values with spaces.
 func (s *specsFlag) String() string {
 	if s == nil {
 		return ""
@@ -41,6 +42,7 @@ func (s *specsFlag) String() string {
 	return strings.Join(*s, " ")
 }
 
+// Set appends v.
 func (s *specsFlag) Set(v string) error {
 	*s = append(*s, v)
 	return nil
