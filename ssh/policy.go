@@ -468,34 +468,62 @@ type ForwardingPolicy struct {
 // Action other than Allow or Deny, a zero Target, an empty principal, or a
 // transport other than TransportQUIC, TransportTLS and TransportTCP. Check works
 // on any policy; Validate catches configurations that would not mean what they say.
+// Its error is a [*PolicyError] naming the rule, field and item at fault.
 func (p *ForwardingPolicy) Validate() error {
 	if p == nil {
 		return nil
 	}
 	if p.Default != Allow && p.Default != Deny {
-		return fmt.Errorf("ssh: forwarding policy: invalid default action %d", int(p.Default))
+		return &PolicyError{Rule: -1, Field: "default", Item: -1, Msg: fmt.Sprintf("invalid default action %d", int(p.Default))}
 	}
 	for i := range p.Rules {
 		r := &p.Rules[i]
 		if r.Action != Allow && r.Action != Deny {
-			return fmt.Errorf("ssh: forwarding rule %d: invalid action %d", i, int(r.Action))
+			return &PolicyError{Rule: i, Field: "action", Item: -1, Msg: fmt.Sprintf("invalid action %d", int(r.Action))}
 		}
 		if r.Target.kind == kindNone {
-			return fmt.Errorf("ssh: forwarding rule %d: %w: no target", i, ErrInvalidTarget)
+			return &PolicyError{Rule: i, Field: "target", Item: -1, Msg: ErrInvalidTarget.Error() + ": no target", err: ErrInvalidTarget}
 		}
-		for _, pr := range r.Principals {
-			if !validPrincipal(pr) {
-				return fmt.Errorf("ssh: forwarding rule %d: empty principal", i)
+		for j, pr := range r.Principals {
+			if pr == "" {
+				return &PolicyError{Rule: i, Field: "principals", Item: j, Msg: "empty principal"}
 			}
 		}
-		for _, t := range r.Transports {
-			if !validTransport(t) {
-				return fmt.Errorf("ssh: forwarding rule %d: unknown transport %q", i, clipText(t, maxErrorText))
+		for j, t := range r.Transports {
+			if t != TransportQUIC && t != TransportTLS && t != TransportTCP {
+				return &PolicyError{Rule: i, Field: "transports", Item: j, Msg: fmt.Sprintf("unknown transport %q", clipText(t, maxErrorText))}
 			}
 		}
 	}
 	return nil
 }
+
+// PolicyError is what [ForwardingPolicy.Validate] reports: the rule, the field and, in
+// a list, the item at fault, so that a configuration layer can name its own key for it
+// (the [ssh] table's "forwarding.rules[1].principals[0]") without checking again.
+type PolicyError struct {
+	// Rule is the index of the rule at fault; -1 for the policy's Default.
+	Rule int
+	// Field is "default", "action", "target", "principals" or "transports".
+	Field string
+	// Item is the index in Principals or Transports; -1 for the other fields.
+	Item int
+	// Msg says what is wrong ("empty principal").
+	Msg string
+	err error // a sentinel such as ErrInvalidTarget, or nil
+}
+
+// Error names the rule and the problem: "ssh: forwarding rule 2: empty principal".
+func (e *PolicyError) Error() string {
+	if e.Rule < 0 {
+		return "ssh: forwarding policy: " + e.Msg
+	}
+	return fmt.Sprintf("ssh: forwarding rule %d: %s", e.Rule, e.Msg)
+}
+
+// Unwrap returns the sentinel the problem matches (ErrInvalidTarget for a rule without
+// a target), or nil.
+func (e *PolicyError) Unwrap() error { return e.err }
 
 // Resolver resolves destination names; *net.Resolver satisfies it.
 type Resolver interface {

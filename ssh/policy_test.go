@@ -912,23 +912,44 @@ func TestDecisionString(t *testing.T) {
 
 func TestPolicyValidate(t *testing.T) {
 	anyT := policyTarget(t, "any")
+	ok := ssh.Rule{Target: anyT}
 	tests := []struct {
 		name string
 		p    *ssh.ForwardingPolicy
-		ok   bool
+		want *ssh.PolicyError // nil: valid
+		text string
 	}{
-		{name: "nil", p: nil, ok: true},
-		{name: "zero", p: &ssh.ForwardingPolicy{}, ok: true},
-		{name: "full", p: &ssh.ForwardingPolicy{Default: ssh.Allow, Rules: []ssh.Rule{{Target: anyT, Action: ssh.Deny, Principals: []string{"admin"}, Transports: []string{ssh.TransportQUIC, ssh.TransportTLS, ssh.TransportTCP}}}}, ok: true},
-		{name: "bad default", p: &ssh.ForwardingPolicy{Default: 2}},
-		{name: "bad action", p: &ssh.ForwardingPolicy{Rules: []ssh.Rule{{Target: anyT, Action: -1}}}},
-		{name: "zero target", p: &ssh.ForwardingPolicy{Rules: []ssh.Rule{{Action: ssh.Allow}}}},
-		{name: "empty principal", p: &ssh.ForwardingPolicy{Rules: []ssh.Rule{{Target: anyT, Principals: []string{""}}}}},
-		{name: "unknown transport", p: &ssh.ForwardingPolicy{Rules: []ssh.Rule{{Target: anyT, Transports: []string{"udp"}}}}},
+		{name: "nil", p: nil},
+		{name: "zero", p: &ssh.ForwardingPolicy{}},
+		{name: "full", p: &ssh.ForwardingPolicy{Default: ssh.Allow, Rules: []ssh.Rule{{Target: anyT, Action: ssh.Deny, Principals: []string{"admin"}, Transports: []string{ssh.TransportQUIC, ssh.TransportTLS, ssh.TransportTCP}}}}},
+		{name: "bad default", p: &ssh.ForwardingPolicy{Default: 2},
+			want: &ssh.PolicyError{Rule: -1, Field: "default", Item: -1}, text: "ssh: forwarding policy: invalid default action 2"},
+		{name: "bad action", p: &ssh.ForwardingPolicy{Rules: []ssh.Rule{ok, {Target: anyT, Action: -1}}},
+			want: &ssh.PolicyError{Rule: 1, Field: "action", Item: -1}, text: "ssh: forwarding rule 1: invalid action -1"},
+		{name: "zero target", p: &ssh.ForwardingPolicy{Rules: []ssh.Rule{{Action: ssh.Allow}}},
+			want: &ssh.PolicyError{Rule: 0, Field: "target", Item: -1}},
+		{name: "empty principal", p: &ssh.ForwardingPolicy{Rules: []ssh.Rule{ok, ok, {Target: anyT, Principals: []string{"a", ""}}}},
+			want: &ssh.PolicyError{Rule: 2, Field: "principals", Item: 1}, text: "ssh: forwarding rule 2: empty principal"},
+		{name: "unknown transport", p: &ssh.ForwardingPolicy{Rules: []ssh.Rule{{Target: anyT, Transports: []string{"udp"}}}},
+			want: &ssh.PolicyError{Rule: 0, Field: "transports", Item: 0}, text: `ssh: forwarding rule 0: unknown transport "udp"`},
 	}
 	for _, tc := range tests {
-		if err := tc.p.Validate(); (err == nil) != tc.ok {
-			t.Fatalf("%s: Validate() = %v, want ok %v", tc.name, err, tc.ok)
+		err := tc.p.Validate()
+		if tc.want == nil {
+			if err != nil {
+				t.Fatalf("%s: Validate() = %v, want nil", tc.name, err)
+			}
+			continue
+		}
+		var pe *ssh.PolicyError
+		if !errors.As(err, &pe) || pe.Rule != tc.want.Rule || pe.Field != tc.want.Field || pe.Item != tc.want.Item {
+			t.Fatalf("%s: Validate() = %#v, want rule %d field %s item %d", tc.name, err, tc.want.Rule, tc.want.Field, tc.want.Item)
+		}
+		if tc.text != "" && err.Error() != tc.text {
+			t.Errorf("%s: error %q, want %q", tc.name, err, tc.text)
+		}
+		if tc.want.Field == "target" && !errors.Is(err, ssh.ErrInvalidTarget) {
+			t.Errorf("%s: %v does not match ErrInvalidTarget", tc.name, err)
 		}
 	}
 }

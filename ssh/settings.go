@@ -1,6 +1,7 @@
 package ssh
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -113,16 +114,6 @@ func (s *Settings) parse() ([]CertAuthority, ForwardingPolicy, error) {
 		if err != nil {
 			return nil, fwd, fmt.Errorf("%s.action: invalid action %q (want \"allow\" or \"deny\")", key, clipText(r.Action, maxErrorText))
 		}
-		for j, p := range r.Principals {
-			if !validPrincipal(p) {
-				return nil, fwd, fmt.Errorf("%s.principals[%d]: empty principal (want a peer id, a certificate principal or a scope)", key, j)
-			}
-		}
-		for j, t := range r.Transports {
-			if !validTransport(t) {
-				return nil, fwd, fmt.Errorf("%s.transports[%d]: invalid transport %q (want \"quic\", \"tls\" or \"tcp\")", key, j, clipText(t, maxErrorText))
-			}
-		}
 		fwd.Rules = append(fwd.Rules, Rule{
 			Target:     target,
 			Action:     action,
@@ -130,18 +121,27 @@ func (s *Settings) parse() ([]CertAuthority, ForwardingPolicy, error) {
 			Transports: slices.Clone(r.Transports),
 		})
 	}
-	// Whatever else ForwardingPolicy.Validate requires (nothing, today: the checks
-	// above share its predicates).
+	// The rules on principals and transports are ForwardingPolicy.Validate's; this only
+	// names the key at fault.
 	if err := fwd.Validate(); err != nil {
-		return nil, fwd, fmt.Errorf("forwarding: %s", clipText(strings.TrimPrefix(err.Error(), "ssh: "), maxErrorText))
+		return nil, fwd, s.policyError(err)
 	}
 	return cas, fwd, nil
 }
 
-// validPrincipal is the rule of ForwardingPolicy.Validate and Settings on a principal.
-func validPrincipal(p string) bool { return p != "" }
-
-// validTransport is the rule of ForwardingPolicy.Validate and Settings on a transport.
-func validTransport(t string) bool {
-	return t == TransportQUIC || t == TransportTLS || t == TransportTCP
+// policyError names the [ssh] key of a ForwardingPolicy.Validate error.
+func (s *Settings) policyError(err error) error {
+	var pe *PolicyError
+	if !errors.As(err, &pe) || pe.Rule < 0 || pe.Rule >= len(s.Forwarding.Rules) {
+		return fmt.Errorf("forwarding: %s", clipText(strings.TrimPrefix(err.Error(), "ssh: "), maxErrorText))
+	}
+	key := fmt.Sprintf("forwarding.rules[%d]", pe.Rule)
+	r := s.Forwarding.Rules[pe.Rule]
+	switch {
+	case pe.Field == "principals":
+		return fmt.Errorf("%s.principals[%d]: %s (want a peer id, a certificate principal or a scope)", key, pe.Item, pe.Msg)
+	case pe.Field == "transports" && pe.Item >= 0 && pe.Item < len(r.Transports):
+		return fmt.Errorf("%s.transports[%d]: invalid transport %q (want \"quic\", \"tls\" or \"tcp\")", key, pe.Item, clipText(r.Transports[pe.Item], maxErrorText))
+	}
+	return fmt.Errorf("%s.%s: %s", key, pe.Field, pe.Msg)
 }
