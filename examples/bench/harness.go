@@ -266,6 +266,9 @@ type armFixture[O any] interface {
 	// metrics returns the selected metrics, measured with the options o.
 	metrics(o O, selected map[string]bool) []*callMetric
 	// settle runs after each arm: it brings the process back to rest and pauses.
+	// A fixture that runs external processes (sftp's sshd) also has a method
+	// helperCPU() time.Duration, their CPU time so far, which run does not count as
+	// other processes' (see profiledRoundsWith).
 	settle(ctx context.Context, pause time.Duration) error
 	shutdown() error
 	close()
@@ -313,7 +316,11 @@ func (b armBench[O, F]) run(ctx context.Context, o O, stdout, stderr io.Writer) 
 	if err := warmUpArms(ctx, f.metrics(b.warm(o), selected), settle); err != nil {
 		return err
 	}
-	other, err := callRounds(ctx, c.rounds, ms, settle, c.cpuprofile, stderr)
+	var helperCPU func() time.Duration
+	if h, ok := any(f).(interface{ helperCPU() time.Duration }); ok {
+		helperCPU = h.helperCPU
+	}
+	other, err := callRounds(ctx, c.rounds, ms, settle, c.cpuprofile, helperCPU, stderr)
 	if err != nil {
 		return err
 	}
@@ -524,10 +531,12 @@ func percentiles(lat [][]time.Duration, scratch []time.Duration) (p50, p99 float
 // round, for each metric, every arm once, starting one arm later each round, with
 // settle after each arm. Latency percentiles are computed after each arm, outside the
 // measured time. It writes a CPU profile to cpuprofile unless it is empty, reports
-// progress, and returns the share of the machine's CPU that other processes used.
-func callRounds(ctx context.Context, rounds int, ms []*callMetric, settle func(context.Context) error, cpuprofile string, progress io.Writer) (string, error) {
+// progress, and returns the share of the machine's CPU that other processes used
+// (helperCPU, when not nil, being the fixture's own external processes: see
+// profiledRoundsWith).
+func callRounds(ctx context.Context, rounds int, ms []*callMetric, settle func(context.Context) error, cpuprofile string, helperCPU func() time.Duration, progress io.Writer) (string, error) {
 	var scratch []time.Duration
-	return profiledRounds(cpuprofile, func() error {
+	return profiledRoundsWith(cpuprofile, helperCPU, func() error {
 		for r := range rounds {
 			for _, m := range ms {
 				line := fmt.Sprintf("round %d/%d %-8s", r+1, rounds, m.key)

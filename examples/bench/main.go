@@ -10,6 +10,7 @@
 //	go run ./examples/bench vault           # full run (about a minute)
 //	go run ./examples/bench call            # full run (about a minute and a half)
 //	go run ./examples/bench http            # full run (about a minute)
+//	go run ./examples/bench sftp            # full run (a few minutes)
 //	go run ./examples/bench ssh             # full run (about 40 seconds)
 //	go run ./examples/bench ws              # full run (about a minute)
 //	go run ./examples/bench mcp             # full run (about a minute and a half)
@@ -69,6 +70,10 @@ func benchmarks() map[string]benchmark {
 		"mcp": {
 			summary: "MCP to_mcp projection (/mcp, call tool, TCP+TLS h2) vs the MCP Go SDK used directly (streamable HTTP, net/http TLS h2): tool calls/s and p50/p99 at 16 callers on one session and 1, new sessions/s",
 			run:     runMCP,
+		},
+		"sftp": {
+			summary: "alknet sftp (raw alknet/sftp and alknet/ssh subsystem, QUIC) vs OpenSSH sshd (when installed) and pkg/sftp's server over x/crypto/ssh (TCP), all with pkg/sftp's client: download and upload MB/s of one 256 MiB file, files/s of 1000 files of 4 KiB",
+			run:     runSFTP,
 		},
 		"ssh": {
 			summary: "alknet/ssh (QUIC and TCP+TLS) vs the same SSH server on plain TCP (x/crypto/ssh): direct-tcpip bulk MB/s, new connections/s (handshake + publickey auth)",

@@ -216,7 +216,11 @@ type arm struct {
 	// prepare, when set, runs before each measured round, untimed and not counted: to
 	// bring the process to the state the previous arm left it in.
 	prepare func(ctx context.Context) error
-	samples *[]sample
+	// helperCPU, when set, returns the CPU time that the arm's processes other than this
+	// one (an external server) have used so far; measure adds their share of a round to
+	// its CPU time.
+	helperCPU func() time.Duration
+	samples   *[]sample
 }
 
 func (a *arm) last() sample {
@@ -370,8 +374,19 @@ func runRounds(ctx context.Context, rounds int, ms []*metric, settle func(contex
 // cpuprofile unless it is empty, and returns the share of the machine's CPU that other
 // processes used meanwhile ("unknown" where not readable).
 func profiledRounds(cpuprofile string, rounds func() error) (string, error) {
+	return profiledRoundsWith(cpuprofile, nil, rounds)
+}
+
+// profiledRoundsWith is profiledRounds where helperCPU, when not nil, returns the CPU
+// time that the benchmark's own helper processes (an external server) have used so
+// far: they do not count as other processes.
+func profiledRoundsWith(cpuprofile string, helperCPU func() time.Duration, rounds func() error) (string, error) {
+	ownCPU := processCPU
+	if helperCPU != nil {
+		ownCPU = func() time.Duration { return processCPU() + helperCPU() }
+	}
 	machineBefore, machineOK := machineCPU()
-	procBefore := processCPU()
+	procBefore := ownCPU()
 	measureStart := time.Now()
 	stop, err := startCPUProfile(cpuprofile)
 	if err != nil {
@@ -386,7 +401,7 @@ func profiledRounds(cpuprofile string, rounds func() error) (string, error) {
 	}
 	other := "unknown"
 	if machineAfter, ok := machineCPU(); ok && machineOK {
-		others := (machineAfter - machineBefore) - (processCPU() - procBefore)
+		others := (machineAfter - machineBefore) - (ownCPU() - procBefore)
 		avail := time.Since(measureStart) * time.Duration(runtime.NumCPU())
 		other = fmt.Sprintf("%.0f%%", 100*max(0, others.Seconds())/avail.Seconds())
 	}
@@ -394,9 +409,14 @@ func profiledRounds(cpuprofile string, rounds func() error) (string, error) {
 }
 
 // measure runs one round of one arm with profile labels (arm plus the key-value pairs
-// in labels) and counts its CPU time and allocations.
+// in labels) and counts its CPU time (with its helper processes', where it has some)
+// and allocations.
 func measure(ctx context.Context, a *arm, labels ...string) (sample, error) {
 	var before, after runtime.MemStats
+	var helperBefore time.Duration
+	if a.helperCPU != nil {
+		helperBefore = a.helperCPU()
+	}
 	runtime.ReadMemStats(&before)
 	cpuBefore := processCPU()
 	var s sample
@@ -406,6 +426,9 @@ func measure(ctx context.Context, a *arm, labels ...string) (sample, error) {
 	})
 	s.cpu = processCPU() - cpuBefore
 	runtime.ReadMemStats(&after)
+	if a.helperCPU != nil {
+		s.cpu += a.helperCPU() - helperBefore
+	}
 	s.allocs = after.Mallocs - before.Mallocs
 	s.bytes = after.TotalAlloc - before.TotalAlloc
 	return s, err

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/tls"
 	"fmt"
@@ -115,6 +116,7 @@ func runSSH(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 // the alknet arms a TLS certificate carrying the same key (one key file serves both, as
 // on a node).
 type sshKey struct {
+	key    ed25519.PrivateKey
 	signer gossh.Signer
 	cert   tls.Certificate
 	fp     string // tlsconf.Fingerprint, equal to alkssh.KeyFingerprint of the signer
@@ -133,7 +135,7 @@ func newSSHKey() (sshKey, error) {
 	if err != nil {
 		return sshKey{}, err
 	}
-	k := sshKey{signer: signer, cert: cert, fp: tlsconf.Fingerprint(key)}
+	k := sshKey{key: key, signer: signer, cert: cert, fp: tlsconf.Fingerprint(key)}
 	if got := alkssh.KeyFingerprint(signer.PublicKey()); got != k.fp {
 		return sshKey{}, fmt.Errorf("SSH fingerprint %s differs from the TLS one %s", got, k.fp)
 	}
