@@ -10,7 +10,7 @@
 //	go run ./examples/bench vault           # full run (about a minute)
 //	go run ./examples/bench call            # full run (about a minute and a half)
 //	go run ./examples/bench http            # full run (about a minute)
-//	go run ./examples/bench sftp            # full run (a few minutes)
+//	go run ./examples/bench sftp            # full run (about a minute and a half)
 //	go run ./examples/bench ssh             # full run (about 40 seconds)
 //	go run ./examples/bench ws              # full run (about a minute)
 //	go run ./examples/bench mcp             # full run (about a minute and a half)
