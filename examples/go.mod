@@ -6,6 +6,7 @@ replace (
 	github.com/alknet/alknet/call => ../call
 	github.com/alknet/alknet/core => ../core
 	github.com/alknet/alknet/http => ../http
+	github.com/alknet/alknet/sftp => ../sftp
 	github.com/alknet/alknet/ssh => ../ssh
 	github.com/alknet/alknet/vault => ../vault
 )
@@ -15,6 +16,7 @@ require (
 	github.com/alknet/alknet/call v0.0.0-00010101000000-000000000000
 	github.com/alknet/alknet/core v0.0.0-00010101000000-000000000000
 	github.com/alknet/alknet/http v0.0.0-00010101000000-000000000000
+	github.com/alknet/alknet/sftp v0.0.0-00010101000000-000000000000
 	github.com/alknet/alknet/ssh v0.0.0-00010101000000-000000000000
 	github.com/alknet/alknet/vault v0.0.0-00010101000000-000000000000
 	github.com/coder/websocket v1.8.15
@@ -28,6 +30,8 @@ require (
 
 require (
 	github.com/google/jsonschema-go v0.4.3 // indirect
+	github.com/kr/fs v0.1.0 // indirect
+	github.com/pkg/sftp v1.13.12 // indirect
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect
 	github.com/segmentio/asm v1.1.3 // indirect
 	github.com/segmentio/encoding v0.5.4 // indirect

@@ -86,12 +86,15 @@ func (s *Server) Handle(ctx context.Context, conn *core.Connection, auth core.Au
 	if conn.SingleStream() {
 		transport = "tls"
 	}
+	defer st.Close()
 	return s.serve(ctx, st, id, transport, conn.RemoteAddr())
 }
 
 // ServeSubsystem serves the SSH subsystem "sftp" on ch as id until the client ends
 // the session. The assembly layer plugs it into ssh.Config.Subsystems with a one-line
-// adapter; ch is the session channel (its Close ends the session).
+// adapter. ch is the session channel: ServeSubsystem closes it only to end a session
+// early (idle timeout, ctx cancelled); otherwise the caller closes it, after sending an
+// exit status.
 func (s *Server) ServeSubsystem(ctx context.Context, ch io.ReadWriteCloser, id core.Identity) error {
 	release, err := s.acquire(id.ID)
 	if err != nil {
@@ -155,7 +158,6 @@ func (s *Server) serve(ctx context.Context, rwc io.ReadWriteCloser, id core.Iden
 	if w.idle != nil {
 		w.idle.Stop()
 	}
-	_ = rwc.Close()
 
 	outcome := "ok"
 	switch {

@@ -558,7 +558,10 @@ func TestServeSubsystem(t *testing.T) {
 	sr, cw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- srv.ServeSubsystem(testCtx(t), pipeRWC{sr, sw}, core.Identity{ID: "u", Scopes: []string{"sftp:read:x"}})
+		ch := pipeRWC{sr, sw}
+		err := srv.ServeSubsystem(testCtx(t), ch, core.Identity{ID: "u", Scopes: []string{"sftp:read:x"}})
+		_ = ch.Close() // the caller closes the channel, as the ssh server does
+		done <- err
 	}()
 	c, err := pkgsftp.NewClientPipe(cr, cw)
 	must(t, err)

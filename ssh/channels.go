@@ -120,10 +120,14 @@ func (s *session) startSubsystem(ctx context.Context, ch gossh.Channel, req *gos
 		return nil
 	}
 	return func() {
+		var status uint32
 		if err := h(ctx, ch, s.id.Clone()); err != nil {
+			status = 1
 			s.log.LogAttrs(ctx, slog.LevelDebug, "subsystem ended", slog.String("subsystem", p.Name), slog.String("err", err.Error()))
 		}
 		_ = ch.CloseWrite()
+		// Like OpenSSH's sshd: clients such as scp check the exit status.
+		_, _ = ch.SendRequest("exit-status", false, gossh.Marshal(struct{ Status uint32 }{status}))
 		_ = ch.Close()
 	}
 }

@@ -74,7 +74,8 @@ type ExecRequest struct {
 }
 
 // SubsystemHandler serves a subsystem (such as "sftp") on a session channel until it
-// returns; the channel is closed afterwards. The hook is keyed by name in
+// returns; the channel is closed afterwards, with exit status 0 when it returned nil and
+// 1 otherwise. The hook is keyed by name in
 // Config.Subsystems, so that another module can serve it without importing this one.
 type SubsystemHandler func(ctx context.Context, ch Channel, id core.Identity) error
 

@@ -179,6 +179,24 @@
 // with the node's host key in known_hosts as "mynode ssh-ed25519 AAAA...". pipe ends
 // quietly when ssh hangs it up (SIGHUP), closing its connection cleanly.
 //
+// # SFTP
+//
+// With [[sftp.exports]] in --config, serve gives file access without a shell, two ways
+// in: raw SFTP on ALPN alknet/sftp (identity from the TLS client certificate; a client
+// that is not a known peer is closed "unauthenticated") and the SSH subsystem sftp on
+// alknet/ssh. The client sees "/" listing the exports it may read, "/<name>/..." inside
+// one; scopes sftp:read:<export> and sftp:write:<export> (write implies read, "*" for
+// every export) decide, an export it may not read does not exist for it. Uploads that
+// truncate or create replace the file atomically at close (atomic_writes). The stock
+// clients:
+//
+//	sftp -D 'alknet pipe --alpn alknet/sftp --pin ed25519:... 127.0.0.1:4433' -b batch
+//	sftp -F /dev/null -o ProxyCommand='alknet pipe --alpn alknet/ssh --pin ed25519:... %h:%p' \
+//	    -o HostKeyAlias=mynode -i ~/.alknet/node.key -P 4433 alice@127.0.0.1
+//
+// scp (OpenSSH 9 speaks SFTP) works through the same ProxyCommand. Without exports
+// the node serves no sftp; adding the first export takes a restart.
+//
 // # alknet connect
 //
 // connect dials HOST:PORT with ALPN alknet/ssh like pipe (the state directory's
@@ -320,6 +338,15 @@
 // at most one "*". A cert_authorities line may start with the option
 // permit-port-forwarding (certificates must then carry that extension).
 //
+// [[sftp.exports]] tables configure alknet/sftp and the SSH subsystem sftp (see
+// "SFTP"); a reload applies them, with the peers' scopes, to new sessions:
+//
+//	[[sftp.exports]]
+//	name = "data"                       # export name: [A-Za-z0-9._-]{1,64}, unique
+//	root = "srv/data"                   # directory, relative to the config file; must exist
+//	read_only = false                   # default false
+//	atomic_writes = true                # default true: new content appears at close
+//
 // [[openapi]] and [[mcp]] tables import operations at start (a reload does not
 // re-import them); an import that fails stops serve with an error naming the table:
 //
@@ -360,8 +387,9 @@
 // owns (flags, state and identity, --config with [limits], [[peers]] and [[api_keys]],
 // the endpoint, reload, drain, logs, the stdout lines and exit codes). The handler
 // plugins, in ALPN preference order, are echo (alknet/echo), call (alknet/call, the
-// [[openapi]] and [[mcp]] imports), ssh (alknet/ssh, the [ssh] table) and http
-// (alknet/http, h2, http/1.1, --demo-page, serving the call plugin's registry); the
+// [[openapi]] and [[mcp]] imports), ssh (alknet/ssh, the [ssh] table, serving the sftp
+// plugin's SSH subsystem), sftp (alknet/sftp, [[sftp.exports]]) and http (alknet/http,
+// h2, http/1.1, --demo-page, serving the call plugin's registry); the
 // command plugins are id, pipe, callcmd (call), connect and vault. Command minimal in
 // examples/minimal is a node of echo and ssh alone.
 package main

@@ -4,9 +4,9 @@
 // A binary is a Node: a name and an ordered list of plugins, in the manner of CoreDNS's
 // plugin.cfg. Nothing registers itself; a binary links exactly the plugins it lists:
 //
-//	calls := call.New()
+//	calls, files := call.New(), sftp.New()
 //	n := &node.Node{Name: "alknet", Plugins: []node.Plugin{
-//		echo.New(), calls, ssh.New(), http.New(calls), // handlers, in ALPN preference order
+//		echo.New(), calls, ssh.New(ssh.WithSubsystem("sftp", files.SSHSubsystem)), files, http.New(calls), // handlers, in ALPN preference order
 //		id.New(), pipe.New(), callcmd.New(), connect.New(), vault.New(), // client commands
 //	}}
 //	n.Main()
@@ -50,5 +50,6 @@
 //
 // Plugins that need each other are wired explicitly in the list: the http plugin takes
 // the call plugin as its constructor argument and reads its registry in Setup, which
-// is why call comes first.
+// is why call comes first; the ssh plugin takes the sftp plugin's SSHSubsystem method
+// as the handler of the subsystem "sftp".
 package node

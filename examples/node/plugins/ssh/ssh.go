@@ -18,12 +18,35 @@ import (
 type Plugin struct {
 	server *alkssh.Server
 	// base is the server configuration without the [ssh] settings: host key,
-	// identities, logger.
-	base alkssh.Config
+	// identities, logger, subsystems.
+	base       alkssh.Config
+	subsystems map[string]alkssh.SubsystemHandler
+}
+
+// Option configures the ssh plugin.
+type Option func(*Plugin)
+
+// WithSubsystem serves the SSH subsystem name with h, such as the sftp plugin's:
+//
+//	files := sftp.New()
+//	ssh.New(ssh.WithSubsystem("sftp", files.SSHSubsystem))
+func WithSubsystem(name string, h alkssh.SubsystemHandler) Option {
+	return func(p *Plugin) {
+		if p.subsystems == nil {
+			p.subsystems = make(map[string]alkssh.SubsystemHandler)
+		}
+		p.subsystems[name] = h
+	}
 }
 
 // New returns the ssh plugin.
-func New() *Plugin { return &Plugin{} }
+func New(opts ...Option) *Plugin {
+	p := &Plugin{}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
+}
 
 // Name is "ssh".
 func (*Plugin) Name() string { return "ssh" }
@@ -55,7 +78,7 @@ func (p *Plugin) Setup(_ context.Context, env *node.Env) ([]core.ProtocolHandler
 	if err != nil {
 		return nil, fmt.Errorf("build handlers: alknet/ssh: host key: %w", err)
 	}
-	p.base = alkssh.Config{HostKey: signer, Identities: env.Identities, Logger: env.Logger}
+	p.base = alkssh.Config{HostKey: signer, Identities: env.Identities, Logger: env.Logger, Subsystems: p.subsystems}
 	cfg, err := env.Config(p).(*Config).SSH.Config(p.base)
 	if err != nil {
 		return nil, fmt.Errorf("build handlers: alknet/ssh: %w", err)
