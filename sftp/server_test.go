@@ -632,3 +632,31 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestBusyOutlivesEndpointIdle: an authenticated session marks its connection busy, so
+// the endpoint's idle timeout does not cut a quiet session; the session's own does.
+func TestBusyOutlivesEndpointIdle(t *testing.T) {
+	dir := exportDir(t, map[string]string{"f": "x"})
+	alice := coretest.NewIdentity(t)
+	logs := coretest.NewLogBuffer()
+	srv, err := alksftp.NewServer(alksftp.Config{Exports: []alksftp.Export{{Name: "d", Dir: dir}}, Logger: logs.Logger()})
+	must(t, err)
+	reg := core.NewRegistry()
+	must(t, reg.Register(srv))
+	dc := core.DefaultDynamicConfig()
+	dc.Auth.Peers = []core.PeerEntry{alice.Peer("alice", "sftp:read:d")}
+	const idle = 100 * time.Millisecond
+	dc.Limits.IdleTimeout = idle
+	ep := coretest.NewServer(t, reg, coretest.WithConfig(dc))
+	n := &node{srv: srv, ep: ep, logs: logs}
+	for _, network := range []endpoint.Network{endpoint.NetworkQUIC, endpoint.NetworkTCP} {
+		c := n.dial(t, alice, network)
+		time.Sleep(5 * idle) // quiet time: what is asserted is that nothing closes
+		if got := readAll(t, c, "/d/f"); got != "x" {
+			t.Fatalf("%s: after a quiet time: %q", network, got)
+		}
+	}
+	if l := ep.Logs.Lines("outcome=idle_timeout"); len(l) > 0 {
+		t.Fatalf("the endpoint closed an sftp session as idle: %v", l)
+	}
+}
