@@ -44,7 +44,9 @@
 //
 // Limits bounds handles per session, sessions per identity, the packet size (checked
 // on the length prefix, before pkg/sftp allocates), the idle time of a session and
-// the readdir page; a bad or oversized packet ends its session only. Each session
+// the readdir page; a bad or oversized packet ends its session only (a packet that
+// cannot be parsed is answered SSH_FX_BAD_MESSAGE first, or SSH_FX_OP_UNSUPPORTED for
+// an unknown type, when its id arrived). Each session
 // logs "sftp session opened" and "sftp session closed" (identity, transport, exports
 // touched, files read and written, bytes each way, outcome, duration); no file path
 // is ever logged.

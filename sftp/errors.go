@@ -30,6 +30,10 @@ var (
 	// ErrPacketTooLarge reports an inbound packet over Limits.MaxPacketSize; it
 	// ends the session.
 	ErrPacketTooLarge = errors.New("sftp packet too large")
+	// ErrBadMessage reports a packet the server could not parse: it is answered
+	// SSH_FX_BAD_MESSAGE (SSH_FX_OP_UNSUPPORTED for an unknown type), and the session
+	// ends.
+	ErrBadMessage = errors.New("bad sftp message")
 	// ErrIdleTimeout reports a session ended after Limits.IdleTimeout without a
 	// packet.
 	ErrIdleTimeout = errors.New("sftp session idle timeout")

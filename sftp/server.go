@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,7 +88,14 @@ func (s *Server) Handle(ctx context.Context, conn *core.Connection, auth core.Au
 		transport = "tls"
 	}
 	defer st.Close()
-	return s.serve(ctx, st, id, transport, conn.RemoteAddr())
+	err = s.serve(ctx, st, id, transport, conn.RemoteAddr())
+	_ = st.CloseWrite()
+	if errors.Is(err, ErrBadMessage) {
+		// The answer to the bad packet is written: a clean close lets the client read
+		// it (the session line has the outcome).
+		return nil
+	}
+	return err
 }
 
 // ServeSubsystem serves the SSH subsystem "sftp" on ch as id until the client ends
@@ -144,14 +152,14 @@ func (s *Server) serve(ctx context.Context, rwc io.ReadWriteCloser, id core.Iden
 	if d := cfg.Limits.IdleTimeout; d > 0 {
 		w.idle = time.AfterFunc(d, func() {
 			idle.Store(true)
-			_ = rs.Close()
+			_ = w.rwc.Close()
 		})
 		w.idleFor = d
 	}
 	var cancelled atomic.Bool
 	stop := context.AfterFunc(ctx, func() {
 		cancelled.Store(true)
-		_ = rs.Close()
+		_ = w.rwc.Close()
 	})
 	err := rs.Serve()
 	stop()
@@ -171,6 +179,15 @@ func (s *Server) serve(ctx context.Context, rwc io.ReadWriteCloser, id core.Iden
 		err = nil
 	case errors.Is(err, net.ErrClosed), errors.Is(err, core.ErrConnectionClosed), errors.Is(err, core.ErrStreamClosed):
 		outcome, err = "closed", nil
+	case w.closed.Load():
+		// pkg/sftp could not parse a packet: answer it, where its id arrived, then end.
+		outcome = "bad_message"
+		code := uint32(5) // SSH_FX_BAD_MESSAGE
+		if strings.Contains(err.Error(), "unhandled packet type") {
+			code = 8 // SSH_FX_OP_UNSUPPORTED
+		}
+		w.status(code, "bad message")
+		err = fmt.Errorf("%w: %w", ErrBadMessage, err)
 	default:
 		outcome = "error"
 	}
@@ -210,7 +227,12 @@ type wire struct {
 	hdr       [4]byte
 	hdrN      int
 	remaining uint64
+	head      [5]byte // the current packet's type and id
+	headN     int
 	failed    error
+
+	wmu    sync.Mutex  // one packet write at a time
+	closed atomic.Bool // pkg/sftp asked to close (after a packet it could not parse)
 }
 
 func (w *wire) Read(p []byte) (int, error) {
@@ -235,6 +257,9 @@ func (w *wire) Read(p []byte) (int, error) {
 func (w *wire) frame(b []byte) error {
 	for len(b) > 0 {
 		if w.remaining > 0 {
+			if w.headN < len(w.head) {
+				w.headN += copy(w.head[w.headN:], b[:min(uint64(len(b)), w.remaining)])
+			}
 			k := min(uint64(len(b)), w.remaining)
 			w.remaining -= k
 			b = b[k:]
@@ -252,14 +277,38 @@ func (w *wire) frame(b []byte) error {
 			return fmt.Errorf("%w: %d bytes, limit %d", ErrPacketTooLarge, n, w.maxPacket)
 		}
 		w.remaining = uint64(n)
+		w.headN = 0
 	}
 	return nil
 }
 
+// status answers the last packet with an SSH_FXP_STATUS of code, when its id arrived.
+func (w *wire) status(code uint32, msg string) {
+	if w.headN < len(w.head) {
+		return
+	}
+	p := binary.BigEndian.AppendUint32(nil, uint32(1+4+4+4+len(msg)+4))
+	p = append(p, 101) // SSH_FXP_STATUS
+	p = append(p, w.head[1:5]...)
+	p = binary.BigEndian.AppendUint32(p, code)
+	p = binary.BigEndian.AppendUint32(p, uint32(len(msg)))
+	p = append(p, msg...)
+	p = binary.BigEndian.AppendUint32(p, 0) // language tag
+	_, _ = w.Write(p)
+}
+
 func (w *wire) Write(p []byte) (int, error) {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
 	n, err := w.rwc.Write(p)
 	w.out.Add(int64(n))
 	return n, err
 }
 
-func (w *wire) Close() error { return w.rwc.Close() }
+// Close is pkg/sftp's, after a packet it could not parse (its receive loop has ended
+// then): serve answers the packet and the stream's owner closes it. The server's own
+// ends (idle timeout, ctx) close the stream itself.
+func (w *wire) Close() error {
+	w.closed.Store(true)
+	return nil
+}

@@ -489,11 +489,32 @@ func TestLimitPacketSize(t *testing.T) {
 
 func TestGarbageEndsOnlyThatSession(t *testing.T) {
 	f := newRW(t, alksftp.Limits{})
-	st := rawSession(t, f)
-	_, _ = st.Write([]byte{0, 0, 0, 3, 200, 1, 2}) // an unknown packet type, truncated
-	_, _ = st.Write([]byte{0, 0, 0, 2, 17, 0})     // SSH_FXP_STAT without its fields
-	_, _ = io.Copy(io.Discard, st)                 // the session ends
-	c := f.dial(t, f.alice, endpoint.NetworkQUIC)  // the node still serves
+	for _, tc := range []struct {
+		name string
+		pkt  []byte
+		code uint32 // 0: no answer (no id)
+	}{
+		{"stat with a truncated path", []byte{0, 0, 0, 9, 17, 0, 0, 0, 9, 0, 0, 0, 200}, fxBadMessage},
+		{"unknown type", []byte{0, 0, 0, 7, 222, 0, 0, 0, 9, 1, 2}, fxUnsupported},
+		{"stat without an id", []byte{0, 0, 0, 2, 17, 0}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := rawSession(t, f)
+			_, _ = st.Write(tc.pkt)
+			reply, _ := io.ReadAll(st) // the session ends
+			if tc.code == 0 {
+				if len(reply) != 0 {
+					t.Fatalf("answered %x", reply)
+				}
+				return
+			}
+			if len(reply) < 17 || reply[4] != 101 || binary.BigEndian.Uint32(reply[5:]) != 9 || binary.BigEndian.Uint32(reply[9:]) != tc.code {
+				t.Fatalf("reply %x, want SSH_FXP_STATUS id 9 code %d\n%s", reply, tc.code, f.logs)
+			}
+		})
+	}
+	waitLog(t, f.logs, "outcome=bad_message")
+	c := f.dial(t, f.alice, endpoint.NetworkQUIC) // the node still serves
 	if got := readAll(t, c, "/data/hello.txt"); got != "hello\n" {
 		t.Fatal(got)
 	}
