@@ -162,15 +162,20 @@ func ValidExportName(name string) error {
 //	read_only = false      # default false
 //	atomic_writes = true   # default true
 type Settings struct {
+	// Exports are the [[sftp.exports]] entries, in order.
 	Exports []ExportSettings `toml:"exports"`
 }
 
 // ExportSettings is one [[sftp.exports]] entry.
 type ExportSettings struct {
-	Name         string `toml:"name"`
-	Root         string `toml:"root"`
-	ReadOnly     bool   `toml:"read_only"`
-	AtomicWrites *bool  `toml:"atomic_writes"` // nil: true
+	// Name is the export's name (Export.Name).
+	Name string `toml:"name"`
+	// Root is the directory served, relative to the config file (see Resolve).
+	Root string `toml:"root"`
+	// ReadOnly forbids writes for everyone (default false).
+	ReadOnly bool `toml:"read_only"`
+	// AtomicWrites is Export.AtomicWrites; absent (nil) means true.
+	AtomicWrites *bool `toml:"atomic_writes"`
 }
 
 // Resolve makes relative roots relative to dir (the config file's directory).
