@@ -6,6 +6,7 @@ replace (
 	github.com/alknet/alknet/call => ../../call
 	github.com/alknet/alknet/core => ../../core
 	github.com/alknet/alknet/examples => ..
+	github.com/alknet/alknet/git => ../../git
 	github.com/alknet/alknet/http => ../../http
 	github.com/alknet/alknet/sftp => ../../sftp
 	github.com/alknet/alknet/ssh => ../../ssh
@@ -16,6 +17,7 @@ require (
 	github.com/alknet/alknet/call v0.0.0-00010101000000-000000000000
 	github.com/alknet/alknet/core v0.0.0-00010101000000-000000000000
 	github.com/alknet/alknet/examples v0.0.0-00010101000000-000000000000
+	github.com/alknet/alknet/git v0.0.0-00010101000000-000000000000
 	github.com/alknet/alknet/http v0.0.0-00010101000000-000000000000
 	github.com/alknet/alknet/sftp v0.0.0-00010101000000-000000000000
 	github.com/alknet/alknet/ssh v0.0.0-00010101000000-000000000000
