@@ -84,7 +84,7 @@ type Config struct {
 	Root string
 	// MaxDepth bounds the elements of a repository name (DefaultMaxDepth).
 	MaxDepth int
-	// Engine serves the pack sessions (nil: NewBinaryEngine, which fails without git).
+	// Engine serves the pack sessions (nil: NewEngine("auto")).
 	Engine Engine
 	// Rules are the push rules; PerRepo overrides them for matching names, the first
 	// match winning.

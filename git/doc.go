@@ -37,5 +37,10 @@
 // The binary engine runs git upload-pack, receive-pack or upload-archive with the
 // repository as working directory, no shell and a fixed environment (GIT_PROTOCOL
 // only for protocol version 2), its stderr to the log: full protocol v2, shallow and
-// partial clones.
+// partial clones. The go-git engine (go-git v5's plumbing/transport/server) needs no
+// git executable; it answers protocol v2 requests in v0 (a fallback the protocol
+// allows), advertises no shallow capability (git reports "Server does not support
+// shallow clients"), and refuses upload-archive with a message naming the engine.
+// It checks the fast-forward and commit-tip rules itself, after the pack is stored
+// and before any reference moves. NewEngine("auto") picks binary when git is found.
 package git

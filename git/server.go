@@ -27,7 +27,8 @@ type Server struct {
 	ops map[string]int // running operations per identity id
 }
 
-// NewServer returns a server for cfg. With no Engine it uses NewBinaryEngine("").
+// NewServer returns a server for cfg. With no Engine it uses NewEngine("auto"). The
+// chosen engine is logged.
 func NewServer(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -42,7 +43,7 @@ func NewServer(cfg Config) (*Server, error) {
 		c.Logger = slog.Default()
 	}
 	if c.Engine == nil {
-		e, err := NewBinaryEngine("")
+		e, err := NewEngine("auto")
 		if err != nil {
 			return nil, err
 		}
@@ -225,6 +226,13 @@ func (s *Server) run(ctx context.Context, cfg *Config, o op) error {
 		o.fail(ErrReadOnly.Error() + " for " + name)
 		logEnd("read_only", 0, 0, 0, ErrReadOnly)
 		return ErrReadOnly
+	}
+	if sup, ok := cfg.Engine.(interface{ Supports(string) error }); ok {
+		if err := sup.Supports(o.service); err != nil {
+			o.fail(err.Error())
+			logEnd("unsupported", 0, 0, 0, err)
+			return err
+		}
 	}
 	release, ok := s.acquire(cfg.Limits.MaxOperationsPerIdentity, o.id.ID)
 	if !ok {
