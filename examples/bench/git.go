@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -80,9 +79,6 @@ type gitBenchOptions struct {
 	runOptions
 	gitRepoShape
 	version2 bool // the ext:: pipe asks for protocol version 2
-	// note says why an arm the run skipped is missing (an engine the git module
-	// does not have).
-	note string
 }
 
 func runGit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -116,35 +112,18 @@ func runGit(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if _, err := exec.LookPath("git"); err != nil {
 		return fmt.Errorf("git not found: %w", err)
 	}
-	arms, err := selectArms(o.arms, gitArms)
-	if err != nil {
-		return err
-	}
-	if slices.Contains(arms, gitArmGoGit) {
-		if _, err := newGoGitEngine(); err != nil {
-			if o.arms != "" {
-				return fmt.Errorf("-arms %s: %w", gitArmGoGit, err)
-			}
-			arms = slices.DeleteFunc(arms, func(a string) bool { return a == gitArmGoGit })
-			o.arms = strings.Join(arms, ",")
-			o.note = fmt.Sprintf("the %s arm did not run: %v", gitArmGoGit, err)
-			fmt.Fprintln(stderr, "bench git:", o.note)
-		}
-	}
-	var packBytes int64 // the served pack's size, for the report
+	var fx *gitFixture // for the report: the pack's size, the failures
 	return armBench[gitBenchOptions, *gitFixture]{
 		metrics: gitMetrics,
 		arms:    gitArms,
 		start: func(ctx context.Context, arms []string, o gitBenchOptions) (*gitFixture, error) {
 			f, err := newGitFixture(ctx, arms, o)
-			if err == nil {
-				packBytes = f.packBytes
-			}
+			fx = f
 			return f, err
 		},
 		warm: func(o gitBenchOptions) gitBenchOptions { return o },
 		report: func(w io.Writer, o gitBenchOptions, arms []string, ms []*callMetric, loadBefore, otherCPU string) {
-			gitReport(w, o, packBytes, arms, ms, loadBefore, otherCPU)
+			gitReport(w, o, fx, arms, ms, loadBefore, otherCPU)
 		},
 	}.run(ctx, o, stdout, stderr)
 }
@@ -183,11 +162,12 @@ type gitFixture struct {
 	exe          string // the pipe's binary: this one
 	seq          int
 	pending      []gitPending
+	failed       map[string]error // by gitFailKey: the go-git arm's failures in the check
 	closers
 }
 
 func newGitFixture(ctx context.Context, arms []string, o gitBenchOptions) (_ *gitFixture, err error) {
-	f := &gitFixture{o: o, arms: arms, state: make(map[string]*gitArmState)}
+	f := &gitFixture{o: o, arms: arms, state: make(map[string]*gitArmState), failed: make(map[string]error)}
 	defer func() {
 		if err != nil {
 			f.close()
@@ -336,14 +316,9 @@ func (f *gitFixture) startArm(ctx context.Context, name string) (*gitArmState, e
 // engine returns the engine of the arm name.
 func (f *gitFixture) engine(name string) (alkgit.Engine, error) {
 	if name == gitArmGoGit {
-		return newGoGitEngine()
+		return alkgit.NewGoGitEngine(), nil
 	}
 	return alkgit.NewBinaryEngine("")
-}
-
-// newGoGitEngine returns the git module's go-git engine.
-func newGoGitEngine() (alkgit.Engine, error) {
-	return nil, errors.New("the git module has no go-git engine yet")
 }
 
 // gitExecutor is the ssh server's Executor: every exec request goes to the git
@@ -461,15 +436,20 @@ func (f *gitFixture) helperCPU() time.Duration {
 	return cpu
 }
 
-// check clones and fetches once through every arm (settle checks the results).
+// check clones and fetches once through every arm (settle checks the results). A
+// failure of the go-git arm is a result, which its rounds skip and the report shows;
+// any other arm's fails the run.
 func (f *gitFixture) check(ctx context.Context, o gitBenchOptions) error {
 	for _, name := range f.arms {
 		st := f.state[name]
-		if _, err := f.clone(ctx, st); err != nil {
-			return fmt.Errorf("check %s: %w", name, err)
-		}
-		if _, err := f.fetch(ctx, st); err != nil {
-			return fmt.Errorf("check %s: %w", name, err)
+		for _, m := range gitMetrics {
+			op := f.op(m)
+			if _, err := op(ctx, st); err != nil {
+				if name != gitArmGoGit {
+					return fmt.Errorf("check %s: %w", name, err)
+				}
+				f.failed[gitFailKey(m, name)] = err
+			}
 		}
 		if err := f.settle(ctx, 0); err != nil {
 			return fmt.Errorf("check %s: %w", name, err)
@@ -478,8 +458,19 @@ func (f *gitFixture) check(ctx context.Context, o gitBenchOptions) error {
 	return nil
 }
 
+// gitFailKey is the key of a metric's arm in gitFixture.failed.
+func gitFailKey(metric, arm string) string { return metric + "/" + arm }
+
+// op returns the operation of the metric key.
+func (f *gitFixture) op(key string) func(context.Context, *gitArmState) (time.Duration, error) {
+	if key == gitMetricFetch {
+		return f.fetch
+	}
+	return f.clone
+}
+
 // runClient runs git with the arm's options and args, and returns how long it took.
-func (f *gitFixture) runClient(ctx context.Context, st *gitArmState, args ...string) (time.Duration, error) {
+func (f *gitFixture) runClient(ctx context.Context, st *gitArmState, what string, args ...string) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, gitOpTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "git", append(slices.Clone(st.args), args...)...)
@@ -490,7 +481,7 @@ func (f *gitFixture) runClient(ctx context.Context, st *gitArmState, args ...str
 	err := cmd.Run()
 	elapsed := time.Since(start)
 	if err != nil {
-		return 0, fmt.Errorf("git %s: %w: %s", args[0], err, stderr.String())
+		return 0, fmt.Errorf("git %s: %w: %s", what, err, stderr.String())
 	}
 	return elapsed, nil
 }
@@ -498,17 +489,26 @@ func (f *gitFixture) runClient(ctx context.Context, st *gitArmState, args ...str
 func (f *gitFixture) clone(ctx context.Context, st *gitArmState) (time.Duration, error) {
 	f.seq++
 	dir := filepath.Join(f.work, fmt.Sprintf("clone-%s-%d", st.name, f.seq))
-	d, err := f.runClient(ctx, st, "clone", "-q", st.url, dir)
-	f.pending = append(f.pending, gitPending{what: st.name + " clone", dir: dir, ref: "HEAD"})
-	return d, err
+	d, err := f.runClient(ctx, st, "clone", "clone", "-q", st.url, dir)
+	return d, f.done(err, gitPending{what: st.name + " clone", dir: dir, ref: "HEAD"})
 }
 
 func (f *gitFixture) fetch(ctx context.Context, st *gitArmState) (time.Duration, error) {
 	dir := st.fetchDir
 	st.fetchDir = ""
-	d, err := f.runClient(ctx, st, "-C", dir, "fetch", "-q", st.url, "+refs/heads/main:refs/remotes/origin/main")
-	f.pending = append(f.pending, gitPending{what: st.name + " fetch", dir: dir, ref: "refs/remotes/origin/main"})
-	return d, err
+	d, err := f.runClient(ctx, st, "fetch", "-C", dir, "fetch", "-q", st.url, "+refs/heads/main:refs/remotes/origin/main")
+	return d, f.done(err, gitPending{what: st.name + " fetch", dir: dir, ref: "refs/remotes/origin/main"})
+}
+
+// done leaves p for settle to check where the operation succeeded, and removes its
+// directory where it failed (err).
+func (f *gitFixture) done(err error, p gitPending) error {
+	if err != nil {
+		_ = os.RemoveAll(p.dir)
+		return err
+	}
+	f.pending = append(f.pending, p)
+	return nil
 }
 
 func (f *gitFixture) metrics(o gitBenchOptions, selected map[string]bool) []*callMetric {
@@ -516,19 +516,19 @@ func (f *gitFixture) metrics(o gitBenchOptions, selected map[string]bool) []*cal
 		{key: gitMetricClone, label: fmt.Sprintf("clone %d commits, %d files: time", o.commits+o.newCommits, o.files), unit: "clone"},
 		{key: gitMetricFetch, label: fmt.Sprintf("fetch %d new commits: time", o.newCommits), unit: "fetch"},
 	}
-	ops := map[string]func(context.Context, *gitArmState) (time.Duration, error){
-		gitMetricClone: f.clone,
-		gitMetricFetch: f.fetch,
-	}
 	var out []*callMetric
 	for _, m := range ms {
 		if !selected[m.key] {
 			continue
 		}
-		op := ops[m.key]
+		op := f.op(m.key)
 		for _, name := range f.arms {
 			st := f.state[name]
+			failed := f.failed[gitFailKey(m.key, name)] != nil
 			a := newArm(name, func(ctx context.Context) (sample, error) {
+				if failed {
+					return sample{}, nil // failed in the check: no rounds
+				}
 				d, err := op(ctx, st)
 				return sample{value: float64(d) / 1e6, ops: 1}, err
 			})
@@ -610,12 +610,9 @@ func (d *gitDaemon) stop() error {
 	return nil
 }
 
-func gitReport(w io.Writer, o gitBenchOptions, packBytes int64, arms []string, ms []*callMetric, loadBefore, otherCPU string) {
+func gitReport(w io.Writer, o gitBenchOptions, f *gitFixture, arms []string, ms []*callMetric, loadBefore, otherCPU string) {
 	machine := armMachine(library{"quic-go", "github.com/quic-go/quic-go"}, library{"x/crypto", "golang.org/x/crypto"})
 	machine = append(machine, "git: "+gitVersion())
-	if o.note != "" {
-		machine = append(machine, "note: "+o.note)
-	}
 	if slices.Contains(arms, gitArmSSH) {
 		machine = append(machine, "ssh client: "+sshClientVersion())
 	}
@@ -631,20 +628,43 @@ func gitReport(w io.Writer, o gitBenchOptions, packBytes int64, arms []string, m
 			"git daemon TCP: git daemon --reuseaddr --base-path --export-all --listen=127.0.0.1 --informative-errors, reached by git://; "+
 			"a check (one clone and one fetch per arm, their refs compared with the served head) and a warm-up pass, then %d %s (arms interleaved, starting one arm later each round); "+
 			"each clone and fetch is checked and removed after its arm, untimed; medians over the rounds; ratio columns git daemon's time / the arm's, higher is better",
-		o.commits, o.files, o.newCommits, fmt.Sprintf("%.1f MiB", float64(packBytes)/(1<<20)), o.commits, gitPipeCommand, gitRepoName, o.version2, o.rounds, plural(o.rounds, "round")))
+		o.commits, o.files, o.newCommits, fmt.Sprintf("%.1f MiB", float64(f.packBytes)/(1<<20)), o.commits, gitPipeCommand, gitRepoName, o.version2, o.rounds, plural(o.rounds, "round")))
 
 	t := newArmTable(arms, gitArmTitles)
 	t.addBaselineRatios(arms, gitArmDaemon, gitRatioTitles)
+	var failures []string
+	measured := make([]*callMetric, 0, len(ms)) // without the arms that failed
 	for _, m := range ms {
 		t.add(m, callRow{label: m.label, lower: true, value: func(a *callArm) float64 { return a.median() * 1e6 }})
+		row := t.rows[len(t.rows)-1]
+		mm := *m
+		mm.arms = nil
+		for i, a := range m.arms {
+			err := f.failed[gitFailKey(m.key, a.name)]
+			if err == nil {
+				mm.arms = append(mm.arms, a)
+				continue
+			}
+			row[1+i] = "failed"
+			for j, p := range t.pairs {
+				if p.a == i || p.b == i {
+					row[1+len(m.arms)+j] = "n/a"
+				}
+			}
+			failures = append(failures, fmt.Sprintf("%s failed the %s in the check, so it has no rounds: %s", a.name, m.key, strings.Join(strings.Fields(err.Error()), " ")))
+		}
+		measured = append(measured, &mm)
 	}
 	t.write(w)
+	for _, l := range failures {
+		fmt.Fprintf(w, "\n%s\n", l)
+	}
 	fmt.Fprintf(w, "\n%s\n", gitGoalLine(ms))
 
 	fmt.Fprintf(w, "\nPer-round samples (ms); CPU time and heap allocations per operation, medians over the rounds "+
 		"(CPU: this process, the processes it waited for — the git clients with their helpers and pipes, the binary engine's git processes — and git daemon's processes, from /proc; "+
 		"allocations: this process only):\n\n")
-	perRoundTable(w, ms, false)
+	perRoundTable(w, measured, false)
 }
 
 // gitGoalLine states whether the goal was met: a clone over alknet/git with

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/alknet/alknet/core/endpoint"
@@ -41,6 +43,10 @@ func runGitPipe(ctx context.Context, args []string, stdin io.Reader, stdout io.W
 	if len(args) != 1 {
 		return fmt.Errorf("%s: want one argument, the configuration file", gitPipeCommand)
 	}
+	// Once git has gone (it failed, say), a write to standard output would kill the
+	// process with SIGPIPE; fail the write instead, so that the connection is closed
+	// and the server sees the session end at once rather than at its idle timeout.
+	signal.Ignore(syscall.SIGPIPE)
 	b, err := os.ReadFile(args[0])
 	if err != nil {
 		return err
