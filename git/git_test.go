@@ -215,6 +215,7 @@ func TestAccess(t *testing.T) {
 				if w.name == "alpn" {
 					wantFail(t, n, "unauthenticated", "stranger", t.TempDir(), "ls-remote", url)
 					wantFail(t, n, "unauthenticated", "", t.TempDir(), "ls-remote", url)
+					waitLog(t, n.ep.Logs, `msg="auth failure"`, "alpn=alknet/git")
 				} else if got := len(n.logs.Lines("exec status=1 stderr=fatal: repository not found")); got < len(cases) {
 					t.Errorf("%d exec refusals with repository not found, want %d:\n%s", got, len(cases), n.logs.String())
 				}

@@ -183,3 +183,17 @@ func wantFail(t *testing.T, n *node, want, who, dir string, args ...string) stri
 	}
 	return out
 }
+
+// waitLog waits until logs hold a line with all of subs.
+func waitLog(t testing.TB, logs *coretest.LogBuffer, subs ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(failSafe)
+	for time.Now().Before(deadline) {
+		if l := logs.Lines(subs...); len(l) > 0 {
+			return l[0]
+		}
+		time.Sleep(5 * time.Millisecond) // polling a condition, bounded by failSafe
+	}
+	t.Fatalf("no log line with %q in:\n%s", subs, logs.String())
+	return ""
+}

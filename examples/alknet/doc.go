@@ -9,6 +9,7 @@
 //	alknet pipe  [--state DIR] [--passphrase-file FILE] --alpn ALPN (--pin FINGERPRINT | --insecure) [--tcp] HOST:PORT
 //	alknet call  [--state DIR] [--passphrase-file FILE] (--pin FP | --insecure) [--tcp] [--token TOKEN] [--timeout DUR] HOST:PORT OPERATION [JSON-INPUT]
 //	alknet connect [--state DIR] [--passphrase-file FILE] (--pin FP | --insecure) [--tcp] [--host-key FP] [--user NAME] [--socks ADDR] [-L bind:port:host:port]... [-R bind:port:host:port]... HOST:PORT
+//	alknet git init [--config FILE] NAME
 //	alknet vault init    [--state DIR] [--words N] [--passphrase-file FILE] [--bip39-passphrase-file FILE]
 //	alknet vault recover [--state DIR] [--passphrase-file FILE] [--bip39-passphrase-file FILE] < MNEMONIC
 //	alknet vault seal    [--state DIR] [--passphrase-file FILE] [--key-version N] [--raw] < SECRET
@@ -196,6 +197,20 @@
 //
 // scp (OpenSSH 9 speaks SFTP) works through the same ProxyCommand. Without exports
 // the node serves no sftp; adding the first export takes a restart.
+//
+// # Git
+//
+// With a [git] table in --config (root = "repos", relative to the file; engine = "auto",
+// "binary" or "go-git"; max_depth = 3), serve serves the bare repositories under root on
+// ALPN alknet/git and as the SSH commands git-upload-pack, git-receive-pack and
+// git-upload-archive on alknet/ssh (routed ahead of the exec allow list). Scopes
+// git:read:<glob> and git:write:<glob> decide; a repository an identity may not read
+// answers exactly like a missing one. "alknet git init [--config FILE] NAME" creates
+// ROOT/NAME.git (bare, branch main) and prints its path; an existing repository is exit
+// 1, a bad name exit 2. The stock client:
+//
+//	git -c protocol.ext.allow=always clone 'ext::alknet pipe --alpn alknet/git --pin FP HOST:PORT %G/org/repo.git'
+//	GIT_SSH_COMMAND="ssh -o ProxyCommand='alknet pipe --alpn alknet/ssh --pin FP %h:%p'" git clone ssh://git@HOST:PORT/org/repo.git
 //
 // # alknet connect
 //
@@ -388,7 +403,8 @@
 // the endpoint, reload, drain, logs, the stdout lines and exit codes). The handler
 // plugins, in ALPN preference order, are echo (alknet/echo), call (alknet/call, the
 // [[openapi]] and [[mcp]] imports), ssh (alknet/ssh, the [ssh] table, serving the sftp
-// plugin's SSH subsystem), sftp (alknet/sftp, [[sftp.exports]]) and http (alknet/http,
+// plugin's SSH subsystem and the git plugin's SSH commands), sftp (alknet/sftp,
+// [[sftp.exports]]), git (alknet/git, [git], "git init") and http (alknet/http,
 // h2, http/1.1, --demo-page, serving the call plugin's registry); the
 // command plugins are id, pipe, callcmd (call), connect and vault. Command minimal in
 // examples/minimal is a node of echo and ssh alone.

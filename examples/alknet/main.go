@@ -6,6 +6,7 @@ import (
 	"github.com/alknet/alknet/examples/node/plugins/callcmd"
 	"github.com/alknet/alknet/examples/node/plugins/connect"
 	"github.com/alknet/alknet/examples/node/plugins/echo"
+	"github.com/alknet/alknet/examples/node/plugins/git"
 	"github.com/alknet/alknet/examples/node/plugins/http"
 	"github.com/alknet/alknet/examples/node/plugins/id"
 	"github.com/alknet/alknet/examples/node/plugins/pipe"
@@ -17,17 +18,20 @@ import (
 func main() { alknet().Main() }
 
 // alknet is the node: every plugin, in order. The handlers' order is their ALPN
-// preference order (alknet/echo, alknet/call, alknet/ssh, alknet/sftp, alknet/http,
-// h2, http/1.1); the commands' order is the usage text's. The http plugin serves the
-// call plugin's registry, the ssh plugin serves the sftp plugin's SSH subsystem. opts
+// preference order (alknet/echo, alknet/call, alknet/ssh, alknet/sftp, alknet/git,
+// alknet/http, h2, http/1.1); the commands' order is the usage text's. The http plugin
+// serves the call plugin's registry, the ssh plugin serves the sftp plugin's SSH
+// subsystem and the git plugin's SSH git commands. opts
 // configure the call plugin (tests add operations).
 func alknet(opts ...call.Option) *alknode.Node {
 	calls := call.New(opts...)
 	files := sftp.New()
+	repos := git.New()
 	return &alknode.Node{
 		Name: "alknet",
 		Plugins: []alknode.Plugin{
-			echo.New(), calls, ssh.New(ssh.WithSubsystem("sftp", files.SSHSubsystem)), files, http.New(calls),
+			echo.New(), calls, ssh.New(ssh.WithSubsystem("sftp", files.SSHSubsystem), ssh.WithExec(repos.MatchExec, repos.StartExec)),
+			files, repos, http.New(calls),
 			id.New(), pipe.New(), callcmd.New(), connect.New(), vault.New(),
 		},
 	}

@@ -21,6 +21,48 @@ type Plugin struct {
 	// identities, logger, subsystems.
 	base       alkssh.Config
 	subsystems map[string]alkssh.SubsystemHandler
+	execs      []execRoute
+}
+
+// execRoute is a WithExec handler.
+type execRoute struct {
+	match func(cmd string) bool
+	start func(ctx context.Context, req alkssh.ExecRequest) (func() uint32, error)
+}
+
+// WithExec serves the exec requests whose command match accepts with start, ahead of
+// the [ssh] exec allow list, such as the git plugin's:
+//
+//	repos := git.New()
+//	ssh.New(ssh.WithExec(repos.MatchExec, repos.StartExec))
+func WithExec(match func(cmd string) bool, start func(ctx context.Context, req alkssh.ExecRequest) (func() uint32, error)) Option {
+	return func(p *Plugin) { p.execs = append(p.execs, execRoute{match: match, start: start}) }
+}
+
+// router runs a WithExec handler for the commands it matches, next for the others.
+type router struct {
+	routes []execRoute
+	next   alkssh.Executor
+}
+
+func (r *router) Start(ctx context.Context, req alkssh.ExecRequest) (func() uint32, error) {
+	for _, rt := range r.routes {
+		if rt.match(req.Command) {
+			return rt.start(ctx, req)
+		}
+	}
+	if r.next == nil {
+		return nil, fmt.Errorf("%w: exec refused", alkssh.ErrExecDenied)
+	}
+	return r.next.Start(ctx, req)
+}
+
+// withRoutes wraps cfg's executor in the WithExec routes.
+func (p *Plugin) withRoutes(cfg alkssh.Config) alkssh.Config {
+	if len(p.execs) > 0 {
+		cfg.Exec = &router{routes: p.execs, next: cfg.Exec}
+	}
+	return cfg
 }
 
 // Option configures the ssh plugin.
@@ -83,7 +125,7 @@ func (p *Plugin) Setup(_ context.Context, env *node.Env) ([]core.ProtocolHandler
 	if err != nil {
 		return nil, fmt.Errorf("build handlers: alknet/ssh: %w", err)
 	}
-	if p.server, err = alkssh.NewServer(cfg); err != nil {
+	if p.server, err = alkssh.NewServer(p.withRoutes(cfg)); err != nil {
 		return nil, fmt.Errorf("build handlers: alknet/ssh: %w", err)
 	}
 	return []core.ProtocolHandler{p.server}, nil
@@ -95,7 +137,7 @@ func (p *Plugin) Reload(c node.Config) ([]slog.Attr, error) {
 	s := c.(*Config).SSH
 	cfg, err := s.Config(p.base)
 	if err == nil {
-		err = p.server.Reload(cfg)
+		err = p.server.Reload(p.withRoutes(cfg))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("alknet/ssh: %w", err)
