@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/alknet/alknet/core"
 	"github.com/alknet/alknet/core/endpoint"
 	alkgit "github.com/alknet/alknet/git"
 )
@@ -221,5 +222,46 @@ func TestAccess(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+func TestPackSizeLimit(t *testing.T) {
+	for _, eng := range engines {
+		t.Run(eng.name, func(t *testing.T) {
+			n := startNode(t, alkgit.Config{Engine: eng.new(), Limits: alkgit.Limits{MaxPackSize: 64 << 10}})
+			url := n.url(t, "org/repo")
+			work := seed(t, n, url)
+			big := make([]byte, 512<<10)
+			for i := range big {
+				big[i] = byte(i*7919>>3) ^ byte(i>>11)
+			}
+			if err := os.WriteFile(filepath.Join(work, "big.bin"), big, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			mustGit(t, n, "writer", work, "add", "big.bin")
+			mustGit(t, n, "writer", work, "commit", "-q", "-m", "big")
+			out, err := n.git(t, "writer", work, "push", url, "main")
+			if err == nil {
+				t.Fatalf("push over the pack limit succeeded:\n%s", out)
+			}
+			waitLog(t, n.logs, `msg="git operation"`, "pack too large")
+		})
+	}
+}
+
+// TestExecProtocolV2 passes GIT_PROTOCOL=version=2, as the ssh module's env request
+// does, to StartExecEnv and reads the v2 capability advertisement.
+func TestExecProtocolV2(t *testing.T) {
+	n := startNode(t, alkgit.Config{})
+	seed(t, n, n.url(t, "org/repo"))
+	id := core.Identity{ID: "reader", Scopes: []string{"git:read:*"}}
+	var stdout, stderr strings.Builder
+	wait, err := n.srv.StartExecEnv(context.Background(), id, "git-upload-pack '/org/repo.git'", []string{"GIT_PROTOCOL=version=2"},
+		strings.NewReader("0000"), &stdout, &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status := wait(); status != 0 || !strings.HasPrefix(stdout.String(), "000eversion 2\n") {
+		t.Fatalf("status %d, stdout %q, stderr %q", status, stdout.String(), stderr.String())
 	}
 }

@@ -16,7 +16,9 @@ const DefaultMaxDepth = 3
 // MaxNameLength bounds a repository name (without ".git").
 const MaxNameLength = 255
 
-// Scope prefixes: git:read:<glob> and git:write:<glob> (write implies read).
+// Scope prefixes: git:read:<glob> and git:write:<glob> (write implies read). The glob
+// is path.Match's over the repository name without ".git" ("org/*" matches org/a but
+// not org/a/b); a bare "*" matches every repository.
 const (
 	ScopeReadPrefix  = "git:read:"
 	ScopeWritePrefix = "git:write:"
@@ -35,6 +37,9 @@ func CanWrite(id core.Identity, name string) bool {
 func scopeMatches(id core.Identity, prefix, name string) bool {
 	for _, s := range id.Scopes {
 		if glob, ok := strings.CutPrefix(s, prefix); ok {
+			if glob == "*" {
+				return true // every repository, nested ones too
+			}
 			if m, err := path.Match(glob, name); err == nil && m {
 				return true
 			}

@@ -141,7 +141,23 @@ func IsCommand(cmd string) bool {
 // are a message on stderr and status 1. The error is always nil; it is there for the
 // Executor shape.
 func (s *Server) StartExec(ctx context.Context, id core.Identity, command string, stdin io.Reader, stdout, stderr io.Writer) (wait func() uint32, err error) {
+	return s.StartExecEnv(ctx, id, command, nil, stdin, stdout, stderr)
+}
+
+// StartExecEnv is StartExec with the environment the SSH client set (NAME=value):
+// GIT_PROTOCOL=version=2 asks for protocol version 2; everything else is ignored.
+func (s *Server) StartExecEnv(ctx context.Context, id core.Identity, command string, env []string, stdin io.Reader, stdout, stderr io.Writer) (wait func() uint32, err error) {
 	cfg := s.cfg.Load()
+	version := 0
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, "GIT_PROTOCOL="); ok {
+			for _, p := range strings.Split(v, ":") {
+				if p == "version=2" {
+					version = 2
+				}
+			}
+		}
+	}
 	service, p, perr := ParseCommand(command)
 	if perr != nil {
 		return func() uint32 {
@@ -152,7 +168,7 @@ func (s *Server) StartExec(ctx context.Context, id core.Identity, command string
 	done := make(chan uint32, 1)
 	go func() {
 		err := s.run(ctx, cfg, op{
-			id: id.Clone(), service: service, path: p, transport: "ssh",
+			id: id.Clone(), service: service, path: p, version: version, transport: "ssh",
 			in: bufio.NewReaderSize(stdin, 64<<10), out: stdout,
 			fail: func(msg string) { _, _ = fmt.Fprintf(stderr, "fatal: %s\n", msg) },
 		})

@@ -47,19 +47,31 @@ func (s *session) channel(ctx context.Context, nch gossh.NewChannel) {
 }
 
 // serveSession answers a session channel's requests: exec and subsystem under their
-// hooks; shell, pty, x11, agent forwarding, env and everything else refused, with the
-// channel (and the connection) kept up.
+// hooks, env for GIT_PROTOCOL alone (passed on in ExecRequest.Env); shell, pty, x11,
+// agent forwarding, other env and everything else refused, with the channel (and the
+// connection) kept up.
 func (s *session) serveSession(ctx context.Context, ch gossh.Channel, reqs <-chan *gossh.Request) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var running sync.WaitGroup
 	started := false
+	var env []string
 	for req := range reqs {
+		if req.Type == "env" && !started {
+			v, ok := acceptedEnv(req.Payload)
+			if ok && len(env) < 4 {
+				env = append(env, v)
+			}
+			if req.WantReply {
+				_ = req.Reply(ok, nil)
+			}
+			continue
+		}
 		var run func()
 		if !started {
 			switch req.Type {
 			case "exec":
-				run = s.startExec(ctx, ch, req)
+				run = s.startExec(ctx, ch, req, env)
 			case "subsystem":
 				run = s.startSubsystem(ctx, ch, req)
 			}
@@ -85,7 +97,7 @@ func (s *session) serveSession(ctx context.Context, ch gossh.Channel, reqs <-cha
 
 // startExec starts an exec request and returns what waits for it and reports its
 // exit status; nil refuses the request.
-func (s *session) startExec(ctx context.Context, ch gossh.Channel, req *gossh.Request) func() {
+func (s *session) startExec(ctx context.Context, ch gossh.Channel, req *gossh.Request, env []string) func() {
 	if s.cfg.Exec == nil {
 		return nil
 	}
@@ -94,7 +106,7 @@ func (s *session) startExec(ctx context.Context, ch gossh.Channel, req *gossh.Re
 		return nil
 	}
 	wait, err := s.cfg.Exec.Start(ctx, ExecRequest{
-		Identity: s.id.Clone(), User: s.conn.User(), Command: p.Command,
+		Identity: s.id.Clone(), User: s.conn.User(), Command: p.Command, Env: env,
 		Stdin: ch, Stdout: ch, Stderr: ch.Stderr(),
 	})
 	if err != nil {
@@ -387,4 +399,23 @@ func pipe(a, b io.ReadWriteCloser) {
 	wg.Wait()
 	_ = a.Close()
 	_ = b.Close()
+}
+
+// MaxEnvValue bounds the value of an accepted env request.
+const MaxEnvValue = 64
+
+// acceptedEnv returns the env request payload as NAME=value when the server accepts it:
+// GIT_PROTOCOL with a value of at most MaxEnvValue bytes of [A-Za-z0-9=:._-].
+func acceptedEnv(payload []byte) (string, bool) {
+	var p struct{ Name, Value string }
+	if gossh.Unmarshal(payload, &p) != nil || p.Name != "GIT_PROTOCOL" || len(p.Value) > MaxEnvValue {
+		return "", false
+	}
+	for i := 0; i < len(p.Value); i++ {
+		c := p.Value[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '=' || c == ':' || c == '.' || c == '_' || c == '-') {
+			return "", false
+		}
+	}
+	return p.Name + "=" + p.Value, true
 }

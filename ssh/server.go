@@ -68,6 +68,10 @@ type ExecRequest struct {
 	User string
 	// Command is the command line as the client sent it.
 	Command string
+	// Env holds the environment variables the client set that the server accepts,
+	// as NAME=value: only GIT_PROTOCOL (git's protocol version request), every other
+	// env request is refused.
+	Env []string
 	// Stdin, Stdout and Stderr are the session channel's streams.
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer

@@ -107,6 +107,11 @@ func TestGitStockClient(t *testing.T) {
 					}
 					if way == "ssh" && engine == "binary" {
 						run(work, bobURL[1], "archive", "--remote", bobURL[0], "-o", filepath.Join(work, "a.tar"), way)
+						// OpenSSH passes GIT_PROTOCOL on (SendEnv): protocol v2.
+						out, err := stockGit(t, work, []string{bobURL[1], "GIT_TRACE_PACKET=1"}, "-c", "protocol.version=2", "ls-remote", bobURL[0])
+						if err != nil || !strings.Contains(out, "< version 2") {
+							t.Fatalf("ls-remote over ssh with protocol v2: %v\n%s", err, out)
+						}
 					}
 				})
 			}

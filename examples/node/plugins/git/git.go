@@ -100,7 +100,7 @@ func (p *Plugin) StartExec(ctx context.Context, req alkssh.ExecRequest) (func() 
 	if srv == nil {
 		return nil, fmt.Errorf("%w: the node serves no git", alkssh.ErrExecDenied)
 	}
-	return srv.StartExec(ctx, req.Identity, req.Command, req.Stdin, req.Stdout, req.Stderr)
+	return srv.StartExecEnv(ctx, req.Identity, req.Command, req.Env, req.Stdin, req.Stdout, req.Stderr)
 }
 
 // Commands returns "git init".
