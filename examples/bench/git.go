@@ -322,11 +322,12 @@ func (f *gitFixture) engine(name string) (alkgit.Engine, error) {
 }
 
 // gitExecutor is the ssh server's Executor: every exec request goes to the git
-// server, as a node's assembly routes the git commands.
+// server with the client's environment (GIT_PROTOCOL), as a node's assembly routes
+// the git commands.
 type gitExecutor struct{ srv *alkgit.Server }
 
 func (e gitExecutor) Start(ctx context.Context, req alkssh.ExecRequest) (func() uint32, error) {
-	return e.srv.StartExec(ctx, req.Identity, req.Command, req.Stdin, req.Stdout, req.Stderr)
+	return e.srv.StartExecEnv(ctx, req.Identity, req.Command, req.Env, req.Stdin, req.Stdout, req.Stderr)
 }
 
 // startAlknet registers h on a new endpoint with the host's certificate and the
