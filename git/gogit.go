@@ -58,14 +58,7 @@ func (e *GoGitEngine) Serve(ctx context.Context, op Operation) error {
 			return err
 		}
 		defer sess.Close()
-		ar, err := sess.AdvertisedReferencesContext(ctx)
-		if err != nil {
-			return err
-		}
-		if err := ar.Encode(op.Stdout); err != nil {
-			return err
-		}
-		if done, err := flushOrEOF(r); done || err != nil {
+		if done, err := advertise(ctx, sess, op.Stdout, r); done || err != nil {
 			return err
 		}
 		req := packp.NewUploadPackRequest()
@@ -85,6 +78,19 @@ func (e *GoGitEngine) Serve(ctx context.Context, op Operation) error {
 	}
 }
 
+// advertise sends the session's references to w and reports whether the client then
+// ended the session (a flush or EOF on r) instead of sending a request.
+func advertise(ctx context.Context, sess transport.Session, w io.Writer, r *bufio.Reader) (done bool, err error) {
+	ar, err := sess.AdvertisedReferencesContext(ctx)
+	if err != nil {
+		return false, err
+	}
+	if err := ar.Encode(w); err != nil {
+		return false, err
+	}
+	return flushOrEOF(r)
+}
+
 // flushOrEOF reports whether the client ends the session instead of sending a request.
 func flushOrEOF(r *bufio.Reader) (bool, error) {
 	b, err := r.Peek(4)
@@ -100,14 +106,7 @@ func (e *GoGitEngine) receivePack(ctx context.Context, srv transport.Transport, 
 		return err
 	}
 	defer sess.Close()
-	ar, err := sess.AdvertisedReferencesContext(ctx)
-	if err != nil {
-		return err
-	}
-	if err := ar.Encode(op.Stdout); err != nil {
-		return err
-	}
-	if done, err := flushOrEOF(r); done || err != nil {
+	if done, err := advertise(ctx, sess, op.Stdout, r); done || err != nil {
 		return err
 	}
 	req := packp.NewReferenceUpdateRequest()
