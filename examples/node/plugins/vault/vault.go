@@ -100,15 +100,11 @@ func (c *cli) vaultInit(args []string) error {
 	if err != nil {
 		return err
 	}
-	bip39Pass, err := readOptionalPassphraseFile("--bip39-passphrase-file", *bip39File)
+	bip39Pass, pass, err := c.newKeystorePassphrases(ksPath, *bip39File, *passFile)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	defer clear(bip39Pass)
-	pass, err := c.Passphrase(ksPath, *passFile, true)
-	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
 	defer clear(pass)
 
 	m, err := vault.NewMnemonic(*words)
@@ -172,15 +168,11 @@ func (c *cli) vaultRecover(args []string) error {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	defer m.Destroy()
-	bip39Pass, err := readOptionalPassphraseFile("--bip39-passphrase-file", *bip39File)
+	bip39Pass, pass, err := c.newKeystorePassphrases(ksPath, *bip39File, *passFile)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	defer clear(bip39Pass)
-	pass, err := c.Passphrase(ksPath, *passFile, true)
-	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
 	defer clear(pass)
 	fp, err := c.writeKeystore(name, ksPath, m, bip39Pass, pass)
 	if err != nil {
@@ -188,6 +180,22 @@ func (c *cli) vaultRecover(args []string) error {
 	}
 	c.reportKeystore(dir, ksPath, fp)
 	return nil
+}
+
+// newKeystorePassphrases reads the optional BIP39 passphrase (from bip39File) and then
+// the new keystore's passphrase (from passFile, or prompted twice), for init and
+// recover. The caller clears both.
+func (c *cli) newKeystorePassphrases(ksPath, bip39File, passFile string) (bip39Pass, pass []byte, err error) {
+	bip39Pass, err = readOptionalPassphraseFile("--bip39-passphrase-file", bip39File)
+	if err != nil {
+		return nil, nil, err
+	}
+	pass, err = c.Passphrase(ksPath, passFile, true)
+	if err != nil {
+		clear(bip39Pass)
+		return nil, nil, err
+	}
+	return bip39Pass, pass, nil
 }
 
 // vaultSeal encrypts a secret read on stdin and prints the EncryptedData blob.
