@@ -94,8 +94,9 @@ func TestWatchRevocation(t *testing.T) {
 	checks := make(chan struct{}, 4)
 	revoked := make(chan struct{})
 	stop := core.WatchRevocation(context.Background(), idp, func() bool {
+		ok := allowed.Load() // before telling the test, which then changes it
 		checks <- struct{}{}
-		return allowed.Load()
+		return ok
 	}, func() { close(revoked) })
 	defer stop()
 	if err := store.Reload(core.DynamicConfig{}); err != nil {
