@@ -1,0 +1,6 @@
+package dns
+
+import (
+	_ "github.com/alknet/alknet/core"
+	_ "github.com/miekg/dns"
+)

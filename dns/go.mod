@@ -1,0 +1,15 @@
+module github.com/alknet/alknet/dns
+
+go 1.26.0
+
+replace github.com/alknet/alknet/core => ../core
+
+require (
+	github.com/alknet/alknet/core v0.0.0-00010101000000-000000000000
+	github.com/miekg/dns v1.1.73
+)
+
+require (
+	golang.org/x/net v0.62.0 // indirect
+	golang.org/x/sys v0.49.0 // indirect
+)
