@@ -1,0 +1,3 @@
+package msg
+
+import _ "github.com/alknet/alknet/core"
