@@ -7,6 +7,7 @@ replace github.com/alknet/alknet/core => ../core
 require (
 	github.com/alknet/alknet/core v0.0.0-00010101000000-000000000000
 	github.com/miekg/dns v1.1.73
+	go.uber.org/goleak v1.3.0
 )
 
 require (
