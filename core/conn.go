@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -47,7 +48,10 @@ type (
 	tlsStater   interface {
 		TLSConnectionState() tls.ConnectionState
 	}
-	busier interface{ Busy() func() }
+	busier      interface{ Busy() func() }
+	uniAccepter interface {
+		AcceptUni(ctx context.Context) (io.Reader, error)
+	}
 )
 
 // Connection is what a handler is given: one transport connection with its negotiated
@@ -82,6 +86,20 @@ func (c *Connection) AcceptBi(ctx context.Context) (BiStream, error) { return c.
 
 // OpenBi opens a stream to the peer.
 func (c *Connection) OpenBi(ctx context.Context) (BiStream, error) { return c.src.OpenBi(ctx) }
+
+// AcceptUni waits for the next unidirectional stream the peer opens and returns its
+// receive side. Protocols in which such a stream is a peer error (DNS over QUIC) watch
+// for one with it. QUIC connections from an endpoint see them only when the endpoint
+// allows some (endpoint.Config.MaxIncomingUniStreams); otherwise a peer cannot open one
+// and AcceptUni waits until ctx ends or the connection closes ([ErrConnectionClosed]).
+// Transports without unidirectional streams (TCP+TLS, single streams) return an error
+// wrapping [errors.ErrUnsupported] at once.
+func (c *Connection) AcceptUni(ctx context.Context) (io.Reader, error) {
+	if u, ok := c.src.(uniAccepter); ok {
+		return u.AcceptUni(ctx)
+	}
+	return nil, fmt.Errorf("core: accept unidirectional stream: %w", errors.ErrUnsupported)
+}
 
 // Budget returns the connection's memory budget for buffered inbound bytes (see
 // [Budget]); nil, which has no limit, when the transport set none.

@@ -89,8 +89,15 @@ type Config struct {
 	DrainTimeout time.Duration
 	// MaxIncomingStreams caps concurrent streams a peer may open on one QUIC connection
 	// (0: DefaultMaxIncomingStreams; negative: none). Unidirectional streams are never
-	// allowed.
+	// allowed unless MaxIncomingUniStreams says so.
 	MaxIncomingStreams int64
+	// MaxIncomingUniStreams caps concurrent unidirectional streams a peer may open on one
+	// QUIC connection (0 or negative: none, the default: a peer that opens one anyway
+	// breaks QUIC's stream limit and the connection closes with STREAM_LIMIT_ERROR).
+	// Handlers see them with core.Connection.AcceptUni; a stream no handler accepts
+	// keeps its slot until the connection ends. DNS over QUIC wants 1, so that it can
+	// close a connection whose peer opens one with its own protocol error code.
+	MaxIncomingUniStreams int64
 	// MaxIdleTimeout closes a silent QUIC connection (0: DefaultMaxIdleTimeout).
 	MaxIdleTimeout time.Duration
 	// KeepAlivePeriod is the QUIC keep-alive interval (0: DefaultKeepAlivePeriod;
@@ -223,6 +230,9 @@ func New(reg *core.Registry, cfg Config) (*Endpoint, error) {
 	e.tcpTLS = e.serverTLS(cfg.TLS, alpns)
 
 	base := quicConfig(cfg.MaxIncomingStreams, cfg.MaxIdleTimeout, cfg.KeepAlivePeriod)
+	if cfg.MaxIncomingUniStreams > 0 {
+		base.MaxIncomingUniStreams = cfg.MaxIncomingUniStreams
+	}
 	e.quicCfg = base.Clone()
 	e.quicCfg.GetConfigForClient = func(*quic.ClientInfo) (*quic.Config, error) {
 		c := base.Clone()

@@ -42,6 +42,17 @@ func (s *quicSource) OpenBi(ctx context.Context) (core.BiStream, error) {
 	return &quicStream{Stream: st, conn: s.c, idle: s.idle}, nil
 }
 
+// AcceptUni implements core.Connection.AcceptUni: the receive side of the next
+// unidirectional stream the peer opens.
+func (s *quicSource) AcceptUni(ctx context.Context) (io.Reader, error) {
+	st, err := s.c.AcceptUniStream(ctx)
+	if err != nil {
+		return nil, mapErr("accept", err)
+	}
+	s.idle.touch()
+	return st, nil
+}
+
 // Busy implements core.Connection.Busy.
 func (s *quicSource) Busy() func() { return s.idle.Busy() }
 
