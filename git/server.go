@@ -110,7 +110,11 @@ func (s *Server) serveStream(ctx context.Context, st core.BiStream, id core.Iden
 	req, err := ReadRequest(br, cfg.Limits.MaxRequestLine)
 	if err != nil {
 		cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "git request refused", slog.String("identity", id.ID), slog.String("error", err.Error()))
-		_, _ = st.Write(pkt("ERR bad request\n"))
+		msg := "bad request"
+		if errors.Is(err, ErrRequestTooLong) {
+			msg = err.Error() // names the limit
+		}
+		_, _ = st.Write(pkt("ERR " + msg + "\n"))
 		_ = st.CloseWrite()
 		return
 	}
