@@ -1,0 +1,546 @@
+package dns
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mdns "github.com/miekg/dns"
+	"github.com/quic-go/quic-go"
+
+	"github.com/alknet/alknet/core"
+	"github.com/alknet/alknet/core/coretest"
+	"github.com/alknet/alknet/core/endpoint"
+	"github.com/alknet/alknet/core/tlsconf"
+)
+
+// transportTimeout bounds every wait in the transport tests; a safety net only.
+const transportTimeout = 60 * time.Second
+
+func transportCtx(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), transportTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// testZone is a small mdns.Handler for the transport tests:
+//   - "<label>.example." TXT answers one TXT "hello <label>";
+//   - "big.example." answers 40 TXT records of 100 bytes (over 512 bytes);
+//   - "huge.example." answers more than 65535 bytes;
+//   - "panic.example." panics;
+//   - "block.example." signals entered and waits for release;
+//   - "silent.example." writes nothing;
+//   - anything else is REFUSED.
+type testZone struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func newTestZone() *testZone {
+	return &testZone{entered: make(chan struct{}, 100), release: make(chan struct{})}
+}
+
+func (z *testZone) ServeDNS(w mdns.ResponseWriter, r *mdns.Msg) {
+	m := new(mdns.Msg)
+	m.SetReply(r)
+	if opt := r.IsEdns0(); opt != nil {
+		m.SetEdns0(opt.UDPSize(), false)
+	}
+	name := strings.ToLower(r.Question[0].Name)
+	txt := func(s string) mdns.RR {
+		return &mdns.TXT{Hdr: mdns.RR_Header{Name: r.Question[0].Name, Rrtype: mdns.TypeTXT, Class: mdns.ClassINET, Ttl: 60}, Txt: []string{s}}
+	}
+	switch {
+	case name == "panic.example.":
+		panic("test handler panic")
+	case name == "silent.example.":
+		return
+	case name == "block.example.":
+		z.entered <- struct{}{}
+		<-z.release
+		m.Answer = append(m.Answer, txt("unblocked"))
+	case name == "big.example.":
+		for i := range 40 {
+			m.Answer = append(m.Answer, txt(fmt.Sprintf("%03d%s", i, strings.Repeat("x", 97))))
+		}
+	case name == "huge.example.":
+		for i := range 300 {
+			m.Answer = append(m.Answer, txt(fmt.Sprintf("%03d%s", i, strings.Repeat("y", 250))))
+		}
+	case strings.HasSuffix(name, ".example."):
+		m.Authoritative = true
+		m.Answer = append(m.Answer, txt("hello "+strings.TrimSuffix(name, ".example.")))
+	default:
+		m.Rcode = mdns.RcodeRefused
+	}
+	_ = w.WriteMsg(m)
+}
+
+// dnsFixture is an endpoint serving a Server over QUIC and TCP+TLS on 127.0.0.1.
+type dnsFixture struct {
+	srv  *coretest.Server
+	dns  *Server
+	zone *testZone
+}
+
+func newDNSFixture(t *testing.T, cfg ServerConfig) *dnsFixture {
+	t.Helper()
+	zone := newTestZone()
+	t.Cleanup(func() {
+		select {
+		case <-zone.release:
+		default:
+			close(zone.release)
+		}
+	})
+	if cfg.Handler == nil {
+		cfg.Handler = zone
+	}
+	s, err := NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := core.NewRegistry()
+	if err := s.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	srv := coretest.NewServer(t, reg, coretest.WithEndpointConfig(func(c *endpoint.Config) {
+		c.MaxIncomingUniStreams = 1
+	}))
+	return &dnsFixture{srv: srv, dns: s, zone: zone}
+}
+
+func txtQuery(name string) *mdns.Msg {
+	m := new(mdns.Msg)
+	m.SetQuestion(name, mdns.TypeTXT)
+	m.Id = 0
+	return m
+}
+
+func pack(t *testing.T, m *mdns.Msg) []byte {
+	t.Helper()
+	b, err := m.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func frame(b []byte) []byte {
+	out := binary.BigEndian.AppendUint16(nil, uint16(len(b)))
+	return append(out, b...)
+}
+
+// rawStream sends data on a new stream, half-closes it when fin is set, and returns
+// everything the server sends until the stream ends, or the error that ended it.
+func rawStream(ctx context.Context, conn *core.Connection, data []byte, fin bool) ([]byte, error) {
+	st, err := conn.OpenBi(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	if _, err := st.Write(data); err != nil {
+		return nil, err
+	}
+	if fin {
+		if err := st.CloseWrite(); err != nil {
+			return nil, err
+		}
+	}
+	return io.ReadAll(st)
+}
+
+// wantProtocolClose waits for conn to be closed by the server with DOQ_PROTOCOL_ERROR.
+func wantProtocolClose(t *testing.T, ctx context.Context, conn *core.Connection, err error) {
+	t.Helper()
+	if err == nil {
+		// The stream may have ended first; the next accept sees the connection close.
+		_, err = conn.AcceptBi(ctx)
+	}
+	var ce *core.CloseError
+	if !errors.As(err, &ce) || ce.Code != uint32(DoQProtocolError) || !ce.Remote {
+		t.Fatalf("got %v, want the server to close with DOQ_PROTOCOL_ERROR (0x2)", err)
+	}
+}
+
+func unpackResp(t *testing.T, b []byte) *mdns.Msg {
+	t.Helper()
+	if len(b) < 2 || int(binary.BigEndian.Uint16(b)) != len(b)-2 {
+		t.Fatalf("response is not one framed message: % x", b)
+	}
+	m := new(mdns.Msg)
+	if err := m.Unpack(b[2:]); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func wantTXT(t *testing.T, m *mdns.Msg, want string) {
+	t.Helper()
+	if m.Rcode != mdns.RcodeSuccess || len(m.Answer) != 1 {
+		t.Fatalf("response %v, want one answer", m)
+	}
+	txt, ok := m.Answer[0].(*mdns.TXT)
+	if !ok || len(txt.Txt) != 1 || txt.Txt[0] != want {
+		t.Fatalf("answer %v, want TXT %q", m.Answer[0], want)
+	}
+}
+
+// Conformance 1 and 11: one query gets one response with ID 0 and QR, then the FIN.
+func TestDoQOneQuery(t *testing.T) {
+	f := newDNSFixture(t, ServerConfig{})
+	for _, alpn := range []string{ALPNDoQ, ALPN} {
+		t.Run(alpn, func(t *testing.T) {
+			ctx := transportCtx(t)
+			conn := f.srv.Dial(t, alpn, nil, endpoint.NetworkQUIC)
+			got, err := rawStream(ctx, conn, frame(pack(t, txtQuery("one.example."))), true)
+			if err != nil {
+				t.Fatal(err) // io.ReadAll returned: the server sent FIN after the response
+			}
+			m := unpackResp(t, got)
+			if m.Id != 0 || !m.Response || !m.Authoritative {
+				t.Fatalf("header %+v, want ID 0, QR, AA", m.MsgHdr)
+			}
+			wantTXT(t, m, "hello one")
+		})
+	}
+	if n := f.dns.Stats().DoQ.Responses["NOERROR"]; n != 2 {
+		t.Fatalf("stats count %d NOERROR, want 2", n)
+	}
+}
+
+// Conformance 2: 50 concurrent streams on one connection.
+func TestDoQConcurrentStreams(t *testing.T) {
+	f := newDNSFixture(t, ServerConfig{})
+	ctx := transportCtx(t)
+	conn := f.srv.Dial(t, ALPNDoQ, nil, endpoint.NetworkQUIC)
+	var wg sync.WaitGroup
+	errs := make(chan error, 50)
+	for i := range 50 {
+		wg.Go(func() {
+			q := txtQuery(fmt.Sprintf("n%d.example.", i))
+			q.Id = uint16(1000 + i) // Exchange sends 0 and restores this
+			r, err := Exchange(ctx, conn, q)
+			switch {
+			case err != nil:
+				errs <- err
+			case r.Id != q.Id:
+				errs <- fmt.Errorf("stream %d: ID %d, want the caller's %d", i, r.Id, q.Id)
+			case len(r.Answer) != 1 || r.Answer[0].(*mdns.TXT).Txt[0] != fmt.Sprintf("hello n%d", i):
+				errs <- fmt.Errorf("stream %d: answer %v", i, r.Answer)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// Conformance 3, 4, 5, 7 and the length floor: each protocol error closes the
+// connection with 0x2.
+func TestDoQProtocolErrors(t *testing.T) {
+	q := pack(t, txtQuery("p.example."))
+	withID := txtQuery("p.example.")
+	withID.Id = 7
+	keepalive := txtQuery("p.example.")
+	keepalive.SetEdns0(1232, false)
+	keepalive.IsEdns0().Option = append(keepalive.IsEdns0().Option, &mdns.EDNS0_TCP_KEEPALIVE{Code: mdns.EDNS0TCPKEEPALIVE})
+	cases := []struct {
+		name string
+		data []byte
+	}{
+		{"3 non-zero ID", frame(pack(t, withID))},
+		{"4 two queries on one stream", append(frame(q), frame(q)...)},
+		{"4 one extra byte", append(frame(q), 0)},
+		{"5 FIN inside the message", append([]byte{0, 100}, make([]byte, 40)...)},
+		{"5 FIN inside the length", []byte{0}},
+		{"5 FIN without a message", nil},
+		{"7 edns-tcp-keepalive", frame(pack(t, keepalive))},
+		{"length under a header", frame(make([]byte, 11))},
+	}
+	f := newDNSFixture(t, ServerConfig{})
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := transportCtx(t)
+			conn := f.srv.Dial(t, ALPNDoQ, nil, endpoint.NetworkQUIC)
+			_, err := rawStream(ctx, conn, tc.data, true)
+			wantProtocolClose(t, ctx, conn, err)
+			if n := f.dns.Stats().DoQ.ProtocolErrors; n != uint64(i+1) {
+				t.Fatalf("stats: %d protocol errors, want %d", n, i+1)
+			}
+		})
+	}
+}
+
+// Conformance 6: a unidirectional stream from the client closes the connection with 0x2.
+func TestDoQUniStreamIsProtocolError(t *testing.T) {
+	f := newDNSFixture(t, ServerConfig{})
+	ctx := transportCtx(t)
+	tc, err := tlsconf.ClientConfig(tlsconf.ClientOptions{Pin: f.srv.Identity.Fingerprint, NextProtos: []string{ALPNDoQ}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	qc, err := quic.DialAddr(ctx, f.srv.Addr, tc, &quic.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer qc.CloseWithError(0, "")
+	us, err := qc.OpenUniStreamSync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := us.Write(frame(pack(t, txtQuery("u.example.")))); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-qc.Context().Done():
+	case <-ctx.Done():
+		t.Fatal("connection still open after a unidirectional stream")
+	}
+	var ae *quic.ApplicationError
+	if err := context.Cause(qc.Context()); !errors.As(err, &ae) || ae.ErrorCode != quic.ApplicationErrorCode(DoQProtocolError) || !ae.Remote {
+		t.Fatalf("closed with %v, want DOQ_PROTOCOL_ERROR from the server", err)
+	}
+}
+
+// Conformance 8: a query without FIN fails at the query timeout, and the stream's
+// goroutine ends (goleak in TestMain checks it).
+func TestDoQMissingFIN(t *testing.T) {
+	f := newDNSFixture(t, ServerConfig{QueryTimeout: 100 * time.Millisecond})
+	ctx := transportCtx(t)
+	conn := f.srv.Dial(t, ALPNDoQ, nil, endpoint.NetworkQUIC)
+	_, err := rawStream(ctx, conn, frame(pack(t, txtQuery("nofin.example."))), false)
+	wantProtocolClose(t, ctx, conn, err)
+
+	// A frame that never completes meets the same deadline.
+	conn = f.srv.Dial(t, ALPNDoQ, nil, endpoint.NetworkQUIC)
+	_, err = rawStream(ctx, conn, []byte{0, 40, 1, 2}, false)
+	wantProtocolClose(t, ctx, conn, err)
+}
+
+// Conformance 9: a client resetting its stream mid-query costs only that stream.
+func TestDoQClientResetsStream(t *testing.T) {
+	f := newDNSFixture(t, ServerConfig{})
+	ctx := transportCtx(t)
+	conn := f.srv.Dial(t, ALPNDoQ, nil, endpoint.NetworkQUIC)
+	st, err := conn.OpenBi(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Write(frame(pack(t, txtQuery("r.example.")))[:7]); err != nil {
+		t.Fatal(err)
+	}
+	sc, ok := st.(streamCanceler)
+	if !ok {
+		t.Fatal("a QUIC stream cannot be reset")
+	}
+	sc.CancelWrite(quic.StreamErrorCode(DoQRequestCancelled))
+	var se *quic.StreamError
+	if _, err := io.ReadAll(st); !errors.As(err, &se) {
+		t.Fatalf("read after reset: %v, want a stream error", err)
+	}
+	_ = st.Close()
+	r, err := Exchange(ctx, conn, txtQuery("after.example."))
+	if err != nil {
+		t.Fatalf("the connection did not survive a reset stream: %v", err)
+	}
+	wantTXT(t, r, "hello after")
+}
+
+// Conformance 10: streams past MaxStreamsPerConn are reset with DOQ_EXCESSIVE_LOAD.
+func TestDoQExcessiveLoad(t *testing.T) {
+	f := newDNSFixture(t, ServerConfig{MaxStreamsPerConn: 2})
+	ctx := transportCtx(t)
+	conn := f.srv.Dial(t, ALPNDoQ, nil, endpoint.NetworkQUIC)
+	results := make(chan error, 2)
+	for range 2 {
+		go func() {
+			r, err := Exchange(ctx, conn, txtQuery("block.example."))
+			if err == nil && (len(r.Answer) != 1 || r.Answer[0].(*mdns.TXT).Txt[0] != "unblocked") {
+				err = fmt.Errorf("blocked query answered %v", r.Answer)
+			}
+			results <- err
+		}()
+	}
+	for range 2 {
+		select {
+		case <-f.zone.entered:
+		case <-ctx.Done():
+			t.Fatal("the blocking queries did not reach the handler")
+		}
+	}
+	_, err := Exchange(ctx, conn, txtQuery("third.example."))
+	var se *quic.StreamError
+	if !errors.As(err, &se) || se.ErrorCode != quic.StreamErrorCode(DoQExcessiveLoad) || !se.Remote {
+		t.Fatalf("third stream: %v, want a reset with DOQ_EXCESSIVE_LOAD", err)
+	}
+	close(f.zone.release)
+	for range 2 {
+		if err := <-results; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r, err := Exchange(ctx, conn, txtQuery("later.example.")); err != nil {
+		t.Fatalf("query after the load passed: %v", err)
+	} else {
+		wantTXT(t, r, "hello later")
+	}
+	if n := f.dns.Stats().DoQ.ExcessiveLoad; n != 1 {
+		t.Fatalf("stats: %d excessive-load resets, want 1", n)
+	}
+}
+
+// Conformance 12 (core's): a client offering only an unknown ALPN fails the handshake.
+func TestDoQUnknownALPNRefused(t *testing.T) {
+	f := newDNSFixture(t, ServerConfig{})
+	ctx := transportCtx(t)
+	conn, err := f.srv.DialErr(ctx, "dns-over-nothing", nil, endpoint.NetworkQUIC)
+	if err == nil {
+		conn.Close(0, "")
+		t.Fatal("handshake with an unknown ALPN succeeded")
+	}
+	if !errors.Is(err, endpoint.ErrALPNRefused) {
+		t.Fatalf("dial: %v, want ErrALPNRefused", err)
+	}
+}
+
+// paddedQuery is a query carrying an (empty) EDNS(0) padding option.
+func paddedQuery(name string) *mdns.Msg {
+	q := txtQuery(name)
+	q.SetEdns0(1232, false)
+	q.IsEdns0().Option = append(q.IsEdns0().Option, &mdns.EDNS0_PADDING{Padding: make([]byte, 8)})
+	return q
+}
+
+// Conformance 13: a padded query gets a response padded to a multiple of 468 octets.
+func TestDoQPadding(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		padding bool
+		query   *mdns.Msg
+		padded  bool
+	}{
+		{"padded query", true, paddedQuery("pad.example."), true},
+		{"big padded query", true, paddedQuery("big.example."), true},
+		{"unpadded query", true, txtQuery("pad.example."), false},
+		{"padding off", false, paddedQuery("pad.example."), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newDNSFixture(t, ServerConfig{Padding: tc.padding})
+			ctx := transportCtx(t)
+			conn := f.srv.Dial(t, ALPNDoQ, nil, endpoint.NetworkQUIC)
+			got, err := rawStream(ctx, conn, frame(pack(t, tc.query)), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := len(got) - 2
+			m := unpackResp(t, got)
+			if m.Rcode != mdns.RcodeSuccess || len(m.Answer) == 0 {
+				t.Fatalf("response %v", m)
+			}
+			if padded := n%paddingBlock == 0; padded != tc.padded {
+				t.Fatalf("response of %d octets; want padded to %d-octet blocks: %v", n, paddingBlock, tc.padded)
+			}
+		})
+	}
+}
+
+// Unpack failures get FORMERR with ID 0; oversized responses SERVFAIL; a handler that
+// writes nothing SERVFAIL; a panic resets only its stream with DOQ_INTERNAL_ERROR.
+func TestDoQBadQueriesAndHandlers(t *testing.T) {
+	f := newDNSFixture(t, ServerConfig{})
+	ctx := transportCtx(t)
+	conn := f.srv.Dial(t, ALPNDoQ, nil, endpoint.NetworkQUIC)
+
+	garbage := []byte{0, 0, 0x01, 0, 0, 1, 0, 0, 0, 0, 0, 0, 5, 'a'} // QDCOUNT 1, a cut name
+	got, err := rawStream(ctx, conn, frame(garbage), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := unpackResp(t, got); m.Id != 0 || !m.Response || m.Rcode != mdns.RcodeFormatError || !m.RecursionDesired {
+		t.Fatalf("garbage query answered %+v, want FORMERR with ID 0 and RD echoed", m.MsgHdr)
+	}
+
+	for _, name := range []string{"huge.example.", "silent.example."} {
+		got, err = rawStream(ctx, conn, frame(pack(t, txtQuery(name))), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := unpackResp(t, got); m.Id != 0 || m.Rcode != mdns.RcodeServerFailure || m.Question[0].Name != name {
+			t.Fatalf("%s answered %v, want SERVFAIL", name, m)
+		}
+	}
+
+	_, err = Exchange(ctx, conn, txtQuery("panic.example."))
+	var se *quic.StreamError
+	if !errors.As(err, &se) || se.ErrorCode != quic.StreamErrorCode(DoQInternalError) {
+		t.Fatalf("panicking handler: %v, want a reset with DOQ_INTERNAL_ERROR", err)
+	}
+	r, err := Exchange(ctx, conn, txtQuery("still.example."))
+	if err != nil {
+		t.Fatalf("connection after a panic: %v", err)
+	}
+	wantTXT(t, r, "hello still")
+
+	st := f.dns.Stats().DoQ
+	if st.Responses["FORMERR"] != 1 || st.Responses["SERVFAIL"] != 2 || st.InternalErrors != 1 || st.ProtocolErrors != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// A DoQ ALPN on TCP+TLS and dot on QUIC are closed with ErrWrongTransport.
+func TestWrongTransport(t *testing.T) {
+	f := newDNSFixture(t, ServerConfig{})
+	ctx := transportCtx(t)
+	for _, tc := range []struct {
+		alpn    string
+		network endpoint.Network
+	}{{ALPNDoQ, endpoint.NetworkTCP}, {ALPN, endpoint.NetworkTCP}, {ALPNDoT, endpoint.NetworkQUIC}} {
+		conn := f.srv.Dial(t, tc.alpn, nil, tc.network)
+		_, err := Exchange(ctx, conn, txtQuery("w.example."))
+		if err == nil {
+			t.Fatalf("%s over %s answered", tc.alpn, tc.network)
+		}
+	}
+	if lines := f.srv.Logs.Lines("wrong transport"); len(lines) != 3 {
+		t.Fatalf("log lines naming the wrong transport: %q", lines)
+	}
+}
+
+func TestServerConfigValidate(t *testing.T) {
+	h := newTestZone()
+	for _, tc := range []struct {
+		cfg  ServerConfig
+		want string
+	}{
+		{ServerConfig{}, "Handler is required"},
+		{ServerConfig{Handler: h, MaxStreamsPerConn: -1}, "MaxStreamsPerConn"},
+		{ServerConfig{Handler: h, QueryTimeout: -1}, "QueryTimeout"},
+		{ServerConfig{Handler: h, IdleTimeout: -1}, "IdleTimeout"},
+		{ServerConfig{Handler: h}, ""},
+	} {
+		err := tc.cfg.Validate()
+		if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("Validate(%+v) = %v, want %q", tc.cfg, err, tc.want)
+		}
+	}
+	s, err := NewServer(ServerConfig{Handler: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.cfg.MaxStreamsPerConn != DefaultMaxStreamsPerConn || s.cfg.QueryTimeout != DefaultQueryTimeout || s.cfg.IdleTimeout != DefaultIdleTimeout {
+		t.Fatalf("defaults not applied: %+v", s.cfg)
+	}
+	if DoQExcessiveLoad.String() != "DOQ_EXCESSIVE_LOAD" || ErrorCode(9).String() != "DOQ_ERROR(0x9)" {
+		t.Fatal("ErrorCode names")
+	}
+}
