@@ -63,4 +63,6 @@ var (
 	ErrNotFound = errors.New("msg: not found in store")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("msg: store closed")
+	// ErrInvalidCursor: List was given a cursor that this store did not make.
+	ErrInvalidCursor = errors.New("msg: invalid fetch cursor")
 )
