@@ -292,13 +292,6 @@ func (s *Server) serveDoQ(ctx context.Context, conn *core.Connection) error {
 
 // serveDoQStream answers the one query of st.
 func (s *Server) serveDoQStream(c *doqConn, st core.BiStream) {
-	defer func() {
-		if r := recover(); r != nil {
-			s.stats.transport(transportDoQ).internalErrors.Add(1)
-			s.cfg.Logger.Error("dns: handler panic", slog.String("transport", transportDoQ.String()), slog.Any("panic", r))
-			resetStream(st, DoQInternalError)
-		}
-	}()
 	nc := core.NetConn(st, c.conn.LocalAddr(), c.conn.RemoteAddr())
 	_ = nc.SetDeadline(time.Now().Add(s.cfg.QueryTimeout))
 	q, err := readStreamQuery(nc)
@@ -311,10 +304,12 @@ func (s *Server) serveDoQStream(c *doqConn, st core.BiStream) {
 		}
 		return
 	}
-	done := c.conn.Busy()
-	resp, err := s.answer(q, transportDoQ, c.conn, true)
-	done()
-	if err != nil {
+	resp, err := s.answerStream(q, c.conn)
+	switch {
+	case errors.Is(err, errHandlerPanic):
+		resetStream(st, DoQInternalError)
+		return
+	case err != nil:
 		c.protocolError(err)
 		return
 	}
@@ -323,6 +318,25 @@ func (s *Server) serveDoQStream(c *doqConn, st core.BiStream) {
 		return
 	}
 	_ = st.CloseWrite()
+}
+
+// errHandlerPanic is a query whose handler panicked: DoQ resets its stream with
+// DOQ_INTERNAL_ERROR.
+var errHandlerPanic = errors.New("dns: handler panic")
+
+// answerStream answers the DoQ query b (see answer), turning a handler panic into an
+// error wrapping errHandlerPanic. The connection counts as busy meanwhile.
+func (s *Server) answerStream(b []byte, conn *core.Connection) (resp []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.stats.transport(transportDoQ).internalErrors.Add(1)
+			s.cfg.Logger.Error("dns: handler panic", slog.String("transport", transportDoQ.String()), slog.Any("panic", r))
+			resp, err = nil, fmt.Errorf("%w: %v", errHandlerPanic, r)
+		}
+	}()
+	done := conn.Busy()
+	defer done()
+	return s.answer(b, transportDoQ, conn, true)
 }
 
 // readStreamQuery reads one DoQ stream's content: a 2-octet length, that many bytes

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -542,5 +544,36 @@ func TestServerConfigValidate(t *testing.T) {
 	}
 	if DoQExcessiveLoad.String() != "DOQ_EXCESSIVE_LOAD" || ErrorCode(9).String() != "DOQ_ERROR(0x9)" {
 		t.Fatal("ErrorCode names")
+	}
+}
+
+// kdig runs Knot's kdig with args and returns its output, skipping when it is missing.
+func kdig(t *testing.T, args ...string) string {
+	t.Helper()
+	path, err := exec.LookPath("kdig")
+	if err != nil {
+		t.Skip("kdig not installed (apt-get install knot-dnsutils)")
+	}
+	ctx := transportCtx(t)
+	out, err := exec.CommandContext(ctx, path, append([]string{"+timeout=10", "+retry=0"}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("kdig %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// A stock DoQ client: kdig +quic against the "doq" ALPN.
+func TestKdigQUIC(t *testing.T) {
+	f := newDNSFixture(t, ServerConfig{Padding: true})
+	host, port, err := net.SplitHostPort(f.srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := kdig(t, "+quic", "@"+host, "-p", port, "kdig.example.", "TXT")
+	if !strings.Contains(out, "NOERROR") || !strings.Contains(out, `"hello kdig"`) {
+		t.Fatalf("kdig +quic output lacks the answer:\n%s", out)
+	}
+	if n := f.dns.Stats().DoQ.Responses["NOERROR"]; n != 1 {
+		t.Fatalf("stats: %d DoQ NOERROR, want 1", n)
 	}
 }
