@@ -205,7 +205,7 @@ func TestRelayStatusCodes(t *testing.T) {
 		"other key's body": {"/" + z, otherSP.RelayPayload()},
 		"71 bytes":         {"/" + z, make([]byte, MinRelayPayload-1)},
 		"empty":            {"/" + z, nil},
-		"future": {"/" + z, signAt(t, priv, now.Add(time.Hour+time.Second), "$Z. 60 IN A 192.0.2.1").RelayPayload()},
+		"future":           {"/" + z, signAt(t, priv, now.Add(time.Hour+time.Second), "$Z. 60 IN A 192.0.2.1").RelayPayload()},
 		"not under key": {"/" + z, z32(rawSigned(priv, uint64(now.Add(time.Hour).UnixMicro()),
 			packMsg(t, true, mustRR(t, "example.com. 60 IN A 192.0.2.1"))))},
 		"garbage packet": {"/" + z, z32(rawSigned(priv, uint64(now.Add(time.Hour).UnixMicro()), []byte("not a DNS packet")))},
