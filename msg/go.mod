@@ -4,4 +4,10 @@ go 1.26.0
 
 replace github.com/alknet/alknet/core => ../core
 
-require github.com/alknet/alknet/core v0.0.0-00010101000000-000000000000
+require (
+	github.com/alknet/alknet/core v0.0.0-00010101000000-000000000000
+	go.etcd.io/bbolt v1.5.0
+	go.uber.org/goleak v1.3.0
+)
+
+require golang.org/x/sys v0.49.0 // indirect

@@ -1,3 +1,0 @@
-package msg
-
-import _ "github.com/alknet/alknet/core"
