@@ -156,7 +156,9 @@ func mailboxKey(mailbox string, n int) []byte {
 	return append(k, mailbox...)
 }
 
-func envelopeKey(mailbox string, pos [16]byte) []byte { return append(mailboxKey(mailbox, 16), pos[:]...) }
+func envelopeKey(mailbox string, pos [16]byte) []byte {
+	return append(mailboxKey(mailbox, 16), pos[:]...)
+}
 
 func idKey(mailbox string, id [16]byte) []byte { return append(mailboxKey(mailbox, 16), id[:]...) }
 
@@ -507,4 +509,3 @@ func (s *Store) Close() error {
 	}
 	return nil
 }
-
