@@ -79,7 +79,7 @@ const (
 	// DefaultQueryTimeout bounds how long a client may take to send one whole query
 	// (and its FIN, on DoQ) and to read the response.
 	DefaultQueryTimeout = 5 * time.Second
-	// DefaultIdleTimeout closes a DoT connection that sends no query for this long.
+	// DefaultIdleTimeout closes a connection that has no query in flight for this long.
 	DefaultIdleTimeout = 30 * time.Second
 )
 
@@ -117,9 +117,10 @@ type ServerConfig struct {
 	// the FIN) and to write its response (0: DefaultQueryTimeout). A DoQ stream that
 	// misses it is a protocol error.
 	QueryTimeout time.Duration
-	// IdleTimeout closes a DoT connection that starts no query for this long (0:
-	// DefaultIdleTimeout). DoQ connections are closed by the endpoint's own idle
-	// timeout (core.Limits.IdleTimeout).
+	// IdleTimeout closes a connection that has no query in flight for this long (0:
+	// DefaultIdleTimeout): DoQ with CONNECTION_CLOSE DOQ_NO_ERROR (RFC 9250 §5.5), DoT
+	// by closing the TLS connection. A DoQ connection counts as busy for the endpoint
+	// (core.Connection.Busy) while it lives, so this timeout rules, not the endpoint's.
 	IdleTimeout time.Duration
 	// Padding pads responses to queries that carried an EDNS(0) padding option to a
 	// multiple of 468 octets (RFC 7830, RFC 8467). The zero value is off.
@@ -232,8 +233,57 @@ type doqConn struct {
 	s      *Server
 	conn   *core.Connection
 	cancel context.CancelFunc
+	idle   *idleTimer
 	once   sync.Once
 	perr   error // the protocol error that closed the connection; set in once
+}
+
+// idleTimer calls fire once no query has been in flight for d.
+type idleTimer struct {
+	d       time.Duration
+	mu      sync.Mutex
+	t       *time.Timer
+	active  int
+	stopped bool
+}
+
+func newIdleTimer(d time.Duration, fire func()) *idleTimer {
+	i := &idleTimer{d: d}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.t = time.AfterFunc(d, func() {
+		i.mu.Lock()
+		busy := i.active > 0
+		i.mu.Unlock()
+		if !busy {
+			fire()
+		}
+	})
+	return i
+}
+
+// begin marks a query in flight.
+func (i *idleTimer) begin() {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.active++
+	i.t.Stop()
+}
+
+// end marks a query done; the idle time counts from the last one.
+func (i *idleTimer) end() {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.active--; i.active == 0 && !i.stopped {
+		i.t.Reset(i.d)
+	}
+}
+
+func (i *idleTimer) stop() {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.stopped = true
+	i.t.Stop()
 }
 
 // protocolError closes the connection with DOQ_PROTOCOL_ERROR (the first call wins).
@@ -253,6 +303,13 @@ func (s *Server) serveDoQ(ctx context.Context, conn *core.Connection) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	c := &doqConn{s: s, conn: conn, cancel: cancel}
+	busy := conn.Busy() // this connection's idle timeout is c.idle's
+	defer busy()
+	c.idle = newIdleTimer(s.cfg.IdleTimeout, func() {
+		conn.Close(uint32(DoQNoError), "idle timeout")
+		cancel()
+	})
+	defer c.idle.stop()
 
 	// RFC 9250 §4.3: a peer opening a unidirectional stream is a protocol error.
 	wg.Go(func() {
@@ -283,8 +340,10 @@ func (s *Server) serveDoQ(ctx context.Context, conn *core.Connection) error {
 			resetStream(st, DoQExcessiveLoad)
 			continue
 		}
+		c.idle.begin()
 		wg.Go(func() {
 			defer func() { <-slots }()
+			defer c.idle.end()
 			s.serveDoQStream(c, st)
 		})
 	}

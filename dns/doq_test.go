@@ -95,13 +95,6 @@ type dnsFixture struct {
 func newDNSFixture(t *testing.T, cfg ServerConfig) *dnsFixture {
 	t.Helper()
 	zone := newTestZone()
-	t.Cleanup(func() {
-		select {
-		case <-zone.release:
-		default:
-			close(zone.release)
-		}
-	})
 	if cfg.Handler == nil {
 		cfg.Handler = zone
 	}
@@ -116,6 +109,14 @@ func newDNSFixture(t *testing.T, cfg ServerConfig) *dnsFixture {
 	srv := coretest.NewServer(t, reg, coretest.WithEndpointConfig(func(c *endpoint.Config) {
 		c.MaxIncomingUniStreams = 1
 	}))
+	// Registered after the server's shutdown, so it runs first: blocked queries end.
+	t.Cleanup(func() {
+		select {
+		case <-zone.release:
+		default:
+			close(zone.release)
+		}
+	})
 	return &dnsFixture{srv: srv, dns: s, zone: zone}
 }
 
@@ -575,5 +576,30 @@ func TestKdigQUIC(t *testing.T) {
 	}
 	if n := f.dns.Stats().DoQ.Responses["NOERROR"]; n != 1 {
 		t.Fatalf("stats: %d DoQ NOERROR, want 1", n)
+	}
+}
+
+// A DoQ connection with no query in flight for IdleTimeout is closed with DOQ_NO_ERROR;
+// a query in flight keeps it open.
+func TestDoQIdleTimeout(t *testing.T) {
+	f := newDNSFixture(t, ServerConfig{IdleTimeout: 50 * time.Millisecond})
+	ctx := transportCtx(t)
+	conn := f.srv.Dial(t, ALPNDoQ, nil, endpoint.NetworkQUIC)
+	blocked := make(chan error, 1)
+	go func() {
+		_, err := Exchange(ctx, conn, txtQuery("block.example."))
+		blocked <- err
+	}()
+	<-f.zone.entered
+	// The query is in flight; however long the test machine takes, the connection
+	// stays. Let it be answered, then the idle time starts.
+	close(f.zone.release)
+	if err := <-blocked; err != nil {
+		t.Fatalf("a query in flight was cut by the idle timeout: %v", err)
+	}
+	_, err := conn.AcceptBi(ctx)
+	var ce *core.CloseError
+	if !errors.As(err, &ce) || ce.Code != uint32(DoQNoError) || !ce.Remote || ce.Reason != "idle timeout" {
+		t.Fatalf("idle connection ended with %v, want DOQ_NO_ERROR from the server", err)
 	}
 }
