@@ -1,0 +1,212 @@
+package msg
+
+import (
+	"context"
+	"crypto"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/alknet/alknet/core"
+	"github.com/alknet/alknet/core/endpoint"
+)
+
+// Client speaks alknet/msg over one connection: every call is one request on a stream
+// of its own, so calls may run concurrently and a cancelled ctx abandons only its own.
+// The connection's TLS client certificate is the identity the server checks: the
+// mailbox owner's key for PutKeys, Fetch and Ack, a peer with scope msg:send (or any,
+// where the node allows anonymous delivery) for Deliver and Send.
+type Client struct {
+	conn        *core.Connection
+	maxResponse int
+}
+
+// NewClient returns a client over conn, a connection that negotiated alknet/msg.
+func NewClient(conn *core.Connection) *Client {
+	return &Client{conn: conn, maxResponse: MaxFrameBytesLimit + responseSlack}
+}
+
+// Dial connects to a node's alknet/msg service at addr (see endpoint.Dial for opts:
+// the server pin, the client certificate, QUIC or TCP) and returns a client; Close it.
+func Dial(ctx context.Context, addr string, opts endpoint.DialOptions) (*Client, error) {
+	conn, err := endpoint.Dial(ctx, addr, ALPN, opts)
+	if err != nil {
+		return nil, fmt.Errorf("msg: dial: %w", err)
+	}
+	return NewClient(conn), nil
+}
+
+// Close closes the connection.
+func (c *Client) Close() error {
+	c.conn.Close(core.CloseNormal, "")
+	return nil
+}
+
+// Receipt is a node's answer to a delivery.
+type Receipt struct {
+	ID         [IDSize]byte
+	AcceptedAt time.Time // when the node first accepted the envelope
+	Duplicate  bool      // the node had it already; AcceptedAt is the first acceptance
+}
+
+// FetchOptions select what Fetch returns.
+type FetchOptions struct {
+	// Mailbox is the mailbox id; "" means the caller's own (the only one it may fetch).
+	Mailbox string
+	// After is the cursor of the previous page ("" from the start).
+	After string
+	// Limit is the most envelopes to return (0: MaxFetchLimit, the maximum).
+	Limit int
+	// Wait, when the mailbox has nothing after the cursor, waits up to this long (at most
+	// one minute) for a delivery and returns as soon as one lands.
+	Wait time.Duration
+}
+
+// Fetched is one envelope of a fetch, with the node's metadata.
+type Fetched struct {
+	Envelope   *Envelope
+	AcceptedAt time.Time
+	ExpiresAt  time.Time
+}
+
+// FetchResult is one page of a mailbox, in the order the node accepted the envelopes.
+type FetchResult struct {
+	Envelopes []Fetched
+	// Next is the cursor to pass as After for the following page (it stays put when
+	// the page is empty).
+	Next string
+}
+
+// PutKeys publishes the caller's key bundle to the mailbox the node hosts for it.
+func (c *Client) PutKeys(ctx context.Context, b KeyBundle) error {
+	_, err := c.roundTrip(ctx, keysPutRequest{Op: OpKeysPut, Bundle: &b})
+	return err
+}
+
+// GetKeys returns the key bundle the owner of mailbox owner published on the node. It
+// does not verify it: Seal does (or call VerifyBundle).
+func (c *Client) GetKeys(ctx context.Context, owner ed25519.PublicKey) (KeyBundle, error) {
+	if len(owner) != ed25519.PublicKeySize {
+		return KeyBundle{}, fmt.Errorf("msg: get keys: owner: %w", ErrNotEd25519)
+	}
+	r, err := c.roundTrip(ctx, keysGetRequest{Op: OpKeysGet, Mailbox: Mailbox(owner)})
+	if err != nil {
+		return KeyBundle{}, err
+	}
+	if r.Bundle == nil {
+		return KeyBundle{}, fmt.Errorf("%w: keys.get response without a bundle", ErrMalformed)
+	}
+	return *r.Bundle, nil
+}
+
+// Deliver hands env to the node hosting its mailbox. Delivering the same envelope again
+// (a retry after a lost answer) is answered with the first acceptance.
+func (c *Client) Deliver(ctx context.Context, env *Envelope) (Receipt, error) {
+	r, err := c.roundTrip(ctx, deliverRequest{Op: OpDeliver, Envelope: env})
+	if err != nil {
+		return Receipt{}, err
+	}
+	return Receipt{ID: env.ID, AcceptedAt: time.UnixMilli(r.AcceptedAt), Duplicate: r.Duplicate}, nil
+}
+
+// Fetch returns a page of the caller's mailbox.
+func (c *Client) Fetch(ctx context.Context, o FetchOptions) (*FetchResult, error) {
+	if o.Wait < 0 || o.Wait > MaxFetchWaitMS*time.Millisecond {
+		return nil, fmt.Errorf("msg: fetch: wait %s (want 0 to 1m)", o.Wait)
+	}
+	r, err := c.roundTrip(ctx, fetchRequest{Op: OpFetch, Mailbox: o.Mailbox, After: o.After, Limit: o.Limit, WaitMS: o.Wait.Milliseconds()})
+	if err != nil {
+		return nil, err
+	}
+	res := &FetchResult{Next: r.Next, Envelopes: make([]Fetched, 0, len(r.Envelopes))}
+	for _, e := range r.Envelopes {
+		if e.Envelope == nil {
+			return nil, fmt.Errorf("%w: fetch response: entry without an envelope", ErrMalformed)
+		}
+		res.Envelopes = append(res.Envelopes, Fetched{Envelope: e.Envelope, AcceptedAt: time.UnixMilli(e.AcceptedAt), ExpiresAt: time.UnixMilli(e.ExpiresAt)})
+	}
+	return res, nil
+}
+
+// Ack deletes the envelopes ids from the caller's mailbox (unknown ids are ignored) and
+// returns how many it deleted.
+func (c *Client) Ack(ctx context.Context, ids ...[IDSize]byte) (int, error) {
+	req := ackRequest{Op: OpAck, IDs: make([]string, len(ids))}
+	for i, id := range ids {
+		req.IDs[i] = b64.EncodeToString(id[:])
+	}
+	r, err := c.roundTrip(ctx, req)
+	if err != nil {
+		return 0, err
+	}
+	return r.Deleted, nil
+}
+
+// Send gets the recipient's key bundle from the node, seals body to it as signer (Seal
+// verifies the bundle) and delivers the envelope.
+func (c *Client) Send(ctx context.Context, signer crypto.Signer, recipient ed25519.PublicKey, body []byte, contentType string, opts ...SealOption) (Receipt, error) {
+	b, err := c.GetKeys(ctx, recipient)
+	if err != nil {
+		return Receipt{}, fmt.Errorf("msg: send: %w", err)
+	}
+	env, err := Seal(signer, recipient, b, body, contentType, opts...)
+	if err != nil {
+		return Receipt{}, fmt.Errorf("msg: send: %w", err)
+	}
+	r, err := c.Deliver(ctx, env)
+	if err != nil {
+		return Receipt{}, fmt.Errorf("msg: send: %w", err)
+	}
+	return r, nil
+}
+
+// roundTrip sends req on a new stream and decodes the response; an ok:false response
+// is returned as its *Error.
+func (c *Client) roundTrip(ctx context.Context, req any) (*clientResponse, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("msg: encode request: %w", err)
+	}
+	st, err := c.conn.OpenBi(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("msg: open stream: %w", err)
+	}
+	// Closing the stream is how a cancelled call tells the server (STOP_SENDING on QUIC).
+	stop := context.AfterFunc(ctx, func() { _ = st.Close() })
+	defer func() {
+		stop()
+		_ = st.Close()
+	}()
+	if d, ok := ctx.Deadline(); ok {
+		_ = core.NetConn(st, nil, nil).SetDeadline(d)
+	}
+	werr := WriteFrame(st, body)
+	if werr == nil {
+		werr = st.CloseWrite()
+	}
+	// Even when the write failed (the server refused an oversized frame and stopped
+	// reading), its answer may be waiting.
+	frame, _, err := ReadFrame(st, c.maxResponse, nil)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("msg: %w", ctx.Err())
+		}
+		if werr != nil {
+			return nil, werr
+		}
+		return nil, fmt.Errorf("msg: read response: %w", err)
+	}
+	var r clientResponse
+	if err := json.Unmarshal(frame, &r); err != nil {
+		return nil, fmt.Errorf("%w: response: %w", ErrMalformed, err)
+	}
+	if !r.OK {
+		if r.Error == nil {
+			return nil, errors.New("msg: the server refused the request without an error")
+		}
+		return nil, r.Error
+	}
+	return &r, nil
+}

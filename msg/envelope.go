@@ -1,0 +1,207 @@
+package msg
+
+import (
+	"crypto/ed25519"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/alknet/alknet/core"
+)
+
+// Version is the envelope format version this package seals and opens.
+const Version = 1
+
+// IDSize is the length of an envelope id in bytes.
+const IDSize = 16
+
+// Errors about an envelope's outer fields (wrapped together with [ErrMalformed]).
+var (
+	// ErrUnknownVersion: the envelope's "v" is not [Version].
+	ErrUnknownVersion = errors.New("msg: unknown envelope version")
+	// ErrUnknownSuite: the envelope's suite is not one this package implements.
+	ErrUnknownSuite = errors.New("msg: unknown cipher suite")
+)
+
+// Suite names an HPKE (RFC 9180) cipher suite by its registry ids. It travels in every
+// envelope, so that a new suite (the ML-KEM-768+X25519 hybrid) is a version bump rather
+// than a redesign. On the wire it is the array [kem, kdf, aead].
+type Suite struct {
+	KEM, KDF, AEAD uint16
+}
+
+// SuiteX25519ChaCha20 is DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305:
+// [32, 1, 3], the only suite of version 1.
+var SuiteX25519ChaCha20 = Suite{KEM: 0x0020, KDF: 0x0001, AEAD: 0x0003}
+
+// encSize returns the length of the HPKE encapsulated key of s, and false for an
+// unknown suite.
+func (s Suite) encSize() (int, bool) {
+	if s == SuiteX25519ChaCha20 {
+		return 32, true
+	}
+	return 0, false
+}
+
+// String returns "[kem,kdf,aead]".
+func (s Suite) String() string { return fmt.Sprintf("[%d,%d,%d]", s.KEM, s.KDF, s.AEAD) }
+
+// MarshalJSON encodes s as [kem, kdf, aead].
+func (s Suite) MarshalJSON() ([]byte, error) {
+	return json.Marshal([3]uint16{s.KEM, s.KDF, s.AEAD})
+}
+
+// UnmarshalJSON decodes [kem, kdf, aead] (exactly three ids of 0 to 65535).
+func (s *Suite) UnmarshalJSON(b []byte) error {
+	var a []uint16
+	if err := json.Unmarshal(b, &a); err != nil || len(a) != 3 {
+		return fmt.Errorf("%w: suite: want [kem, kdf, aead]", ErrMalformed)
+	}
+	*s = Suite{KEM: a[0], KDF: a[1], AEAD: a[2]}
+	return nil
+}
+
+// Envelope is a sealed message as it travels and as the recipient's home node keeps it.
+// Its outer fields are visible to the server; the sender, the content and the signature
+// are inside CT. The encoded header (everything but Enc and CT) is the HPKE associated
+// data, so routing fields cannot be changed or swapped without Open failing.
+//
+// Its JSON form (spec §2.4) is
+//
+//	{"v":1,"id":"<16 bytes>","to":"<z-base-32 mailbox>","ts":<unix ms>,"ttl":<seconds>,
+//	 "suite":[32,1,3],"enc":"<32 bytes>","ct":"<ciphertext>"}
+//
+// with byte fields in unpadded base64url. "ttl" is omitted when TTL is 0: the server
+// applies its default. [DecodeEnvelope] (and UnmarshalJSON) decode it strictly.
+type Envelope struct {
+	V     int          // format version, [Version]
+	ID    [IDSize]byte // random; the idempotency key within a mailbox
+	To    string       // the recipient's mailbox: core.ZBase32Key(recipient)
+	TS    int64        // sealing time, Unix milliseconds
+	TTL   int64        // lifetime in seconds from TS; 0: the server's default
+	Suite Suite        // HPKE suite of Enc and CT
+	Enc   []byte       // HPKE encapsulated key
+	CT    []byte       // HPKE ciphertext of the padded inner message
+}
+
+// envelopeWire is the JSON shape of Envelope.
+type envelopeWire struct {
+	V     int    `json:"v"`
+	ID    string `json:"id"`
+	To    string `json:"to"`
+	TS    int64  `json:"ts"`
+	TTL   *int64 `json:"ttl,omitempty"`
+	Suite *Suite `json:"suite"`
+	Enc   string `json:"enc"`
+	CT    string `json:"ct"`
+}
+
+// MaxCiphertextSize is the largest ct an envelope may carry: the sealed inner message of
+// the largest body ([MaxBodySize]) in its padding bucket, plus the AEAD tag.
+var MaxCiphertextSize = innerFixedSize + paddedSize(maxVariableSize) + aeadTagSize
+
+// MarshalJSON encodes e in its wire form.
+func (e Envelope) MarshalJSON() ([]byte, error) {
+	w := envelopeWire{
+		V: e.V, ID: b64.EncodeToString(e.ID[:]), To: e.To, TS: e.TS,
+		Suite: &e.Suite, Enc: b64.EncodeToString(e.Enc), CT: b64.EncodeToString(e.CT),
+	}
+	if e.TTL != 0 {
+		w.TTL = &e.TTL
+	}
+	return json.Marshal(w)
+}
+
+// UnmarshalJSON decodes an envelope under [DecodeEnvelope]'s rules.
+func (e *Envelope) UnmarshalJSON(b []byte) error {
+	env, err := DecodeEnvelope(b)
+	if err != nil {
+		return err
+	}
+	*e = *env
+	return nil
+}
+
+// DecodeEnvelope decodes the JSON form of an envelope strictly: no unknown, duplicate or
+// missing fields, canonical unpadded base64url, a known version and suite, an Enc of the
+// suite's size, a "to" that is a valid z-base-32 key, a positive "ttl" when present, a
+// non-empty ct of at most [MaxCiphertextSize] bytes. Errors wrap [ErrMalformed] (and
+// [ErrUnknownVersion] or [ErrUnknownSuite] for those).
+func DecodeEnvelope(data []byte) (*Envelope, error) {
+	var w envelopeWire
+	if err := decodeStrict(data, &w); err != nil {
+		return nil, fmt.Errorf("envelope: %w", err)
+	}
+	if w.V != Version {
+		return nil, fmt.Errorf("%w: %w: v=%d (want %d)", ErrMalformed, ErrUnknownVersion, w.V, Version)
+	}
+	if w.Suite == nil {
+		return nil, fmt.Errorf("%w: envelope: missing suite", ErrMalformed)
+	}
+	encSize, ok := w.Suite.encSize()
+	if !ok {
+		return nil, fmt.Errorf("%w: %w: %s", ErrMalformed, ErrUnknownSuite, w.Suite)
+	}
+	e := &Envelope{V: w.V, To: w.To, TS: w.TS, Suite: *w.Suite}
+	id, err := decodeB64("envelope id", w.ID, IDSize, 0)
+	if err != nil {
+		return nil, err
+	}
+	copy(e.ID[:], id)
+	if _, err := core.ParseZBase32Key(w.To); err != nil {
+		return nil, fmt.Errorf("%w: envelope to: %w", ErrMalformed, err)
+	}
+	if w.TS <= 0 {
+		return nil, fmt.Errorf("%w: envelope ts: %d is not a positive Unix time in milliseconds", ErrMalformed, w.TS)
+	}
+	if w.TTL != nil {
+		if *w.TTL <= 0 {
+			return nil, fmt.Errorf("%w: envelope ttl: %d (want a positive number of seconds, or no ttl for the server's default)", ErrMalformed, *w.TTL)
+		}
+		e.TTL = *w.TTL
+	}
+	if e.Enc, err = decodeB64("envelope enc", w.Enc, encSize, 0); err != nil {
+		return nil, err
+	}
+	if e.CT, err = decodeB64("envelope ct", w.CT, -1, MaxCiphertextSize); err != nil {
+		return nil, err
+	}
+	if len(e.CT) == 0 {
+		return nil, fmt.Errorf("%w: envelope ct: empty", ErrMalformed)
+	}
+	return e, nil
+}
+
+// Time returns the envelope's sealing time (TS).
+func (e *Envelope) Time() time.Time { return time.UnixMilli(e.TS) }
+
+// header returns the encoded outer header: every field but Enc and CT, in a fixed
+// binary layout after a domain string. It is the HPKE associated data.
+func (e *Envelope) header() []byte {
+	b := make([]byte, 0, len(headerDomain)+1+IDSize+2+len(e.To)+8+8+6)
+	b = append(b, headerDomain...)
+	b = append(b, byte(e.V))
+	b = append(b, e.ID[:]...)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(e.To)))
+	b = append(b, e.To...)
+	b = binary.BigEndian.AppendUint64(b, uint64(e.TS))
+	b = binary.BigEndian.AppendUint64(b, uint64(e.TTL))
+	b = binary.BigEndian.AppendUint16(b, e.Suite.KEM)
+	b = binary.BigEndian.AppendUint16(b, e.Suite.KDF)
+	b = binary.BigEndian.AppendUint16(b, e.Suite.AEAD)
+	return b
+}
+
+// Domain strings: every signature and every HPKE input is bound to its purpose.
+const (
+	headerDomain = "alknet-msg-header-v1"
+	infoDomain   = "alknet-msg-v1"
+	bundleDomain = "alknet-msg-bundle-v1"
+	signDomain   = "alknet-msg-sig-v1"
+)
+
+// Mailbox returns the mailbox id of an owner's Ed25519 key: its z-base-32 form, the
+// value of an envelope's "to".
+func Mailbox(owner ed25519.PublicKey) string { return core.ZBase32Key(owner) }

@@ -1,0 +1,317 @@
+package msg
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/alknet/alknet/core"
+)
+
+// ALPN is the protocol name the msg server claims.
+const ALPN = "alknet/msg"
+
+// Frame limits.
+const (
+	// DefaultMaxFrameBytes is a node's default cap on one request frame: 256 KiB, which
+	// carries a body of up to MaxBodyForFrame(DefaultMaxFrameBytes, len(content type))
+	// (about 127 KiB).
+	DefaultMaxFrameBytes = 256 << 10
+	// MaxFrameBytesLimit is the highest frame cap a node may configure: 2 MiB, enough
+	// for a [MaxBodySize] body (FrameSizeForBody(MaxBodySize, 255) ≈ 1.42 MiB).
+	MaxFrameBytesLimit = 2 << 20
+	// responseSlack is what a response may exceed the frame cap by: a fetch response
+	// holds at least one stored envelope (itself at most the cap) and its metadata.
+	responseSlack = 16 << 10
+	// frameFirstAlloc is the first buffer for a frame body; it doubles as bytes arrive.
+	frameFirstAlloc = 16 << 10
+)
+
+// ErrFrameTooLarge is wrapped by ReadFrame's error for a frame over its cap.
+var ErrFrameTooLarge = errors.New("msg: frame too large")
+
+// ReadFrame reads one frame (a 4-byte big-endian length, then that many bytes) from r.
+// The length is checked against max before anything is allocated (0 or more than max:
+// an error wrapping [ErrMalformed], and [ErrFrameTooLarge] for the latter); the body is
+// then read into a buffer that starts small and doubles as bytes arrive, each growth
+// reserved in b first (nil: no budget), so a peer that announces a large frame and
+// sends little holds about what it sent. reserved is what stays reserved in b for the
+// returned body; the caller releases it. On error nothing stays reserved. EOF before
+// the first byte is io.EOF; a truncated frame is io.ErrUnexpectedEOF (wrapped).
+func ReadFrame(r io.Reader, max int, b *core.Budget) (body []byte, reserved int64, err error) {
+	var prefix [4]byte
+	if _, err := io.ReadFull(r, prefix[:]); err != nil {
+		if err == io.EOF {
+			return nil, 0, io.EOF
+		}
+		return nil, 0, fmt.Errorf("msg: read frame length: %w", err)
+	}
+	n := binary.BigEndian.Uint32(prefix[:])
+	if n == 0 {
+		return nil, 0, fmt.Errorf("%w: zero-length frame", ErrMalformed)
+	}
+	if uint64(n) > uint64(max) {
+		return nil, 0, fmt.Errorf("%w: %w: frame of %d bytes exceeds the limit of %d bytes", ErrMalformed, ErrFrameTooLarge, n, max)
+	}
+	size := min(int(n), frameFirstAlloc)
+	if err := b.Reserve(int64(size)); err != nil {
+		return nil, 0, fmt.Errorf("msg: read frame: %w", err)
+	}
+	buf := make([]byte, 0, size)
+	for len(buf) < int(n) {
+		if len(buf) == cap(buf) {
+			grown := min(2*cap(buf), int(n))
+			if err := b.Reserve(int64(grown - cap(buf))); err != nil {
+				b.Release(int64(cap(buf)))
+				return nil, 0, fmt.Errorf("msg: read frame (%d of %d bytes): %w", len(buf), n, err)
+			}
+			nb := make([]byte, len(buf), grown)
+			copy(nb, buf)
+			buf = nb
+		}
+		k, err := io.ReadFull(r, buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+k]
+		if err != nil {
+			b.Release(int64(cap(buf)))
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, 0, fmt.Errorf("msg: read frame body (%d of %d bytes): %w", len(buf), n, err)
+		}
+	}
+	if b == nil {
+		return buf, 0, nil
+	}
+	return buf, int64(cap(buf)), nil
+}
+
+// WriteFrame writes body as one frame (length prefix and body in one Write).
+func WriteFrame(w io.Writer, body []byte) error {
+	if len(body) == 0 || uint64(len(body)) > 1<<32-1 {
+		return fmt.Errorf("msg: write frame: %d bytes", len(body))
+	}
+	buf := make([]byte, 4, 4+len(body))
+	binary.BigEndian.PutUint32(buf, uint32(len(body)))
+	if _, err := w.Write(append(buf, body...)); err != nil {
+		return fmt.Errorf("msg: write frame: %w", err)
+	}
+	return nil
+}
+
+// Operations of the alknet/msg protocol (a request's "op").
+const (
+	OpKeysGet = "keys.get" // {mailbox} -> {bundle}; anyone
+	OpKeysPut = "keys.put" // {bundle} -> {}; the owner of the mailbox
+	OpDeliver = "deliver"  // {envelope} -> {id, accepted_at, duplicate}; msg:send or anonymous
+	OpFetch   = "fetch"    // {mailbox?, after?, limit?, wait_ms?} -> {envelopes, next}; owner
+	OpAck     = "ack"      // {mailbox?, ids} -> {deleted}; owner
+)
+
+// Request limits.
+const (
+	// MaxFetchLimit is the most envelopes one fetch returns (and its default limit).
+	MaxFetchLimit = 100
+	// MaxFetchWaitMS is the longest long-poll wait, 60 s, in milliseconds.
+	MaxFetchWaitMS = 60_000
+	// MaxAckIDs is the most ids one ack takes.
+	MaxAckIDs = 1000
+	// maxCursorLen bounds the cursor a client sends back.
+	maxCursorLen = 256
+)
+
+// ErrorCode is the code of a refused request (spec §2.4).
+type ErrorCode string
+
+// Error codes.
+const (
+	CodeBadRequest    ErrorCode = "BAD_REQUEST"
+	CodeUnauthorized  ErrorCode = "UNAUTHORIZED"
+	CodeNotHosted     ErrorCode = "NOT_HOSTED"
+	CodeTooLarge      ErrorCode = "TOO_LARGE"
+	CodeQuotaExceeded ErrorCode = "QUOTA_EXCEEDED"
+	CodeRateLimited   ErrorCode = "RATE_LIMITED"
+	CodeExpired       ErrorCode = "EXPIRED"
+	CodeInternal      ErrorCode = "INTERNAL"
+)
+
+// Error is a refusal as the protocol carries it: {"code":..., "message":...}. The client
+// returns it for every ok:false response; test its code with errors.Is against a
+// bare &Error{Code: ...} or with [CodeOf].
+type Error struct {
+	Code    ErrorCode `json:"code"`
+	Message string    `json:"message"`
+}
+
+// Error returns "msg: CODE: message".
+func (e *Error) Error() string {
+	if e.Message == "" {
+		return "msg: " + string(e.Code)
+	}
+	return "msg: " + string(e.Code) + ": " + e.Message
+}
+
+// Is matches another *Error with the same code (its message is ignored).
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code
+}
+
+// CodeOf returns the code of the *Error in err's chain, or "" when there is none.
+func CodeOf(err error) ErrorCode {
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e.Code
+	}
+	return ""
+}
+
+func errorf(code ErrorCode, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Request bodies, one per operation; decodeRequest picks by "op" and decodes strictly.
+type (
+	opOnly struct {
+		Op string `json:"op"`
+	}
+	keysGetRequest struct {
+		Op      string `json:"op"`
+		Mailbox string `json:"mailbox"`
+	}
+	keysPutRequest struct {
+		Op     string     `json:"op"`
+		Bundle *KeyBundle `json:"bundle"`
+	}
+	deliverRequest struct {
+		Op       string    `json:"op"`
+		Envelope *Envelope `json:"envelope"`
+	}
+	fetchRequest struct {
+		Op      string `json:"op"`
+		Mailbox string `json:"mailbox,omitempty"`
+		After   string `json:"after,omitempty"`
+		Limit   int    `json:"limit,omitempty"`
+		WaitMS  int64  `json:"wait_ms,omitempty"`
+	}
+	ackRequest struct {
+		Op      string   `json:"op"`
+		Mailbox string   `json:"mailbox,omitempty"`
+		IDs     []string `json:"ids"`
+	}
+)
+
+// decodeRequest decodes a request frame strictly: the JSON rules of decodeStrict, a
+// known op, only that op's fields, and each field within its limits. It returns one of
+// the *Request types above.
+func decodeRequest(frame []byte) (any, error) {
+	if err := checkJSON(frame); err != nil {
+		return nil, err
+	}
+	var op opOnly
+	if err := json.Unmarshal(frame, &op); err != nil {
+		return nil, fmt.Errorf("%w: request: %w", ErrMalformed, err)
+	}
+	var req any
+	switch op.Op {
+	case OpKeysGet:
+		req = &keysGetRequest{}
+	case OpKeysPut:
+		req = &keysPutRequest{}
+	case OpDeliver:
+		req = &deliverRequest{}
+	case OpFetch:
+		req = &fetchRequest{}
+	case OpAck:
+		req = &ackRequest{}
+	default:
+		return nil, fmt.Errorf("%w: request: unknown op %q", ErrMalformed, truncate(op.Op, 32))
+	}
+	dec := json.NewDecoder(bytes.NewReader(frame))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(req); err != nil {
+		if errors.Is(err, ErrMalformed) {
+			return nil, fmt.Errorf("%s request: %w", op.Op, err)
+		}
+		return nil, fmt.Errorf("%w: %s request: %w", ErrMalformed, op.Op, err)
+	}
+	switch r := req.(type) {
+	case *keysPutRequest:
+		if r.Bundle == nil {
+			return nil, fmt.Errorf("%w: keys.put: missing bundle", ErrMalformed)
+		}
+	case *deliverRequest:
+		if r.Envelope == nil {
+			return nil, fmt.Errorf("%w: deliver: missing envelope", ErrMalformed)
+		}
+	case *fetchRequest:
+		if r.Limit < 0 || r.Limit > MaxFetchLimit {
+			return nil, fmt.Errorf("%w: fetch: limit %d (want 1 to %d)", ErrMalformed, r.Limit, MaxFetchLimit)
+		}
+		if r.WaitMS < 0 || r.WaitMS > MaxFetchWaitMS {
+			return nil, fmt.Errorf("%w: fetch: wait_ms %d (want 0 to %d)", ErrMalformed, r.WaitMS, MaxFetchWaitMS)
+		}
+		if len(r.After) > maxCursorLen {
+			return nil, fmt.Errorf("%w: fetch: cursor of %d bytes (limit %d)", ErrMalformed, len(r.After), maxCursorLen)
+		}
+	case *ackRequest:
+		if len(r.IDs) == 0 || len(r.IDs) > MaxAckIDs {
+			return nil, fmt.Errorf("%w: ack: %d ids (want 1 to %d)", ErrMalformed, len(r.IDs), MaxAckIDs)
+		}
+	}
+	return req, nil
+}
+
+// Response bodies.
+type (
+	errorResponse struct {
+		OK    bool   `json:"ok"`
+		Error *Error `json:"error"`
+	}
+	keysGetResponse struct {
+		OK     bool      `json:"ok"`
+		Bundle KeyBundle `json:"bundle"`
+	}
+	okResponse struct {
+		OK bool `json:"ok"`
+	}
+	deliverResponse struct {
+		OK         bool   `json:"ok"`
+		ID         string `json:"id"`
+		AcceptedAt int64  `json:"accepted_at"`
+		Duplicate  bool   `json:"duplicate"`
+	}
+	fetchResponse struct {
+		OK        bool              `json:"ok"`
+		Envelopes []fetchedEnvelope `json:"envelopes"`
+		Next      string            `json:"next"`
+	}
+	fetchedEnvelope struct {
+		AcceptedAt int64           `json:"accepted_at"`
+		ExpiresAt  int64           `json:"expires_at"`
+		Envelope   json.RawMessage `json:"envelope"`
+	}
+	ackResponse struct {
+		OK      bool `json:"ok"`
+		Deleted int  `json:"deleted"`
+	}
+)
+
+// clientResponse is every response field, as the client decodes them (leniently: a
+// newer server may add fields).
+type clientResponse struct {
+	OK         bool       `json:"ok"`
+	Error      *Error     `json:"error"`
+	Bundle     *KeyBundle `json:"bundle"`
+	ID         string     `json:"id"`
+	AcceptedAt int64      `json:"accepted_at"`
+	Duplicate  bool       `json:"duplicate"`
+	Envelopes  []struct {
+		AcceptedAt int64     `json:"accepted_at"`
+		ExpiresAt  int64     `json:"expires_at"`
+		Envelope   *Envelope `json:"envelope"`
+	} `json:"envelopes"`
+	Next    string `json:"next"`
+	Deleted int    `json:"deleted"`
+}

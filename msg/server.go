@@ -1,0 +1,383 @@
+package msg
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/alknet/alknet/core"
+)
+
+// Scopes a peer's identity may carry.
+const (
+	// ScopeSend lets a peer deliver envelopes to the mailboxes this node hosts.
+	ScopeSend = "msg:send"
+	// ScopeMailbox makes this node host the peer's mailbox (with WithPeerMailboxes).
+	ScopeMailbox = "msg:mailbox"
+)
+
+// CodeNotFound answers keys.get for a hosted mailbox whose owner has published no key
+// bundle yet.
+const CodeNotFound ErrorCode = "NOT_FOUND"
+
+// Server is the alknet/msg handler: it keeps the mailboxes it hosts in a [Store],
+// accepts deliveries for them, and lets each mailbox's owner publish a key bundle,
+// fetch and acknowledge. Create it with [NewServer]; it implements core's
+// ProtocolHandler. Close stops its purge ticker (not the store, which the caller owns).
+type Server struct {
+	cfg      Config // effective
+	store    Store
+	log      *slog.Logger
+	now      func() time.Time
+	limits   func() core.Limits
+	hosted   map[string]bool
+	hostFunc func(ed25519.PublicKey) bool
+	peers    core.IdentityProvider
+	sendRate *rateLimiter
+	anonRate *rateLimiter
+	stats    counters
+
+	stop      chan struct{}
+	stopOnce  sync.Once
+	purgeDone chan struct{}
+}
+
+// Option adjusts NewServer.
+type Option func(*Server)
+
+// WithLogger sets the logger (default: slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
+
+// WithClock sets the clock that stamps deliveries, expires envelopes and rate-limits
+// (default: time.Now). Long-poll waits and stream deadlines use real time.
+func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
+
+// WithLimits sets the source of the endpoint's live limits (the anonymous frame cap
+// applies to connections without an identity); default: core's defaults.
+func WithLimits(f func() core.Limits) Option { return func(s *Server) { s.limits = f } }
+
+// Hosted makes the server host the mailboxes of keys (the node's own identity key).
+func Hosted(keys ...ed25519.PublicKey) Option {
+	return func(s *Server) {
+		for _, k := range keys {
+			s.hosted[Mailbox(k)] = true
+		}
+	}
+}
+
+// WithHostFunc adds a decision for mailboxes not named by Hosted: f reports whether the
+// server hosts the mailbox of owner. It is called on every request and must not block.
+func WithHostFunc(f func(owner ed25519.PublicKey) bool) Option {
+	return func(s *Server) { s.hostFunc = f }
+}
+
+// WithPeerMailboxes hosts the mailbox of every peer p resolves (by the "ed25519:"
+// fingerprint of the mailbox key) to an identity with scope msg:mailbox.
+func WithPeerMailboxes(p core.IdentityProvider) Option { return func(s *Server) { s.peers = p } }
+
+// NewServer returns a server over store with cfg (validated; zero fields take their
+// defaults). Unless cfg.PurgeInterval is negative it starts a ticker that purges expired
+// envelopes; Close stops it.
+func NewServer(cfg Config, store Store, opts ...Option) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if store == nil {
+		return nil, fmt.Errorf("%w: no store", ErrInvalidConfig)
+	}
+	cfg = cfg.Effective()
+	s := &Server{
+		cfg: cfg, store: store, log: slog.Default(), now: time.Now,
+		limits:   func() core.Limits { return core.Limits{} },
+		hosted:   make(map[string]bool),
+		sendRate: newRateLimiter(cfg.SendsPerMinute),
+		anonRate: newRateLimiter(cfg.AnonymousSendsPerMinute),
+		stop:     make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	if cfg.PurgeInterval > 0 {
+		s.purgeDone = make(chan struct{})
+		go s.purgeLoop(time.Duration(cfg.PurgeInterval))
+	}
+	s.log.Info("msg server started", slog.String("store", cfg.Store), slog.Bool("allow_anonymous", cfg.AllowAnonymous),
+		slog.Int64("max_frame_bytes", int64(cfg.MaxFrameBytes)))
+	return s, nil
+}
+
+// ALPN reports "alknet/msg".
+func (s *Server) ALPN() string { return ALPN }
+
+// Close stops the purge ticker. It does not close the store. It is idempotent.
+func (s *Server) Close() error {
+	s.stopOnce.Do(func() { close(s.stop) })
+	if s.purgeDone != nil {
+		<-s.purgeDone
+	}
+	return nil
+}
+
+func (s *Server) purgeLoop(every time.Duration) {
+	defer close(s.purgeDone)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), every)
+			n, err := s.Purge(ctx)
+			cancel()
+			if err != nil {
+				s.log.Warn("msg purge failed", slog.String("error", err.Error()))
+			} else if n > 0 {
+				s.log.Info("msg purge", slog.Int("purged", n))
+			}
+		}
+	}
+}
+
+// Purge deletes every envelope expired at the server's clock now, and returns how many.
+// The ticker calls it; tests and operators may too.
+func (s *Server) Purge(ctx context.Context) (int, error) {
+	n, err := s.store.PurgeExpired(ctx, s.now())
+	if err != nil {
+		return 0, fmt.Errorf("msg: purge: %w", err)
+	}
+	s.stats.purged.Add(uint64(n))
+	return n, nil
+}
+
+// Stats is a snapshot of a server's counters since it started.
+type Stats struct {
+	Deliveries uint64 // envelopes accepted (duplicates not counted)
+	Duplicates uint64 // deliveries answered with an earlier acceptance
+	Fetches    uint64 // fetch requests answered ok
+	Fetched    uint64 // envelopes returned by them
+	Acks       uint64 // ack requests answered ok
+	Acked      uint64 // envelopes they deleted
+	KeysPut    uint64
+	KeysGet    uint64
+	Purged     uint64               // envelopes deleted as expired
+	Refused    map[ErrorCode]uint64 // requests refused, by code
+}
+
+type counters struct {
+	deliveries, duplicates, fetches, fetched, acks, acked, keysPut, keysGet, purged atomic.Uint64
+	mu                                                                              sync.Mutex
+	refused                                                                         map[ErrorCode]uint64
+}
+
+func (c *counters) refuse(code ErrorCode) {
+	c.mu.Lock()
+	if c.refused == nil {
+		c.refused = make(map[ErrorCode]uint64)
+	}
+	c.refused[code]++
+	c.mu.Unlock()
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Server) Stats() Stats {
+	c := &s.stats
+	st := Stats{
+		Deliveries: c.deliveries.Load(), Duplicates: c.duplicates.Load(), Fetches: c.fetches.Load(),
+		Fetched: c.fetched.Load(), Acks: c.acks.Load(), Acked: c.acked.Load(), KeysPut: c.keysPut.Load(),
+		KeysGet: c.keysGet.Load(), Purged: c.purged.Load(), Refused: make(map[ErrorCode]uint64),
+	}
+	c.mu.Lock()
+	for k, v := range c.refused {
+		st.Refused[k] = v
+	}
+	c.mu.Unlock()
+	return st
+}
+
+// peer is what the server knows of a connection.
+type peer struct {
+	key      ed25519.PublicKey // the TLS client key, nil when none or not Ed25519
+	identity *core.Identity    // nil when unknown
+	rateKey  string            // anonymous rate-limit key: the remote address's prefix
+	label    string            // for logs: identity id, or "anonymous"
+	fp       string            // short fingerprint, for logs
+	budget   *core.Budget
+	frameCap int
+}
+
+// Handle serves one alknet/msg connection: one request and one response per
+// bidirectional stream the client opens, each in its own goroutine, until the
+// connection closes. The owner checks compare the Ed25519 key the peer proved in the
+// TLS handshake with the mailbox key.
+func (s *Server) Handle(ctx context.Context, conn *core.Connection, auth core.AuthContext) error {
+	p := &peer{identity: auth.Identity, label: "anonymous", budget: conn.Budget()}
+	fp := auth.TLSClientFingerprint
+	if fp == "" {
+		fp = conn.PeerFingerprint()
+	}
+	if k, err := core.PublicKeyFromFingerprint(fp); err == nil {
+		p.key = k
+		p.fp = shortID(Mailbox(k))
+	}
+	if auth.Identity != nil {
+		p.label = auth.Identity.ID
+	}
+	lim := s.limits().Effective()
+	addr := auth.RemoteAddr
+	if addr == nil {
+		addr = conn.RemoteAddr()
+	}
+	p.rateKey = "addr:" + core.RemoteIP(addr)
+	if a, ok := core.AddrIP(addr); ok {
+		if k, ok := lim.PerIPKey(a); ok {
+			p.rateKey = "addr:" + k.String()
+		}
+	}
+	p.frameCap = int(lim.FrameLimit(auth.Identity != nil, int64(s.cfg.MaxFrameBytes)))
+	err := core.ServeStreams(ctx, conn, func(st core.BiStream) {
+		done := conn.Busy()
+		defer done()
+		s.serveStream(ctx, p, st)
+	})
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// serveStream answers the one request of a stream.
+func (s *Server) serveStream(ctx context.Context, p *peer, st core.BiStream) {
+	start := time.Now()
+	nc := core.NetConn(st, nil, nil)
+	_ = nc.SetReadDeadline(start.Add(RequestTimeout))
+	frame, reserved, err := ReadFrame(st, p.frameCap, p.budget)
+	if err != nil {
+		defer st.Close()
+		var resp *Error
+		switch {
+		case errors.Is(err, ErrFrameTooLarge) || errors.Is(err, core.ErrBudgetExceeded):
+			resp = errorf(CodeTooLarge, "%v", trimPrefix(err))
+		case errors.Is(err, ErrMalformed):
+			resp = errorf(CodeBadRequest, "%v", trimPrefix(err))
+		default: // the peer went away, reset the stream or was too slow: nobody to answer
+			s.log.Debug("msg stream ended before a request", slog.String("identity", p.label), slog.String("error", err.Error()))
+			return
+		}
+		s.stats.refuse(resp.Code)
+		out := s.respond(st, nc, errorResponse{Error: resp})
+		s.logOp(ctx, p, "", "", 0, out, 0, resp, start)
+		return
+	}
+	defer p.budget.Release(reserved)
+	// One frame per stream: from here a read ends at the client's FIN; anything else (a
+	// reset, more bytes) cancels the request.
+	_ = nc.SetReadDeadline(time.Time{})
+	rctx, cancel := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		var b [1]byte
+		if n, err := st.Read(b[:]); n > 0 || err != io.EOF {
+			cancel()
+		}
+	}()
+	// On QUIC the stream's context ends when the client stops reading (it closed the
+	// stream: the call was cancelled).
+	if sc, ok := st.(interface{ Context() context.Context }); ok {
+		stop := context.AfterFunc(sc.Context(), cancel)
+		defer stop()
+	}
+	defer func() {
+		cancel()
+		_ = st.Close()
+		<-watched
+	}()
+
+	op, mailbox, resp, count, refusal := s.dispatch(rctx, p, frame)
+	if refusal != nil {
+		s.stats.refuse(refusal.Code)
+		resp = errorResponse{Error: refusal}
+	}
+	if rctx.Err() != nil && ctx.Err() == nil {
+		// The client cancelled: it reads no answer.
+		s.logOp(ctx, p, op, mailbox, len(frame), 0, count, &Error{Code: "CANCELLED"}, start)
+		return
+	}
+	out := s.respond(st, nc, resp)
+	s.logOp(ctx, p, op, mailbox, len(frame), out, count, refusal, start)
+}
+
+// respond writes resp as the stream's one response frame and half-closes; it returns
+// the bytes written.
+func (s *Server) respond(st core.BiStream, nc net.Conn, resp any) int {
+	b, err := json.Marshal(resp)
+	if err != nil {
+		b, _ = json.Marshal(errorResponse{Error: errorf(CodeInternal, "internal error")})
+	}
+	if err := nc.SetWriteDeadline(time.Now().Add(RequestTimeout)); err != nil && !errors.Is(err, os.ErrNoDeadline) {
+		return 0
+	}
+	if err := WriteFrame(st, b); err != nil {
+		return 0
+	}
+	_ = st.CloseWrite()
+	return 4 + len(b)
+}
+
+// logOp writes the one line per operation: who, what, which mailbox (short), sizes and
+// the outcome. Never bodies, keys or envelope contents.
+func (s *Server) logOp(ctx context.Context, p *peer, op, mailbox string, in, out, count int, refusal *Error, start time.Time) {
+	attrs := []slog.Attr{
+		slog.String("identity", p.label), slog.String("op", op),
+		slog.Int("bytes_in", in), slog.Int("bytes_out", out),
+		slog.Duration("duration", time.Since(start)),
+	}
+	if p.fp != "" {
+		attrs = append(attrs, slog.String("peer", p.fp))
+	}
+	if mailbox != "" {
+		attrs = append(attrs, slog.String("mailbox", shortID(mailbox)))
+	}
+	if count > 0 {
+		attrs = append(attrs, slog.Int("count", count))
+	}
+	level, outcome := slog.LevelInfo, "ok"
+	if refusal != nil {
+		outcome = string(refusal.Code)
+		attrs = append(attrs, slog.String("reason", refusal.Message))
+		if refusal.Code == CodeInternal {
+			level = slog.LevelWarn
+		}
+	}
+	attrs = append(attrs, slog.String("outcome", outcome))
+	s.log.LogAttrs(ctx, level, "msg request", attrs...)
+}
+
+// shortID shortens a mailbox id for logs.
+func shortID(mailbox string) string {
+	if len(mailbox) > 12 {
+		return mailbox[:12]
+	}
+	return mailbox
+}
+
+// trimPrefix drops the "msg: malformed input: " noise from errors sent to peers.
+func trimPrefix(err error) string {
+	msg := err.Error()
+	for _, p := range []string{ErrMalformed.Error() + ": ", "msg: "} {
+		if len(msg) > len(p) && msg[:len(p)] == p {
+			msg = msg[len(p):]
+		}
+	}
+	return msg
+}
