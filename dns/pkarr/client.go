@@ -136,6 +136,9 @@ func statusError(redacted, method string, resp *http.Response) *StatusError {
 // *StatusError otherwise (409 matches ErrNotNewer, 413 ErrTooLarge, 400 ErrRejected,
 // 429 ErrRateLimited).
 func (c *Client) Publish(ctx context.Context, sp *SignedPacket) error {
+	if sp == nil || len(sp.raw) < MinSignedPacket {
+		return fmt.Errorf("%w: Publish of a SignedPacket not made by Sign or Decode", ErrBadPacket)
+	}
 	target, redacted, err := c.endpoint(sp.raw[:ed25519.PublicKeySize])
 	if err != nil {
 		return err

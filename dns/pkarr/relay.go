@@ -3,6 +3,7 @@ package pkarr
 import (
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -148,9 +149,13 @@ func NewRelay(cfg RelayConfig) *Relay {
 }
 
 // Store keeps sp if it is newer than the packet held for its key, and returns
-// ErrNotNewer otherwise. sp must be verified (made by Sign or Decode); the relay's
-// HTTP PUT and the assembly (the node's own packet) both come through here.
+// ErrNotNewer otherwise. sp is trusted as verified (Sign and Decode are the only ways
+// to make one; the future check was made against their clock). The relay's HTTP PUT and
+// the assembly (the node's own packet) both come through here.
 func (r *Relay) Store(sp *SignedPacket) error {
+	if sp == nil || len(sp.raw) < MinSignedPacket {
+		return fmt.Errorf("%w: Store of a SignedPacket not made by Sign or Decode", ErrBadPacket)
+	}
 	var k [ed25519.PublicKeySize]byte
 	copy(k[:], sp.raw)
 	r.mu.Lock()

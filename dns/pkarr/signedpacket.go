@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -91,8 +92,10 @@ func Signable(ts uint64, packet []byte) []byte {
 //
 // Owner names: a fully qualified name (trailing dot) must be the key's TLD "<z32>." or
 // below it (case-insensitive), otherwise ErrNotUnderKey; a relative name ("_alknet",
-// "www.example") is qualified by appending "<z32>."; "", "@" and "." stand for the TLD
-// itself. The caller's records are not modified. Names inside RDATA (CNAME targets, SVCB
+// "www.example") is qualified by appending "<z32>.", unless it already ends in the key
+// ("www.<z32>"), which only gains the trailing dot; "", "@" and "." stand for the TLD
+// itself. (pkarr's Rust builder also treats "foo." as relative; in miekg/dns a trailing
+// dot means fully qualified, and Sign keeps that meaning.) The caller's records are not modified. Names inside RDATA (CNAME targets, SVCB
 // targets) are packed as given and must be fully qualified.
 //
 // The packet is a DNS response (QR set, ID 0) with the records in the answer section,
@@ -133,7 +136,7 @@ func Sign(signer crypto.Signer, ts time.Time, records []mdns.RR) (*SignedPacket,
 	}
 
 	u := uint64(micros)
-	sig, err := signer.Sign(nil, Signable(u, packet), crypto.Hash(0))
+	sig, err := signer.Sign(rand.Reader, Signable(u, packet), crypto.Hash(0))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadSigner, err)
 	}
@@ -162,6 +165,9 @@ func qualify(name, tld string) (string, error) {
 		return tld, nil
 	}
 	if !mdns.IsFqdn(name) {
+		if underTLD(name+".", tld) { // "www.<z32>": already ends in the key, as in pkarr
+			return name + ".", nil
+		}
 		return name + "." + tld, nil
 	}
 	if !underTLD(name, tld) {

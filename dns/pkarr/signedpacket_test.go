@@ -37,6 +37,13 @@ func mustRR(t testing.TB, s string) mdns.RR {
 	return rr
 }
 
+// relRR returns an A record with the relative owner name, as Sign accepts it.
+func relRR(t testing.TB, name, addr string) mdns.RR {
+	rr := mustRR(t, "x. 30 IN A "+addr)
+	rr.Header().Name = name
+	return rr
+}
+
 // rawSigned signs an arbitrary packet (no checks) and returns the canonical form.
 func rawSigned(priv ed25519.PrivateKey, ts uint64, packet []byte) []byte {
 	pub := priv.Public().(ed25519.PublicKey)
@@ -278,6 +285,8 @@ func TestSignRejects(t *testing.T) {
 		{"suffix without label boundary", priv, testTime, []mdns.RR{mustRR(t, "evil"+z+". 30 IN A 192.0.2.1")}, ErrNotUnderKey},
 		{"escaped dot before TLD", priv, testTime, []mdns.RR{mustRR(t, `evil\.`+z+`. 30 IN A 192.0.2.1`)}, ErrNotUnderKey},
 		{"root", priv, testTime, []mdns.RR{mustRR(t, ". 30 IN A 192.0.2.1")}, nil}, // "." is the apex shorthand
+		{"relative with the key", priv, testTime, []mdns.RR{relRR(t, "www."+z, "192.0.2.1")}, nil},
+		{"relative key only", priv, testTime, []mdns.RR{relRR(t, strings.ToUpper(z), "192.0.2.1")}, nil},
 		{"too large", priv, testTime, tooMany, ErrTooLarge},
 		{"before epoch", priv, time.Unix(-1, 0), nil, ErrBadTimestamp},
 		{"ecdsa signer", ec, testTime, nil, ErrBadSigner},
@@ -438,5 +447,32 @@ func TestDiscoveryPacketSize(t *testing.T) {
 	}
 	if _, err := DecodeRelayPayload(priv.Public().(ed25519.PublicKey), sp.RelayPayload(), testTime); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSignQualify pins how Sign places owner names under the key's TLD.
+func TestSignQualify(t *testing.T) {
+	priv := testKey(10)
+	z := ZBase32Key(priv.Public().(ed25519.PublicKey))
+	for in, want := range map[string]string{
+		"":                                z + ".",
+		"@":                               z + ".",
+		".":                               z + ".",
+		"_alknet":                         "_alknet." + z + ".",
+		"a.b":                             "a.b." + z + ".",
+		"www." + z:                        "www." + z + ".",
+		strings.ToUpper(z):                z + ".",
+		"www." + z + ".":                  "www." + z + ".",
+		"WWW." + strings.ToUpper(z) + ".": "WWW." + z + ".",
+		z + "x":                           z + "x." + z + ".", // a longer label is not the key
+	} {
+		sp, err := Sign(priv, testTime, []mdns.RR{relRR(t, in, "192.0.2.1")})
+		if err != nil {
+			t.Errorf("%q: %v", in, err)
+			continue
+		}
+		if got := sp.Records()[0].Header().Name; got != want {
+			t.Errorf("%q: owner %q, want %q", in, got, want)
+		}
 	}
 }
