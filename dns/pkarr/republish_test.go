@@ -265,3 +265,19 @@ func TestRepublisherConfigErrors(t *testing.T) {
 	r.Changed()
 	r.Changed()
 }
+
+// TestRealClock: the default clock's timers fire and stop.
+func TestRealClock(t *testing.T) {
+	c, _ := realClock{}.After(time.Millisecond)
+	select {
+	case <-c:
+	case <-time.After(60 * time.Second):
+		t.Fatal("real timer did not fire")
+	}
+	if _, stop := (realClock{}).After(time.Hour); !stop() {
+		t.Fatal("stopping a pending timer reported it had fired")
+	}
+	if realClock.Now(realClock{}).IsZero() {
+		t.Fatal("zero time")
+	}
+}
