@@ -1,7 +1,9 @@
 package dns
 
 import (
+	"bytes"
 	"crypto/ed25519"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -92,8 +94,8 @@ func ztHandler(t *testing.T, cfg Config, opts ...Option) *Handler {
 	return h
 }
 
-// rrStrings returns the records in presentation form, TTLs included.
-func rrStrings(rrs []mdns.RR) []string {
+// ztRRStrings returns the records in presentation form, TTLs included.
+func ztRRStrings(rrs []mdns.RR) []string {
 	out := make([]string, 0, len(rrs))
 	for _, rr := range rrs {
 		out = append(out, rr.String())
@@ -101,7 +103,7 @@ func rrStrings(rrs []mdns.RR) []string {
 	return out
 }
 
-func hasType(rrs []mdns.RR, t uint16) bool {
+func ztHasType(rrs []mdns.RR, t uint16) bool {
 	return slices.ContainsFunc(rrs, func(rr mdns.RR) bool { return rr.Header().Rrtype == t })
 }
 
@@ -215,14 +217,14 @@ func TestHandlerRules(t *testing.T) {
 			}
 			if tt.soaAuth {
 				if len(resp.Ns) != 1 || resp.Ns[0].Header().Rrtype != mdns.TypeSOA {
-					t.Fatalf("authority %v, want the SOA alone", rrStrings(resp.Ns))
+					t.Fatalf("authority %v, want the SOA alone", ztRRStrings(resp.Ns))
 				}
 				soa := resp.Ns[0].(*mdns.SOA)
 				if soa.Hdr.Name != "example.org." || soa.Hdr.Ttl != 300 || soa.Serial != 2026120801 {
 					t.Errorf("SOA %v: want example.org. with TTL min(3600, 300) and the file's serial", soa)
 				}
 			} else if resp.Rcode != mdns.RcodeSuccess && len(resp.Ns) > 0 {
-				t.Errorf("authority %v, want empty", rrStrings(resp.Ns))
+				t.Errorf("authority %v, want empty", ztRRStrings(resp.Ns))
 			}
 			opt := resp.IsEdns0()
 			if (opt != nil) != tt.opt {
@@ -307,7 +309,7 @@ func TestHandlerAnswers(t *testing.T) {
 			}
 			check := func(section string, got []mdns.RR, want []string) {
 				t.Helper()
-				if g := rrStrings(got); !slices.Equal(g, want) {
+				if g := ztRRStrings(got); !slices.Equal(g, want) {
 					t.Errorf("%s:\n got %q\nwant %q", section, g, want)
 				}
 			}
@@ -318,8 +320,8 @@ func TestHandlerAnswers(t *testing.T) {
 	}
 }
 
-// writeZone writes a zone file into dir and returns its path.
-func writeZone(t *testing.T, dir, name, text string) string {
+// ztWriteZone writes a zone file into dir and returns its path.
+func ztWriteZone(t *testing.T, dir, name, text string) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
 	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
@@ -337,7 +339,7 @@ func TestCNAMEChainCap(t *testing.T) {
 		b.WriteString("c" + string(rune('a'+i)) + " IN CNAME c" + string(rune('a'+i+1)) + "\n")
 	}
 	b.WriteString("cm IN A 192.0.2.9\n")
-	h := ztHandler(t, Config{Zones: []string{writeZone(t, t.TempDir(), "test.zone", b.String())}})
+	h := ztHandler(t, Config{Zones: []string{ztWriteZone(t, t.TempDir(), "test.zone", b.String())}})
 
 	resp := ztServe(t, h, ztQuery("ca.test.", mdns.TypeA))
 	if len(resp.Answer) != MaxCNAMEChain || resp.Rcode != mdns.RcodeSuccess || !resp.Authoritative {
@@ -350,8 +352,8 @@ func TestCNAMEChainCap(t *testing.T) {
 	}
 	// Within the cap the chain is followed to its address.
 	resp = ztServe(t, h, ztQuery("ch.test.", mdns.TypeA)) // ch..cl: 5 CNAMEs, then cm A
-	if len(resp.Answer) != 6 || !hasType(resp.Answer, mdns.TypeA) {
-		t.Fatalf("a 5-link chain: %v, want 5 CNAMEs and the A", rrStrings(resp.Answer))
+	if len(resp.Answer) != 6 || !ztHasType(resp.Answer, mdns.TypeA) {
+		t.Fatalf("a 5-link chain: %v, want 5 CNAMEs and the A", ztRRStrings(resp.Answer))
 	}
 }
 
@@ -390,8 +392,8 @@ func TestSignedZones(t *testing.T) {
 				t.Errorf("TXT strings %q", got)
 			}
 			resp = ztServe(t, h, ztQuery("www."+z32+".", mdns.TypeA))
-			if len(resp.Answer) != 2 || !hasType(resp.Answer, mdns.TypeA) {
-				t.Errorf("CNAME to the apex A: %v", rrStrings(resp.Answer))
+			if len(resp.Answer) != 2 || !ztHasType(resp.Answer, mdns.TypeA) {
+				t.Errorf("CNAME to the apex A: %v", ztRRStrings(resp.Answer))
 			}
 			// Negative answers carry the synthesized SOA of "<z32>.".
 			for _, q := range []*mdns.Msg{ztQuery("nope."+z32+".", mdns.TypeA), ztQuery(z32+".", mdns.TypeAAAA)} {
@@ -434,7 +436,7 @@ func TestSignedZones(t *testing.T) {
 
 func TestReload(t *testing.T) {
 	dir := t.TempDir()
-	path := writeZone(t, dir, "test.zone", ztApex+"www IN A 192.0.2.80\n")
+	path := ztWriteZone(t, dir, "test.zone", ztApex+"www IN A 192.0.2.80\n")
 	h := ztHandler(t, Config{Zones: []string{path}})
 	addr := func() string {
 		t.Helper()
@@ -445,7 +447,7 @@ func TestReload(t *testing.T) {
 		return resp.Answer[0].(*mdns.A).A.String()
 	}
 
-	writeZone(t, dir, "test.zone", ztApex+"www IN A 192.0.2.81\n")
+	ztWriteZone(t, dir, "test.zone", ztApex+"www IN A 192.0.2.81\n")
 	if err := h.Reload(); err != nil {
 		t.Fatalf("Reload: %v", err)
 	}
@@ -459,7 +461,7 @@ func TestReload(t *testing.T) {
 		{"out of zone", ztApex + "www.example.com. IN A 192.0.2.82\n"},
 	}
 	for _, b := range broken {
-		writeZone(t, dir, "test.zone", b.text)
+		ztWriteZone(t, dir, "test.zone", b.text)
 		err := h.Reload()
 		if err == nil || !strings.Contains(err.Error(), path) {
 			t.Fatalf("%s: Reload error %v, want one naming %s", b.name, err, path)
@@ -487,7 +489,7 @@ func TestServeDuringReload(t *testing.T) {
 	zoneText := func(last byte) string {
 		return ztApex + "www IN A 192.0.2." + string('0'+last) + "\nwww IN AAAA 2001:db8::" + string('0'+last) + "\n"
 	}
-	path := writeZone(t, dir, "test.zone", zoneText(1))
+	path := ztWriteZone(t, dir, "test.zone", zoneText(1))
 	h := ztHandler(t, Config{Zones: []string{path}}, WithNodeKey(ztKey(1)), WithServices([]string{"doq"}, []netip.AddrPort{netip.MustParseAddrPort("192.0.2.1:853")}))
 
 	const readers, queries = 4, 200
@@ -510,7 +512,7 @@ func TestServeDuringReload(t *testing.T) {
 		})
 	}
 	for i := range 20 {
-		writeZone(t, dir, "test.zone", zoneText(byte(i%9+1)))
+		ztWriteZone(t, dir, "test.zone", zoneText(byte(i%9+1)))
 		if err := h.Reload(); err != nil {
 			t.Errorf("Reload: %v", err)
 		}
@@ -524,3 +526,61 @@ func TestServeDuringReload(t *testing.T) {
 
 // The pkarr relay's verified cache is a SignedZones (contract 2 of the dns work split).
 var _ SignedZones = (*pkarr.Relay)(nil)
+
+// TestHandlerLogs checks that queries are never logged and that a reload is logged
+// without the zone files' paths.
+func TestHandlerLogs(t *testing.T) {
+	var buf ztLogBuffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	dir := t.TempDir()
+	path := ztWriteZone(t, dir, "secret-name.zone", ztApex+"www IN A 192.0.2.80\n")
+	h := ztHandler(t, Config{Zones: []string{path}}, WithLogger(log), WithNodeKey(ztKey(1)))
+	for _, name := range []string{"www.test.", "nope.test.", "private-query.example.com."} {
+		ztServe(t, h, ztQuery(name, mdns.TypeA))
+	}
+	if s := buf.String(); s != "" {
+		t.Fatalf("queries logged: %q", s)
+	}
+	if err := h.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	s := buf.String()
+	if !strings.Contains(s, "dns zones reloaded") || !strings.Contains(s, "zones=1") || !strings.Contains(s, "records=4") {
+		t.Errorf("reload line %q: want the zone and record counts", s)
+	}
+	if strings.Contains(s, "secret-name") || strings.Contains(s, dir) {
+		t.Errorf("reload line %q names a file", s)
+	}
+	buf.Reset()
+	ztWriteZone(t, dir, "secret-name.zone", "broken")
+	if err := h.Reload(); err == nil {
+		t.Fatal("broken file reloaded")
+	}
+	if s := buf.String(); s != "" {
+		t.Errorf("failed reload logged %q: the error is the caller's to log", s)
+	}
+}
+
+// ztLogBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type ztLogBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *ztLogBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *ztLogBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func (b *ztLogBuffer) Reset() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.Reset()
+}

@@ -259,7 +259,7 @@ func buildNodeZone(key ed25519.PublicKey, origin string, alpns []string, addrs [
 		return nil, err
 	}
 	apex := NodeName(key, origin)
-	b := newZoneBuilder(apex)
+	b := newZoneBuilder(apex, true)
 	rrs := []mdns.RR{
 		synthSOA(apex, uint32(start.Unix()), ttl),
 		&mdns.NS{Hdr: mdns.RR_Header{Name: apex, Rrtype: mdns.TypeNS, Class: mdns.ClassINET, Ttl: ttl}, Ns: apex},
@@ -276,9 +276,10 @@ func buildNodeZone(key ed25519.PublicKey, origin string, alpns []string, addrs [
 // SignedZones source holds. Records that are not class IN, not under "<z32>.", or that
 // a zone cannot hold (a wildcard owner, a CNAME beside other data) are left out. An
 // SOA at the apex among the records is used; otherwise one is synthesized (serial 1,
-// TTL NegativeTTL) for negative answers. No NS record is synthesized.
+// TTL NegativeTTL) for negative answers. No NS record is synthesized, and duplicate
+// records are not looked for (the zone is rebuilt for every query).
 func buildSignedZone(apex string, rrs []mdns.RR) *zone {
-	b := newZoneBuilder(apex)
+	b := newZoneBuilder(apex, false)
 	for _, rr := range rrs {
 		if rr == nil {
 			continue

@@ -14,8 +14,8 @@ import (
 	"github.com/alknet/alknet/dns/pkarr"
 )
 
-// svcbParams returns an SVCB record's parameters by key, in presentation form.
-func svcbParams(t *testing.T, rr mdns.RR) (*mdns.SVCB, map[mdns.SVCBKey]string) {
+// ztSVCBParams returns an SVCB record's parameters by key, in presentation form.
+func ztSVCBParams(t *testing.T, rr mdns.RR) (*mdns.SVCB, map[mdns.SVCBKey]string) {
 	t.Helper()
 	s, ok := rr.(*mdns.SVCB)
 	if !ok {
@@ -79,8 +79,8 @@ func TestDiscoveryRecords(t *testing.T) {
 				t.Errorf("TXT strings\n got %q\nwant %q", txt.Txt, wantTXT)
 			}
 
-			s1, p1 := svcbParams(t, rrs[1])
-			s2, p2 := svcbParams(t, rrs[2])
+			s1, p1 := ztSVCBParams(t, rrs[1])
+			s2, p2 := ztSVCBParams(t, rrs[2])
 			if s1.Hdr.Name != disc || s1.Priority != 1 || s1.Target != tc.owner || s2.Priority != 2 || s2.Target != tc.owner {
 				t.Errorf("SVCB %v / %v: want owner %s, priorities 1 and 2, target %s", s1, s2, disc, tc.owner)
 			}
@@ -119,8 +119,8 @@ func TestDiscoveryRecords(t *testing.T) {
 			if err := back.Unpack(wire); err != nil {
 				t.Fatalf("unpack: %v", err)
 			}
-			if !slices.Equal(rrStrings(back.Answer), rrStrings(rrs)) {
-				t.Errorf("round trip\n got %q\nwant %q", rrStrings(back.Answer), rrStrings(rrs))
+			if !slices.Equal(ztRRStrings(back.Answer), ztRRStrings(rrs)) {
+				t.Errorf("round trip\n got %q\nwant %q", ztRRStrings(back.Answer), ztRRStrings(rrs))
 			}
 		})
 	}
@@ -134,7 +134,7 @@ func TestDiscoveryRecordsEdges(t *testing.T) {
 			t.Fatal(err)
 		}
 		if len(rrs) != 1 || !slices.Equal(rrs[0].(*mdns.TXT).Txt, []string{"v=alknet1"}) {
-			t.Errorf("records %q, want the version TXT alone", rrStrings(rrs))
+			t.Errorf("records %q, want the version TXT alone", ztRRStrings(rrs))
 		}
 	})
 	t.Run("ALPNs without addresses", func(t *testing.T) {
@@ -143,9 +143,9 @@ func TestDiscoveryRecordsEdges(t *testing.T) {
 			t.Fatal(err)
 		}
 		if len(rrs) != 2 {
-			t.Fatalf("records %q, want TXT and SVCB", rrStrings(rrs))
+			t.Fatalf("records %q, want TXT and SVCB", ztRRStrings(rrs))
 		}
-		_, p := svcbParams(t, rrs[1])
+		_, p := ztSVCBParams(t, rrs[1])
 		if len(p) != 1 || p[mdns.SVCB_ALPN] != "doq" {
 			t.Errorf("SVCB params %v, want alpn alone", p)
 		}
@@ -246,24 +246,24 @@ func TestNodeZone(t *testing.T) {
 			}
 			resp = ask(apex, mdns.TypeNS)
 			if len(resp.Answer) != 1 || resp.Answer[0].(*mdns.NS).Ns != apex || len(resp.Extra) != 2 {
-				t.Errorf("NS %q, additional %q: want the apex with its A and AAAA", rrStrings(resp.Answer), rrStrings(resp.Extra))
+				t.Errorf("NS %q, additional %q: want the apex with its A and AAAA", ztRRStrings(resp.Answer), ztRRStrings(resp.Extra))
 			}
 			if resp = ask(apex, mdns.TypeA); len(resp.Answer) != 1 || resp.Answer[0].(*mdns.A).A.String() != "192.0.2.7" {
-				t.Errorf("A %q", rrStrings(resp.Answer))
+				t.Errorf("A %q", ztRRStrings(resp.Answer))
 			}
 			if resp = ask(apex, mdns.TypeAAAA); len(resp.Answer) != 1 || resp.Answer[0].(*mdns.AAAA).AAAA.String() != "2001:db8::7" {
-				t.Errorf("AAAA %q", rrStrings(resp.Answer))
+				t.Errorf("AAAA %q", ztRRStrings(resp.Answer))
 			}
 			resp = ask("_alknet."+upper, mdns.TypeTXT)
 			want := []string{"v=alknet1", "alpn=doq,alknet/dns", "addr=192.0.2.7:853", "addr=[2001:db8::7]:853"}
 			if len(resp.Answer) != 1 || !slices.Equal(resp.Answer[0].(*mdns.TXT).Txt, want) || resp.Answer[0].Header().Ttl != 90 {
-				t.Errorf("TXT %q, want %q with TTL 90", rrStrings(resp.Answer), want)
+				t.Errorf("TXT %q, want %q with TTL 90", ztRRStrings(resp.Answer), want)
 			}
 			resp = ask("_alknet."+apex, mdns.TypeSVCB)
 			if len(resp.Answer) != 1 {
-				t.Fatalf("SVCB %q", rrStrings(resp.Answer))
+				t.Fatalf("SVCB %q", ztRRStrings(resp.Answer))
 			}
-			_, p := svcbParams(t, resp.Answer[0])
+			_, p := ztSVCBParams(t, resp.Answer[0])
 			if p[mdns.SVCB_ALPN] != "doq,alknet/dns" || p[mdns.SVCB_PORT] != "853" || p[mdns.SVCB_IPV4HINT] != "192.0.2.7" || p[mdns.SVCB_IPV6HINT] != "2001:db8::7" {
 				t.Errorf("SVCB params %v", p)
 			}
@@ -289,7 +289,7 @@ func TestNodeZone(t *testing.T) {
 	}
 	t.Run("node zone and a static zone with its apex", func(t *testing.T) {
 		apex := NodeName(key, "")
-		path := writeZone(t, t.TempDir(), "node.zone", "$ORIGIN "+apex+"\n@ 60 IN SOA ns h 1 2 3 4 5\n@ 60 IN NS ns\n")
+		path := ztWriteZone(t, t.TempDir(), "node.zone", "$ORIGIN "+apex+"\n@ 60 IN SOA ns h 1 2 3 4 5\n@ 60 IN NS ns\n")
 		_, err := NewHandler(Config{Zones: []string{path}}, WithNodeKey(key))
 		if !errors.Is(err, ErrBadZone) || !strings.Contains(err.Error(), "node zone") {
 			t.Fatalf("error %v, want ErrBadZone naming the node zone", err)

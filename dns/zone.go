@@ -70,15 +70,17 @@ type zone struct {
 type zoneBuilder struct {
 	z *zone
 	// seen holds a key per record so duplicates are dropped (RFC 2181 §5: an RRset
-	// holds no duplicates); it lives only while the zone is built.
+	// holds no duplicates); it lives only while the zone is built, and is nil when
+	// duplicates are kept (signed zones, rebuilt per query from a verified packet).
 	seen map[string]struct{}
 }
 
-func newZoneBuilder(origin string) *zoneBuilder {
-	return &zoneBuilder{
-		z:    &zone{origin: origin, nodes: map[string]*node{origin: {}}},
-		seen: make(map[string]struct{}),
+func newZoneBuilder(origin string, dedupe bool) *zoneBuilder {
+	b := &zoneBuilder{z: &zone{origin: origin, nodes: map[string]*node{origin: {}}}}
+	if dedupe {
+		b.seen = make(map[string]struct{})
 	}
+	return b
 }
 
 // isDNSSECMeta reports the types that may sit beside a CNAME (RFC 4035 §2.5).
@@ -117,9 +119,12 @@ func (b *zoneBuilder) add(rr mdns.RR) error {
 		}
 		z.soa = soa
 	}
-	key := name + "\x00" + rdataString(rr)
-	if _, dup := b.seen[key]; dup {
-		return nil
+	var key string
+	if b.seen != nil {
+		key = name + "\x00" + rdataString(rr)
+		if _, dup := b.seen[key]; dup {
+			return nil
+		}
 	}
 	n := b.node(name)
 	if h.Rrtype == mdns.TypeCNAME {
@@ -141,7 +146,9 @@ func (b *zoneBuilder) add(rr mdns.RR) error {
 		n.cut = true
 		z.cuts = true
 	}
-	b.seen[key] = struct{}{}
+	if b.seen != nil {
+		b.seen[key] = struct{}{}
+	}
 	z.records++
 	for i := range n.sets {
 		if n.sets[i].typ == h.Rrtype {
@@ -269,7 +276,7 @@ func parseZone(r io.Reader, file string, lim zoneLimits) (*zone, error) {
 			if !ok {
 				return nil, fmt.Errorf("%s:%d: %w: no SOA: the first record must be the zone's SOA, found %s", file, cr.lastLine, ErrBadZone, mdns.Type(rr.Header().Rrtype))
 			}
-			b = newZoneBuilder(mdns.CanonicalName(soa.Hdr.Name))
+			b = newZoneBuilder(mdns.CanonicalName(soa.Hdr.Name), true)
 		}
 		if err := b.add(rr); err != nil {
 			return nil, fmt.Errorf("%s:%d: %w: %w", file, cr.lastLine, ErrBadZone, err)

@@ -38,7 +38,7 @@ func TestZoneLoadErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := writeZone(t, t.TempDir(), "test.zone", tt.text)
+			path := ztWriteZone(t, t.TempDir(), "test.zone", tt.text)
 			_, err := NewHandler(Config{Zones: []string{path}})
 			if !errors.Is(err, ErrBadZone) {
 				t.Fatalf("error %v, want ErrBadZone", err)
@@ -59,8 +59,8 @@ func TestZoneLoadErrors(t *testing.T) {
 	})
 	t.Run("duplicate zones", func(t *testing.T) {
 		dir := t.TempDir()
-		a := writeZone(t, dir, "a.zone", ztApex)
-		b := writeZone(t, dir, "b.zone", ztApex)
+		a := ztWriteZone(t, dir, "a.zone", ztApex)
+		b := ztWriteZone(t, dir, "b.zone", ztApex)
 		_, err := NewHandler(Config{Zones: []string{a, b}})
 		if !errors.Is(err, ErrBadZone) || !strings.Contains(err.Error(), "zone test. is already loaded from "+a) {
 			t.Errorf("error %v, want the duplicate zone named", err)
@@ -75,12 +75,12 @@ func TestZoneLoadAccepts(t *testing.T) {
 		"www IN AAAA 2001:db8::80\n" +
 		"$GENERATE 1-3 host$ IN A 192.0.2.$\n" +
 		"a.*.test. IN TXT \"a literal star label, not a wildcard\"\n"
-	h := ztHandler(t, Config{Zones: []string{writeZone(t, dir, "test.zone", text)}})
+	h := ztHandler(t, Config{Zones: []string{ztWriteZone(t, dir, "test.zone", text)}})
 	if resp := ztServe(t, h, ztQuery("www.test.", mdns.TypeA)); len(resp.Answer) != 1 {
-		t.Errorf("duplicates kept: %q", rrStrings(resp.Answer))
+		t.Errorf("duplicates kept: %q", ztRRStrings(resp.Answer))
 	}
 	if resp := ztServe(t, h, ztQuery("host3.test.", mdns.TypeA)); len(resp.Answer) != 1 || resp.Answer[0].(*mdns.A).A.String() != "192.0.2.3" {
-		t.Errorf("$GENERATE: %q", rrStrings(resp.Answer))
+		t.Errorf("$GENERATE: %q", ztRRStrings(resp.Answer))
 	}
 	if resp := ztServe(t, h, ztQuery("a.*.test.", mdns.TypeTXT)); len(resp.Answer) != 1 {
 		t.Errorf("literal star label: %v", resp)
@@ -93,15 +93,15 @@ func TestZoneLoadAccepts(t *testing.T) {
 		t.Errorf("*.test. as an empty non-terminal: %v", resp)
 	}
 	// A root zone is allowed and then holds every name.
-	root := writeZone(t, dir, "root.zone", ". 60 IN SOA ns.test. h.test. 1 2 3 4 5\n. 60 IN NS ns.test.\nexample. 60 IN A 192.0.2.1\n")
+	root := ztWriteZone(t, dir, "root.zone", ". 60 IN SOA ns.test. h.test. 1 2 3 4 5\n. 60 IN NS ns.test.\nexample. 60 IN A 192.0.2.1\n")
 	h = ztHandler(t, Config{Zones: []string{root}})
 	if resp := ztServe(t, h, ztQuery("nope.example.", mdns.TypeA)); resp.Rcode != mdns.RcodeNameError || !resp.Authoritative {
 		t.Errorf("root zone: %v", resp)
 	}
 }
 
-// capZone returns a zone text of exactly size bytes with n records (n >= 3).
-func capZone(t *testing.T, n, size int) string {
+// ztCapZone returns a zone text of exactly size bytes with n records (n >= 3).
+func ztCapZone(t *testing.T, n, size int) string {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString(ztApex) // 3 records
@@ -137,8 +137,8 @@ func TestZoneCaps(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			text := capZone(t, tt.n, tt.bytes)
-			path := writeZone(t, dir, "cap.zone", text)
+			text := ztCapZone(t, tt.n, tt.bytes)
+			path := ztWriteZone(t, dir, "cap.zone", text)
 			cfg := Config{Zones: []string{path}, MaxZoneBytes: tt.maxB, MaxZoneRecords: tt.maxR}
 			_, err := NewHandler(cfg)
 			if tt.wantTooLarge {
