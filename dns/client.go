@@ -21,7 +21,8 @@ import (
 // single-stream connection (DoT: "dot" over TCP+TLS) it takes the connection's one
 // stream, so it works once per connection: use a [Client] for several queries there.
 // Cancelling ctx resets a DoQ stream with DOQ_REQUEST_CANCELLED. A response that breaks
-// the protocol returns an error wrapping [ErrProtocol]. m is not modified.
+// the protocol returns an error wrapping [ErrProtocol]; without a deadline on ctx the
+// exchange may take DefaultQueryTimeout. m is not modified.
 func Exchange(ctx context.Context, conn *core.Connection, m *mdns.Msg) (*mdns.Msg, error) {
 	return NewClient(conn).Exchange(ctx, m)
 }
@@ -43,9 +44,15 @@ type Client struct {
 func NewClient(conn *core.Connection) *Client { return &Client{conn: conn} }
 
 // Exchange sends m and returns its response, with m's ID; see the package function
-// [Exchange]. On DoT an exchange interrupted by ctx leaves the stream mid-message, so
+// [Exchange]. Without a deadline on ctx, an exchange may take DefaultQueryTimeout. On
+// DoT an exchange interrupted by ctx leaves the stream mid-message, so
 // the client then fails every later call with the same error.
 func (c *Client) Exchange(ctx context.Context, m *mdns.Msg) (*mdns.Msg, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultQueryTimeout)
+		defer cancel()
+	}
 	if c.conn.SingleStream() {
 		return c.exchangeDoT(ctx, m)
 	}

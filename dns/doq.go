@@ -490,7 +490,7 @@ func (s *Server) answer(b []byte, t transport, conn *core.Connection, doq bool) 
 	}
 	w := &responseWriter{conn: conn, transport: t}
 	s.cfg.Handler.ServeDNS(w, q)
-	out := s.finish(q, w, id)
+	out := s.finish(q, w, id, doq)
 	ts.count(out.rcode)
 	return out.wire, nil
 }
@@ -501,19 +501,25 @@ type response struct {
 	rcode int
 }
 
-// finish turns what the handler wrote into the wire response: the transport's ID,
-// padding, and SERVFAIL when there is nothing to send or it does not fit 65535 octets.
-func (s *Server) finish(q *mdns.Msg, w *responseWriter, id uint16) response {
+// finish turns what the handler wrote into the wire response without changing the
+// handler's message (it may be shared): the transport's ID, the OPT record's options
+// (the handler's padding dropped, and on DoQ edns-tcp-keepalive too), padding when
+// asked for, and SERVFAIL when there is nothing to send or it does not fit 65535 octets.
+func (s *Server) finish(q *mdns.Msg, w *responseWriter, id uint16, doq bool) response {
 	switch {
 	case w.msg != nil:
-		m := w.msg
+		m := *w.msg
 		m.Id = id
-		if s.cfg.Padding && queryPadded(q) {
-			if b, ok := packPadded(m, q); ok {
-				return response{wire: b, rcode: m.Rcode}
+		var pad *mdns.EDNS0_PADDING
+		m.Extra, pad = responseExtra(m.Extra, q, doq, s.cfg.Padding && queryPadded(q))
+		b, err := m.Pack()
+		if err == nil && pad != nil {
+			// RFC 8467 block-length padding: a multiple of 468 octets, when it fits.
+			if n := (paddingBlock - len(b)%paddingBlock) % paddingBlock; n > 0 && len(b)+n <= maxMessage {
+				pad.Padding = make([]byte, n)
+				b, err = m.Pack()
 			}
 		}
-		b, err := m.Pack()
 		if err == nil && len(b) <= maxMessage {
 			return response{wire: b, rcode: m.Rcode}
 		}
@@ -523,6 +529,45 @@ func (s *Server) finish(q *mdns.Msg, w *responseWriter, id uint16) response {
 		return response{wire: b, rcode: int(b[3] & 0xf)}
 	}
 	return response{wire: servFail(q, id), rcode: mdns.RcodeServerFailure}
+}
+
+// responseExtra returns a copy of a response's additional section whose OPT record is
+// the response's own: without padding options, without edns-tcp-keepalive on DoQ, and
+// with an empty padding option (returned, for the caller to size) when pad is set. A
+// response without OPT gets one when it is to be padded.
+func responseExtra(extra []mdns.RR, q *mdns.Msg, doq, pad bool) ([]mdns.RR, *mdns.EDNS0_PADDING) {
+	out := make([]mdns.RR, 0, len(extra)+1)
+	var opt *mdns.OPT
+	for _, rr := range extra {
+		if o, ok := rr.(*mdns.OPT); ok && opt == nil {
+			cp := *o
+			cp.Option = nil
+			for _, e := range o.Option {
+				if c := e.Option(); c == mdns.EDNS0PADDING || (doq && c == mdns.EDNS0TCPKEEPALIVE) {
+					continue
+				}
+				cp.Option = append(cp.Option, e)
+			}
+			opt = &cp
+			rr = opt
+		}
+		out = append(out, rr)
+	}
+	if !pad {
+		return out, nil
+	}
+	if opt == nil {
+		opt = &mdns.OPT{Hdr: mdns.RR_Header{Name: ".", Rrtype: mdns.TypeOPT}}
+		size := uint16(mdns.MinMsgSize)
+		if qo := q.IsEdns0(); qo != nil {
+			size = qo.UDPSize()
+		}
+		opt.SetUDPSize(size)
+		out = append(out, opt)
+	}
+	p := &mdns.EDNS0_PADDING{}
+	opt.Option = append(opt.Option, p)
+	return out, p
 }
 
 // servFail is a SERVFAIL answer to q (question echoed, nothing else but its OPT).
@@ -564,40 +609,6 @@ func queryPadded(q *mdns.Msg) bool {
 		}
 	}
 	return false
-}
-
-// packPadded packs m with an EDNS(0) padding option sized so the message is a multiple
-// of 468 octets (RFC 8467's block policy), adding an OPT record when m has none. It
-// reports false when the padded message would not fit 65535 octets.
-func packPadded(m *mdns.Msg, q *mdns.Msg) ([]byte, bool) {
-	opt := m.IsEdns0()
-	if opt == nil {
-		size := uint16(mdns.MinMsgSize)
-		if qo := q.IsEdns0(); qo != nil {
-			size = qo.UDPSize()
-		}
-		m.SetEdns0(size, false)
-		opt = m.IsEdns0()
-	}
-	kept := opt.Option[:0]
-	for _, o := range opt.Option {
-		if o.Option() != mdns.EDNS0PADDING {
-			kept = append(kept, o)
-		}
-	}
-	pad := &mdns.EDNS0_PADDING{}
-	opt.Option = append(kept, pad)
-	b, err := m.Pack()
-	if err != nil {
-		return nil, false
-	}
-	n := (paddingBlock - len(b)%paddingBlock) % paddingBlock
-	if len(b)+n > maxMessage {
-		return nil, false
-	}
-	pad.Padding = make([]byte, n)
-	b, err = m.Pack()
-	return b, err == nil
 }
 
 // responseWriter is the mdns.ResponseWriter a transport gives the handler: it keeps

@@ -603,3 +603,57 @@ func TestDoQIdleTimeout(t *testing.T) {
 		t.Fatalf("idle connection ended with %v, want DOQ_NO_ERROR from the server", err)
 	}
 }
+
+// sharedReply answers every query with one shared message, as a caching handler might.
+type sharedReply struct{ m *mdns.Msg }
+
+func (h sharedReply) ServeDNS(w mdns.ResponseWriter, _ *mdns.Msg) { _ = w.WriteMsg(h.m) }
+
+// The server never changes the handler's message (ID, OPT) and, on DoQ, strips
+// edns-tcp-keepalive and the handler's own padding from what it sends.
+func TestDoQSharedResponseUntouched(t *testing.T) {
+	shared := new(mdns.Msg)
+	shared.SetQuestion("shared.example.", mdns.TypeTXT)
+	shared.Response, shared.Id = true, 77
+	shared.Answer = []mdns.RR{&mdns.TXT{Hdr: mdns.RR_Header{Name: "shared.example.", Rrtype: mdns.TypeTXT, Class: mdns.ClassINET, Ttl: 60}, Txt: []string{"shared"}}}
+	shared.SetEdns0(1232, false)
+	shared.IsEdns0().Option = []mdns.EDNS0{
+		&mdns.EDNS0_TCP_KEEPALIVE{Code: mdns.EDNS0TCPKEEPALIVE, Timeout: 10},
+		&mdns.EDNS0_PADDING{Padding: make([]byte, 3)},
+	}
+	f := newDNSFixture(t, ServerConfig{Handler: sharedReply{shared}, Padding: true})
+	ctx := transportCtx(t)
+	conn := f.srv.Dial(t, ALPNDoQ, nil, endpoint.NetworkQUIC)
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for range 20 {
+		wg.Go(func() {
+			got, err := rawStream(ctx, conn, frame(pack(t, paddedQuery("shared.example."))), true)
+			if err != nil {
+				errs <- err
+				return
+			}
+			if (len(got)-2)%paddingBlock != 0 {
+				errs <- fmt.Errorf("response of %d octets is not padded", len(got)-2)
+				return
+			}
+			m := new(mdns.Msg)
+			if err := m.Unpack(got[2:]); err != nil {
+				errs <- err
+				return
+			}
+			opts := m.IsEdns0().Option
+			if m.Id != 0 || len(opts) != 1 || opts[0].Option() != mdns.EDNS0PADDING {
+				errs <- fmt.Errorf("response ID %d with options %v, want ID 0 and only padding", m.Id, opts)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if opts := shared.IsEdns0().Option; shared.Id != 77 || len(opts) != 2 || len(opts[1].(*mdns.EDNS0_PADDING).Padding) != 3 {
+		t.Fatalf("handler's message changed: ID %d, options %v", shared.Id, opts)
+	}
+}
