@@ -385,3 +385,51 @@ func TestClientPrefix(t *testing.T) {
 		t.Fatalf("rate table holds %d clients, bound 3", rt.buckets.len())
 	}
 }
+
+// TestRelayConcurrent: PUTs, GETs and Records from many goroutines (run under -race);
+// the relay ends holding the newest packet.
+func TestRelayConcurrent(t *testing.T) {
+	base := time.Date(2026, 12, 8, 10, 0, 0, 0, time.UTC)
+	r := NewRelay(RelayConfig{PutsPerMinute: -1, GetsPerMinute: -1, MaxEntries: 4, Clock: func() time.Time { return base }})
+	priv := testKey(60)
+	pub := priv.Public().(ed25519.PublicKey)
+	z := ZBase32Key(pub)
+	const workers, each = 4, 25
+	packets := make([][]*SignedPacket, workers)
+	for w := range workers {
+		for i := range each {
+			packets[w] = append(packets[w], signAt(t, priv, base.Add(time.Duration(i*workers+w)*time.Millisecond), "$Z. 60 IN A 192.0.2.1"))
+		}
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for _, sp := range packets[w] {
+				req := httptest.NewRequest(http.MethodPut, "/"+z, bytes.NewReader(sp.RelayPayload()))
+				rec := httptest.NewRecorder()
+				r.ServeHTTP(rec, req)
+				if rec.Code != http.StatusNoContent && rec.Code != http.StatusConflict {
+					t.Errorf("PUT = %d", rec.Code)
+					return
+				}
+				rec = httptest.NewRecorder()
+				r.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/"+z, nil))
+				if rec.Code != http.StatusOK {
+					t.Errorf("GET = %d", rec.Code)
+				}
+				if rrs, ok := r.Records(pub); !ok || len(rrs) != 1 {
+					t.Errorf("Records = %v, %v", rrs, ok)
+				}
+				_ = r.Stats()
+			}
+		})
+	}
+	wg.Wait()
+	last := packets[workers-1][each-1]
+	if got, ok := r.Packet(pub); !ok || got.Micros() != last.Micros() {
+		t.Fatalf("relay holds %v (%v), want the newest %d", got, ok, last.Micros())
+	}
+	if st := r.Stats(); st.PutsAccepted+st.PutsConflict != workers*each || st.Gets != workers*each {
+		t.Fatalf("Stats = %+v", st)
+	}
+}
