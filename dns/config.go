@@ -3,6 +3,7 @@ package dns
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"net/url"
@@ -44,8 +45,9 @@ var ErrInvalidConfig = errors.New("invalid dns config")
 //	addresses = ["203.0.113.5:4433"]  # public addresses to publish
 //	zones = ["example.org.zone"]      # master files, relative to the config file
 //	listen_plain = "127.0.0.1:5353"   # optional UDP+TCP debug listener
-//	max_streams_per_conn = 100        # 0: the DoQ server's default
-//	query_timeout = "5s"              # "": the DoQ server's default
+//	max_streams_per_conn = 100        # 0: DefaultMaxStreamsPerConn
+//	query_timeout = "5s"              # "": DefaultQueryTimeout
+//	idle_timeout = "30s"              # "": DefaultIdleTimeout
 //	padding = true                    # EDNS(0) padding of responses to padded queries
 //	ttl = 300                         # TTL of the node zone's records
 //	max_zone_bytes = 4194304          # per master file
@@ -55,9 +57,8 @@ var ErrInvalidConfig = errors.New("invalid dns config")
 //	publish = ["https://relay.example/pkarr"]
 //
 // The handler (NewHandler) reads Origin, Zones, TTL, MaxZoneBytes and MaxZoneRecords;
-// the other keys are for the assembly layer, which maps them onto the transports' and
-// the pkarr code's own configuration (AddrPorts, QueryTimeoutDuration,
-// PaddingEnabled).
+// the other keys are for the assembly layer, which maps them onto the transports'
+// configuration (ServerConfig) and the pkarr code's (AddrPorts, Pkarr).
 type Config struct {
 	// Origin is the node zone's origin: the node zone is "<z32>.<origin>." ("" gives
 	// the bare pkarr name "<z32>."). A trailing dot is optional.
@@ -73,12 +74,15 @@ type Config struct {
 	Zones []string `toml:"zones"`
 	// ListenPlain is an optional "host:port" for a plain UDP+TCP debug listener.
 	ListenPlain string `toml:"listen_plain"`
-	// MaxStreamsPerConn bounds the concurrent DoQ streams of one connection
-	// (0: the server's default).
+	// MaxStreamsPerConn is ServerConfig.MaxStreamsPerConn: the queries one
+	// connection may have in flight (0: DefaultMaxStreamsPerConn).
 	MaxStreamsPerConn int `toml:"max_streams_per_conn"`
-	// QueryTimeout bounds the reading of one query, a duration such as "5s"
-	// ("": the server's default).
+	// QueryTimeout is ServerConfig.QueryTimeout, a duration such as "5s" ("":
+	// DefaultQueryTimeout).
 	QueryTimeout string `toml:"query_timeout"`
+	// IdleTimeout is ServerConfig.IdleTimeout, a duration such as "30s" ("":
+	// DefaultIdleTimeout).
+	IdleTimeout string `toml:"idle_timeout"`
 	// Padding enables EDNS(0) padding (RFC 7830, 468-octet blocks) of responses to
 	// padded queries; nil means true.
 	Padding *bool `toml:"padding"`
@@ -131,10 +135,9 @@ func (c *Config) Validate() error {
 	if c.MaxStreamsPerConn < 0 {
 		return configError("max_streams_per_conn", "%d (want 0 for the default, or more)", c.MaxStreamsPerConn)
 	}
-	if c.QueryTimeout != "" {
-		d, err := time.ParseDuration(c.QueryTimeout)
-		if err != nil || d <= 0 {
-			return configError("query_timeout", "invalid duration %q (want a positive value such as \"5s\")", clip(c.QueryTimeout))
+	for _, d := range []struct{ key, val string }{{"query_timeout", c.QueryTimeout}, {"idle_timeout", c.IdleTimeout}} {
+		if _, err := parsePositiveDuration(d.val); err != nil {
+			return configError(d.key, "invalid duration %q (want a positive value such as \"5s\")", clip(d.val))
 		}
 	}
 	if c.TTL < 0 || c.TTL > MaxTTL {
@@ -189,14 +192,36 @@ func (c *Config) AddrPorts() ([]netip.AddrPort, error) {
 	return out, nil
 }
 
-// QueryTimeoutDuration returns QueryTimeout parsed, or 0 (the server's default) when it
-// is empty or invalid (Validate reports the latter).
-func (c *Config) QueryTimeoutDuration() time.Duration {
-	d, err := time.ParseDuration(c.QueryTimeout)
-	if err != nil || d < 0 {
-		return 0
+// ServerConfig maps c onto the transports' configuration (MaxStreamsPerConn,
+// QueryTimeout, IdleTimeout, Padding) for handler h; c must be valid (an invalid
+// duration maps to 0, the server's default).
+func (c *Config) ServerConfig(h mdns.Handler, logger *slog.Logger) ServerConfig {
+	qt, _ := parsePositiveDuration(c.QueryTimeout)
+	it, _ := parsePositiveDuration(c.IdleTimeout)
+	return ServerConfig{
+		Handler:           h,
+		MaxStreamsPerConn: c.MaxStreamsPerConn,
+		QueryTimeout:      qt,
+		IdleTimeout:       it,
+		Padding:           c.PaddingEnabled(),
+		Logger:            logger,
 	}
-	return d
+}
+
+// parsePositiveDuration parses a configured duration: "" is 0 (the default), anything
+// else must be positive.
+func parsePositiveDuration(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, err
+	}
+	if d <= 0 {
+		return 0, errors.New("not positive")
+	}
+	return d, nil
 }
 
 // PaddingEnabled reports whether responses to padded queries are padded (Padding,

@@ -24,7 +24,7 @@ func TestConfigValidate(t *testing.T) {
 		{ListenPlain: "127.0.0.1:5353"},
 		{ListenPlain: ":0"},
 		{ListenPlain: "localhost:53"},
-		{MaxStreamsPerConn: 100, QueryTimeout: "5s", Padding: &off, TTL: MaxTTL},
+		{MaxStreamsPerConn: 100, QueryTimeout: "5s", IdleTimeout: "1m", Padding: &off, TTL: MaxTTL},
 		{MaxZoneBytes: 1, MaxZoneRecords: 1},
 		{Pkarr: PkarrConfig{Relay: true, Publish: []string{"https://relay.example/pkarr", "http://127.0.0.1:8080"}}},
 	}
@@ -56,6 +56,8 @@ func TestConfigValidate(t *testing.T) {
 		{Config{QueryTimeout: "5"}, "query_timeout"},
 		{Config{QueryTimeout: "-1s"}, "query_timeout"},
 		{Config{QueryTimeout: "0s"}, "query_timeout"},
+		{Config{IdleTimeout: "soon"}, "idle_timeout"},
+		{Config{IdleTimeout: "-5s"}, "idle_timeout"},
 		{Config{TTL: -1}, "ttl"},
 		{Config{TTL: MaxTTL + 1}, "ttl"},
 		{Config{MaxZoneBytes: -1}, "max_zone_bytes"},
@@ -96,12 +98,17 @@ func TestConfigHelpers(t *testing.T) {
 	if c.PaddingEnabled() {
 		t.Error("padding = false ignored")
 	}
-	if d := c.QueryTimeoutDuration(); d != 0 {
-		t.Errorf("unset query timeout: %v, want 0", d)
+	h := ztHandler(t, Config{})
+	if sc := c.ServerConfig(h, nil); sc != (ServerConfig{Handler: h}) {
+		t.Errorf("defaults: ServerConfig %+v, want zero limits (the server's defaults) and padding off as set", sc)
 	}
-	c.QueryTimeout = "1m30s"
-	if d := c.QueryTimeoutDuration(); d != 90*time.Second {
-		t.Errorf("query timeout: %v", d)
+	c = Config{MaxStreamsPerConn: 7, QueryTimeout: "1m30s", IdleTimeout: "2s"}
+	sc := c.ServerConfig(h, nil)
+	if want := (ServerConfig{Handler: h, MaxStreamsPerConn: 7, QueryTimeout: 90 * time.Second, IdleTimeout: 2 * time.Second, Padding: true}); sc != want {
+		t.Errorf("ServerConfig %+v, want %+v", sc, want)
+	}
+	if err := sc.Validate(); err != nil {
+		t.Errorf("mapped ServerConfig invalid: %v", err)
 	}
 	if c.ttl() != DefaultTTL {
 		t.Errorf("default ttl %d", c.ttl())
