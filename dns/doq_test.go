@@ -2,11 +2,14 @@ package dns
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"net/netip"
 	"os/exec"
 	"strings"
 	"sync"
@@ -655,5 +658,59 @@ func TestDoQSharedResponseUntouched(t *testing.T) {
 	}
 	if opts := shared.IsEdns0().Option; shared.Id != 77 || len(opts) != 2 || len(opts[1].(*mdns.EDNS0_PADDING).Padding) != 3 {
 		t.Fatalf("handler's message changed: ID %d, options %v", shared.Id, opts)
+	}
+}
+
+// The zone handler behind every transport: the node's discovery TXT over DoQ (Exchange
+// and kdig +quic, as spec §1.8 names), DoT (kdig +tls) and the plain listener (kdig
+// over UDP).
+func TestTransportsServeTheZoneHandler(t *testing.T) {
+	key := coretest.NewIdentity(t).Key.Public().(ed25519.PublicKey)
+	h, err := NewHandler(Config{Origin: "alk.dev"},
+		WithNodeKey(key),
+		WithServices([]string{ALPNDoQ, ALPNDoT}, []netip.AddrPort{netip.MustParseAddrPort("192.0.2.1:853")}),
+		WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newDNSFixture(t, ServerConfig{Handler: h, Padding: true})
+	name := "_alknet." + NodeName(key, "alk.dev")
+	ctx := transportCtx(t)
+
+	conn := f.srv.Dial(t, ALPNDoQ, nil, endpoint.NetworkQUIC)
+	q := paddedQuery(name)
+	q.Id = 99
+	r, err := Exchange(ctx, conn, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Id != 99 || !r.Authoritative || r.Rcode != mdns.RcodeSuccess || len(r.Answer) != 1 {
+		t.Fatalf("discovery answer %v", r)
+	}
+	if txt := strings.Join(r.Answer[0].(*mdns.TXT).Txt, " "); !strings.Contains(txt, "alpn=doq,dot") || !strings.Contains(txt, "addr=192.0.2.1:853") {
+		t.Fatalf("discovery TXT %q", txt)
+	}
+
+	host, port, err := net.SplitHostPort(f.srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []string{"+quic", "+tls"} {
+		out := kdig(t, mode, "@"+host, "-p", port, name, "TXT")
+		if !strings.Contains(out, "NOERROR") || !strings.Contains(out, "v=alknet1") {
+			t.Fatalf("kdig %s output lacks the discovery record:\n%s", mode, out)
+		}
+	}
+	p := startPlain(t, f.dns)
+	phost, pport, err := net.SplitHostPort(p.UDPAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := kdig(t, "@"+phost, "-p", pport, name, "TXT"); !strings.Contains(out, "v=alknet1") {
+		t.Fatalf("kdig over plain UDP output lacks the discovery record:\n%s", out)
+	}
+	st := f.dns.Stats()
+	if st.DoQ.Responses["NOERROR"] != 2 || st.DoT.Responses["NOERROR"] != 1 || st.Plain.Responses["NOERROR"] != 1 {
+		t.Fatalf("stats %+v", st)
 	}
 }
