@@ -584,3 +584,29 @@ func (b *ztLogBuffer) Reset() {
 	defer b.mu.Unlock()
 	b.buf.Reset()
 }
+
+// BenchmarkAnswer measures the zone logic alone: a static-zone A query, a node-zone
+// discovery TXT query and an NXDOMAIN, each packed as a transport would.
+func BenchmarkAnswer(b *testing.B) {
+	key := ztKey(1)
+	h, err := NewHandler(Config{Origin: "alk.dev", Zones: []string{filepath.Join("testdata", "example.org.zone")}},
+		WithNodeKey(key), WithServices([]string{"doq", "alknet/dns"}, []netip.AddrPort{netip.MustParseAddrPort("192.0.2.1:853")}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, q := range []*mdns.Msg{
+		ztQuery("www.example.org.", mdns.TypeA),
+		ztQuery("_alknet."+NodeName(key, "alk.dev"), mdns.TypeTXT),
+		ztQuery("nope.example.org.", mdns.TypeA),
+	} {
+		b.Run(q.Question[0].Name+mdns.TypeToString[q.Question[0].Qtype], func(b *testing.B) {
+			b.ReportAllocs()
+			buf := make([]byte, 0, 4096)
+			for b.Loop() {
+				if _, err := h.Answer(q).PackBuffer(buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
