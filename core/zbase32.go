@@ -38,10 +38,12 @@ func ZBase32Key(pub ed25519.PublicKey) string {
 }
 
 // ParseZBase32Key decodes a 52-character z-base-32 Ed25519 public key. An optional "pk:"
-// prefix is accepted and case is ignored; other characters, other lengths and non-zero
+// prefix (any case) is accepted and case is ignored; other characters, other lengths and non-zero
 // padding bits (a non-canonical spelling) are refused with an error wrapping [ErrZBase32].
 func ParseZBase32Key(s string) (ed25519.PublicKey, error) {
-	s = strings.TrimPrefix(s, "pk:")
+	if len(s) >= 3 && strings.EqualFold(s[:3], "pk:") {
+		s = s[3:]
+	}
 	if len(s) != ZBase32KeyLen {
 		return nil, fmt.Errorf("%w: %d characters, want %d", ErrZBase32, len(s), ZBase32KeyLen)
 	}

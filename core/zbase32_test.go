@@ -3,6 +3,7 @@ package core
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/base32"
 	"errors"
 	"strings"
 	"testing"
@@ -25,6 +26,34 @@ func TestZBase32Key(t *testing.T) {
 			if err != nil || !bytes.Equal(got, k) {
 				t.Fatalf("ParseZBase32Key(%q) = %x, %v", in, got, err)
 			}
+		}
+	}
+}
+
+// TestZBase32Vectors pins the codec on the published z-base-32 vectors (arbitrary lengths,
+// so the partial last group is exercised too) and cross-checks it against encoding/base32
+// with the z-base-32 alphabet, an independent implementation of the same bit order.
+func TestZBase32Vectors(t *testing.T) {
+	std := base32.NewEncoding(zbase32Alphabet).WithPadding(base32.NoPadding)
+	for _, v := range []struct{ in, want string }{
+		{"", ""},
+		{"hello", "pb1sa5dx"},
+		{"hello world!", "pb1sa5dxrb5s6huccooo"},
+		{"The quick brown fox jumps over the lazy dog.", "ktwgkedtqiwsg43ycj3g675qrbug66bypj4s4hdurbzzc3m1rb4go3jyptozw6jyctzsqmo"},
+	} {
+		if got := ZBase32Key([]byte(v.in)); got != v.want {
+			t.Errorf("ZBase32Key(%q) = %q, want %q", v.in, got, v.want)
+		}
+		if got := std.EncodeToString([]byte(v.in)); got != v.want {
+			t.Errorf("base32 with z alphabet (%q) = %q, want %q", v.in, got, v.want)
+		}
+	}
+	// Every 32-byte pattern with one bit set, against the independent encoder.
+	for i := range 256 {
+		b := make([]byte, 32)
+		b[i/8] = 0x80 >> (i % 8)
+		if got, want := ZBase32Key(b), std.EncodeToString(b); got != want {
+			t.Fatalf("bit %d: ZBase32Key = %q, base32 = %q", i, got, want)
 		}
 	}
 }

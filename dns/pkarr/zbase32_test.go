@@ -3,7 +3,6 @@ package pkarr
 import (
 	"bytes"
 	"crypto/ed25519"
-	"encoding/base32"
 	"encoding/hex"
 	"errors"
 	"strings"
@@ -39,34 +38,6 @@ func TestZBase32KeyPkarrVector(t *testing.T) {
 		}
 		if !bytes.Equal(pub, pkarrVector.pub) {
 			t.Fatalf("ParseKey(%q) = %x, want %x", s, pub, pkarrVector.pub)
-		}
-	}
-}
-
-// TestZEncodeVectors pins the codec on the published z-base-32 vectors (arbitrary lengths,
-// so the partial last group is exercised too) and cross-checks it against encoding/base32
-// with the z-base-32 alphabet, an independent implementation of the same bit order.
-func TestZEncodeVectors(t *testing.T) {
-	std := base32.NewEncoding(zAlphabet).WithPadding(base32.NoPadding)
-	for _, v := range []struct{ in, want string }{
-		{"", ""},
-		{"hello", "pb1sa5dx"},
-		{"hello world!", "pb1sa5dxrb5s6huccooo"},
-		{"The quick brown fox jumps over the lazy dog.", "ktwgkedtqiwsg43ycj3g675qrbug66bypj4s4hdurbzzc3m1rb4go3jyptozw6jyctzsqmo"},
-	} {
-		if got := zEncode([]byte(v.in)); got != v.want {
-			t.Errorf("zEncode(%q) = %q, want %q", v.in, got, v.want)
-		}
-		if got := std.EncodeToString([]byte(v.in)); got != v.want {
-			t.Errorf("base32 with z alphabet (%q) = %q, want %q", v.in, got, v.want)
-		}
-	}
-	// Every 32-byte pattern with one bit set, against the independent encoder.
-	for i := range 256 {
-		b := make([]byte, 32)
-		b[i/8] = 0x80 >> (i % 8)
-		if got, want := ZBase32Key(b), std.EncodeToString(b); got != want {
-			t.Fatalf("bit %d: ZBase32Key = %q, base32 = %q", i, got, want)
 		}
 	}
 }
