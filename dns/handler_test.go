@@ -252,6 +252,13 @@ func TestHandlerRules(t *testing.T) {
 	}
 }
 
+func TestZeroHandlerRefuses(t *testing.T) {
+	var h Handler
+	if resp := ztServe(t, &h, ztQuery("www.example.org.", mdns.TypeA)); resp.Rcode != mdns.RcodeRefused {
+		t.Errorf("zero Handler: rcode %s, want REFUSED", mdns.RcodeToString[resp.Rcode])
+	}
+}
+
 func TestHandlerAnswers(t *testing.T) {
 	h := ztHandler(t, Config{})
 	tests := []struct {

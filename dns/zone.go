@@ -389,7 +389,11 @@ func loadZones(files []string, lim zoneLimits, nodeZone *zone) (*zoneSet, error)
 }
 
 // find returns the zone of the longest origin that name (canonical) is at or under.
+// A nil set (a Handler not made by NewHandler) holds nothing.
 func (s *zoneSet) find(name string) *zone {
+	if s == nil {
+		return nil
+	}
 	for n := name; n != ""; n = parentName(n) {
 		if z, ok := s.zones[n]; ok {
 			return z
