@@ -18,14 +18,27 @@ import (
 // The connection's TLS client certificate is the identity the server checks: the
 // mailbox owner's key for PutKeys, Fetch and Ack, a peer with scope msg:send (or any,
 // where the node allows anonymous delivery) for Deliver and Send.
+//
+// On a single-stream connection (TCP+TLS) the calls share the one stream, one at a
+// time (a long-poll Fetch holds it while it waits), and a call whose ctx ends before its
+// answer leaves the stream out of step: the client then fails every later call with an
+// error wrapping [ErrClientBroken]; dial again.
 type Client struct {
 	conn        *core.Connection
 	maxResponse int
+	single      bool
+	turn        chan struct{} // single-stream: held by the running call
+	st          core.BiStream // single-stream: the stream, once opened
+	broken      error         // single-stream: why the stream is unusable
 }
+
+// ErrClientBroken is wrapped by the errors of a single-stream client after a call was
+// abandoned half-way.
+var ErrClientBroken = errors.New("msg: client stream out of step after an abandoned call")
 
 // NewClient returns a client over conn, a connection that negotiated alknet/msg.
 func NewClient(conn *core.Connection) *Client {
-	return &Client{conn: conn, maxResponse: MaxFrameBytesLimit + responseSlack}
+	return &Client{conn: conn, maxResponse: MaxFrameBytesLimit + responseSlack, single: conn.SingleStream(), turn: make(chan struct{}, 1)}
 }
 
 // Dial connects to a node's alknet/msg service at addr (see endpoint.Dial for opts:
@@ -169,6 +182,13 @@ func (c *Client) roundTrip(ctx context.Context, req any) (*clientResponse, error
 	if err != nil {
 		return nil, fmt.Errorf("msg: encode request: %w", err)
 	}
+	if c.single {
+		frame, err := c.sequenced(ctx, body)
+		if err != nil {
+			return nil, err
+		}
+		return decodeResponse(frame)
+	}
 	st, err := c.conn.OpenBi(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("msg: open stream: %w", err)
@@ -198,6 +218,49 @@ func (c *Client) roundTrip(ctx context.Context, req any) (*clientResponse, error
 		}
 		return nil, fmt.Errorf("msg: read response: %w", err)
 	}
+	return decodeResponse(frame)
+}
+
+// sequenced runs one request on the single stream of the connection.
+func (c *Client) sequenced(ctx context.Context, body []byte) ([]byte, error) {
+	select {
+	case c.turn <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("msg: %w", ctx.Err())
+	}
+	defer func() { <-c.turn }()
+	if c.broken != nil {
+		return nil, c.broken
+	}
+	if c.st == nil {
+		st, err := c.conn.OpenBi(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("msg: open stream: %w", err)
+		}
+		c.st = st
+	}
+	nc := core.NetConn(c.st, nil, nil)
+	d, _ := ctx.Deadline()
+	_ = nc.SetDeadline(d)
+	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
+	err := WriteFrame(c.st, body)
+	var frame []byte
+	if err == nil {
+		frame, _, err = ReadFrame(c.st, c.maxResponse, nil)
+	}
+	if !stop() || err != nil {
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		c.broken = fmt.Errorf("%w: %w", ErrClientBroken, err)
+		_ = c.st.Close()
+		return nil, fmt.Errorf("msg: %w", err)
+	}
+	return frame, nil
+}
+
+// decodeResponse decodes a response frame; ok:false becomes its *Error.
+func decodeResponse(frame []byte) (*clientResponse, error) {
 	var r clientResponse
 	if err := json.Unmarshal(frame, &r); err != nil {
 		return nil, fmt.Errorf("%w: response: %w", ErrMalformed, err)

@@ -244,7 +244,12 @@ func (s *Server) Handle(ctx context.Context, conn *core.Connection, auth core.Au
 		}
 	}
 	p.frameCap = int(lim.FrameLimit(auth.Identity != nil, int64(s.cfg.MaxFrameBytes)))
+	single := conn.SingleStream()
 	err := core.ServeStreams(ctx, conn, func(st core.BiStream) {
+		if single {
+			s.serveSequence(ctx, conn, p, st)
+			return
+		}
 		done := conn.Busy()
 		defer done()
 		s.serveStream(ctx, p, st)
@@ -255,7 +260,7 @@ func (s *Server) Handle(ctx context.Context, conn *core.Connection, auth core.Au
 	return err
 }
 
-// serveStream answers the one request of a stream.
+// serveStream answers the one request of a stream (QUIC).
 func (s *Server) serveStream(ctx context.Context, p *peer, st core.BiStream) {
 	start := time.Now()
 	nc := core.NetConn(st, nil, nil)
@@ -263,19 +268,7 @@ func (s *Server) serveStream(ctx context.Context, p *peer, st core.BiStream) {
 	frame, reserved, err := ReadFrame(st, p.frameCap, p.budget)
 	if err != nil {
 		defer st.Close()
-		var resp *Error
-		switch {
-		case errors.Is(err, ErrFrameTooLarge) || errors.Is(err, core.ErrBudgetExceeded):
-			resp = errorf(CodeTooLarge, "%v", trimPrefix(err))
-		case errors.Is(err, ErrMalformed):
-			resp = errorf(CodeBadRequest, "%v", trimPrefix(err))
-		default: // the peer went away, reset the stream or was too slow: nobody to answer
-			s.log.Debug("msg stream ended before a request", slog.String("identity", p.label), slog.String("error", err.Error()))
-			return
-		}
-		s.stats.refuse(resp.Code)
-		out := s.respond(st, nc, errorResponse{Error: resp})
-		s.logOp(ctx, p, "", "", 0, out, 0, resp, start)
+		s.refuseFrame(ctx, p, st, nc, err, start)
 		return
 	}
 	defer p.budget.Release(reserved)
@@ -302,7 +295,60 @@ func (s *Server) serveStream(ctx context.Context, p *peer, st core.BiStream) {
 		_ = st.Close()
 		<-watched
 	}()
+	if s.answer(ctx, rctx, p, st, nc, frame, start) {
+		_ = st.CloseWrite()
+	}
+}
 
+// serveSequence answers the requests of a single-stream connection (TCP+TLS) one after
+// the other: request, response, request, response, until the client half-closes, sends
+// something that is not a frame, or stays silent for RequestTimeout. Cancelling a call
+// there means closing the connection.
+func (s *Server) serveSequence(ctx context.Context, conn *core.Connection, p *peer, st core.BiStream) {
+	defer st.Close()
+	nc := core.NetConn(st, nil, nil)
+	for ctx.Err() == nil {
+		_ = nc.SetReadDeadline(time.Now().Add(RequestTimeout))
+		frame, reserved, err := ReadFrame(st, p.frameCap, p.budget)
+		start := time.Now()
+		if err != nil {
+			s.refuseFrame(ctx, p, st, nc, err, start)
+			return
+		}
+		done := conn.Busy()
+		ok := s.answer(ctx, ctx, p, st, nc, frame, start)
+		done()
+		p.budget.Release(reserved)
+		if !ok {
+			return
+		}
+	}
+}
+
+// refuseFrame answers a frame that could not be read (too large, over the memory
+// budget, malformed); a peer that went away, reset or was too slow gets nothing.
+func (s *Server) refuseFrame(ctx context.Context, p *peer, st core.BiStream, nc net.Conn, err error, start time.Time) {
+	var resp *Error
+	switch {
+	case errors.Is(err, ErrFrameTooLarge) || errors.Is(err, core.ErrBudgetExceeded):
+		resp = errorf(CodeTooLarge, "%v", trimPrefix(err))
+	case errors.Is(err, ErrMalformed):
+		resp = errorf(CodeBadRequest, "%v", trimPrefix(err))
+	default:
+		if err != io.EOF {
+			s.log.Debug("msg stream ended before a request", slog.String("identity", p.label), slog.String("error", err.Error()))
+		}
+		return
+	}
+	s.stats.refuse(resp.Code)
+	out := s.respond(st, nc, errorResponse{Error: resp})
+	_ = st.CloseWrite()
+	s.logOp(ctx, p, "", "", 0, out, 0, resp, start)
+}
+
+// answer runs one request under rctx (ctx is the connection's) and writes its
+// response; it reports whether the response was written.
+func (s *Server) answer(ctx, rctx context.Context, p *peer, st core.BiStream, nc net.Conn, frame []byte, start time.Time) bool {
 	op, mailbox, resp, count, refusal := s.dispatch(rctx, p, frame)
 	if refusal != nil {
 		s.stats.refuse(refusal.Code)
@@ -310,15 +356,16 @@ func (s *Server) serveStream(ctx context.Context, p *peer, st core.BiStream) {
 	}
 	if rctx.Err() != nil && ctx.Err() == nil {
 		// The client cancelled: it reads no answer.
-		s.logOp(ctx, p, op, mailbox, len(frame), 0, count, &Error{Code: "CANCELLED"}, start)
-		return
+		s.logOp(ctx, p, op, mailbox, len(frame), 0, count, &Error{Code: "CANCELLED", Message: "the client cancelled the request"}, start)
+		return false
 	}
 	out := s.respond(st, nc, resp)
 	s.logOp(ctx, p, op, mailbox, len(frame), out, count, refusal, start)
+	return out > 0
 }
 
-// respond writes resp as the stream's one response frame and half-closes; it returns
-// the bytes written.
+// respond writes resp as one response frame; it returns the bytes written (0 when the
+// write failed).
 func (s *Server) respond(st core.BiStream, nc net.Conn, resp any) int {
 	b, err := json.Marshal(resp)
 	if err != nil {
@@ -330,7 +377,6 @@ func (s *Server) respond(st core.BiStream, nc net.Conn, resp any) int {
 	if err := WriteFrame(st, b); err != nil {
 		return 0
 	}
-	_ = st.CloseWrite()
 	return 4 + len(b)
 }
 
