@@ -9,6 +9,7 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
+	"github.com/quic-go/quic-go"
 
 	"github.com/alknet/alknet/core"
 )
@@ -99,11 +100,11 @@ func (c *Client) exchangeDoQ(ctx context.Context, m *mdns.Msg) (*mdns.Msg, error
 // must end the stream.
 func exchangeStream(s io.ReadWriter, wire []byte) (*mdns.Msg, error) {
 	if err := writeFrame(s, wire); err != nil {
-		return nil, fmt.Errorf("dns: send query: %w", err)
+		return nil, sendError(s, "send query", err)
 	}
 	if cw, ok := s.(interface{ CloseWrite() error }); ok {
 		if err := cw.CloseWrite(); err != nil {
-			return nil, fmt.Errorf("dns: send FIN: %w", err)
+			return nil, sendError(s, "send FIN", err)
 		}
 	}
 	b, err := readFrame(s)
@@ -121,6 +122,17 @@ func exchangeStream(s io.ReadWriter, wire []byte) (*mdns.Msg, error) {
 		return nil, fmt.Errorf("%w: response does not unpack: %w", ErrProtocol, err)
 	}
 	return resp, nil
+}
+
+// sendError is the error of a failed send on a DoQ stream. A server that refuses a
+// stream (DOQ_EXCESSIVE_LOAD) resets both directions; when the send side learns it
+// first, the read side carries the server's code, so that is the error to report.
+func sendError(s io.Reader, op string, err error) error {
+	var se *quic.StreamError
+	if _, rerr := s.Read(make([]byte, 1)); errors.As(rerr, &se) {
+		return fmt.Errorf("dns: %s: %w", op, rerr)
+	}
+	return fmt.Errorf("dns: %s: %w", op, err)
 }
 
 func (c *Client) exchangeDoT(ctx context.Context, m *mdns.Msg) (*mdns.Msg, error) {

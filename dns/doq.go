@@ -353,11 +353,17 @@ func (s *Server) serveDoQ(ctx context.Context, conn *core.Connection) error {
 func (s *Server) serveDoQStream(c *doqConn, st core.BiStream) {
 	nc := core.NetConn(st, c.conn.LocalAddr(), c.conn.RemoteAddr())
 	_ = nc.SetDeadline(time.Now().Add(s.cfg.QueryTimeout))
-	q, err := readStreamQuery(nc)
+	res := c.conn.Budget().Reservation()
+	defer res.Release()
+	q, err := readStreamQuery(nc, res)
 	if err != nil {
-		if errors.Is(err, ErrProtocol) {
+		switch {
+		case errors.Is(err, ErrProtocol):
 			c.protocolError(err)
-		} else {
+		case errors.Is(err, core.ErrBudgetExceeded):
+			s.stats.transport(transportDoQ).excessiveLoad.Add(1)
+			resetStream(st, DoQExcessiveLoad)
+		default:
 			// The peer reset the stream or the connection went away: nothing to answer.
 			resetStream(st, DoQRequestCancelled)
 		}
@@ -399,11 +405,12 @@ func (s *Server) answerStream(b []byte, conn *core.Connection) (resp []byte, err
 }
 
 // readStreamQuery reads one DoQ stream's content: a 2-octet length, that many bytes
-// (at least a DNS header) and then the stream's end. It allocates at most the announced
-// length, which is at most 65535. Any deviation is an error wrapping [ErrProtocol]; an
-// error that is not is the transport's (a reset stream, a closed connection).
-func readStreamQuery(r io.Reader) ([]byte, error) {
-	b, err := readFrame(r)
+// (at least a DNS header) and then the stream's end, buffering as readFrameIn does.
+// Any deviation is an error wrapping [ErrProtocol]; a budget error wraps
+// core.ErrBudgetExceeded; other errors are the transport's (a reset stream, a closed
+// connection).
+func readStreamQuery(r io.Reader, res *core.Reservation) ([]byte, error) {
+	b, err := readFrameIn(r, res)
 	if err != nil {
 		return nil, err
 	}
@@ -420,9 +427,20 @@ func readStreamQuery(r io.Reader) ([]byte, error) {
 	return nil, err
 }
 
-// readFrame reads one length-prefixed DNS message. A length under 12, the stream ending
-// inside the frame, or the deadline passing there wraps [ErrProtocol].
-func readFrame(r io.Reader) ([]byte, error) {
+// frameChunk is the first buffer of a frame's body; it doubles as bytes arrive.
+const frameChunk = 1024
+
+// readFrame reads one length-prefixed DNS message without a memory budget (see
+// readFrameIn).
+func readFrame(r io.Reader) ([]byte, error) { return readFrameIn(r, nil) }
+
+// readFrameIn reads one length-prefixed DNS message. A length under 12, the stream
+// ending inside the frame, or the deadline passing there wraps [ErrProtocol]. The
+// buffer grows with the bytes that arrive (never to more than twice what arrived plus
+// frameChunk, nor past the announced length), and each growth is reserved in res first
+// (nil: no budget); a reservation that fails returns its error, which wraps
+// core.ErrBudgetExceeded. The caller releases res.
+func readFrameIn(r io.Reader, res *core.Reservation) ([]byte, error) {
 	var hdr [2]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		switch {
@@ -437,8 +455,8 @@ func readFrame(r io.Reader) ([]byte, error) {
 	if n < minMessage {
 		return nil, fmt.Errorf("%w: message length %d is shorter than a DNS header (%d)", ErrProtocol, n, minMessage)
 	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(r, b); err != nil {
+	b, err := readBody(r, n, res)
+	if err != nil {
 		switch {
 		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 			return nil, fmt.Errorf("%w: stream ended inside a %d-byte message", ErrProtocol, n)
@@ -446,6 +464,34 @@ func readFrame(r io.Reader) ([]byte, error) {
 			return nil, fmt.Errorf("%w: %d-byte message incomplete at the query timeout", ErrProtocol, n)
 		}
 		return nil, err
+	}
+	return b, nil
+}
+
+// readBody reads exactly n bytes, growing its buffer as they arrive.
+func readBody(r io.Reader, n int, res *core.Reservation) ([]byte, error) {
+	var b []byte
+	for len(b) < n {
+		if len(b) == cap(b) {
+			size := min(n, max(frameChunk, 2*cap(b)))
+			if res != nil {
+				if err := res.Grow(int64(size - cap(b))); err != nil {
+					return nil, err
+				}
+			}
+			b = append(make([]byte, 0, size), b...)
+		}
+		m, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+m]
+		if err != nil {
+			if errors.Is(err, io.EOF) && len(b) < n {
+				err = io.ErrUnexpectedEOF
+			}
+			if len(b) == n {
+				break
+			}
+			return nil, err
+		}
 	}
 	return b, nil
 }

@@ -95,7 +95,7 @@ type dnsFixture struct {
 	zone *testZone
 }
 
-func newDNSFixture(t *testing.T, cfg ServerConfig) *dnsFixture {
+func newDNSFixture(t *testing.T, cfg ServerConfig, opts ...coretest.Option) *dnsFixture {
 	t.Helper()
 	zone := newTestZone()
 	if cfg.Handler == nil {
@@ -109,9 +109,9 @@ func newDNSFixture(t *testing.T, cfg ServerConfig) *dnsFixture {
 	if err := s.Register(reg); err != nil {
 		t.Fatal(err)
 	}
-	srv := coretest.NewServer(t, reg, coretest.WithEndpointConfig(func(c *endpoint.Config) {
+	srv := coretest.NewServer(t, reg, append([]coretest.Option{coretest.WithEndpointConfig(func(c *endpoint.Config) {
 		c.MaxIncomingUniStreams = 1
-	}))
+	})}, opts...)...)
 	// Registered after the server's shutdown, so it runs first: blocked queries end.
 	t.Cleanup(func() {
 		select {
@@ -712,5 +712,40 @@ func TestTransportsServeTheZoneHandler(t *testing.T) {
 	st := f.dns.Stats()
 	if st.DoQ.Responses["NOERROR"] != 2 || st.DoT.Responses["NOERROR"] != 1 || st.Plain.Responses["NOERROR"] != 1 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// bigQuery is a query of about size bytes (an EDNS(0) padding option fills it).
+func bigQuery(name string, size int) *mdns.Msg {
+	q := txtQuery(name)
+	q.SetEdns0(1232, false)
+	q.IsEdns0().Option = append(q.IsEdns0().Option, &mdns.EDNS0_PADDING{Padding: make([]byte, size)})
+	return q
+}
+
+// A query whose bytes do not fit the connection's memory budget is refused: its DoQ
+// stream is reset with DOQ_EXCESSIVE_LOAD, its DoT connection closed; queries that fit
+// pass.
+func TestQueriesReserveTheConnectionBudget(t *testing.T) {
+	f := newDNSFixture(t, ServerConfig{}, coretest.WithConfig(core.DynamicConfig{Limits: core.Limits{MaxBufferedBytesPerConn: 1500}}))
+	ctx := transportCtx(t)
+	conn := f.srv.Dial(t, ALPNDoQ, nil, endpoint.NetworkQUIC)
+	_, err := Exchange(ctx, conn, bigQuery("big.example.", 2000))
+	var se *quic.StreamError
+	if !errors.As(err, &se) || se.ErrorCode != quic.StreamErrorCode(DoQExcessiveLoad) {
+		t.Fatalf("query over the budget: %v, want a reset with DOQ_EXCESSIVE_LOAD", err)
+	}
+	r, err := Exchange(ctx, conn, bigQuery("fits.example.", 1000))
+	if err != nil {
+		t.Fatalf("query within the budget: %v", err)
+	}
+	wantTXT(t, r, "hello fits")
+
+	dot := f.srv.Dial(t, ALPNDoT, nil, endpoint.NetworkTCP)
+	if _, err := Exchange(ctx, dot, bigQuery("big.example.", 2000)); err == nil {
+		t.Fatal("DoT query over the budget answered")
+	}
+	if lines := f.srv.Logs.Lines("max_buffered_bytes_per_conn"); len(lines) != 1 {
+		t.Fatalf("log lines naming the budget: %q", lines)
 	}
 }

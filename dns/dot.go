@@ -52,8 +52,10 @@ func (s *Server) serveDoT(ctx context.Context, conn *core.Connection) error {
 		case <-ctx.Done():
 			return nil
 		}
-		q, err := s.readDoTQuery(nc)
+		res := conn.Budget().Reservation()
+		q, err := s.readDoTQuery(nc, res)
 		if err != nil {
+			res.Release()
 			<-slots
 			if errors.Is(err, errDoTDone) {
 				wg.Wait()
@@ -66,10 +68,15 @@ func (s *Server) serveDoT(ctx context.Context, conn *core.Connection) error {
 				conn.Close(uint32(DoQProtocolError), err.Error())
 				return fmt.Errorf("%w: %w", core.ErrConnectionClosed, err)
 			}
+			if errors.Is(err, core.ErrBudgetExceeded) {
+				// Nothing to do but stop reading: the frame cannot be skipped unread.
+				return fmt.Errorf("dns: dot query refused: %w", err)
+			}
 			return nil // the connection failed under us
 		}
 		wg.Go(func() {
 			defer func() { <-slots }()
+			defer res.Release()
 			b, ok := s.answerDoT(q, conn)
 			if ok {
 				write(b)
@@ -81,16 +88,16 @@ func (s *Server) serveDoT(ctx context.Context, conn *core.Connection) error {
 // errDoTDone ends a DoT connection cleanly: the client closed or idled.
 var errDoTDone = errors.New("dns: dot connection done")
 
-// readDoTQuery reads the next frame: the client may take IdleTimeout to start it and
-// QueryTimeout to finish it.
-func (s *Server) readDoTQuery(nc net.Conn) ([]byte, error) {
+// readDoTQuery reads the next frame into a buffer reserved in res: the client may take
+// IdleTimeout to start it and QueryTimeout to finish it.
+func (s *Server) readDoTQuery(nc net.Conn, res *core.Reservation) ([]byte, error) {
 	_ = nc.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
 	var first [1]byte
 	if _, err := nc.Read(first[:]); err != nil {
 		return nil, fmt.Errorf("%w: %w", errDoTDone, err)
 	}
 	_ = nc.SetReadDeadline(time.Now().Add(s.cfg.QueryTimeout))
-	return readFrame(&prefixed{b: first[0], r: nc})
+	return readFrameIn(&prefixed{b: first[0], r: nc}, res)
 }
 
 // prefixed is a reader that yields one byte already read, then r.

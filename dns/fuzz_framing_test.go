@@ -28,9 +28,9 @@ func (c *countingReader) Read(p []byte) (int, error) {
 
 // FuzzStreamFraming feeds arbitrary bytes as one DoQ stream's whole content to the
 // server's stream logic: it must return a protocol error or exactly one response
-// (ID 0, a DNS message) or a recovered handler panic, never panic itself, and never
-// read (so never buffer) more than the frame it announces plus the one byte that
-// proves the FIN.
+// (ID 0, a DNS message) or a recovered handler panic, never panic itself, never read
+// more than the frame it announces plus the one byte that proves the FIN, and never
+// buffer more than the announced length or what arrived.
 func FuzzStreamFraming(f *testing.F) {
 	q := new(mdns.Msg)
 	q.SetQuestion("fuzz.example.", mdns.TypeTXT)
@@ -69,7 +69,16 @@ func FuzzStreamFraming(f *testing.F) {
 	conn := core.FromBidi(nopStream{}, ALPNDoQ, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 853})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cr := &countingReader{r: bytes.NewReader(data)}
-		b, err := readStreamQuery(cr)
+		res := core.NewBudget("fuzz", -1, nil).Reservation()
+		b, err := readStreamQuery(cr, res)
+		if len(data) >= 2 {
+			// The buffer is reserved before it is allocated: never past the announced
+			// length, nor past twice what arrived plus one chunk.
+			announced := int64(binary.BigEndian.Uint16(data))
+			if got := res.Bytes(); got > announced || got > max(frameChunk, 2*int64(len(data))) {
+				t.Fatalf("buffered %d bytes for a frame announcing %d with %d bytes sent", got, announced, len(data))
+			}
+		}
 		if err != nil {
 			if !errors.Is(err, ErrProtocol) {
 				t.Fatalf("error %v does not wrap ErrProtocol", err)
