@@ -250,6 +250,9 @@ func (s *session) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("alknet/git %s: %w", s.url, err)
 	}
+	if conn == nil {
+		return fmt.Errorf("alknet/git %s: the DialFunc returned no connection and no error", s.url)
+	}
 	st, err := conn.OpenBi(ctx)
 	if err != nil {
 		conn.Close(core.CloseNormal, "")

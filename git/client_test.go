@@ -100,7 +100,8 @@ func TestGoGitClient(t *testing.T) {
 				t.Fatalf("writer clone: %v", err)
 			}
 			pushed := goGitCommit(t, wc, "g.txt", "pushed by go-git\n")
-			if err := wc.PushContext(ctx, &gogit.PushOptions{}); err != nil {
+			var progress strings.Builder // with Progress, go-git asks for side-band
+			if err := wc.PushContext(ctx, &gogit.PushOptions{Progress: &progress}); err != nil {
 				t.Fatalf("push: %v", err)
 			}
 			if err := wc.PushContext(ctx, &gogit.PushOptions{}); !errors.Is(err, gogit.NoErrAlreadyUpToDate) {
@@ -178,6 +179,27 @@ func TestGoGitClient(t *testing.T) {
 			}
 			if out := mustGit(t, n, "reader", t.TempDir(), "ls-remote", n.url(t, "org/empty")); !strings.Contains(out, pushed.String()+"\trefs/heads/main") {
 				t.Fatalf("ls-remote of the formerly empty repository:\n%s", out)
+			}
+
+			// Over TCP+TLS (one stream per connection), shallow where the engine can.
+			tcp := alkgit.NewTransport(alkgit.Dialer(n.ep.DialOptions(n.reader, endpoint.NetworkTCP)))
+			tcpURL := install(t, n.ep.Addr, tcp) + "/org/repo.git"
+			shallowDir := t.TempDir()
+			_, err = gogit.PlainCloneContext(ctx, shallowDir, false, &gogit.CloneOptions{URL: tcpURL, Depth: 1})
+			switch {
+			case eng.name == "go-git" && err == nil:
+				t.Fatal("shallow clone from the go-git engine succeeded; it advertises no shallow capability")
+			case eng.name == "go-git":
+				t.Logf("shallow clone from the go-git engine: %v", err)
+				if _, err := gogit.PlainCloneContext(ctx, t.TempDir(), false, &gogit.CloneOptions{URL: tcpURL}); err != nil {
+					t.Fatalf("clone over TCP+TLS: %v", err)
+				}
+			case err != nil:
+				t.Fatalf("shallow clone over TCP+TLS: %v", err)
+			default:
+				if out := mustGit(t, n, "reader", shallowDir, "rev-list", "--count", "HEAD"); strings.TrimSpace(out) != "1" {
+					t.Fatalf("shallow clone has %s commits", out)
+				}
 			}
 		})
 	}
