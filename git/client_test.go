@@ -415,3 +415,61 @@ func waitDone(t *testing.T, done <-chan error) error {
 		return nil
 	}
 }
+
+// TestRemoteErrorSentinels maps each message the server sends before a session to
+// the sentinels errors.Is finds.
+func TestRemoteErrorSentinels(t *testing.T) {
+	cases := []struct {
+		msg  string
+		want []error
+	}{
+		{"repository not found", []error{transport.ErrRepositoryNotFound, alkgit.ErrNotFound}},
+		{"push not allowed: read-only access for org/repo", []error{transport.ErrAuthorizationFailed, alkgit.ErrReadOnly}},
+		{"unauthenticated: alknet/git needs a client certificate of a known peer", []error{transport.ErrAuthenticationRequired, alkgit.ErrUnauthenticated}},
+		{"too many concurrent git operations (limit 8)", []error{alkgit.ErrTooManyOperations}},
+		{"pack too large", []error{alkgit.ErrPackTooLarge}},
+		{"git operation idle timeout", []error{alkgit.ErrIdleTimeout}},
+		{"git operation took too long", []error{alkgit.ErrTimeout}},
+		{"bad request", nil},
+	}
+	all := []error{transport.ErrRepositoryNotFound, alkgit.ErrNotFound, transport.ErrAuthorizationFailed, alkgit.ErrReadOnly,
+		transport.ErrAuthenticationRequired, alkgit.ErrUnauthenticated, alkgit.ErrTooManyOperations, alkgit.ErrPackTooLarge,
+		alkgit.ErrIdleTimeout, alkgit.ErrTimeout}
+	for _, c := range cases {
+		err := error(&alkgit.RemoteError{URL: "alknet://h:1/r.git", Message: c.msg})
+		for _, s := range all {
+			want := false
+			for _, w := range c.want {
+				want = want || w == s
+			}
+			if errors.Is(err, s) != want {
+				t.Errorf("%q: errors.Is(%v) = %t, want %t", c.msg, s, !want, want)
+			}
+		}
+		if got := err.Error(); got != "alknet/git alknet://h:1/r.git: remote: "+c.msg {
+			t.Errorf("Error() = %q", got)
+		}
+	}
+}
+
+// TestGoGitClientConcurrent clones several times at once through one Transport.
+func TestGoGitClientConcurrent(t *testing.T) {
+	n := startNode(t, alkgit.Config{Engine: alkgit.NewGoGitEngine()})
+	seed(t, n, n.url(t, "org/repo"))
+	url := goGitURL(t, n, n.reader, "/org/repo.git")
+	ctx := opContext(t)
+	const clones = 4
+	errs := make(chan error, clones)
+	for range clones {
+		dir := t.TempDir()
+		go func() {
+			_, err := gogit.PlainCloneContext(ctx, dir, false, &gogit.CloneOptions{URL: url})
+			errs <- err
+		}()
+	}
+	for range clones {
+		if err := <-errs; err != nil {
+			t.Errorf("concurrent clone: %v", err)
+		}
+	}
+}
