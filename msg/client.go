@@ -243,12 +243,20 @@ func (c *Client) sequenced(ctx context.Context, body []byte) ([]byte, error) {
 	d, _ := ctx.Deadline()
 	_ = nc.SetDeadline(d)
 	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
-	err := WriteFrame(c.st, body)
-	var frame []byte
-	if err == nil {
-		frame, _, err = ReadFrame(c.st, c.maxResponse, nil)
+	werr := WriteFrame(c.st, body)
+	// Even when the write failed (the server refused the frame and hung up), its answer
+	// may be waiting.
+	frame, _, err := ReadFrame(c.st, c.maxResponse, nil)
+	if err != nil && werr != nil {
+		err = werr
 	}
-	if !stop() || err != nil {
+	if werr != nil && err == nil {
+		// Answered, but the server stopped reading: the stream is done.
+		c.broken = fmt.Errorf("%w: %w", ErrClientBroken, werr)
+		_ = c.st.Close()
+	}
+	stop()
+	if err != nil {
 		if ctx.Err() != nil {
 			err = ctx.Err()
 		}

@@ -33,6 +33,21 @@ const (
 // ErrFrameTooLarge is wrapped by ReadFrame's error for a frame over its cap.
 var ErrFrameTooLarge = errors.New("msg: frame too large")
 
+// FrameSizeError is ReadFrame's error for a frame whose announced length is over the
+// cap; it wraps [ErrMalformed] and [ErrFrameTooLarge].
+type FrameSizeError struct {
+	Size  int64 // the announced length
+	Limit int64 // the cap
+}
+
+// Error names both sizes.
+func (e *FrameSizeError) Error() string {
+	return fmt.Sprintf("%v: %v: frame of %d bytes exceeds the limit of %d bytes", ErrMalformed, ErrFrameTooLarge, e.Size, e.Limit)
+}
+
+// Unwrap returns ErrMalformed and ErrFrameTooLarge.
+func (e *FrameSizeError) Unwrap() []error { return []error{ErrMalformed, ErrFrameTooLarge} }
+
 // ReadFrame reads one frame (a 4-byte big-endian length, then that many bytes) from r.
 // The length is checked against max before anything is allocated (0 or more than max:
 // an error wrapping [ErrMalformed], and [ErrFrameTooLarge] for the latter); the body is
@@ -54,7 +69,7 @@ func ReadFrame(r io.Reader, max int, b *core.Budget) (body []byte, reserved int6
 		return nil, 0, fmt.Errorf("%w: zero-length frame", ErrMalformed)
 	}
 	if uint64(n) > uint64(max) {
-		return nil, 0, fmt.Errorf("%w: %w: frame of %d bytes exceeds the limit of %d bytes", ErrMalformed, ErrFrameTooLarge, n, max)
+		return nil, 0, &FrameSizeError{Size: int64(n), Limit: int64(max)}
 	}
 	size := min(int(n), frameFirstAlloc)
 	if err := b.Reserve(int64(size)); err != nil {

@@ -269,6 +269,7 @@ func (s *Server) serveStream(ctx context.Context, p *peer, st core.BiStream) {
 	if err != nil {
 		defer st.Close()
 		s.refuseFrame(ctx, p, st, nc, err, start)
+		_ = st.CloseWrite()
 		return
 	}
 	defer p.budget.Release(reserved)
@@ -300,6 +301,10 @@ func (s *Server) serveStream(ctx context.Context, p *peer, st core.BiStream) {
 	}
 }
 
+// maxSkippedFrame is the largest oversized frame a single-stream connection reads past
+// (without keeping it) to answer TOO_LARGE and stay usable; a larger one ends it.
+const maxSkippedFrame = 2 * MaxFrameBytesLimit
+
 // serveSequence answers the requests of a single-stream connection (TCP+TLS) one after
 // the other: request, response, request, response, until the client half-closes, sends
 // something that is not a frame, or stays silent for RequestTimeout. Cancelling a call
@@ -312,6 +317,15 @@ func (s *Server) serveSequence(ctx context.Context, conn *core.Connection, p *pe
 		frame, reserved, err := ReadFrame(st, p.frameCap, p.budget)
 		start := time.Now()
 		if err != nil {
+			// A frame over the cap but not absurdly so is skipped, so that the client,
+			// still writing it, reads the refusal and the stream stays in step.
+			if fe, ok := errors.AsType[*FrameSizeError](err); ok && fe.Size <= maxSkippedFrame {
+				_ = nc.SetReadDeadline(time.Now().Add(RequestTimeout))
+				if _, cerr := io.CopyN(io.Discard, st, fe.Size); cerr == nil {
+					s.refuseFrame(ctx, p, st, nc, err, start)
+					continue
+				}
+			}
 			s.refuseFrame(ctx, p, st, nc, err, start)
 			return
 		}
@@ -342,7 +356,6 @@ func (s *Server) refuseFrame(ctx context.Context, p *peer, st core.BiStream, nc 
 	}
 	s.stats.refuse(resp.Code)
 	out := s.respond(st, nc, errorResponse{Error: resp})
-	_ = st.CloseWrite()
 	s.logOp(ctx, p, "", "", 0, out, 0, resp, start)
 }
 

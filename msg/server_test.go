@@ -696,3 +696,43 @@ func TestNewServerErrors(t *testing.T) {
 		t.Fatal(s.ALPN())
 	}
 }
+
+// TestServerTCPSequence: on TCP+TLS one client's calls take turns on the one stream; an
+// oversized frame is refused with TOO_LARGE and ends the connection.
+func TestServerTCPSequence(t *testing.T) {
+	h := newHarness(t, Config{MaxFrameBytes: 8 << 10})
+	s := h.clientOver(h.sender, endpoint.NetworkTCP)
+	for i := range 3 {
+		if _, _, err := h.deliver(s, "m"); err != nil {
+			t.Fatalf("delivery %d: %v", i, err)
+		}
+	}
+	o := h.clientOver(h.owner, endpoint.NetworkTCP)
+	res, err := o.Fetch(ctx(t), FetchOptions{Limit: 2})
+	if err != nil || len(res.Envelopes) != 2 {
+		t.Fatalf("fetch: %v", err)
+	}
+	if res, err = o.Fetch(ctx(t), FetchOptions{After: res.Next}); err != nil || len(res.Envelopes) != 1 {
+		t.Fatalf("second page: %v", err)
+	}
+	_, _, err = h.deliver(s, strings.Repeat("b", 7<<10))
+	wantCode(t, "oversized deliver over TCP", err, CodeTooLarge)
+	if _, _, err := h.deliver(s, "after the refusal"); err != nil {
+		t.Fatalf("delivery after a refused frame: %v", err)
+	}
+	// A cancelled call leaves the client unusable (its stream is out of step).
+	cctx, cancel := context.WithCancel(ctx(t))
+	done := make(chan error, 1)
+	go func() {
+		_, err := o.Fetch(cctx, FetchOptions{After: res.Next, Wait: time.Minute})
+		done <- err
+	}()
+	<-h.store.notified
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled fetch: %v", err)
+	}
+	if _, err := o.Fetch(ctx(t), FetchOptions{}); !errors.Is(err, ErrClientBroken) {
+		t.Fatalf("call after a cancelled one: %v", err)
+	}
+}
