@@ -15,6 +15,15 @@ func TestMemStoreConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) msg.Store { return msg.NewMemStore() })
 }
 
+// Two handles on one MemStore are the same store: the shared suite holds trivially, which
+// keeps the suite itself honest without a database.
+func TestMemStoreShared(t *testing.T) {
+	storetest.RunShared(t, func(t *testing.T) (msg.Store, msg.Store) {
+		s := msg.NewMemStore()
+		return s, s
+	})
+}
+
 // A MemStore keeps mailboxes in memory; Put is idempotent on (mailbox, id).
 func ExampleMemStore() {
 	ctx := context.Background()

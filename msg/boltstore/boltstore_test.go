@@ -28,6 +28,15 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// bbolt is single-process: the shared suite runs with one Store as both handles (the
+// suite's second Close answers ErrClosed, which it ignores).
+func TestSharedOneHandle(t *testing.T) {
+	storetest.RunShared(t, func(t *testing.T) (msg.Store, msg.Store) {
+		s := open(t, filepath.Join(t.TempDir(), "msg.db"))
+		return s, s
+	})
+}
+
 func TestFileMode(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "msg.db")
 	s := open(t, path)
