@@ -21,6 +21,13 @@
 //
 // Lock order is always usage row, then envelope rows (Put, Delete and PurgeExpired alike),
 // so they cannot deadlock one another.
+//
+// Durability: Put returns only after COMMIT, so an answered Put survives the death of the
+// calling process (the crash test kills it with SIGKILL mid-burst); surviving a crash of
+// the database server is the server's job (synchronous_commit on, fsync on, the defaults).
+// Cursor pagination follows AcceptedAt, which nodes take from their own clocks: a Put
+// committed with an AcceptedAt before a reader's cursor is not seen by that cursor, but by
+// the next List from the start (fetch from "" after acknowledging what was read).
 package pgstore
 
 import (
