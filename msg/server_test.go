@@ -10,6 +10,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -240,24 +241,26 @@ func TestServerOwnerOnly(t *testing.T) {
 }
 
 func TestServerHostingOptions(t *testing.T) {
-	h := newHarness(t, Config{}, WithHostFunc(func(ed25519.PublicKey) bool { return false }))
 	c := ctx(t)
-	// The stranger's mailbox is not hosted; the node's own would be with Hosted.
-	wantCode(t, "not hosted", h.client(h.stranger).PutKeys(c, h.stranger.bundle), CodeNotHosted)
-	hosted := false
-	h2 := newHarness(t, Config{}, Hosted(), WithHostFunc(func(ed25519.PublicKey) bool { return hosted }))
-	if err := h2.client(h2.owner).PutKeys(c, h2.owner.bundle); err != nil {
+	var hosted atomic.Bool
+	h := newHarness(t, Config{}, WithHostFunc(func(ed25519.PublicKey) bool { return hosted.Load() }))
+	if err := h.client(h.owner).PutKeys(c, h.owner.bundle); err != nil {
 		t.Fatalf("peer with msg:mailbox: %v", err)
 	}
-	wantCode(t, "host func false", h2.client(h2.stranger).PutKeys(c, h2.stranger.bundle), CodeNotHosted)
-	hosted = true
-	if err := h2.client(h2.stranger).PutKeys(c, h2.stranger.bundle); err != nil {
+	wantCode(t, "host func false", h.client(h.stranger).PutKeys(c, h.stranger.bundle), CodeNotHosted)
+	hosted.Store(true)
+	if err := h.client(h.stranger).PutKeys(c, h.stranger.bundle); err != nil {
 		t.Fatalf("host func true: %v", err)
 	}
-	h3 := newHarness(t, Config{})
-	h3.srv.hosted[Mailbox(h3.stranger.pub())] = true // as Hosted(key) does
-	if err := h3.client(h3.stranger).PutKeys(c, h3.stranger.bundle); err != nil {
-		t.Fatalf("Hosted: %v", err)
+	// Hosted names keys outright (the node's own); nothing else is hosted.
+	a, b := newParty(t), newParty(t)
+	srv, err := NewServer(Config{PurgeInterval: -1}, NewMemStore(), Hosted(a.pub), WithLogger(coretest.NewLogBuffer().Logger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if !srv.hosts(a.pub) || srv.hosts(b.pub) {
+		t.Fatal("Hosted: wrong mailboxes hosted")
 	}
 }
 
@@ -719,6 +722,9 @@ func TestServerTCPSequence(t *testing.T) {
 	wantCode(t, "oversized deliver over TCP", err, CodeTooLarge)
 	if _, _, err := h.deliver(s, "after the refusal"); err != nil {
 		t.Fatalf("delivery after a refused frame: %v", err)
+	}
+	if res, err = o.Fetch(ctx(t), FetchOptions{After: res.Next}); err != nil || len(res.Envelopes) != 1 {
+		t.Fatalf("third page: %v", err)
 	}
 	// A cancelled call leaves the client unusable (its stream is out of step).
 	cctx, cancel := context.WithCancel(ctx(t))
