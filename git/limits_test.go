@@ -36,8 +36,15 @@ func seedLocal(t *testing.T, n *node) string {
 
 // rawOp is one operation on a raw alknet/git stream, driven byte by byte by the test.
 type rawOp struct {
-	st core.BiStream
+	st core.BiStream // nil for an SSH exec operation
 	br *bufio.Reader
+}
+
+// abort ends the operation from the client's side after a fail-safe wait.
+func (o *rawOp) abort() {
+	if o.st != nil {
+		_ = o.st.Close()
+	}
 }
 
 // openOp opens a stream on conn and sends the request line payload req.
@@ -94,7 +101,7 @@ func (o *rawOp) readPkts(t *testing.T) ([]string, error) {
 	case r := <-ch:
 		return r.lines, r.err
 	case <-time.After(failSafe):
-		_ = o.st.Close()
+		o.abort()
 		t.Fatal("no flush packet from the server within the fail-safe time")
 		return nil, nil
 	}
@@ -123,7 +130,7 @@ func (o *rawOp) waitEnd(t *testing.T) string {
 	case b := <-ch:
 		return string(b)
 	case <-time.After(failSafe):
-		_ = o.st.Close()
+		o.abort()
 		t.Fatal("the server did not end the stream within the fail-safe time")
 		return ""
 	}
@@ -300,4 +307,45 @@ func TestMaxRequestLine(t *testing.T) {
 		}
 		waitLog(t, n.logs, `msg="git request refused"`, "identity=reader", "git request line too long")
 	})
+}
+
+// TestIdleTimeoutExec: the same silent client over SSH exec (StartExec, whose stdin
+// is the session channel and cannot be closed by the server) is cut after the idle
+// time too: the wait function reports failure.
+func TestIdleTimeoutExec(t *testing.T) {
+	for _, eng := range engines {
+		t.Run(eng.name, func(t *testing.T) {
+			t.Parallel()
+			const idle = 300 * time.Millisecond
+			n := startNode(t, alkgit.Config{Engine: eng.new(), Limits: alkgit.Limits{IdleTimeout: idle}})
+			head := seedLocal(t, n)
+			inR, inW := io.Pipe()
+			outR, outW := io.Pipe()
+			t.Cleanup(func() { _ = inW.Close(); _ = outR.Close() })
+			var stderr strings.Builder
+			id := core.Identity{ID: "reader", Scopes: []string{"git:read:*"}}
+			wait, err := n.srv.StartExec(context.Background(), id, "git-upload-pack '/org/repo.git'", inR, outW, &stderr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := &rawOp{br: bufio.NewReader(outR)}
+			o.advert(t)
+			go func() { _, _ = io.Copy(io.Discard, outR) }()
+			if _, err := fmt.Fprintf(inW, "0032want %s\n", head); err != nil {
+				t.Fatal(err)
+			}
+			status := make(chan uint32, 1)
+			go func() { status <- wait() }()
+			select {
+			case s := <-status:
+				if s == 0 {
+					t.Fatal("exit status 0 for an operation cut by the idle timeout")
+				}
+			case <-time.After(failSafe):
+				t.Fatal("the idle operation was not cut within the fail-safe time")
+			}
+			_ = outW.Close()
+			waitLog(t, n.logs, `msg="git operation"`, "transport=ssh", "engine="+eng.name, "outcome=idle_timeout")
+		})
+	}
 }

@@ -171,11 +171,13 @@ func (s *Server) StartExecEnv(ctx context.Context, id core.Identity, command str
 	}
 	done := make(chan uint32, 1)
 	go func() {
+		in, closeIn := interruptible(stdin)
 		err := s.run(ctx, cfg, op{
 			id: id.Clone(), service: service, path: p, version: version, transport: "ssh",
-			in: bufio.NewReaderSize(stdin, 64<<10), out: stdout,
+			in: bufio.NewReaderSize(in, 64<<10), out: stdout, closeIn: closeIn,
 			fail: func(msg string) { _, _ = fmt.Fprintf(stderr, "fatal: %s\n", msg) },
 		})
+		closeIn()
 		if err != nil {
 			done <- 1
 			return
@@ -183,6 +185,19 @@ func (s *Server) StartExecEnv(ctx context.Context, id core.Identity, command str
 		done <- 0
 	}()
 	return func() uint32 { return <-done }, nil
+}
+
+// interruptible returns a reader of r that closeIn ends at once, even while a Read of
+// r blocks: an SSH channel's stdin cannot be closed on its own the way an alknet/git
+// stream is, yet the idle and total time limits must end a read of a silent client.
+// The copy from r ends when r does, or at its first read after closeIn.
+func interruptible(r io.Reader) (in io.Reader, closeIn func()) {
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := io.Copy(pw, r)
+		_ = pw.CloseWithError(err)
+	}()
+	return pr, func() { _ = pr.Close() }
 }
 
 // op is one operation's inputs.
