@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -246,6 +247,13 @@ func (s *Server) Handle(ctx context.Context, conn *core.Connection, auth core.Au
 	p.frameCap = int(lim.FrameLimit(auth.Identity != nil, int64(s.cfg.MaxFrameBytes)))
 	single := conn.SingleStream()
 	err := core.ServeStreams(ctx, conn, func(st core.BiStream) {
+		// A panic (a store bug) ends this stream only, not the node.
+		defer func() {
+			if r := recover(); r != nil {
+				_ = st.Close()
+				s.log.Error("msg stream panicked", slog.String("identity", p.label), slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
+			}
+		}()
 		if single {
 			s.serveSequence(ctx, conn, p, st)
 			return

@@ -742,3 +742,32 @@ func TestServerTCPSequence(t *testing.T) {
 		t.Fatalf("call after a cancelled one: %v", err)
 	}
 }
+
+// panicStore panics in List, like a buggy backend.
+type panicStore struct{ Store }
+
+func (panicStore) List(context.Context, string, Cursor, int, time.Time) ([]StoredEnvelope, Cursor, error) {
+	panic("store bug")
+}
+
+func TestServerPanicEndsOnlyTheStream(t *testing.T) {
+	h := newHarness(t, Config{})
+	srv, err := NewServer(Config{PurgeInterval: -1}, panicStore{NewMemStore()}, Hosted(h.owner.pub()), WithLogger(h.logs.Logger()), WithClock(h.clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	reg := core.NewRegistry()
+	_ = reg.Register(srv)
+	ep := coretest.NewServer(t, reg)
+	c := NewClient(ep.Dial(t, ALPN, h.owner.Identity, endpoint.NetworkQUIC))
+	if _, err := c.Fetch(ctx(t), FetchOptions{}); err == nil {
+		t.Fatal("fetch through a panicking store succeeded")
+	}
+	if err := c.PutKeys(ctx(t), h.owner.bundle); err != nil {
+		t.Fatalf("the connection did not survive the panic: %v", err)
+	}
+	if len(h.logs.Lines("msg stream panicked", "store bug")) != 1 {
+		t.Fatalf("no panic line in\n%s", h.logs.String())
+	}
+}
