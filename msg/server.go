@@ -250,8 +250,8 @@ func (s *Server) Handle(ctx context.Context, conn *core.Connection, auth core.Au
 		// A panic (a store bug) ends this stream only, not the node.
 		defer func() {
 			if r := recover(); r != nil {
-				_ = st.Close()
 				s.log.Error("msg stream panicked", slog.String("identity", p.label), slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
+				_ = st.Close()
 			}
 		}()
 		if single {
@@ -363,14 +363,15 @@ func (s *Server) refuseFrame(ctx context.Context, p *peer, st core.BiStream, nc 
 		return
 	}
 	s.stats.refuse(resp.Code)
-	out := s.respond(st, nc, errorResponse{Error: resp})
-	s.logOp(ctx, p, "", "", 0, out, 0, resp, start)
+	b := encodeResponse(errorResponse{Error: resp})
+	s.logOp(ctx, p, "", "", 0, len(b), 0, resp, start)
+	s.respond(ctx, p, st, nc, b)
 }
 
 // answer runs one request under rctx (ctx is the connection's) and writes its
 // response; it reports whether the response was written.
 func (s *Server) answer(ctx, rctx context.Context, p *peer, st core.BiStream, nc net.Conn, frame []byte, start time.Time) bool {
-	op, mailbox, resp, count, refusal := s.dispatch(rctx, p, frame)
+	op, mailbox, resp, count, refusal := s.safeDispatch(rctx, p, frame)
 	if refusal != nil {
 		s.stats.refuse(refusal.Code)
 		resp = errorResponse{Error: refusal}
@@ -380,25 +381,43 @@ func (s *Server) answer(ctx, rctx context.Context, p *peer, st core.BiStream, nc
 		s.logOp(ctx, p, op, mailbox, len(frame), 0, count, &Error{Code: "CANCELLED", Message: "the client cancelled the request"}, start)
 		return false
 	}
-	out := s.respond(st, nc, resp)
-	s.logOp(ctx, p, op, mailbox, len(frame), out, count, refusal, start)
-	return out > 0
+	b := encodeResponse(resp)
+	// The line is written before the answer, so that whoever reads the answer finds it.
+	s.logOp(ctx, p, op, mailbox, len(frame), len(b), count, refusal, start)
+	return s.respond(ctx, p, st, nc, b)
 }
 
-// respond writes resp as one response frame; it returns the bytes written (0 when the
-// write failed).
-func (s *Server) respond(st core.BiStream, nc net.Conn, resp any) int {
+// safeDispatch is dispatch with a panic (a store bug) turned into an INTERNAL refusal.
+func (s *Server) safeDispatch(ctx context.Context, p *peer, frame []byte) (op, mailbox string, resp any, count int, refusal *Error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("msg request panicked", slog.String("identity", p.label), slog.String("op", op), slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
+			resp, refusal = nil, errorf(CodeInternal, "internal error")
+		}
+	}()
+	return s.dispatch(ctx, p, frame)
+}
+
+// encodeResponse encodes a response body.
+func encodeResponse(resp any) []byte {
 	b, err := json.Marshal(resp)
 	if err != nil {
 		b, _ = json.Marshal(errorResponse{Error: errorf(CodeInternal, "internal error")})
 	}
-	if err := nc.SetWriteDeadline(time.Now().Add(RequestTimeout)); err != nil && !errors.Is(err, os.ErrNoDeadline) {
-		return 0
+	return b
+}
+
+// respond writes b as one response frame and reports whether it was written.
+func (s *Server) respond(ctx context.Context, p *peer, st core.BiStream, nc net.Conn, b []byte) bool {
+	err := nc.SetWriteDeadline(time.Now().Add(RequestTimeout))
+	if err == nil || errors.Is(err, os.ErrNoDeadline) {
+		err = WriteFrame(st, b)
 	}
-	if err := WriteFrame(st, b); err != nil {
-		return 0
+	if err != nil {
+		s.log.LogAttrs(ctx, slog.LevelDebug, "msg response not written", slog.String("identity", p.label), slog.String("error", err.Error()))
+		return false
 	}
-	return 4 + len(b)
+	return true
 }
 
 // logOp writes the one line per operation: who, what, which mailbox (short), sizes and
