@@ -15,7 +15,7 @@
 //   - Keys: DeriveEd25519 is SLIP-0010 for Ed25519 (hardened indices only), checked
 //     against the published vectors; its keys work directly with crypto/ed25519. The
 //     fixed paths are PathIdentity (the node's TLS and SSH identity), DevicePath,
-//     PathSSHHost and EncryptionPath.
+//     PathSSHHost, EncryptionPath and PathMsgX25519 (the msg service's X25519 key).
 //   - Sealed secrets: EncryptedData is the frozen JSON blob format (AES-256-GCM, fresh
 //     nonce, key chosen by key_version and derived from the seed). Vault.Encrypt,
 //     Decrypt and Rotate work on it; ParseEncryptedData validates untrusted blobs.

@@ -15,6 +15,12 @@ const (
 	PathSSHHost = "m/74'/0'/1'/0'"
 	// PathEncryptionV2 is the AES-256-GCM key of EncryptedData key version 2.
 	PathEncryptionV2 = "m/74'/2'/0'/0'"
+	// PathMsgX25519 is the X25519 private key of the msg service (the key a node's or a
+	// client's published msg key bundle names): the 32 private key bytes derived at this
+	// path as a KeyTypeAES256GCM key (DeriveEncryptionKey), used as an X25519 scalar. It
+	// sits on the encryption branch beside EncryptionPath's keys, apart from every
+	// Ed25519 key: it is never converted from the identity key.
+	PathMsgX25519 = "m/74'/2'/1'/0'"
 	// PathEthereum is the secp256k1 (BIP32) Ethereum signing path. This build does not
 	// derive secp256k1 keys: Derive with KeyTypeSecp256k1 returns ErrUnsupportedKeyType.
 	PathEthereum = "m/44'/60'/0'/0/0"
