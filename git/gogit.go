@@ -70,7 +70,9 @@ func (l dirLoader) Load(*transport.Endpoint) (storer.Storer, error) { return l.s
 
 // Serve implements Engine.
 func (e *GoGitEngine) Serve(ctx context.Context, op Operation) error {
-	st := filesystem.NewStorage(osfs.New(op.Dir), cache.NewObjectLRUDefault())
+	// Upload-pack reads many objects: the pack files stay open until Close.
+	st := filesystem.NewStorageWithOptions(osfs.New(op.Dir), cache.NewObjectLRUDefault(),
+		filesystem.Options{KeepDescriptors: op.Service == ServiceUploadPack})
 	defer st.Close()
 	r := bufio.NewReader(op.Stdin)
 	switch op.Service {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -511,4 +512,22 @@ func FuzzUploadRequest(f *testing.F) {
 			t.Fatalf("a pack and an error (%v) without a band-3 message", err)
 		}
 	})
+}
+
+// ExampleGoGitEngine serves repositories without a git executable, with tighter
+// negotiation limits than the defaults.
+func ExampleGoGitEngine() {
+	root, err := os.MkdirTemp("", "repos")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer os.RemoveAll(root)
+	srv, err := alkgit.NewServer(alkgit.Config{
+		Root:   root,
+		Engine: &alkgit.GoGitEngine{MaxWants: 10_000, MaxHaves: 100_000},
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	fmt.Println(srv.ALPN(), err)
+	// Output: alknet/git <nil>
 }
