@@ -150,8 +150,8 @@ func DecodeEnvelope(data []byte) (*Envelope, error) {
 		return nil, err
 	}
 	copy(e.ID[:], id)
-	if _, err := core.ParseZBase32Key(w.To); err != nil {
-		return nil, fmt.Errorf("%w: envelope to: %w", ErrMalformed, err)
+	if _, err := ParseMailbox(w.To); err != nil {
+		return nil, fmt.Errorf("envelope to: %w", err)
 	}
 	if w.TS <= 0 {
 		return nil, fmt.Errorf("%w: envelope ts: %d is not a positive Unix time in milliseconds", ErrMalformed, w.TS)
@@ -205,3 +205,17 @@ const (
 // Mailbox returns the mailbox id of an owner's Ed25519 key: its z-base-32 form, the
 // value of an envelope's "to".
 func Mailbox(owner ed25519.PublicKey) string { return core.ZBase32Key(owner) }
+
+// ParseMailbox returns the owner key of a mailbox id. Only the canonical spelling
+// (what Mailbox returns: lower case, no "pk:" prefix) is a mailbox id, so that one
+// mailbox never has two names; anything else is an error wrapping [ErrMalformed].
+func ParseMailbox(id string) (ed25519.PublicKey, error) {
+	k, err := core.ParseZBase32Key(id)
+	if err != nil {
+		return nil, fmt.Errorf("%w: mailbox id: %w", ErrMalformed, err)
+	}
+	if Mailbox(k) != id {
+		return nil, fmt.Errorf("%w: mailbox id: not in canonical form (lower-case z-base-32, no prefix)", ErrMalformed)
+	}
+	return k, nil
+}

@@ -98,9 +98,9 @@ func (s *Server) internal(ctx context.Context, op string, err error) *Error {
 }
 
 func (s *Server) keysGet(ctx context.Context, r *keysGetRequest) (any, *Error) {
-	owner, err := core.ParseZBase32Key(r.Mailbox)
+	owner, err := ParseMailbox(r.Mailbox)
 	if err != nil {
-		return nil, errorf(CodeBadRequest, "keys.get: mailbox: %v", err)
+		return nil, errorf(CodeBadRequest, "keys.get: %s", trimPrefix(err))
 	}
 	if !s.hosts(owner) {
 		return nil, errorf(CodeNotHosted, "this node does not host the mailbox")
@@ -149,9 +149,9 @@ func (s *Server) keysPut(ctx context.Context, p *peer, r *keysPutRequest) (any, 
 
 func (s *Server) deliver(ctx context.Context, p *peer, r *deliverRequest) (any, *Error) {
 	env := r.Envelope
-	owner, err := core.ParseZBase32Key(env.To)
+	owner, err := ParseMailbox(env.To)
 	if err != nil { // DecodeEnvelope checked it
-		return nil, errorf(CodeBadRequest, "deliver: to: %v", err)
+		return nil, errorf(CodeBadRequest, "deliver: to: %s", trimPrefix(err))
 	}
 	if !s.hosts(owner) {
 		return nil, errorf(CodeNotHosted, "this node does not host the mailbox")

@@ -434,6 +434,8 @@ func TestDecodeEnvelopeStrict(t *testing.T) {
 		"padded base64":  strings.Replace(s, `"enc":"`+b64.EncodeToString(env.Enc), `"enc":"`+b64.EncodeToString(env.Enc)+"=", 1),
 		"short id":       strings.Replace(s, `"id":"`+b64.EncodeToString(env.ID[:]), `"id":"AAAA`, 1),
 		"bad to":         strings.Replace(s, `"to":"`+env.To, `"to":"`+env.To[:51], 1),
+		"upper-case to":  strings.Replace(s, `"to":"`+env.To, `"to":"`+strings.ToUpper(env.To), 1),
+		"pk: to":         strings.Replace(s, `"to":"`+env.To, `"to":"pk:`+env.To, 1),
 		"trailing value": s + `{}`,
 		"no ts":          strings.Replace(s, `"ts":`, `"tz":`, 1),
 	} {

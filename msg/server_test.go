@@ -363,6 +363,7 @@ func TestServerBadRequests(t *testing.T) {
 		`{"op":"ack","ids":["short"]}`,
 		`{"op":"fetch","after":"not-a-cursor"}`,
 		`{"op":"keys.get","mailbox":"nope"}`,
+		`{"op":"keys.get","mailbox":"` + strings.ToUpper(Mailbox(h.owner.pub())) + `"}`,
 		`not json`,
 		"\x00\x00\x00\x00",
 	} {
