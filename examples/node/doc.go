@@ -46,7 +46,10 @@
 //   - Commander: client subcommands, listed in the usage text in plugin order.
 //
 // Handlers that are io.Closers are closed once the endpoint has shut down, and
-// Env.OnClose functions run when serve returns.
+// Env.OnClose functions run when serve returns. Env.OnReady functions run once the
+// node listens, before its "ready" line, with the listen addresses and the final ALPN
+// list (Ready). Env.HandleHTTP mounts a plugin's http.Handler on the node's HTTP
+// surface: the http plugin serves Env.HTTPRoutes behind its reserved routes.
 //
 // Plugins that need each other are wired explicitly in the list: the http plugin takes
 // the call plugin as its constructor argument and reads its registry in Setup, which

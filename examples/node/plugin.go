@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/ed25519"
 	"flag"
+	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 
 	"github.com/alknet/alknet/core"
 )
@@ -111,9 +113,15 @@ type Env struct {
 	// ConfigDir is the directory of the --config file, against which relative paths in
 	// it resolve ("" without one).
 	ConfigDir string
+	// MsgX25519Key is the msg service's X25519 private key (32 bytes) derived from the
+	// vault at vault.PathMsgX25519 when the node runs from a keystore; nil otherwise (the
+	// msg plugin then keeps a key file in StateDir). It is valid during Setup only: the
+	// node wipes it once every Setup has returned, so a plugin takes its own copy.
+	MsgX25519Key []byte
 
 	configs     map[Plugin]Config
 	browserCert bool
+	httpRoutes  *http.ServeMux
 	onReady     []func(Ready)
 	closers     []func() error
 }
@@ -126,17 +134,48 @@ func (e *Env) Config(p Plugin) Config { return e.configs[p] }
 // clients (browsers) that do not accept its Ed25519 one.
 func (e *Env) UseBrowserCertificate() { e.browserCert = true }
 
-// OnReady calls f once the node listens, after its "ready" line.
+// OnReady calls f once the node listens, before it prints its "ready" line: what f
+// finishes with the listen addresses and the final ALPN list (a discovery record) is
+// in place when the line appears.
 func (e *Env) OnReady(f func(Ready)) { e.onReady = append(e.onReady, f) }
+
+// HandleHTTP serves h at pattern (an http.ServeMux pattern, such as "/pkarr/") on the
+// node's HTTP surface, behind its reserved routes, when the binary lists a plugin
+// that serves one (the http plugin mounts HTTPRoutes). Call it from Setup. A pattern
+// that is invalid or conflicts with one already registered is an error.
+func (e *Env) HandleHTTP(pattern string, h http.Handler) (err error) {
+	defer func() {
+		// ServeMux.Handle panics on a bad or conflicting pattern.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("http route %q: %v", pattern, r)
+		}
+	}()
+	e.HTTPRoutes().Handle(pattern, h)
+	return nil
+}
+
+// HTTPRoutes returns the routes the plugins registered with HandleHTTP, for the plugin
+// that serves the node's HTTP surface. It is one mux for the whole serve, so routes
+// registered by plugins set up after that plugin are in it too: every plugin registers
+// during Setup, before the node listens.
+func (e *Env) HTTPRoutes() *http.ServeMux {
+	if e.httpRoutes == nil {
+		e.httpRoutes = http.NewServeMux()
+	}
+	return e.httpRoutes
+}
 
 // OnClose calls f after the endpoint has shut down.
 func (e *Env) OnClose(f func() error) { e.closers = append(e.closers, f) }
 
 // Ready is what a listening node tells: its fingerprint, addresses, SSH host key
-// fingerprint, live configuration and logger.
+// fingerprint, ALPNs, live configuration and logger.
 type Ready struct {
 	Fingerprint string
 	QUIC, TCP   net.Addr
+	// ALPNs are the protocols the node serves, in preference order (the registry's
+	// list once every plugin's handlers are registered).
+	ALPNs []string
 	// SSHHostKey is the fingerprint of Env.SSHHostKey.
 	SSHHostKey string
 	Store      *core.DynamicStore

@@ -146,8 +146,11 @@ func (c *CLI) serve(ctx context.Context, args []string) error {
 		Identities: core.NewConfigIdentityProvider(store, nil),
 		Logger:     log,
 		ConfigDir:  configDir,
-		configs:    pc.configs,
+		// Wiped once the plugins are set up (below, and on every early return).
+		MsgX25519Key: id.msgKey,
+		configs:      pc.configs,
 	}
+	defer clear(id.msgKey)
 	defer env.close()
 	reg := core.NewRegistry()
 	var hs []core.ProtocolHandler
@@ -167,6 +170,8 @@ func (c *CLI) serve(ctx context.Context, args []string) error {
 		}
 		hs = append(hs, phs...)
 	}
+	clear(id.msgKey)
+	env.MsgX25519Key = nil
 	for _, h := range hs {
 		if err := reg.Register(h); err != nil {
 			closeHandlers(hs)
@@ -214,6 +219,10 @@ func (c *CLI) serve(ctx context.Context, args []string) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	quicAddr, tcpAddr := ep.QUICAddr(), ep.TCPAddr()
+	ready := Ready{Fingerprint: fp, QUIC: quicAddr, TCP: tcpAddr, SSHHostKey: sshFP, ALPNs: reg.ALPNs(), Store: store, Logger: log}
+	for _, f := range env.onReady {
+		f(ready)
+	}
 	_, err = fmt.Fprintf(c.Stdout, "fingerprint %s\nlisten quic %s\nlisten tcp %s\nssh-host-key %s\nready\n", fp, quicAddr, tcpAddr, sshFP)
 	if err != nil {
 		_ = ep.Close()
@@ -227,10 +236,6 @@ func (c *CLI) serve(ctx context.Context, args []string) error {
 		slog.String("ssh_host_key", sshFP),
 		slog.Any("alpns", reg.ALPNs()),
 		slog.String("config", orDash(o.config)))
-	ready := Ready{Fingerprint: fp, QUIC: quicAddr, TCP: tcpAddr, SSHHostKey: sshFP, Store: store, Logger: log}
-	for _, f := range env.onReady {
-		f(ready)
-	}
 	if c.OnReady != nil {
 		c.OnReady(ready)
 	}

@@ -1,7 +1,7 @@
 // Package http is the node plugin of the HTTP surface: alknet/http on QUIC streams and
 // h2 and http/1.1 on the TCP+TLS listener, serving the call registry of the call
-// plugin it is given (the gateway, OpenAPI, WebSocket, and /mcp), and the demo page
-// with serve --demo-page.
+// plugin it is given (the gateway, OpenAPI, WebSocket, and /mcp), the routes other
+// plugins mount with node.Env.HandleHTTP, and the demo page with serve --demo-page.
 package http
 
 import (
@@ -57,10 +57,13 @@ func (p *Plugin) Setup(_ context.Context, env *node.Env) ([]core.ProtocolHandler
 	if reg == nil {
 		return nil, errors.New("build handlers: alknet/http: plugin " + p.source.Name() + " has no registry (it must come before http in the plugin list)")
 	}
-	var routes *http.ServeMux
+	// The routes other plugins mount with env.HandleHTTP (the dns plugin's pkarr
+	// relay), including those of plugins set up after this one.
+	routes := env.HTTPRoutes()
 	if p.demoPage {
-		routes = http.NewServeMux()
-		routes.Handle("GET "+DemoPagePath, demo.PageHandler())
+		if err := env.HandleHTTP("GET "+DemoPagePath, demo.PageHandler()); err != nil {
+			return nil, fmt.Errorf("build handlers: alknet/http: %w", err)
+		}
 		env.UseBrowserCertificate()
 		env.OnReady(func(r node.Ready) {
 			r.Logger.Info("demo page", slog.String("url", "https://"+r.TCP.String()+DemoPagePath))
