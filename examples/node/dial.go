@@ -14,6 +14,7 @@ import (
 	"github.com/alknet/alknet/core"
 	"github.com/alknet/alknet/core/endpoint"
 	"github.com/alknet/alknet/core/tlsconf"
+	"github.com/alknet/alknet/vault"
 )
 
 // DialHandshakeTimeout bounds the connection setup of the commands that dial a node.
@@ -84,7 +85,13 @@ func (c *CLI) DialOptions(name string, f *DialFlags) (endpoint.DialOptions, erro
 // use its key beyond TLS (connect signs its SSH login with it). The key is shared with
 // the client certificate.
 func (c *CLI) DialIdentity(name string, f *DialFlags) (*Identity, endpoint.DialOptions, error) {
-	id, err := c.NodeIdentity(f.State, f.PassphraseFile)
+	return c.DialIdentityWith(name, f, nil)
+}
+
+// DialIdentityWith is DialIdentity for commands that need more keys of the vault:
+// derive is called as by NodeIdentityWith.
+func (c *CLI) DialIdentityWith(name string, f *DialFlags, derive func(v *vault.Vault) error) (*Identity, endpoint.DialOptions, error) {
+	id, err := c.NodeIdentityWith(f.State, f.PassphraseFile, derive)
 	if err != nil {
 		return nil, endpoint.DialOptions{}, fmt.Errorf("%s: %w", name, err)
 	}

@@ -72,6 +72,9 @@ type Identity struct {
 	// sshHostKey is the vault's SSH host key (vault.PathSSHHost) when fromVault and
 	// the caller asked for it (serveIdentity); nil otherwise.
 	sshHostKey ed25519.PrivateKey
+	// msgKey is the vault's msg X25519 key (vault.PathMsgX25519) when fromVault and the
+	// caller asked for it (serveIdentity); nil otherwise. serve wipes it after Setup.
+	msgKey []byte
 }
 
 // Fingerprint is the node's fingerprint, ed25519:<hex>.
@@ -79,6 +82,9 @@ func (id *Identity) Fingerprint() string { return tlsconf.Fingerprint(id.key) }
 
 // Key is the identity key; the caller must not keep it beyond the identity's use.
 func (id *Identity) Key() ed25519.PrivateKey { return id.key }
+
+// Dir is the state directory the identity was found (or created) in.
+func (id *Identity) Dir() string { return id.dir }
 
 // TTYPath is the terminal the real command prompts on.
 const TTYPath = "/dev/tty"
@@ -132,13 +138,38 @@ func writePublicKey(path string, key ed25519.PrivateKey) error {
 // Otherwise it is node.key as loadIdentity finds or creates it, and a passphraseFile is
 // a configuration error.
 func (c *CLI) NodeIdentity(dir, passphraseFile string) (*Identity, error) {
-	return c.loadNodeIdentity(dir, passphraseFile, false)
+	return c.loadNodeIdentity(dir, passphraseFile, nil)
+}
+
+// NodeIdentityWith is NodeIdentity for commands that need more keys of the vault: with
+// a keystore, derive is called with the unlocked vault (before it is locked again), to
+// take what it needs; without one it is not called. An error of derive fails the call.
+func (c *CLI) NodeIdentityWith(dir, passphraseFile string, derive func(v *vault.Vault) error) (*Identity, error) {
+	return c.loadNodeIdentity(dir, passphraseFile, derive)
 }
 
 // serveIdentity is nodeIdentity for serve: with a keystore it also derives the vault's
-// SSH host key (identity.sshHostKey) while the vault is unlocked.
+// SSH host key (identity.sshHostKey) and msg X25519 key (identity.msgKey) while the
+// vault is unlocked.
 func (c *CLI) serveIdentity(dir, passphraseFile string) (*Identity, error) {
-	return c.loadNodeIdentity(dir, passphraseFile, true)
+	var sshHost ed25519.PrivateKey
+	var msgKey []byte
+	id, err := c.loadNodeIdentity(dir, passphraseFile, func(v *vault.Vault) error {
+		var err error
+		if sshHost, err = VaultEd25519(v, vault.PathSSHHost, "SSH host key"); err != nil {
+			return err
+		}
+		if msgKey, err = VaultSecret(v, vault.PathMsgX25519, "msg X25519 key"); err != nil {
+			clear(sshHost)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	id.sshHostKey, id.msgKey = sshHost, msgKey
+	return id, nil
 }
 
 // sshHost returns the key serve uses as its SSH host key: the vault's SSH host key
@@ -150,8 +181,8 @@ func (id *Identity) sshHost() ed25519.PrivateKey {
 	return id.key
 }
 
-// loadNodeIdentity is nodeIdentity; withSSHHost also derives the vault's SSH host key.
-func (c *CLI) loadNodeIdentity(dir, passphraseFile string, withSSHHost bool) (*Identity, error) {
+// loadNodeIdentity is NodeIdentityWith (derive may be nil).
+func (c *CLI) loadNodeIdentity(dir, passphraseFile string, derive func(v *vault.Vault) error) (*Identity, error) {
 	dir, err := StateDir(dir)
 	if err != nil {
 		return nil, err
@@ -176,14 +207,13 @@ func (c *CLI) loadNodeIdentity(dir, passphraseFile string, withSSHHost bool) (*I
 	if err != nil {
 		return nil, err
 	}
-	id := &Identity{key: key, dir: dir, keyPath: ksPath, fromVault: true}
-	if withSSHHost {
-		if id.sshHostKey, err = VaultEd25519(v, vault.PathSSHHost, "SSH host key"); err != nil {
+	if derive != nil {
+		if err := derive(v); err != nil {
 			clear(key)
 			return nil, err
 		}
 	}
-	return id, nil
+	return &Identity{key: key, dir: dir, keyPath: ksPath, fromVault: true}, nil
 }
 
 // KeystoreExists reports whether path exists (as anything: a directory or a broken
@@ -218,6 +248,19 @@ func VaultEd25519(v *vault.Vault, path, what string) (ed25519.PrivateKey, error)
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return key, nil
+}
+
+// VaultSecret derives the 32 private key bytes at path (as an AES-256-GCM key: the
+// SLIP-0010 node's key bytes) from the unlocked vault v, for keys that are not Ed25519
+// (the msg X25519 key at vault.PathMsgX25519); what names the key in errors. The caller
+// owns the bytes and wipes them.
+func VaultSecret(v *vault.Vault, path, what string) ([]byte, error) {
+	dk, err := v.DeriveEncryptionKey(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer dk.Destroy()
+	return dk.PrivateKey(), nil
 }
 
 // UnlockKeystore returns a vault unlocked from the keystore at ksPath with the

@@ -113,6 +113,11 @@ type Env struct {
 	// ConfigDir is the directory of the --config file, against which relative paths in
 	// it resolve ("" without one).
 	ConfigDir string
+	// MsgX25519Key is the msg service's X25519 private key (32 bytes) derived from the
+	// vault at vault.PathMsgX25519 when the node runs from a keystore; nil otherwise (the
+	// msg plugin then keeps a key file in StateDir). It is valid during Setup only: the
+	// node wipes it once every Setup has returned, so a plugin takes its own copy.
+	MsgX25519Key []byte
 
 	configs     map[Plugin]Config
 	browserCert bool

@@ -146,8 +146,11 @@ func (c *CLI) serve(ctx context.Context, args []string) error {
 		Identities: core.NewConfigIdentityProvider(store, nil),
 		Logger:     log,
 		ConfigDir:  configDir,
-		configs:    pc.configs,
+		// Wiped once the plugins are set up (below, and on every early return).
+		MsgX25519Key: id.msgKey,
+		configs:      pc.configs,
 	}
+	defer clear(id.msgKey)
 	defer env.close()
 	reg := core.NewRegistry()
 	var hs []core.ProtocolHandler
@@ -167,6 +170,8 @@ func (c *CLI) serve(ctx context.Context, args []string) error {
 		}
 		hs = append(hs, phs...)
 	}
+	clear(id.msgKey)
+	env.MsgX25519Key = nil
 	for _, h := range hs {
 		if err := reg.Register(h); err != nil {
 			closeHandlers(hs)
