@@ -165,11 +165,12 @@ func TestIdleTimeout(t *testing.T) {
 			head := seedLocal(t, n)
 			o := openOp(t, dialGit(t, n, n.reader), uploadPack)
 			o.advert(t)
-			// One want line and no flush: the server waits for the rest of the wants.
+			// One want line and no flush: the server waits for the rest of the wants. (The
+			// server reads the line after this instant; nothing follows it.)
+			silent := time.Now()
 			if _, err := fmt.Fprintf(o.st, "0032want %s\n", head); err != nil {
 				t.Fatal(err)
 			}
-			silent := time.Now()
 			o.waitEnd(t)
 			if d := time.Since(silent); d < idle {
 				t.Fatalf("stream ended %v after the client went silent, before the idle timeout %v", d, idle)
