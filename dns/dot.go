@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -93,7 +94,7 @@ var errDoTDone = errors.New("dns: dot connection done")
 func (s *Server) readDoTQuery(nc net.Conn, res *core.Reservation) ([]byte, error) {
 	_ = nc.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
 	var first [1]byte
-	if _, err := nc.Read(first[:]); err != nil {
+	if _, err := io.ReadFull(nc, first[:]); err != nil {
 		return nil, fmt.Errorf("%w: %w", errDoTDone, err)
 	}
 	_ = nc.SetReadDeadline(time.Now().Add(s.cfg.QueryTimeout))
