@@ -216,10 +216,12 @@ type peer struct {
 	frameCap int
 }
 
-// Handle serves one alknet/msg connection: one request and one response per
-// bidirectional stream the client opens, each in its own goroutine, until the
-// connection closes. The owner checks compare the Ed25519 key the peer proved in the
-// TLS handshake with the mailbox key.
+// Handle serves one alknet/msg connection until it closes: on QUIC one request and one
+// response per bidirectional stream the client opens, each stream in its own goroutine
+// (a client that closes a stream early cancels its request); on a single-stream
+// connection (TCP+TLS) requests and responses alternate on the one stream, which the
+// server closes after RequestTimeout without a request. The owner checks compare the
+// Ed25519 key the peer proved in the TLS handshake with the mailbox key.
 func (s *Server) Handle(ctx context.Context, conn *core.Connection, auth core.AuthContext) error {
 	p := &peer{identity: auth.Identity, label: "anonymous", budget: conn.Budget()}
 	fp := auth.TLSClientFingerprint
