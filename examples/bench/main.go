@@ -12,6 +12,7 @@
 //	go run ./examples/bench http            # full run (about a minute)
 //	go run ./examples/bench sftp            # full run (about a minute and a half)
 //	go run ./examples/bench git             # full run (needs git; a few minutes)
+//	go run ./examples/bench dns             # full run (about 2 minutes)
 //	go run ./examples/bench ssh             # full run (about 40 seconds)
 //	go run ./examples/bench ws              # full run (about a minute)
 //	go run ./examples/bench mcp             # full run (about a minute and a half)
@@ -59,6 +60,10 @@ func benchmarks() map[string]benchmark {
 		"call": {
 			summary: "call protocol (call.Dial, QUIC and TCP+TLS) vs gRPC-go (TLS and h2c): unary echo calls/s and p50/p99 at 1 and 64 callers, subscription events/s",
 			run:     runCall,
+		},
+		"dns": {
+			summary: "dns module (dns.Server on the endpoint, DoQ) vs the same zone handler behind a bare quic-go DoQ loop, and miekg/dns over UDP (the ceiling): queries/s and p50/p99 with 1 and 64 streams on one connection and with 64 connections",
+			run:     runDNS,
 		},
 		"endpoint": {
 			summary: "endpoint vs bare quic-go and crypto/tls: new connections/s, QUIC and TCP+TLS bulk throughput",
