@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/alknet/alknet/core"
@@ -193,14 +194,21 @@ func (c *Client) roundTrip(ctx context.Context, req any) (*clientResponse, error
 	if err != nil {
 		return nil, fmt.Errorf("msg: open stream: %w", err)
 	}
-	// Closing the stream is how a cancelled call tells the server (STOP_SENDING on QUIC).
-	stop := context.AfterFunc(ctx, func() { _ = st.Close() })
+	// A cancelled ctx unblocks the call through a past deadline (Close must not race
+	// with Write on QUIC); closing the stream afterwards is how the server learns of it
+	// (STOP_SENDING on QUIC).
+	nc := core.NetConn(st, nil, nil)
+	stop := context.AfterFunc(ctx, func() {
+		if err := nc.SetDeadline(time.Unix(1, 0)); errors.Is(err, os.ErrNoDeadline) {
+			_ = st.Close() // a stream without deadlines: nothing else unblocks it
+		}
+	})
 	defer func() {
 		stop()
 		_ = st.Close()
 	}()
 	if d, ok := ctx.Deadline(); ok {
-		_ = core.NetConn(st, nil, nil).SetDeadline(d)
+		_ = nc.SetDeadline(d)
 	}
 	werr := WriteFrame(st, body)
 	if werr == nil {
