@@ -14,9 +14,13 @@ import (
 	"github.com/alknet/alknet/core/tlsconf"
 )
 
-// uniReader hands over what the first unidirectional stream of each connection carried.
-func uniReader(out chan<- string) core.Handler {
+// uniReader hands over what the first unidirectional stream of each connection carried,
+// after reporting on started (when not nil) that its handler runs.
+func uniReader(out chan<- string, started chan<- struct{}) core.Handler {
 	return core.HandlerFunc(func(ctx context.Context, conn *core.Connection, _ core.AuthContext) error {
+		if started != nil {
+			started <- struct{}{}
+		}
 		r, err := conn.AcceptUni(ctx)
 		if err != nil {
 			out <- "error: " + err.Error()
@@ -50,7 +54,7 @@ func rawQUIC(t *testing.T, ctx context.Context, srv *coretest.Server, alpn strin
 
 func TestAcceptUniWhenAllowed(t *testing.T) {
 	out := make(chan string, 1)
-	reg := newRegistry(t, map[string]core.Handler{"alknet/uni": uniReader(out)})
+	reg := newRegistry(t, map[string]core.Handler{"alknet/uni": uniReader(out, nil)})
 	srv := coretest.NewServer(t, reg, coretest.WithEndpointConfig(func(c *endpoint.Config) {
 		c.MaxIncomingUniStreams = 1
 	}))
@@ -83,7 +87,8 @@ func TestAcceptUniWhenAllowed(t *testing.T) {
 
 func TestUniStreamsRefusedByDefault(t *testing.T) {
 	out := make(chan string, 1)
-	reg := newRegistry(t, map[string]core.Handler{"alknet/uni": uniReader(out)})
+	started := make(chan struct{}, 1)
+	reg := newRegistry(t, map[string]core.Handler{"alknet/uni": uniReader(out, started)})
 	srv := coretest.NewServer(t, reg)
 	ctx := testCtx(t)
 	qc := rawQUIC(t, ctx, srv, "alknet/uni")
@@ -92,6 +97,11 @@ func TestUniStreamsRefusedByDefault(t *testing.T) {
 		t.Fatalf("OpenUniStream: %v, want StreamLimitReachedError", err)
 	}
 	// The handler's AcceptUni ends with the connection.
+	select {
+	case <-started:
+	case <-ctx.Done():
+		t.Fatal("the handler did not start")
+	}
 	_ = qc.CloseWithError(0, "")
 	select {
 	case got := <-out:
@@ -105,7 +115,7 @@ func TestUniStreamsRefusedByDefault(t *testing.T) {
 
 func TestAcceptUniUnsupportedOnTCP(t *testing.T) {
 	out := make(chan string, 1)
-	reg := newRegistry(t, map[string]core.Handler{"alknet/uni": uniReader(out)})
+	reg := newRegistry(t, map[string]core.Handler{"alknet/uni": uniReader(out, nil)})
 	srv := coretest.NewServer(t, reg)
 	_ = srv.Dial(t, "alknet/uni", nil, endpoint.NetworkTCP)
 	ctx := testCtx(t)
