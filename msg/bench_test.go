@@ -4,6 +4,7 @@ import (
 	"crypto/ecdh"
 	"crypto/hpke"
 	"crypto/rand"
+	"encoding/json"
 	"testing"
 )
 
@@ -36,6 +37,23 @@ func BenchmarkHPKE(b *testing.B) {
 			b.Fatal(err)
 		}
 		if _, err := hpke.Open(k, hpke.HKDFSHA256(), hpke.ChaCha20Poly1305(), nil, ct); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecodeDeliver decodes a deliver request carrying a 64 KiB body, as the
+// server does for every delivery.
+func BenchmarkDecodeDeliver(b *testing.B) {
+	alice, bob := newParty(b), newParty(b)
+	env, err := Seal(alice.sig, bob.pub, bob.bundle, make([]byte, 64<<10), "application/octet-stream", WithTime(testNow))
+	if err != nil {
+		b.Fatal(err)
+	}
+	frame, _ := json.Marshal(deliverRequest{Op: OpDeliver, Envelope: env})
+	b.SetBytes(int64(len(frame)))
+	for b.Loop() {
+		if _, err := decodeRequest(frame); err != nil {
 			b.Fatal(err)
 		}
 	}

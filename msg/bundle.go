@@ -102,22 +102,40 @@ func (b KeyBundle) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON decodes the wire form strictly (sizes are checked, the signature is
 // not: that is [VerifyBundle]'s job).
 func (b *KeyBundle) UnmarshalJSON(data []byte) error {
-	var w bundleWire
-	if err := decodeStrict(data, &w); err != nil {
+	ms, err := readObject(data)
+	if err != nil {
 		return fmt.Errorf("key bundle: %w", err)
 	}
-	x, err := decodeB64("key bundle x25519", w.X25519, 32, 0)
+	f, err := fields("key bundle", ms, "x25519", "not_after", "sig")
 	if err != nil {
 		return err
 	}
-	sig, err := decodeB64("key bundle sig", w.Sig, ed25519.SignatureSize, 0)
+	for _, k := range []string{"x25519", "not_after", "sig"} {
+		if f[k] == nil {
+			return fmt.Errorf("%w: key bundle: missing %q", ErrMalformed, k)
+		}
+	}
+	notAfter, err := jsonInt("key bundle not_after (Unix seconds)", f["not_after"], 1, 1<<40)
 	if err != nil {
 		return err
 	}
-	if w.NotAfter <= 0 {
-		return fmt.Errorf("%w: key bundle not_after: %d", ErrMalformed, w.NotAfter)
+	xs, err := jsonString("key bundle x25519", f["x25519"])
+	if err != nil {
+		return err
 	}
-	*b = KeyBundle{X25519: x, NotAfter: time.Unix(w.NotAfter, 0), Sig: sig}
+	x, err := decodeB64("key bundle x25519", xs, 32, 0)
+	if err != nil {
+		return err
+	}
+	ss, err := jsonString("key bundle sig", f["sig"])
+	if err != nil {
+		return err
+	}
+	sig, err := decodeB64("key bundle sig", ss, ed25519.SignatureSize, 0)
+	if err != nil {
+		return err
+	}
+	*b = KeyBundle{X25519: x, NotAfter: time.Unix(notAfter, 0), Sig: sig}
 	return nil
 }
 

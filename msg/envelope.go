@@ -55,11 +55,22 @@ func (s Suite) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON decodes [kem, kdf, aead] (exactly three ids of 0 to 65535).
 func (s *Suite) UnmarshalJSON(b []byte) error {
-	var a []uint16
-	if err := json.Unmarshal(b, &a); err != nil || len(a) != 3 {
+	if err := checkJSON(b); err != nil {
+		return fmt.Errorf("suite: %w", err)
+	}
+	el, err := jsonArray("suite", b)
+	if err != nil || len(el) != 3 {
 		return fmt.Errorf("%w: suite: want [kem, kdf, aead]", ErrMalformed)
 	}
-	*s = Suite{KEM: a[0], KDF: a[1], AEAD: a[2]}
+	var ids [3]uint16
+	for i, e := range el {
+		n, err := jsonInt("suite", e, 0, 0xffff)
+		if err != nil {
+			return err
+		}
+		ids[i] = uint16(n)
+	}
+	*s = Suite{KEM: ids[0], KDF: ids[1], AEAD: ids[2]}
 	return nil
 }
 
@@ -86,7 +97,7 @@ type Envelope struct {
 	CT    []byte       // HPKE ciphertext of the padded inner message
 }
 
-// envelopeWire is the JSON shape of Envelope.
+// envelopeWire is the JSON shape Envelope encodes to.
 type envelopeWire struct {
 	V     int    `json:"v"`
 	ID    string `json:"id"`
@@ -130,43 +141,71 @@ func (e *Envelope) UnmarshalJSON(b []byte) error {
 // non-empty ct of at most [MaxCiphertextSize] bytes. Errors wrap [ErrMalformed] (and
 // [ErrUnknownVersion] or [ErrUnknownSuite] for those).
 func DecodeEnvelope(data []byte) (*Envelope, error) {
-	var w envelopeWire
-	if err := decodeStrict(data, &w); err != nil {
+	ms, err := readObject(data)
+	if err != nil {
 		return nil, fmt.Errorf("envelope: %w", err)
 	}
-	if w.V != Version {
-		return nil, fmt.Errorf("%w: %w: v=%d (want %d)", ErrMalformed, ErrUnknownVersion, w.V, Version)
-	}
-	if w.Suite == nil {
-		return nil, fmt.Errorf("%w: envelope: missing suite", ErrMalformed)
-	}
-	encSize, ok := w.Suite.encSize()
-	if !ok {
-		return nil, fmt.Errorf("%w: %w: %s", ErrMalformed, ErrUnknownSuite, w.Suite)
-	}
-	e := &Envelope{V: w.V, To: w.To, TS: w.TS, Suite: *w.Suite}
-	id, err := decodeB64("envelope id", w.ID, IDSize, 0)
+	f, err := fields("envelope", ms, "v", "id", "to", "ts", "ttl", "suite", "enc", "ct")
 	if err != nil {
 		return nil, err
 	}
-	copy(e.ID[:], id)
-	if _, err := ParseMailbox(w.To); err != nil {
+	for _, k := range []string{"v", "id", "to", "ts", "suite", "enc", "ct"} {
+		if f[k] == nil {
+			return nil, fmt.Errorf("%w: envelope: missing %q", ErrMalformed, k)
+		}
+	}
+	v, err := jsonInt("envelope v", f["v"], 0, 255)
+	if err != nil {
+		return nil, err
+	}
+	if v != Version {
+		return nil, fmt.Errorf("%w: %w: v=%d (want %d)", ErrMalformed, ErrUnknownVersion, v, Version)
+	}
+	e := &Envelope{V: int(v)}
+	if err := e.Suite.UnmarshalJSON(f["suite"]); err != nil {
+		return nil, fmt.Errorf("envelope: %w", err)
+	}
+	encSize, ok := e.Suite.encSize()
+	if !ok {
+		return nil, fmt.Errorf("%w: %w: %s", ErrMalformed, ErrUnknownSuite, e.Suite)
+	}
+	if e.To, err = jsonString("envelope to", f["to"]); err != nil {
+		return nil, err
+	}
+	if _, err := ParseMailbox(e.To); err != nil {
 		return nil, fmt.Errorf("envelope to: %w", err)
 	}
-	if w.TS <= 0 {
-		return nil, fmt.Errorf("%w: envelope ts: %d is not a positive Unix time in milliseconds", ErrMalformed, w.TS)
+	if e.TS, err = jsonInt("envelope ts (a positive Unix time in milliseconds)", f["ts"], 1, 1<<53); err != nil {
+		return nil, err
 	}
-	if w.TTL != nil {
-		if *w.TTL <= 0 {
-			return nil, fmt.Errorf("%w: envelope ttl: %d (want a positive number of seconds, or no ttl for the server's default)", ErrMalformed, *w.TTL)
+	if raw := f["ttl"]; raw != nil {
+		if e.TTL, err = jsonInt("envelope ttl (seconds; no ttl for the server's default)", raw, 1, 1<<53); err != nil {
+			return nil, err
 		}
-		e.TTL = *w.TTL
 	}
-	if e.Enc, err = decodeB64("envelope enc", w.Enc, encSize, 0); err != nil {
-		return nil, err
-	}
-	if e.CT, err = decodeB64("envelope ct", w.CT, -1, MaxCiphertextSize); err != nil {
-		return nil, err
+	for _, b := range []struct {
+		field     string
+		dst       *[]byte
+		want, max int
+	}{
+		{"envelope id", nil, IDSize, 0},
+		{"envelope enc", &e.Enc, encSize, 0},
+		{"envelope ct", &e.CT, -1, MaxCiphertextSize},
+	} {
+		key := b.field[len("envelope "):]
+		s, err := jsonString(b.field, f[key])
+		if err != nil {
+			return nil, err
+		}
+		raw, err := decodeB64(b.field, s, b.want, b.max)
+		if err != nil {
+			return nil, err
+		}
+		if b.dst == nil {
+			copy(e.ID[:], raw)
+		} else {
+			*b.dst = raw
+		}
 	}
 	if len(e.CT) == 0 {
 		return nil, fmt.Errorf("%w: envelope ct: empty", ErrMalformed)

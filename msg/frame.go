@@ -1,7 +1,6 @@
 package msg
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -188,9 +187,6 @@ func errorf(code ErrorCode, format string, args ...any) *Error {
 
 // Request bodies, one per operation; decodeRequest picks by "op" and decodes strictly.
 type (
-	opOnly struct {
-		Op string `json:"op"`
-	}
 	keysGetRequest struct {
 		Op      string `json:"op"`
 		Mailbox string `json:"mailbox"`
@@ -217,65 +213,127 @@ type (
 	}
 )
 
-// decodeRequest decodes a request frame strictly: the JSON rules of decodeStrict, a
-// known op, only that op's fields, and each field within its limits. It returns one of
-// the *Request types above.
+// decodeRequest decodes a request frame strictly: the JSON reader's rules (see
+// jsonstrict.go), a known op, only that op's fields, and each field within its limits.
+// It returns one of the *Request types above.
 func decodeRequest(frame []byte) (any, error) {
-	if err := checkJSON(frame); err != nil {
+	ms, err := readObject(frame)
+	if err != nil {
+		return nil, fmt.Errorf("request: %w", err)
+	}
+	var opRaw []byte
+	for _, m := range ms {
+		if m.key == "op" {
+			opRaw = m.val
+		}
+	}
+	if opRaw == nil {
+		return nil, fmt.Errorf("%w: request: missing \"op\"", ErrMalformed)
+	}
+	op, err := jsonString("request op", opRaw)
+	if err != nil {
 		return nil, err
 	}
-	var op opOnly
-	if err := json.Unmarshal(frame, &op); err != nil {
-		return nil, fmt.Errorf("%w: request: %w", ErrMalformed, err)
-	}
-	var req any
-	switch op.Op {
-	case OpKeysGet:
-		req = &keysGetRequest{}
-	case OpKeysPut:
-		req = &keysPutRequest{}
-	case OpDeliver:
-		req = &deliverRequest{}
-	case OpFetch:
-		req = &fetchRequest{}
-	case OpAck:
-		req = &ackRequest{}
-	default:
-		return nil, fmt.Errorf("%w: request: unknown op %q", ErrMalformed, truncate(op.Op, 32))
-	}
-	dec := json.NewDecoder(bytes.NewReader(frame))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(req); err != nil {
-		if errors.Is(err, ErrMalformed) {
-			return nil, fmt.Errorf("%s request: %w", op.Op, err)
+	str := func(f map[string][]byte, key string) (string, error) {
+		if f[key] == nil {
+			return "", nil
 		}
-		return nil, fmt.Errorf("%w: %s request: %w", ErrMalformed, op.Op, err)
+		return jsonString(op+" "+key, f[key])
 	}
-	switch r := req.(type) {
-	case *keysPutRequest:
-		if r.Bundle == nil {
+	switch op {
+	case OpKeysGet:
+		f, err := fields(op, ms, "op", "mailbox")
+		if err != nil {
+			return nil, err
+		}
+		r := &keysGetRequest{Op: op}
+		if r.Mailbox, err = str(f, "mailbox"); err != nil {
+			return nil, err
+		}
+		return r, nil
+	case OpKeysPut:
+		f, err := fields(op, ms, "op", "bundle")
+		if err != nil {
+			return nil, err
+		}
+		if f["bundle"] == nil {
 			return nil, fmt.Errorf("%w: keys.put: missing bundle", ErrMalformed)
 		}
-	case *deliverRequest:
-		if r.Envelope == nil {
+		r := &keysPutRequest{Op: op, Bundle: &KeyBundle{}}
+		if err := r.Bundle.UnmarshalJSON(f["bundle"]); err != nil {
+			return nil, err
+		}
+		return r, nil
+	case OpDeliver:
+		f, err := fields(op, ms, "op", "envelope")
+		if err != nil {
+			return nil, err
+		}
+		if f["envelope"] == nil {
 			return nil, fmt.Errorf("%w: deliver: missing envelope", ErrMalformed)
 		}
-	case *fetchRequest:
-		if r.Limit < 0 || r.Limit > MaxFetchLimit {
-			return nil, fmt.Errorf("%w: fetch: limit %d (want 1 to %d)", ErrMalformed, r.Limit, MaxFetchLimit)
+		env, err := DecodeEnvelope(f["envelope"])
+		if err != nil {
+			return nil, err
 		}
-		if r.WaitMS < 0 || r.WaitMS > MaxFetchWaitMS {
-			return nil, fmt.Errorf("%w: fetch: wait_ms %d (want 0 to %d)", ErrMalformed, r.WaitMS, MaxFetchWaitMS)
+		return &deliverRequest{Op: op, Envelope: env}, nil
+	case OpFetch:
+		f, err := fields(op, ms, "op", "mailbox", "after", "limit", "wait_ms")
+		if err != nil {
+			return nil, err
+		}
+		r := &fetchRequest{Op: op}
+		if r.Mailbox, err = str(f, "mailbox"); err != nil {
+			return nil, err
+		}
+		if r.After, err = str(f, "after"); err != nil {
+			return nil, err
 		}
 		if len(r.After) > maxCursorLen {
 			return nil, fmt.Errorf("%w: fetch: cursor of %d bytes (limit %d)", ErrMalformed, len(r.After), maxCursorLen)
 		}
-	case *ackRequest:
-		if len(r.IDs) == 0 || len(r.IDs) > MaxAckIDs {
-			return nil, fmt.Errorf("%w: ack: %d ids (want 1 to %d)", ErrMalformed, len(r.IDs), MaxAckIDs)
+		if v := f["limit"]; v != nil {
+			n, err := jsonInt("fetch limit", v, 0, MaxFetchLimit)
+			if err != nil {
+				return nil, err
+			}
+			r.Limit = int(n)
 		}
+		if v := f["wait_ms"]; v != nil {
+			if r.WaitMS, err = jsonInt("fetch wait_ms", v, 0, MaxFetchWaitMS); err != nil {
+				return nil, err
+			}
+		}
+		return r, nil
+	case OpAck:
+		f, err := fields(op, ms, "op", "mailbox", "ids")
+		if err != nil {
+			return nil, err
+		}
+		r := &ackRequest{Op: op}
+		if r.Mailbox, err = str(f, "mailbox"); err != nil {
+			return nil, err
+		}
+		if f["ids"] == nil {
+			return nil, fmt.Errorf("%w: ack: missing ids", ErrMalformed)
+		}
+		el, err := jsonArray("ack ids", f["ids"])
+		if err != nil {
+			return nil, err
+		}
+		if len(el) == 0 || len(el) > MaxAckIDs {
+			return nil, fmt.Errorf("%w: ack: %d ids (want 1 to %d)", ErrMalformed, len(el), MaxAckIDs)
+		}
+		for _, e := range el {
+			id, err := jsonString("ack id", e)
+			if err != nil {
+				return nil, err
+			}
+			r.IDs = append(r.IDs, id)
+		}
+		return r, nil
 	}
-	return req, nil
+	return nil, fmt.Errorf("%w: request: unknown op %q", ErrMalformed, truncate(op, 32))
 }
 
 // Response bodies.

@@ -96,3 +96,42 @@ func FuzzOpen(f *testing.F) {
 		t.Fatalf("opened a body that was never sealed: %q", m.Body)
 	})
 }
+
+// FuzzStrictJSON checks the strict reader against encoding/json: whatever it accepts is
+// valid JSON, and an object it reads has the members encoding/json sees.
+func FuzzStrictJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"a":1,"b":[true,false,null,"x\u00e9\n"],"c":{"d":-0.5e+3}}`,
+		`{"v":1,"v":2}`, `{"A":1}`, `[1,2`, `{"a":"\ud800"}`, `"s"`, `{}`, `{"a":01}`, ` {"a" : [ ] } `,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if err := checkJSON(data); err != nil {
+			return
+		}
+		if !json.Valid(data) {
+			t.Fatalf("strict reader accepted invalid JSON %q", data)
+		}
+		ms, err := readObject(data)
+		if err != nil {
+			return
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(data, &m); err != nil || len(m) != len(ms) {
+			t.Fatalf("%q: encoding/json sees %d members (%v), the reader %d", data, len(m), err, len(ms))
+		}
+		for _, mb := range ms {
+			if !bytes.Equal(bytes.TrimSpace(m[mb.key]), mb.val) {
+				t.Fatalf("%q: member %q is %q, encoding/json says %q", data, mb.key, mb.val, m[mb.key])
+			}
+			if mb.val[0] == '"' {
+				var want string
+				_ = json.Unmarshal(mb.val, &want)
+				if got, err := jsonString("f", mb.val); err != nil || got != want {
+					t.Fatalf("%q: string %q decodes to %q (%v), want %q", data, mb.val, got, err, want)
+				}
+			}
+		}
+	})
+}
