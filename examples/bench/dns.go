@@ -532,9 +532,11 @@ func (c *doqClient) prepare(ctx context.Context, key string, workers int) error 
 			_ = qc.CloseWithError(0, "")
 			c.conns[i] = nil
 		}
+		// The connection's goroutines carry the labels of the goroutine that dials it:
+		// arm and side, not the metric that happened to dial it first.
 		var qc *quic.Conn
 		var err error
-		pprof.Do(ctx, pprof.Labels("arm", c.name, "side", "client"), func(ctx context.Context) {
+		pprof.Do(context.Background(), pprof.Labels("arm", c.name, "side", "client"), func(context.Context) {
 			qc, err = quic.DialAddr(ctx, c.addr, c.tls, c.quic)
 		})
 		if err != nil {
@@ -550,7 +552,7 @@ func (c *doqClient) querier(key string, w int) dnsQuerier {
 }
 
 func (c *doqClient) exchange(ctx context.Context, key string, w int, m *mdns.Msg) (*mdns.Msg, error) {
-	q := *m // shallow: Pack does not keep it
+	q := m.Copy() // Pack writes into the OPT record, which callers share
 	q.Id = 0
 	wire, err := q.Pack()
 	if err != nil {
@@ -726,6 +728,7 @@ func dnsReport(w io.Writer, o dnsBenchOptions, arms []string, ms []*callMetric, 
 			"with its discovery records, and a static zone); query mix: _alknet.<z32>. TXT and www.%s A in turn, with EDNS(0) (UDP size 1232, no padding option); "+
 			"the DoQ arms share one raw quic-go client (a stream per query, ID 0, FIN after the query, the response read to the stream's end), "+
 			"TLS 1.3 with the same Ed25519 certificates and the endpoint's quic.Config values; the UDP arm is miekg/dns's server and client, one socket per querier; "+
+			"before each round every connection of the round answers one untimed query (redialed where the server closed it for idling); "+
 			"a correctness check and a warm-up pass, then %d rounds (arms interleaved, starting one arm later each round), %s per round, metric and arm; "+
 			"medians over the rounds; ratio columns: alknet/other for rates, other/alknet for latencies, so above 1 means alknet is better",
 		dnsZoneOrigin, o.rounds, o.duration))

@@ -56,3 +56,37 @@ func TestDNSFlags(t *testing.T) {
 		t.Errorf("a goal line without the bare arm:\n%s", out)
 	}
 }
+
+// TestDNSPrepareRedials checks that a DoQ arm's prepare replaces a connection that no
+// longer answers (as after the server's idle timeout) and that queries then work.
+func TestDNSPrepareRedials(t *testing.T) {
+	benchTest(t)
+	o := dnsBenchOptions{streams: 2, conns: 2}
+	f, err := newDNSFixture(t.Context(), []string{armDNSAlknet, armDNSBare}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.close()
+	for _, arm := range []string{armDNSAlknet, armDNSBare} {
+		c := f.clients[arm].(*doqClient)
+		if err := c.prepare(t.Context(), metricDNSConnsN, o.conns); err != nil {
+			t.Fatalf("%s: prepare: %v", arm, err)
+		}
+		old := c.conn(metricDNSConnsN, 1)
+		if err := old.CloseWithError(0, "gone"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.prepare(t.Context(), metricDNSConnsN, o.conns); err != nil {
+			t.Fatalf("%s: prepare after close: %v", arm, err)
+		}
+		if c.conn(metricDNSConnsN, 1) == old {
+			t.Errorf("%s: the closed connection was kept", arm)
+		}
+		if err := c.querier(metricDNSConnsN, 1).query(t.Context(), 1); err != nil {
+			t.Errorf("%s: query on the new connection: %v", arm, err)
+		}
+	}
+	if err := f.shutdown(); err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+}

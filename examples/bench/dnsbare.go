@@ -33,8 +33,11 @@ const (
 const bareDoQQueryTimeout = 5 * time.Second
 
 // bareDoQ is a quic-go listener whose accept loop answers each stream's one query with
-// a miekg/dns handler.
+// a miekg/dns handler. It owns its quic.Transport, so that close ends every goroutine
+// at once (a ListenAddr listener stops reading its socket only once its last closed
+// connection is forgotten).
 type bareDoQ struct {
+	tr   *quic.Transport
 	ln   *quic.Listener
 	addr string
 	h    mdns.Handler
@@ -47,7 +50,12 @@ type bareDoQ struct {
 
 // startBareDoQ listens on a loopback port with cert (ALPN doq) and serves h.
 func startBareDoQ(cert tls.Certificate, h mdns.Handler) (*bareDoQ, error) {
-	ln, err := quic.ListenAddr("127.0.0.1:0", &tls.Config{
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	tr := &quic.Transport{Conn: pc}
+	ln, err := tr.Listen(&tls.Config{
 		Certificates: []tls.Certificate{cert},
 		ClientAuth:   tls.RequestClientCert,
 		MinVersion:   tls.VersionTLS13,
@@ -60,9 +68,11 @@ func startBareDoQ(cert tls.Certificate, h mdns.Handler) (*bareDoQ, error) {
 		MaxIncomingUniStreams: -1,
 	})
 	if err != nil {
+		_ = tr.Close()
+		_ = pc.Close()
 		return nil, err
 	}
-	b := &bareDoQ{ln: ln, addr: ln.Addr().String(), h: h, conns: make(map[*quic.Conn]struct{})}
+	b := &bareDoQ{tr: tr, ln: ln, addr: ln.Addr().String(), h: h, conns: make(map[*quic.Conn]struct{})}
 	b.wg.Go(b.accept)
 	return b, nil
 }
@@ -139,7 +149,8 @@ func (b *bareDoQ) serveStream(qc *quic.Conn, st *quic.Stream) {
 	_ = st.Close()
 }
 
-// close stops accepting, closes every connection and waits for their goroutines.
+// close stops accepting, closes every connection, stops the transport and waits for
+// the goroutines.
 func (b *bareDoQ) close() error {
 	b.mu.Lock()
 	b.closed = true
@@ -153,7 +164,7 @@ func (b *bareDoQ) close() error {
 		_ = qc.CloseWithError(0, "shutdown")
 	}
 	b.wg.Wait()
-	return err
+	return errors.Join(err, b.tr.Close(), b.tr.Conn.Close())
 }
 
 // bareWriter is the smallest mdns.ResponseWriter: it keeps what the handler writes.
