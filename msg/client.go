@@ -136,9 +136,6 @@ func (c *Client) Fetch(ctx context.Context, o FetchOptions) (*FetchResult, error
 	}
 	res := &FetchResult{Next: r.Next, Envelopes: make([]Fetched, 0, len(r.Envelopes))}
 	for _, e := range r.Envelopes {
-		if e.Envelope == nil {
-			return nil, fmt.Errorf("%w: fetch response: entry without an envelope", ErrMalformed)
-		}
 		res.Envelopes = append(res.Envelopes, Fetched{Envelope: e.Envelope, AcceptedAt: time.UnixMilli(e.AcceptedAt), ExpiresAt: time.UnixMilli(e.ExpiresAt)})
 	}
 	return res, nil
@@ -277,9 +274,9 @@ func (c *Client) sequenced(ctx context.Context, body []byte) ([]byte, error) {
 
 // decodeResponse decodes a response frame; ok:false becomes its *Error.
 func decodeResponse(frame []byte) (*clientResponse, error) {
-	var r clientResponse
-	if err := json.Unmarshal(frame, &r); err != nil {
-		return nil, fmt.Errorf("%w: response: %w", ErrMalformed, err)
+	r, err := decodeClientResponse(frame)
+	if err != nil {
+		return nil, err
 	}
 	if !r.OK {
 		if r.Error == nil {
@@ -287,5 +284,5 @@ func decodeResponse(frame []byte) (*clientResponse, error) {
 		}
 		return nil, r.Error
 	}
-	return &r, nil
+	return r, nil
 }

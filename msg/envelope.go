@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/alknet/alknet/core"
@@ -97,32 +98,41 @@ type Envelope struct {
 	CT    []byte       // HPKE ciphertext of the padded inner message
 }
 
-// envelopeWire is the JSON shape Envelope encodes to.
-type envelopeWire struct {
-	V     int    `json:"v"`
-	ID    string `json:"id"`
-	To    string `json:"to"`
-	TS    int64  `json:"ts"`
-	TTL   *int64 `json:"ttl,omitempty"`
-	Suite *Suite `json:"suite"`
-	Enc   string `json:"enc"`
-	CT    string `json:"ct"`
-}
-
 // MaxCiphertextSize is the largest ct an envelope may carry: the sealed inner message of
 // the largest body ([MaxBodySize]) in its padding bucket, plus the AEAD tag.
 var MaxCiphertextSize = innerFixedSize + paddedSize(maxVariableSize) + aeadTagSize
 
 // MarshalJSON encodes e in its wire form.
 func (e Envelope) MarshalJSON() ([]byte, error) {
-	w := envelopeWire{
-		V: e.V, ID: b64.EncodeToString(e.ID[:]), To: e.To, TS: e.TS,
-		Suite: &e.Suite, Enc: b64.EncodeToString(e.Enc), CT: b64.EncodeToString(e.CT),
-	}
+	return e.appendJSON(make([]byte, 0, 200+b64.EncodedLen(len(e.CT)))), nil
+}
+
+// appendJSON appends the wire form of e to dst, in one pass.
+func (e *Envelope) appendJSON(dst []byte) []byte {
+	dst = append(dst, `{"v":`...)
+	dst = strconv.AppendInt(dst, int64(e.V), 10)
+	dst = append(dst, `,"id":"`...)
+	dst = b64.AppendEncode(dst, e.ID[:])
+	dst = append(dst, `","to":`...)
+	to, _ := json.Marshal(e.To) // a string always marshals
+	dst = append(dst, to...)
+	dst = append(dst, `,"ts":`...)
+	dst = strconv.AppendInt(dst, e.TS, 10)
 	if e.TTL != 0 {
-		w.TTL = &e.TTL
+		dst = append(dst, `,"ttl":`...)
+		dst = strconv.AppendInt(dst, e.TTL, 10)
 	}
-	return json.Marshal(w)
+	dst = append(dst, `,"suite":[`...)
+	dst = strconv.AppendUint(dst, uint64(e.Suite.KEM), 10)
+	dst = append(dst, ',')
+	dst = strconv.AppendUint(dst, uint64(e.Suite.KDF), 10)
+	dst = append(dst, ',')
+	dst = strconv.AppendUint(dst, uint64(e.Suite.AEAD), 10)
+	dst = append(dst, `],"enc":"`...)
+	dst = b64.AppendEncode(dst, e.Enc)
+	dst = append(dst, `","ct":"`...)
+	dst = b64.AppendEncode(dst, e.CT)
+	return append(dst, `"}`...)
 }
 
 // UnmarshalJSON decodes an envelope under [DecodeEnvelope]'s rules.

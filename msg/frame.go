@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 
 	"github.com/alknet/alknet/core"
 )
@@ -371,20 +372,134 @@ type (
 	}
 )
 
-// clientResponse is every response field, as the client decodes them (leniently: a
-// newer server may add fields).
+// MarshalJSON writes the response in one pass: the stored envelopes are the server's
+// own encoding and are copied as they are, not re-validated.
+func (r fetchResponse) MarshalJSON() ([]byte, error) {
+	n := 64
+	for _, e := range r.Envelopes {
+		n += len(e.Envelope) + 64
+	}
+	b := make([]byte, 0, n)
+	b = append(b, `{"ok":`...)
+	b = strconv.AppendBool(b, r.OK)
+	b = append(b, `,"envelopes":[`...)
+	for i, e := range r.Envelopes {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"accepted_at":`...)
+		b = strconv.AppendInt(b, e.AcceptedAt, 10)
+		b = append(b, `,"expires_at":`...)
+		b = strconv.AppendInt(b, e.ExpiresAt, 10)
+		b = append(b, `,"envelope":`...)
+		b = append(b, e.Envelope...)
+		b = append(b, '}')
+	}
+	next, _ := json.Marshal(r.Next) // a string always marshals
+	b = append(b, `],"next":`...)
+	b = append(b, next...)
+	return append(b, '}'), nil
+}
+
+// clientResponse is every response field, as the client decodes them (fields it does
+// not know are ignored: a newer server may add some).
 type clientResponse struct {
-	OK         bool       `json:"ok"`
-	Error      *Error     `json:"error"`
-	Bundle     *KeyBundle `json:"bundle"`
-	ID         string     `json:"id"`
-	AcceptedAt int64      `json:"accepted_at"`
-	Duplicate  bool       `json:"duplicate"`
-	Envelopes  []struct {
-		AcceptedAt int64     `json:"accepted_at"`
-		ExpiresAt  int64     `json:"expires_at"`
-		Envelope   *Envelope `json:"envelope"`
-	} `json:"envelopes"`
-	Next    string `json:"next"`
-	Deleted int    `json:"deleted"`
+	OK         bool
+	Error      *Error
+	Bundle     *KeyBundle
+	AcceptedAt int64
+	Duplicate  bool
+	Envelopes  []clientFetched
+	Next       string
+	Deleted    int
+}
+
+type clientFetched struct {
+	AcceptedAt, ExpiresAt int64
+	Envelope              *Envelope
+}
+
+// decodeClientResponse decodes a response frame with the strict reader (one pass; each
+// envelope decoded by DecodeEnvelope).
+func decodeClientResponse(frame []byte) (*clientResponse, error) {
+	ms, err := readObject(frame)
+	if err != nil {
+		return nil, fmt.Errorf("response: %w", err)
+	}
+	var r clientResponse
+	for _, m := range ms {
+		switch m.key {
+		case "ok":
+			r.OK = string(m.val) == "true"
+		case "error":
+			if string(m.val) == "null" {
+				continue
+			}
+			r.Error = &Error{}
+			if err := json.Unmarshal(m.val, r.Error); err != nil {
+				return nil, fmt.Errorf("%w: response error: %w", ErrMalformed, err)
+			}
+		case "bundle":
+			r.Bundle = &KeyBundle{}
+			if err := r.Bundle.UnmarshalJSON(m.val); err != nil {
+				return nil, fmt.Errorf("response: %w", err)
+			}
+		case "accepted_at":
+			if r.AcceptedAt, err = jsonInt("response accepted_at", m.val, 0, 1<<53); err != nil {
+				return nil, err
+			}
+		case "duplicate":
+			r.Duplicate = string(m.val) == "true"
+		case "next":
+			if r.Next, err = jsonString("response next", m.val); err != nil {
+				return nil, err
+			}
+		case "deleted":
+			n, err := jsonInt("response deleted", m.val, 0, 1<<31)
+			if err != nil {
+				return nil, err
+			}
+			r.Deleted = int(n)
+		case "envelopes":
+			el, err := jsonArray("response envelopes", m.val)
+			if err != nil {
+				return nil, err
+			}
+			r.Envelopes = make([]clientFetched, 0, len(el))
+			for _, e := range el {
+				f, err := decodeFetched(e)
+				if err != nil {
+					return nil, err
+				}
+				r.Envelopes = append(r.Envelopes, f)
+			}
+		}
+	}
+	return &r, nil
+}
+
+// decodeFetched decodes one entry of a fetch response.
+func decodeFetched(v []byte) (clientFetched, error) {
+	var f clientFetched
+	ms, err := readObject(v)
+	if err != nil {
+		return f, fmt.Errorf("fetch entry: %w", err)
+	}
+	for _, m := range ms {
+		switch m.key {
+		case "accepted_at":
+			f.AcceptedAt, err = jsonInt("fetch entry accepted_at", m.val, 0, 1<<53)
+		case "expires_at":
+			f.ExpiresAt, err = jsonInt("fetch entry expires_at", m.val, 0, 1<<53)
+		case "envelope":
+			f.Envelope, err = DecodeEnvelope(m.val)
+		}
+		if err != nil {
+			return f, err
+		}
+	}
+	if f.Envelope == nil {
+		return f, fmt.Errorf("%w: fetch entry without an envelope", ErrMalformed)
+	}
+	return f, nil
 }

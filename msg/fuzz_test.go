@@ -9,8 +9,8 @@ import (
 	"testing"
 )
 
-// FuzzFrameDecode feeds arbitrary bytes to the server's request path: the frame reader
-// and the strict request decoder. Neither may panic, a frame is never longer than its
+// FuzzFrameDecode feeds arbitrary bytes to the server's request path (the frame reader
+// and the strict request decoder) and to the client's response decoder. Neither may panic, a frame is never longer than its
 // cap, and a request that decodes re-encodes to one that decodes too.
 func FuzzFrameDecode(f *testing.F) {
 	for _, s := range []string{
@@ -35,6 +35,7 @@ func FuzzFrameDecode(f *testing.F) {
 		if len(frame) > max || len(frame) == 0 {
 			t.Fatalf("frame of %d bytes under a %d cap", len(frame), max)
 		}
+		_, _ = decodeClientResponse(frame) // the client's side: no panic either
 		req, err := decodeRequest(frame)
 		if err != nil {
 			return

@@ -184,10 +184,7 @@ func (s *Server) deliver(ctx context.Context, p *peer, r *deliverRequest) (any, 
 	if !expires.After(now) {
 		return nil, errorf(CodeExpired, "deliver: the envelope's ttl ended at %s", expires.UTC().Format(time.RFC3339))
 	}
-	data, err := json.Marshal(env)
-	if err != nil {
-		return nil, s.internal(ctx, OpDeliver, err)
-	}
+	data := env.appendJSON(nil)
 	q := Quota{MaxMessages: s.cfg.MaxMailboxMessages, MaxBytes: int64(s.cfg.MaxMailboxBytes)}
 	acceptedAt, dup, err := s.store.Put(ctx, StoredEnvelope{ID: env.ID, Mailbox: env.To, AcceptedAt: now, ExpiresAt: expires, Data: data}, q)
 	if errors.Is(err, ErrQuotaExceeded) {

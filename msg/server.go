@@ -402,6 +402,10 @@ func (s *Server) safeDispatch(ctx context.Context, p *peer, frame []byte) (op, m
 
 // encodeResponse encodes a response body.
 func encodeResponse(resp any) []byte {
+	if fr, ok := resp.(*fetchResponse); ok {
+		b, _ := fr.MarshalJSON() // no need for encoding/json's copy of the envelopes
+		return b
+	}
 	b, err := json.Marshal(resp)
 	if err != nil {
 		b, _ = json.Marshal(errorResponse{Error: errorf(CodeInternal, "internal error")})

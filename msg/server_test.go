@@ -316,11 +316,11 @@ func rawRequest(t *testing.T, conn *core.Connection, raw []byte) (*clientRespons
 	if err != nil {
 		return nil, err
 	}
-	var r clientResponse
-	if err := json.Unmarshal(frame, &r); err != nil {
+	r, err := decodeClientResponse(frame)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return &r, nil
+	return r, nil
 }
 
 func TestServerOversizedFrame(t *testing.T) {
