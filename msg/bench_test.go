@@ -1,10 +1,17 @@
 package msg
 
 import (
+	"crypto/ed25519"
+	"log/slog"
+	"time"
+
 	"crypto/ecdh"
 	"crypto/hpke"
 	"crypto/rand"
 	"encoding/json"
+	"github.com/alknet/alknet/core"
+	"github.com/alknet/alknet/core/coretest"
+	"github.com/alknet/alknet/core/endpoint"
 	"testing"
 )
 
@@ -54,6 +61,38 @@ func BenchmarkDecodeDeliver(b *testing.B) {
 	b.SetBytes(int64(len(frame)))
 	for b.Loop() {
 		if _, err := decodeRequest(frame); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkServerDeliver delivers pre-sealed 1 KiB envelopes over QUIC on loopback into
+// a memory store, one at a time.
+func BenchmarkServerDeliver(b *testing.B) {
+	store := NewMemStore()
+	defer store.Close()
+	owner, sender := coretest.NewIdentity(b), coretest.NewIdentity(b)
+	ownerPub := owner.Key.Public().(ed25519.PublicKey)
+	srv, err := NewServer(Config{PurgeInterval: -1, SendsPerMinute: 1 << 30}, store, Hosted(ownerPub), WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	reg := core.NewRegistry()
+	_ = reg.Register(srv)
+	ep := coretest.NewServer(b, reg, coretest.WithConfig(core.DynamicConfig{Auth: core.AuthPolicy{Peers: []core.PeerEntry{sender.Peer("sender", ScopeSend)}}}))
+	c := NewClient(ep.Dial(b, ALPN, sender, endpoint.NetworkQUIC))
+	x, _ := ecdh.X25519().GenerateKey(rand.Reader)
+	bundle, _ := NewKeyBundle(owner.Key, x.PublicKey(), time.Now().Add(time.Hour))
+	envs := make([]*Envelope, b.N)
+	for i := range envs {
+		if envs[i], err = Seal(sender.Key, ownerPub, bundle, make([]byte, 1<<10), "", WithTTL(time.Hour)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := c.Deliver(b.Context(), envs[i]); err != nil {
 			b.Fatal(err)
 		}
 	}
