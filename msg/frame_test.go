@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"runtime"
 	"strings"
@@ -181,5 +182,29 @@ func TestRateLimiter(t *testing.T) {
 	}
 	if !r.allow("a", now.Add(20*time.Second)) || r.allow("a", now.Add(20*time.Second)) {
 		t.Fatal("refill of one token per 20 s wrong")
+	}
+}
+
+// TestStrictJSONManyKeys: an object with many keys (all unknown) is refused in linear
+// time, and a duplicate among them is found.
+func TestStrictJSONManyKeys(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"op":"fetch","x":{`)
+	for i := range 20000 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `"k%d":1`, i)
+	}
+	b.WriteString(`}}`)
+	if err := checkJSON([]byte(b.String())); err != nil {
+		t.Fatalf("20000 distinct keys: %v", err)
+	}
+	if _, err := decodeRequest([]byte(b.String())); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("unknown field with 20000 keys: %v", err)
+	}
+	dup := strings.Replace(b.String(), `}}`, `,"k17":2}}`, 1)
+	if err := checkJSON([]byte(dup)); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), `"k17"`) {
+		t.Fatalf("duplicate among 20000 keys: %v", err)
 	}
 }

@@ -116,7 +116,10 @@ func scanObject(b []byte, i, depth int, each func(string, []byte)) (int, error) 
 	if i < len(b) && b[i] == '}' {
 		return i + 1, nil
 	}
-	var keys []string
+	var (
+		keys []string
+		seen map[string]struct{}
+	)
 	for {
 		if i >= len(b) || b[i] != '"' {
 			return 0, syntaxError(b, i, "an object key")
@@ -132,12 +135,25 @@ func scanObject(b []byte, i, depth int, each func(string, []byte)) (int, error) 
 		if !validKey(key) {
 			return 0, fmt.Errorf("%w: object key %q is not 1 to 32 of [a-z0-9_]", ErrMalformed, truncate(key, 40))
 		}
-		for _, k := range keys {
-			if k == key {
+		if seen != nil {
+			if _, dup := seen[key]; dup {
 				return 0, fmt.Errorf("%w: duplicate object key %q", ErrMalformed, key)
 			}
+			seen[key] = struct{}{}
+		} else {
+			for _, k := range keys {
+				if k == key {
+					return 0, fmt.Errorf("%w: duplicate object key %q", ErrMalformed, key)
+				}
+			}
+			keys = append(keys, key)
+			if len(keys) > 8 { // many keys: a set, so that a hostile object costs linear time
+				seen = make(map[string]struct{}, 16)
+				for _, k := range keys {
+					seen[k] = struct{}{}
+				}
+			}
 		}
-		keys = append(keys, key)
 		i = skipWS(b, j+1)
 		if i >= len(b) || b[i] != ':' {
 			return 0, syntaxError(b, i, "':'")
