@@ -5,6 +5,7 @@ go 1.26.0
 replace (
 	github.com/alknet/alknet/call => ../call
 	github.com/alknet/alknet/core => ../core
+	github.com/alknet/alknet/dns => ../dns
 	github.com/alknet/alknet/git => ../git
 	github.com/alknet/alknet/http => ../http
 	github.com/alknet/alknet/sftp => ../sftp
@@ -16,12 +17,14 @@ require (
 	github.com/BurntSushi/toml v1.6.0
 	github.com/alknet/alknet/call v0.0.0-00010101000000-000000000000
 	github.com/alknet/alknet/core v0.0.0-00010101000000-000000000000
+	github.com/alknet/alknet/dns v0.0.0-00010101000000-000000000000
 	github.com/alknet/alknet/git v0.0.0-00010101000000-000000000000
 	github.com/alknet/alknet/http v0.0.0-00010101000000-000000000000
 	github.com/alknet/alknet/sftp v0.0.0-00010101000000-000000000000
 	github.com/alknet/alknet/ssh v0.0.0-00010101000000-000000000000
 	github.com/alknet/alknet/vault v0.0.0-00010101000000-000000000000
 	github.com/coder/websocket v1.8.15
+	github.com/miekg/dns v1.1.73
 	github.com/modelcontextprotocol/go-sdk v1.8.0
 	github.com/quic-go/quic-go v0.65.0
 	go.uber.org/goleak v1.3.0
