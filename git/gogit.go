@@ -93,7 +93,11 @@ func (e *GoGitEngine) Serve(ctx context.Context, op Operation) error {
 // advertise sends the references ar to w and reports whether the client then ended
 // the session (a flush or EOF on r) instead of sending a request.
 func advertise(ar *packp.AdvRefs, w io.Writer, r *bufio.Reader) (done bool, err error) {
-	if err := ar.Encode(w); err != nil {
+	bw := bufio.NewWriter(w) // one write for a small advertisement, not one per line
+	if err := ar.Encode(bw); err != nil {
+		return false, err
+	}
+	if err := bw.Flush(); err != nil {
 		return false, err
 	}
 	return flushOrEOF(r)
