@@ -7,10 +7,11 @@
 //     the rest of the stream is an ordinary stateful pack session. One operation per
 //     stream, many streams per connection, as the identity of the TLS client
 //     certificate;
-//   - SSH exec (Server.ServeExec): "git-upload-pack '<path>'", "git-receive-pack
-//     '<path>'" and "git-upload-archive '<path>'" (or the "git upload-pack" form),
-//     parsed strictly by ParseCommand. This package does not import the ssh module:
-//     the assembly layer wraps ServeExec into an ssh Executor.
+//   - SSH exec (Server.StartExec, Server.StartExecEnv): "git-upload-pack '<path>'",
+//     "git-receive-pack '<path>'" and "git-upload-archive '<path>'" (or the "git
+//     upload-pack" form), parsed strictly by ParseCommand. This package does not
+//     import the ssh module: the assembly layer wraps StartExecEnv into an ssh
+//     Executor.
 //
 // # Repositories and access
 //
@@ -37,10 +38,20 @@
 // The binary engine runs git upload-pack, receive-pack or upload-archive with the
 // repository as working directory, no shell and a fixed environment (GIT_PROTOCOL
 // only for protocol version 2), its stderr to the log: full protocol v2, shallow and
-// partial clones. The go-git engine (go-git v5's plumbing/transport/server) needs no
-// git executable; it answers protocol v2 requests in v0 (a fallback the protocol
-// allows), advertises no shallow capability (git reports "Server does not support
-// shallow clients"), and refuses upload-archive with a message naming the engine.
-// It checks the fast-forward and commit-tip rules itself, after the pack is stored
-// and before any reference moves. NewEngine("auto") picks binary when git is found.
+// partial clones. The go-git engine needs no git executable: it negotiates
+// upload-pack itself (multi_ack_detailed, no-done, side-band-64k; limits MaxWants
+// and MaxHaves) and writes packs with go-git v5's encoder, and receives pushes through
+// go-git v5's plumbing/transport/server (no thin packs). It answers protocol v2
+// requests in v0 (a fallback the protocol allows), advertises no shallow capability
+// (git reports "Server does not support shallow clients"), and refuses upload-archive
+// with a message naming the engine. It checks the fast-forward and commit-tip rules
+// itself, after the pack is stored and before any reference moves.
+// NewEngine("auto") picks binary when git is found.
+//
+// # Go clients
+//
+// Transport is a go-git v5 client transport over alknet/git: install it once with
+// go-git's client.InstallProtocol(Scheme, NewTransport(Dialer(opts))) and clone
+// "alknet://HOST:PORT/org/name.git" with go-git as usual. Stock git clients use the
+// ext:: recipe in the README (alknet pipe --alpn alknet/git).
 package git
