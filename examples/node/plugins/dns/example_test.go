@@ -16,8 +16,9 @@ import (
 // The README's embedding snippet: the zone handler with the node zone, and the DNS
 // server registered on a core registry (then served by an endpoint, as any handler).
 func Example_embedding() {
-	key, _ := tlsconf.GenerateKey()                                   // the node's identity key
-	zones, err := alkdns.NewHandler(alkdns.Config{Origin: "alk.dev"}, // Zones: master files
+	key, _ := tlsconf.GenerateKey() // the node's identity key
+	// Config is the [dns] table; its Zones are master files.
+	zones, err := alkdns.NewHandler(alkdns.Config{Origin: "alk.dev"},
 		alkdns.WithNodeKey(key.Public().(ed25519.PublicKey)),
 		alkdns.WithServices([]string{alkdns.ALPNDoQ, alkdns.ALPN, alkdns.ALPNDoT},
 			[]netip.AddrPort{netip.MustParseAddrPort("203.0.113.5:4433")}))
