@@ -5,6 +5,7 @@ import (
 	"github.com/alknet/alknet/examples/node/plugins/call"
 	"github.com/alknet/alknet/examples/node/plugins/callcmd"
 	"github.com/alknet/alknet/examples/node/plugins/connect"
+	dnsplugin "github.com/alknet/alknet/examples/node/plugins/dns"
 	"github.com/alknet/alknet/examples/node/plugins/echo"
 	"github.com/alknet/alknet/examples/node/plugins/git"
 	"github.com/alknet/alknet/examples/node/plugins/http"
@@ -33,6 +34,7 @@ func alknet(opts ...call.Option) *alknode.Node {
 		Plugins: []alknode.Plugin{
 			echo.New(), calls, ssh.New(ssh.WithSubsystem("sftp", files.SSHSubsystem), ssh.WithExec(repos.MatchExec, repos.StartExec)),
 			files, repos, http.New(calls),
+			dnsplugin.New(), // doq, alknet/dns and dot with a [dns] table; the pkarr relay on http's surface; the dns commands
 			id.New(), pipe.New(), callcmd.New(), connect.New(), vault.New(),
 			msgplugin.New(), // alknet/msg after the others, and the msg commands
 		},
