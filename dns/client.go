@@ -61,7 +61,7 @@ func (c *Client) Exchange(ctx context.Context, m *mdns.Msg) (*mdns.Msg, error) {
 }
 
 func (c *Client) exchangeDoQ(ctx context.Context, m *mdns.Msg) (*mdns.Msg, error) {
-	q := *m // shallow: Pack does not keep it
+	q := m.Copy() // Pack may write into the OPT record: callers may share m
 	q.Id = 0
 	wire, err := q.Pack()
 	if err != nil {
@@ -136,7 +136,7 @@ func sendError(s io.Reader, op string, err error) error {
 }
 
 func (c *Client) exchangeDoT(ctx context.Context, m *mdns.Msg) (*mdns.Msg, error) {
-	wire, err := m.Pack()
+	wire, err := m.Copy().Pack() // Pack may write into the OPT record: callers may share m
 	if err != nil {
 		return nil, fmt.Errorf("dns: pack query: %w", err)
 	}
