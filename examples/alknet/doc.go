@@ -10,6 +10,9 @@
 //	alknet call  [--state DIR] [--passphrase-file FILE] (--pin FP | --insecure) [--tcp] [--token TOKEN] [--timeout DUR] HOST:PORT OPERATION [JSON-INPUT]
 //	alknet connect [--state DIR] [--passphrase-file FILE] (--pin FP | --insecure) [--tcp] [--host-key FP] [--user NAME] [--socks ADDR] [-L bind:port:host:port]... [-R bind:port:host:port]... HOST:PORT
 //	alknet git init [--config FILE] NAME
+//	alknet dns query   [--state DIR] [--passphrase-file FILE] (--pin FP | --insecure) [--tcp] HOST:PORT NAME [TYPE]
+//	alknet dns publish [--state DIR] [--passphrase-file FILE] [--pin FP | --insecure] [--addr IP:PORT]... [--alpn ALPN,...]... [--ttl SECONDS] RELAY-URL
+//	alknet dns resolve [--state DIR] [--passphrase-file FILE] [--pin FP | --insecure] RELAY-URL Z32
 //	alknet vault init    [--state DIR] [--words N] [--passphrase-file FILE] [--bip39-passphrase-file FILE]
 //	alknet vault recover [--state DIR] [--passphrase-file FILE] [--bip39-passphrase-file FILE] < MNEMONIC
 //	alknet vault seal    [--state DIR] [--passphrase-file FILE] [--key-version N] [--raw] < SECRET
@@ -211,6 +214,28 @@
 //
 //	git -c protocol.ext.allow=always clone 'ext::alknet pipe --alpn alknet/git --pin FP HOST:PORT %G/org/repo.git'
 //	GIT_SSH_COMMAND="ssh -o ProxyCommand='alknet pipe --alpn alknet/ssh --pin FP %h:%p'" git clone ssh://git@HOST:PORT/org/repo.git
+//
+// # DNS
+//
+// With a [dns] table in --config, serve answers authoritatively over DNS over QUIC (ALPNs
+// doq and alknet/dns) and DNS over TLS (dot, on the TCP+TLS listener) for the node zone
+// "<z32>.<origin>." (origin = "" by default; <z32> is the z-base-32 form of the node's
+// key), whose "_alknet" TXT and SVCB records list the node's ALPNs and addresses
+// (addresses, default the listen address), for static zones (zones = [...] master
+// files, re-read on SIGHUP; a broken file keeps the zones in use) and, with [dns.pkarr]
+// relay = true, for the "<z32>." names of the pkarr packets its relay holds (PUT and GET
+// https://HOST:PORT/pkarr/<z32> on the HTTP surface). [dns.pkarr] publish = [URLs]
+// publishes the node's own signed packet to those relays, hourly. listen_plain =
+// "127.0.0.1:5353" adds an unencrypted UDP+TCP listener for dig and kdig:
+//
+//	kdig +quic @127.0.0.1 -p 4433 _alknet.<z32> TXT
+//
+// "alknet dns query" asks a node (DoQ, or DoT with --tcp; --pin or --insecure as for
+// pipe) and prints the answer as zone-file lines, exit 1 unless NOERROR. "alknet dns
+// publish" signs the packet of the state directory's key (records for --addr and
+// --alpn) and PUTs it to a relay; "alknet dns resolve" prints the verified records a
+// relay holds for a key, exit 1 on 404 or a bad signature. For both, --pin verifies a
+// relay that is an alknet node; without it the system roots apply.
 //
 // # alknet connect
 //
