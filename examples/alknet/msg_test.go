@@ -658,3 +658,47 @@ func TestMsgConfig(t *testing.T) {
 		}
 	})
 }
+
+// A reloaded [msg] table takes effect on restart, and the reload says so; peers and
+// their scopes apply at once.
+func TestMsgReload(t *testing.T) {
+	bob, bobFP := newClientState(t)
+	n, path := startServeConfig(t, msgConfig("", nil))
+	checkFailure(t, runCmd(t, nil, "", append(n.msgArgs("register", bob), n.quic)...), exitFailure, "NOT_HOSTED")
+	writeFile(t, path, msgConfig("allow_anonymous = true", msgPeers{bobFP: {msg.ScopeMailbox}}))
+	if err := n.triggerReload(); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	if !strings.Contains(n.stderr.String(), "[msg] changes take effect on restart") {
+		t.Errorf("the reload line does not say that [msg] needs a restart:\n%s", n.stderr)
+	}
+	mustRun(t, "", append(n.msgArgs("register", bob), n.quic)...) // the new peer's mailbox is hosted
+}
+
+// Usage errors exit 2 before anything is dialled.
+func TestMsgUsage(t *testing.T) {
+	state := t.TempDir()
+	fp := "ed25519:" + strings.Repeat("ab", 32)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"msg"}, "missing subcommand"},
+		{[]string{"msg", "frob"}, `unknown subcommand "frob"`},
+		{[]string{"msg", "send", "--state", state, "--pin", fp, "127.0.0.1:1"}, "want HOST:PORT RECIPIENT"},
+		{[]string{"msg", "send", "--state", state, "127.0.0.1:1", fp}, "--pin"},
+		{[]string{"msg", "send", "--state", state, "--pin", fp, "127.0.0.1:1", "bob"}, `RECIPIENT "bob"`},
+		{[]string{"msg", "send", "--state", state, "--pin", fp, "--ttl", "0.5s", "127.0.0.1:1", fp}, "--ttl"},
+		{[]string{"msg", "inbox", "--state", state, "--pin", fp, "--wait", "61s", "127.0.0.1:1"}, "--wait 1m1s"},
+		{[]string{"msg", "register", "--state", state, "--pin", fp, "--valid", "forever", "127.0.0.1:1"}, "-valid"},
+		{[]string{"msg", "inbox", "--state", state, "--insecure", "nohostport"}, "not HOST:PORT"},
+	} {
+		checkFailure(t, runCmd(t, nil, "", tc.args...), exitUsage, tc.want)
+	}
+	for _, sub := range []string{"register", "send", "inbox"} {
+		r := runCmd(t, nil, "", "help", "msg", sub)
+		if exitCode(r.err) != exitOK || !strings.HasPrefix(r.stdout, "Usage: alknet msg "+sub) {
+			t.Errorf("help msg %s printed %q", sub, r.stdout)
+		}
+	}
+}

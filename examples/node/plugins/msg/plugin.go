@@ -50,7 +50,10 @@ const (
 
 // Plugin serves alknet/msg when the config has a [msg] table, and provides the msg
 // client commands.
-type Plugin struct{}
+type Plugin struct {
+	mu      sync.Mutex
+	running *msg.Config // the [msg] table serve started with; nil when not serving
+}
 
 // New returns the msg plugin.
 func New() *Plugin { return &Plugin{} }
@@ -121,7 +124,31 @@ func (p *Plugin) Setup(ctx context.Context, env *node.Env) ([]core.ProtocolHandl
 		return nil, fmt.Errorf("alknet/msg: %w", err)
 	}
 	go refresh.loop()
+	p.mu.Lock()
+	p.running = &cfg
+	p.mu.Unlock()
 	return []core.ProtocolHandler{srv}, nil
+}
+
+// Reload takes a reloaded [msg] table: its keys take effect on restart, which the
+// "config reloaded" line and a warning say when they changed. Peers and their scopes
+// (msg:mailbox, msg:send) apply at once, through the node's live configuration.
+func (p *Plugin) Reload(c node.Config) ([]slog.Attr, error) {
+	next := c.(*Config).Msg
+	p.mu.Lock()
+	cur := p.running
+	p.mu.Unlock()
+	switch {
+	case cur == nil && next == nil:
+		return nil, nil
+	case cur == nil:
+		return []slog.Attr{slog.String("msg", "restart to serve alknet/msg")}, nil
+	case next == nil:
+		return []slog.Attr{slog.String("msg", "the [msg] table is gone; alknet/msg is served until restart")}, nil
+	case next.Effective() != *cur:
+		return []slog.Attr{slog.String("msg", "[msg] changes take effect on restart")}, nil
+	}
+	return nil, nil
 }
 
 // nodeKey returns the node's X25519 key: the vault's when serve derived one, else the
