@@ -139,7 +139,10 @@ func (n *node) gitEnv(t *testing.T, env []string, who, dir string, args ...strin
 		key = hex.EncodeToString(n.stranger.Key.Seed())
 	}
 	cmd.Env = append(os.Environ(), "HOME="+home, "GIT_CONFIG_NOSYSTEM=1", "GIT_TERMINAL_PROMPT=0",
-		pinEnv+"="+n.ep.Identity.Fingerprint, keyEnv+"="+key, "GITTEST_WHO="+who, "GITTEST_EXEC_ADDR="+n.sshAddr)
+		pinEnv+"="+n.ep.Identity.Fingerprint, keyEnv+"="+key, "GITTEST_WHO="+who, "GITTEST_EXEC_ADDR="+n.sshAddr,
+		// The ext:: helper is this race-enabled test binary: without this, its exit
+		// waits a second for the race runtime on every git operation.
+		"GORACE=atexit_sleep_ms=0")
 	cmd.Env = append(cmd.Env, env...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
