@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/alknet/alknet/core"
 	"github.com/alknet/alknet/core/endpoint"
+	"github.com/quic-go/quic-go"
 
 	"github.com/alknet/alknet/examples/node"
 )
@@ -102,7 +104,7 @@ func (c *cli) copyStream(ctx context.Context, o *pipeOptions, conn *core.Connect
 		switch {
 		case r.stdin:
 			return fmt.Errorf("pipe: read stdin: %w", r.err)
-		case r.err != nil && rerr == nil && !closedNormally(ctx, r.err):
+		case r.err != nil && rerr == nil && !closedNormally(ctx, r.err) && !serverFinished(r.err):
 			return c.pipeFailed(ctx, o, "send", r.err)
 		}
 	default:
@@ -114,6 +116,18 @@ func (c *cli) copyStream(ctx context.Context, o *pipeOptions, conn *core.Connect
 		return c.pipeFailed(ctx, o, "receive", rerr)
 	}
 	return nil
+}
+
+// serverFinished reports whether a send failure only says that the server, which has
+// already ended its side cleanly (our receive saw EOF), stopped reading our input: a
+// QUIC STOP_SENDING, which quic-go reports from Write as a remote stream error and
+// from the closing CloseWrite as a close of a canceled stream. A git server that
+// answered "ERR repository not found" and closed its stream is done, not failed.
+func serverFinished(err error) bool {
+	if se, ok := errors.AsType[*quic.StreamError](err); ok {
+		return se.Remote
+	}
+	return strings.Contains(err.Error(), "close called for canceled stream")
 }
 
 // closedNormally reports whether err is the server closing the connection normally
