@@ -17,6 +17,7 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -162,7 +163,10 @@ func (p *Plugin) ready(r node.Ready) {
 	st := p.st
 	st.alpns = slices.Clone(r.ALPNs)
 	st.listen = nil
-	for _, a := range []fmt.Stringer{r.QUIC, r.TCP} {
+	for _, a := range []net.Addr{r.QUIC, r.TCP} {
+		if a == nil {
+			continue
+		}
 		ap, err := netip.ParseAddrPort(a.String())
 		if err != nil || ap.Addr().IsUnspecified() || ap.Port() == 0 {
 			continue
@@ -173,6 +177,9 @@ func (p *Plugin) ready(r node.Ready) {
 	}
 	if len(st.cfg.Addresses) == 0 && len(st.listen) == 0 {
 		st.log.Warn("dns: the listen address is unspecified, so the discovery records carry no address; set [dns] addresses")
+	}
+	if st.relay != nil && !slices.ContainsFunc(r.ALPNs, func(a string) bool { return a == "h2" || a == "http/1.1" || a == "alknet/http" }) {
+		st.log.Warn("dns: [dns.pkarr] relay is on, but the node serves no HTTP: the relay is reachable over DNS only")
 	}
 	st.ready = true
 	h, err := st.handler(st.cfg, true)
