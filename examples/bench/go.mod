@@ -9,6 +9,7 @@ replace (
 	github.com/alknet/alknet/examples => ..
 	github.com/alknet/alknet/git => ../../git
 	github.com/alknet/alknet/http => ../../http
+	github.com/alknet/alknet/msg => ../../msg
 	github.com/alknet/alknet/sftp => ../../sftp
 	github.com/alknet/alknet/ssh => ../../ssh
 	github.com/alknet/alknet/vault => ../../vault
@@ -21,11 +22,13 @@ require (
 	github.com/alknet/alknet/examples v0.0.0-00010101000000-000000000000
 	github.com/alknet/alknet/git v0.0.0-00010101000000-000000000000
 	github.com/alknet/alknet/http v0.0.0-00010101000000-000000000000
+	github.com/alknet/alknet/msg v0.0.0-00010101000000-000000000000
 	github.com/alknet/alknet/sftp v0.0.0-00010101000000-000000000000
 	github.com/alknet/alknet/ssh v0.0.0-00010101000000-000000000000
 	github.com/alknet/alknet/vault v0.0.0-00010101000000-000000000000
 	github.com/coder/websocket v1.8.15
 	github.com/cosmos/go-bip39 v1.0.0
+	github.com/jackc/pgx/v5 v5.13.0
 	github.com/miekg/dns v1.1.73
 	github.com/modelcontextprotocol/go-sdk v1.8.0
 	github.com/pkg/sftp v1.13.12
@@ -44,6 +47,9 @@ require (
 	github.com/go-git/go-billy/v5 v5.9.2 // indirect
 	github.com/go-git/go-git/v5 v5.19.3 // indirect
 	github.com/google/jsonschema-go v0.4.3 // indirect
+	github.com/jackc/pgpassfile v1.0.0 // indirect
+	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
+	github.com/jackc/puddle/v2 v2.2.3 // indirect
 	github.com/jbenet/go-context v0.0.0-20150711004518-d14ea06fba99 // indirect
 	github.com/kr/fs v0.1.0 // indirect
 	github.com/pjbgf/sha1cd v0.7.0 // indirect
@@ -52,6 +58,7 @@ require (
 	github.com/segmentio/encoding v0.5.4 // indirect
 	github.com/sergi/go-diff v1.3.2-0.20230802210424-5b0b94c5c0d3 // indirect
 	github.com/yosida95/uritemplate/v3 v3.0.2 // indirect
+	go.etcd.io/bbolt v1.5.0 // indirect
 	golang.org/x/net v0.62.0 // indirect
 	golang.org/x/oauth2 v0.36.0 // indirect
 	golang.org/x/sync v0.24.0 // indirect

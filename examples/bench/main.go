@@ -16,6 +16,7 @@
 //	go run ./examples/bench ssh             # full run (about 40 seconds)
 //	go run ./examples/bench ws              # full run (about a minute)
 //	go run ./examples/bench mcp             # full run (about a minute and a half)
+//	go run ./examples/bench msg             # full run (a few minutes; postgres with -pg-dsn)
 package main
 
 import (
@@ -76,6 +77,10 @@ func benchmarks() map[string]benchmark {
 		"http": {
 			summary: "HTTP gateway (POST /call over TCP+TLS h2 and QUIC alknet/http h2) vs net/http TLS h2: requests/s with 64 clients, p50/p99 at 64 clients and 1",
 			run:     runHTTP,
+		},
+		"msg": {
+			summary: "msg module (msg.Server on the endpoint over QUIC, msg.Client) on memory, bbolt and PostgreSQL (with a DSN): deliveries/s and fetch+ack/s with 1 and 64 senders, 1 KiB and 64 KiB bodies, p50/p99; seal+open/s against plain crypto/hpke (the ceiling)",
+			run:     runMsg,
 		},
 		"mcp": {
 			summary: "MCP to_mcp projection (/mcp, call tool, TCP+TLS h2) vs the MCP Go SDK used directly (streamable HTTP, net/http TLS h2): tool calls/s and p50/p99 at 16 callers on one session and 1, new sessions/s",
