@@ -154,6 +154,13 @@ func TestDNSKdig(t *testing.T) {
 	if strings.Contains(n.stderr.String(), "nope.example.org") || strings.Contains(n.stderr.String(), "_alknet.") {
 		t.Errorf("a query name is in the log:\n%s", n.stderr)
 	}
+
+	// Shutdown closes the plain listener too.
+	n.stop(t)
+	if c, err := net.DialTimeout("tcp", "127.0.0.1:"+pp, 10*time.Second); err == nil {
+		c.Close()
+		t.Error("the plain listener still accepts after shutdown")
+	}
 }
 
 // TestDNSQueryCommand runs `alknet dns query` over QUIC and TCP+TLS.
@@ -242,6 +249,21 @@ func TestDNSZoneReload(t *testing.T) {
 	}
 	if r := query(); r.err != nil || !strings.Contains(r.stdout, "\t192.0.2.20\n") {
 		t.Fatalf("after a broken reload: %v\n%s", r.err, r.stdout)
+	}
+
+	// A new origin moves the node zone at once.
+	writeFile(t, zoneFile, exampleZone)
+	writeFile(t, cfg, "[dns]\norigin = \"alk.test\"\nzones = [\"example.org.zone\"]\naddresses = [\"192.0.2.7:853\"]\n")
+	if err := n.triggerReload(); err != nil {
+		t.Fatalf("reload with an origin: %v", err)
+	}
+	r := runDNS(t, "query", "--state", t.TempDir(), "--pin", n.fp, n.quic, "_alknet."+z32(t, n.fp)+".alk.test", "TXT")
+	if r.err != nil || !strings.Contains(r.stdout, `"addr=192.0.2.7:853"`) {
+		t.Errorf("node zone after the origin changed: %v\n%s", r.err, r.stdout)
+	}
+	r = runDNS(t, "query", "--state", t.TempDir(), "--pin", n.fp, n.quic, "_alknet."+z32(t, n.fp), "TXT")
+	if exitCode(r.err) != exitFailure || !strings.HasPrefix(r.stdout, ";; status: REFUSED") {
+		t.Errorf("the old node zone still answers: %v\n%s", r.err, r.stdout)
 	}
 }
 
