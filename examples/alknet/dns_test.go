@@ -407,3 +407,41 @@ func TestDNSConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestDNSResolveBadSignature checks that `alknet dns resolve` verifies what a relay
+// sends: a payload whose signature does not verify is exit 1, and nothing is printed.
+func TestDNSResolveBadSignature(t *testing.T) {
+	_, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rr := &mdns.TXT{Hdr: mdns.RR_Header{Name: "_alknet", Rrtype: mdns.TypeTXT, Class: mdns.ClassINET, Ttl: 300}, Txt: []string{"v=alknet1"}}
+	sp, err := pkarr.Sign(key, time.Now(), []mdns.RR{rr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := sp.RelayPayload()
+	tampered := slices.Clone(payload)
+	tampered[0] ^= 1 // the first signature byte
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", pkarr.ContentType)
+		if strings.HasPrefix(r.URL.Path, "/bad/") {
+			_, _ = w.Write(tampered)
+			return
+		}
+		_, _ = w.Write(payload)
+	}))
+	t.Cleanup(srv.Close)
+
+	r := runDNS(t, "resolve", srv.URL+"/good", sp.Name())
+	if r.err != nil || !strings.Contains(r.stdout, "_alknet."+sp.Name()+".\t300\tIN\tTXT\t\"v=alknet1\"\n") {
+		t.Fatalf("resolve of a good packet over http: %v\n%s", r.err, r.stdout)
+	}
+	r = runDNS(t, "resolve", srv.URL+"/bad", sp.Name())
+	if code := exitCode(r.err); code != exitFailure || !strings.Contains(r.err.Error(), "bad signature") {
+		t.Errorf("resolve of a tampered packet: exit %d, %v", code, r.err)
+	}
+	if r.stdout != "" {
+		t.Errorf("stdout = %q, want nothing for a packet that does not verify", r.stdout)
+	}
+}
