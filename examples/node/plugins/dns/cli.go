@@ -28,7 +28,7 @@ import (
 // Synopses of the dns commands.
 const (
 	querySynopsis   = "dns query [--state DIR] [--passphrase-file FILE] (--pin FINGERPRINT | --insecure) [--tcp] HOST:PORT NAME [TYPE]"
-	publishSynopsis = "dns publish [--state DIR] [--passphrase-file FILE] [--pin FINGERPRINT | --insecure] [--addr IP:PORT]... [--alpn ALPN[,ALPN...]]... RELAY-URL"
+	publishSynopsis = "dns publish [--state DIR] [--passphrase-file FILE] [--pin FINGERPRINT | --insecure] [--addr IP:PORT]... [--alpn ALPN[,ALPN...]]... [--ttl SECONDS] RELAY-URL"
 	resolveSynopsis = "dns resolve [--state DIR] [--passphrase-file FILE] [--pin FINGERPRINT | --insecure] RELAY-URL Z32"
 )
 
