@@ -13,6 +13,9 @@
 //	alknet dns query   [--state DIR] [--passphrase-file FILE] (--pin FP | --insecure) [--tcp] HOST:PORT NAME [TYPE]
 //	alknet dns publish [--state DIR] [--passphrase-file FILE] [--pin FP | --insecure] [--addr IP:PORT]... [--alpn ALPN,...]... [--ttl SECONDS] RELAY-URL
 //	alknet dns resolve [--state DIR] [--passphrase-file FILE] [--pin FP | --insecure] RELAY-URL Z32
+//	alknet msg register [--state DIR] [--passphrase-file FILE] (--pin FP | --insecure) [--tcp] [--valid DUR] HOST:PORT
+//	alknet msg send     [--state DIR] [--passphrase-file FILE] (--pin FP | --insecure) [--tcp] [--content-type TYPE] [--ttl DUR] HOST:PORT RECIPIENT < BODY
+//	alknet msg inbox    [--state DIR] [--passphrase-file FILE] (--pin FP | --insecure) [--tcp] [--wait DUR] [--ack] HOST:PORT
 //	alknet vault init    [--state DIR] [--words N] [--passphrase-file FILE] [--bip39-passphrase-file FILE]
 //	alknet vault recover [--state DIR] [--passphrase-file FILE] [--bip39-passphrase-file FILE] < MNEMONIC
 //	alknet vault seal    [--state DIR] [--passphrase-file FILE] [--key-version N] [--raw] < SECRET
@@ -236,6 +239,31 @@
 // --alpn) and PUTs it to a relay; "alknet dns resolve" prints the verified records a
 // relay holds for a key, exit 1 on 404 or a bad signature. For both, --pin verifies a
 // relay that is an alknet node; without it the system roots apply.
+//
+// # Messages
+//
+// With a [msg] table in --config, serve answers alknet/msg: sealed store-and-forward
+// messages (package github.com/alknet/alknet/msg). It hosts its own mailbox and those
+// of the peers with scope msg:mailbox, takes deliveries from peers with scope msg:send
+// (from anyone under allow_anonymous = true) and keeps the mailboxes in DIR/msg.db
+// (store = "bbolt", the default), in PostgreSQL (store = "postgres", the DSN in
+// postgres_dsn_file, mode 0600, shared by a fleet of nodes) or in memory. At start it
+// publishes its own key bundle, so that messages can be sent to the node itself. Its
+// X25519 key, and each client's, is the vault's (m/74'/2'/1'/0') with a keystore, else
+// DIR/msg_x25519.key (PEM PKCS #8, created with mode 0600; never converted from the
+// Ed25519 key).
+//
+// "alknet msg register" publishes the client's key bundle to its home node. "alknet msg
+// send" seals stdin (at most 1 MiB, and what the node's max_frame_bytes allows) for the
+// RECIPIENT fingerprint, delivers it and prints the message id. "alknet msg inbox"
+// fetches every page of the client's mailbox (--wait long-polls an empty one, up to 1m),
+// opens and verifies each message and prints one JSON line per message:
+//
+//	{"id":"<base64url>","from":"ed25519:<hex>","ts":"<RFC 3339, ms, UTC>","content_type":"...","body":"...","encoding":"text"}
+//
+// body is the body itself when it is valid UTF-8 (encoding "text") and standard base64
+// otherwise (encoding "base64"). --ack deletes what was printed; a message that does
+// not open or verify is reported on stderr and kept, and inbox then exits 1.
 //
 // # alknet connect
 //

@@ -36,8 +36,8 @@
 //     it is spelled exactly as a tag, and calls the config's Validate, so that a rule
 //     lives in one place. A PathResolver config resolves relative paths first.
 //   - Provisioner: Setup(ctx, *Env) returns the plugin's handlers. Env holds the node's
-//     key and SSH host key, state directory, live store, identity provider, logger and
-//     the plugin's decoded config. The handlers of all plugins, in list order, are the
+//     key and SSH host key (and, from a keystore, the vault's msg X25519 key), state
+//     directory, live store, identity provider, logger and the plugin's decoded config. The handlers of all plugins, in list order, are the
 //     node's ALPN preference order.
 //   - Reloader: on SIGHUP the node re-reads --config; once the whole file is valid and
 //     the store took it, each Reloader gets its new config and returns attributes for
