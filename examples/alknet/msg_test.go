@@ -288,7 +288,7 @@ func TestMsgVaultKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	owner := loadKeyOf(t, abandonFP)
+	owner := pubKeyOf(t, abandonFP)
 	_, otherKey, _ := ed25519.GenerateKey(nil)
 	c := dialMsg(t, n.fp, n.quic, otherKey, false)
 	b, err := c.GetKeys(t.Context(), owner)
@@ -361,7 +361,10 @@ func msgCrash(t *testing.T, table string) {
 
 	aliceKey, bobKey := loadNodeKey(t, alice), loadNodeKey(t, bob)
 	bobPub := bobKey.Public().(ed25519.PublicKey)
-	bundle, err := dialMsg(t, p.fp, p.quic, aliceKey, false).GetKeys(t.Context(), bobPub)
+	// A fail-safe for the whole test: it turns a hang into a failure.
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	bundle, err := dialMsg(t, p.fp, p.quic, aliceKey, false).GetKeys(ctx, bobPub)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,9 +386,7 @@ func msgCrash(t *testing.T, table string) {
 					t.Error(err)
 					return
 				}
-				ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 				_, err = sender.Deliver(ctx, env)
-				cancel()
 				if err != nil {
 					return // the node is gone
 				}
@@ -413,7 +414,7 @@ func msgCrash(t *testing.T, table string) {
 	seen := map[[msg.IDSize]byte]int{}
 	after := ""
 	for {
-		page, err := reader.Fetch(t.Context(), msg.FetchOptions{After: after})
+		page, err := reader.Fetch(ctx, msg.FetchOptions{After: after})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -559,8 +560,8 @@ func loadNodeKey(t *testing.T, state string) ed25519.PrivateKey {
 	return key
 }
 
-// loadKeyOf returns the public key of an ed25519:<hex> fingerprint.
-func loadKeyOf(t *testing.T, fp string) ed25519.PublicKey {
+// pubKeyOf returns the public key of an ed25519:<hex> fingerprint.
+func pubKeyOf(t *testing.T, fp string) ed25519.PublicKey {
 	t.Helper()
 	_, sum, err := core.ParseFingerprint(fp)
 	if err != nil {
