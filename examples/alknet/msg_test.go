@@ -703,3 +703,29 @@ func TestMsgUsage(t *testing.T) {
 		}
 	}
 }
+
+// serve closes its store when it stops: the same state directory serves again at once,
+// with the mailbox and the node's key as they were.
+func TestMsgRestart(t *testing.T) {
+	alice, aliceFP := newClientState(t)
+	state := t.TempDir()
+	cfg := filepath.Join(t.TempDir(), "alknet.toml")
+	writeFile(t, cfg, msgConfig("", msgPeers{aliceFP: {msg.ScopeSend}}))
+	n := startServe(t, "--state", state, "--config", cfg)
+	id := sendID(t, n, alice, n.fp, "kept across a restart")
+	key := readBytes(t, filepath.Join(state, msgplugin.KeyFileName))
+	n.stop(t)
+
+	m := startServe(t, "--state", state, "--config", cfg)
+	if m.fp != n.fp {
+		t.Fatalf("fingerprint %s after restart, was %s", m.fp, n.fp)
+	}
+	if string(readBytes(t, filepath.Join(state, msgplugin.KeyFileName))) != string(key) {
+		t.Error("the node's X25519 key file changed across a restart")
+	}
+	// The node reads its own mailbox with its own state directory.
+	l := parseInbox(t, mustRun(t, "", append(m.msgArgs("inbox", state), m.quic)...).stdout)
+	if len(l) != 1 || l[0].ID != id || l[0].From != aliceFP {
+		t.Errorf("inbox after restart = %+v, want %s from %s", l, id, aliceFP)
+	}
+}
