@@ -131,7 +131,7 @@ func (p *Plugin) Setup(ctx context.Context, env *node.Env) ([]core.ProtocolHandl
 }
 
 // Reload takes a reloaded [msg] table: its keys take effect on restart, which the
-// "config reloaded" line and a warning say when they changed. Peers and their scopes
+// "config reloaded" line says (attribute msg) when they changed. Peers and their scopes
 // (msg:mailbox, msg:send) apply at once, through the node's live configuration.
 func (p *Plugin) Reload(c node.Config) ([]slog.Attr, error) {
 	next := c.(*Config).Msg
