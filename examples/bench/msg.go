@@ -495,12 +495,12 @@ func (f *msgFixture) metrics(o msgBenchOptions, selected map[string]bool) []*cal
 					a = f.lat.arm(key, name, d.owners, func(ctx context.Context, lat [][]time.Duration) (sample, error) {
 						return sa.fetchRound(ctx, pool, o.batch, o.duration, lat)
 					})
-					a.prepare = func(ctx context.Context) error { return sa.prepareFetch(ctx, pool, o.duration) }
+					a.prepare = func(ctx context.Context) error { return sa.prepareFetch(ctx, f, pool, o.duration) }
 				} else {
 					a = f.lat.arm(key, name, d.owners, func(ctx context.Context, lat [][]time.Duration) (sample, error) {
 						return sa.deliverRound(ctx, pool, o.duration, lat)
 					})
-					a.prepare = sa.drain
+					a.prepare = func(ctx context.Context) error { return sa.prepareDeliver(ctx, f) }
 				}
 				m.arms = append(m.arms, a)
 			}
@@ -676,7 +676,7 @@ func (f *msgFixture) msgEndpoint(ctx context.Context, name string, srv *msg.Serv
 }
 
 // dial returns a msg client of the server at addr as party p, its connection's
-// goroutines labelled with the arm and side.
+// goroutines labelled with the arm and side; the caller closes it.
 func (f *msgFixture) dial(ctx context.Context, name, addr string, p *msgParty) (*msg.Client, error) {
 	cert := p.cert
 	var c *msg.Client
@@ -689,6 +689,5 @@ func (f *msgFixture) dial(ctx context.Context, name, addr string, p *msgParty) (
 	if err != nil {
 		return nil, err
 	}
-	f.add(func(context.Context) error { return c.Close() })
 	return c, nil
 }

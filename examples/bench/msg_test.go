@@ -4,6 +4,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestMsgQuick runs the msg benchmark in quick mode with 3 senders and small pools
@@ -84,5 +85,40 @@ func TestMsgFlags(t *testing.T) {
 	}
 	if !strings.Contains(out, "fetch pages of up to 7") {
 		t.Errorf("settings do not name the batch of 7:\n%s", out)
+	}
+}
+
+// TestMsgRefreshRedials checks that a store arm's refresh replaces a client whose
+// connection is gone (as after the endpoint's idle timeout) and that it then works.
+func TestMsgRefreshRedials(t *testing.T) {
+	benchTest(t)
+	o := msgBenchOptions{senders: 2, poolSmall: 4, poolLarge: 2, batch: 10}
+	selected := map[string]bool{metricMsgDeliverNSmall: true}
+	f, err := newMsgFixture(t.Context(), []string{armMsgMemory}, selected, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.close()
+	sa := f.stores[armMsgMemory]
+	old := sa.senders[1]
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := sa.prepareDeliver(t.Context(), f); err != nil {
+		t.Fatalf("prepare after close: %v", err)
+	}
+	if sa.senders[1] == old {
+		t.Error("the closed client was kept")
+	}
+	lat := make([][]time.Duration, 2)
+	s, err := sa.deliverRound(t.Context(), f.pools[metricMsgDeliverNSmall], time.Minute, lat)
+	if err != nil {
+		t.Fatalf("deliver round: %v", err)
+	}
+	if s.ops != o.poolSmall {
+		t.Errorf("delivered %d envelopes, want the pool's %d", s.ops, o.poolSmall)
+	}
+	if err := f.shutdown(); err != nil {
+		t.Errorf("shutdown: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,6 +27,7 @@ import (
 // connection per sender and one per mailbox owner.
 type msgStoreArm struct {
 	name    string
+	addr    string // the endpoint's QUIC address
 	store   msg.Store
 	senders []*msg.Client
 	owners  []*msg.Client
@@ -75,21 +77,62 @@ func (f *msgFixture) startStore(ctx context.Context, name string, o msgBenchOpti
 	if err != nil {
 		return nil, err
 	}
-	for range o.senders {
-		c, err := f.dial(ctx, name, addr, f.sender)
-		if err != nil {
-			return nil, fmt.Errorf("dial as the sender: %w", err)
+	sa.addr = addr
+	sa.senders = make([]*msg.Client, o.senders)
+	sa.owners = make([]*msg.Client, len(f.owners))
+	f.add(func(context.Context) error {
+		for _, c := range append(slices.Clone(sa.senders), sa.owners...) {
+			if c != nil {
+				_ = c.Close()
+			}
 		}
-		sa.senders = append(sa.senders, c)
+		return nil
+	})
+	if err := sa.refresh(ctx, f); err != nil {
+		return nil, err
 	}
-	for i, p := range f.owners {
-		c, err := f.dial(ctx, name, addr, p)
-		if err != nil {
-			return nil, fmt.Errorf("dial as owner %d: %w", i, err)
-		}
-		sa.owners = append(sa.owners, c)
+	// Owner 0 publishes its bundle: refresh's probe reads it.
+	if err := sa.owners[0].PutKeys(ctx, f.owners[0].bundle); err != nil {
+		return nil, fmt.Errorf("publish a key bundle: %w", err)
 	}
 	return sa, nil
+}
+
+// refresh dials every client not dialed yet, and redials every one that does not answer
+// a keys.get (the endpoint closes connections idle for 30 s, and a connection waits
+// idle while the other arms run).
+func (sa *msgStoreArm) refresh(ctx context.Context, f *msgFixture) error {
+	probe := f.owners[0].pub
+	fix := func(cs []*msg.Client, party func(i int) *msgParty) error {
+		for i, c := range cs {
+			if c != nil {
+				if _, err := c.GetKeys(ctx, probe); err == nil {
+					continue
+				}
+				_ = c.Close()
+				cs[i] = nil
+			}
+			c, err := f.dial(ctx, sa.name, sa.addr, party(i))
+			if err != nil {
+				return fmt.Errorf("dial: %w", err)
+			}
+			cs[i] = c
+		}
+		return nil
+	}
+	if err := fix(sa.senders, func(int) *msgParty { return f.sender }); err != nil {
+		return err
+	}
+	return fix(sa.owners, func(i int) *msgParty { return f.owners[i] })
+}
+
+// prepareDeliver readies a deliver round: the clients answer and the mailboxes are
+// empty.
+func (sa *msgStoreArm) prepareDeliver(ctx context.Context, f *msgFixture) error {
+	if err := sa.refresh(ctx, f); err != nil {
+		return err
+	}
+	return sa.drain(ctx)
 }
 
 func (f *msgFixture) ownerKeys() []ed25519.PublicKey {
@@ -156,7 +199,10 @@ func (sa *msgStoreArm) drain(ctx context.Context) error {
 // prepareFetch makes sure the mailboxes hold what a deliver round of p delivered: the
 // envelopes of the deliver round just before, or else (emptied first) what an untimed
 // deliver round of d delivers.
-func (sa *msgStoreArm) prepareFetch(ctx context.Context, p *msgPool, d time.Duration) error {
+func (sa *msgStoreArm) prepareFetch(ctx context.Context, f *msgFixture, p *msgPool, d time.Duration) error {
+	if err := sa.refresh(ctx, f); err != nil {
+		return err
+	}
 	if sa.lastDelivered == p.key {
 		return nil
 	}
