@@ -217,9 +217,11 @@ func (c *CLI) usage() string {
 	fmt.Fprintf(&b, "Usage: %s <command> [flags] [arguments]\n\nCommands:\n", c.node.Name)
 	line := func(name, summary string) { fmt.Fprintf(&b, "  %-7s %s\n", name, summary) }
 	line("serve", "run a node: QUIC and TCP+TLS on one port, handlers chosen by ALPN")
+	line("config", "config check --config FILE: validate a --config file as serve would, without starting")
 	for _, cmd := range c.node.commands() {
 		line(cmd.Name, cmd.Summary)
 	}
+	line("version", "print the version, VCS revision, Go and quic-go versions (also --version)")
 	line("help", fmt.Sprintf("show this help, or \"%s help <command>\" for a command's flags", c.node.Name))
 	b.WriteString("\nExit codes: 0 success, 1 runtime failure, 2 usage or configuration error.\n")
 	return b.String()
@@ -235,6 +237,10 @@ func (c *CLI) Run(ctx context.Context, args []string) error {
 	switch name {
 	case "serve":
 		return c.serve(ctx, rest)
+	case "config":
+		return c.configCommand(rest)
+	case "version", "-version", "--version":
+		return c.version(rest)
 	case "help", "-h", "-help", "--help":
 		return c.help(rest)
 	}
@@ -251,11 +257,19 @@ func (c *CLI) help(args []string) error {
 		_, err := io.WriteString(c.Stdout, c.usage())
 		return err
 	}
-	if args[0] == "serve" {
+	switch args[0] {
+	case "serve":
 		if len(args) > 1 {
 			return Usagef("help: too many arguments")
 		}
 		return c.serve(context.Background(), []string{"-h"})
+	case "config":
+		return c.helpConfig(args[1:])
+	case "version":
+		if len(args) > 1 {
+			return Usagef("help: too many arguments")
+		}
+		return c.version([]string{"-h"})
 	}
 	for _, cmd := range c.node.commands() {
 		if cmd.Name != args[0] {

@@ -303,7 +303,9 @@ func TestPluginCommandsAndFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "Commands:\n  serve   run a node: QUIC and TCP+TLS on one port, handlers chosen by ALPN\n" +
-		"  a-cmd   the command of a\n  b-cmd   the command of b\n  help    show this help"
+		"  config  config check --config FILE: validate a --config file as serve would, without starting\n" +
+		"  a-cmd   the command of a\n  b-cmd   the command of b\n" +
+		"  version print the version, VCS revision, Go and quic-go versions (also --version)\n  help    show this help"
 	if !strings.Contains(stdout.String(), want) {
 		t.Errorf("help:\n%s\nwant\n%s", stdout.String(), want)
 	}

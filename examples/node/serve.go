@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -34,6 +33,7 @@ type serveOptions struct {
 	config         string
 	drain          time.Duration
 	logLevel       slog.Level
+	logFormat      string
 }
 
 // PassphraseFileUsage is the help of --passphrase-file on the commands that unlock a
@@ -42,7 +42,7 @@ const PassphraseFileUsage = "read the keystore passphrase from `FILE` (mode 0600
 	"without it alknet prompts on the terminal. Used only when DIR holds vault.keystore"
 
 func (c *CLI) parseServe(args []string) (*serveOptions, error) {
-	synopsis := c.node.Name + " serve [--state DIR] [--passphrase-file FILE] [--listen HOST:PORT] [--config FILE] [--drain DUR] [--log-level LEVEL]"
+	synopsis := c.node.Name + " serve [--state DIR] [--passphrase-file FILE] [--listen HOST:PORT] [--config FILE] [--drain DUR] [--log-level LEVEL] [--log-format text|json]"
 	cmd := c.NewFlagSet("serve", "")
 	o := &serveOptions{}
 	cmd.StringVar(&o.state, "state", "", "state directory `DIR` holding vault.keystore or node.key (default ~/.alknet)")
@@ -51,6 +51,7 @@ func (c *CLI) parseServe(args []string) (*serveOptions, error) {
 	cmd.StringVar(&o.config, "config", "", "TOML `FILE` with peers, API keys and limits, re-read on SIGHUP (default: no peers, default limits)")
 	cmd.DurationVar(&o.drain, "drain", defaultDrain, "how long shutdown waits for connections before closing them (`DUR`ation)")
 	level := cmd.String("log-level", "info", "log `LEVEL`: debug, info, warn or error")
+	cmd.StringVar(&o.logFormat, "log-format", "text", "log line `FORMAT` on stderr: text (slog's key=value) or json (one JSON object a line)")
 	for _, p := range c.node.Plugins {
 		if f, ok := p.(Flagger); ok {
 			if s := f.ServeFlags(cmd.FlagSet); s != "" {
@@ -81,8 +82,11 @@ func (c *CLI) parseServe(args []string) (*serveOptions, error) {
 	if o.drain <= 0 {
 		return nil, Usagef("serve: --drain %s: must be positive", o.drain)
 	}
-	if err := checkHostPort(o.listen); err != nil {
+	if err := checkListenAddr(o.listen); err != nil {
 		return nil, Usagef("serve: --listen %q: %v", o.listen, err)
+	}
+	if err := checkLogFormat(o.logFormat); err != nil {
+		return nil, Usagef("serve: --log-format %q: %v", o.logFormat, err)
 	}
 	return o, nil
 }
@@ -100,20 +104,13 @@ func (c *CLI) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(c.Stderr, &slog.HandlerOptions{Level: o.logLevel}))
+	log := newLogger(c.Stderr, o.logFormat, o.logLevel)
 	plugins := c.node.Plugins
 
-	pc := defaultConfig(plugins)
-	configDir := ""
-	if o.config != "" {
-		if pc, err = LoadConfig(o.config, plugins); err != nil {
-			return &ConfigError{fmt.Errorf("serve: %w", err)}
-		}
-		configDir = filepath.Dir(o.config)
-	}
-	store, err := core.NewDynamicStore(pc.Dynamic)
+	// config check runs the same loading (loadServeConfig).
+	pc, store, configDir, err := c.loadServeConfig(o.config)
 	if err != nil {
-		return &ConfigError{fmt.Errorf("serve: config: %w", err)}
+		return &ConfigError{fmt.Errorf("serve: %w", err)}
 	}
 
 	id, err := c.serveIdentity(o.state, o.passphraseFile)
