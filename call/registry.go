@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/alknet/alknet/core"
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -171,6 +172,8 @@ type entry struct {
 	input *jsonschema.Schema // nil: accepts anything
 	// declared holds the declared error codes.
 	declared map[string]struct{}
+	// stats counts its calls (see Registry.Stats).
+	stats *opCounters
 }
 
 // Registry holds operations by name. Lookup, List and Invoke are safe for concurrent
@@ -179,6 +182,8 @@ type entry struct {
 type Registry struct {
 	mu  sync.RWMutex
 	ops map[string]*entry
+	// unknown counts calls of names not held (see Stats).
+	unknown opCounters
 }
 
 // Names of the built-in discovery operations.
@@ -227,6 +232,7 @@ func (r *Registry) Register(reg Registration) error {
 		return err
 	}
 	name := e.reg.Spec.Name
+	e.stats = new(opCounters)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.ops[name]; ok {
@@ -401,7 +407,8 @@ func (r *Registry) list(keep func(OperationSpec) bool) []OperationSpec {
 // admit runs the checks before a handler (call.md §3): unknown → NOT_FOUND; Internal
 // from outside → NOT_FOUND; access control → FORBIDDEN; wrong kind of invoke →
 // INVALID_OPERATION_TYPE; input schema → INVALID_INPUT. It returns the entry and the
-// input to pass on (JSON null for a nil input).
+// input to pass on (JSON null for a nil input); the entry also with an error, when the
+// name is held.
 func (r *Registry) admit(name string, in json.RawMessage, oc *OpContext, stream bool) (*entry, json.RawMessage, *CallError) {
 	name = stripSlash(name)
 	e := r.getExact(name)
@@ -410,7 +417,7 @@ func (r *Registry) admit(name string, in json.RawMessage, oc *OpContext, stream 
 	}
 	spec := &e.reg.Spec
 	if spec.Visibility == Internal && !oc.IsInternal() {
-		return nil, nil, ErrNotFound(name)
+		return e, nil, ErrNotFound(name)
 	}
 	if len(in) == 0 {
 		in = json.RawMessage("null")
@@ -420,17 +427,17 @@ func (r *Registry) admit(name string, in json.RawMessage, oc *OpContext, stream 
 		rid = ExtractResourceID(spec.ResourceIDPath, in)
 	}
 	if cerr := spec.Access.Check(aclIdentity(oc), rid, oc.Ownership); cerr != nil {
-		return nil, nil, cerr
+		return e, nil, cerr
 	}
 	switch {
 	case stream && spec.Type != Subscription:
-		return nil, nil, Errorf(CodeInvalidOperationType, "operation %s is a %s; call it, do not subscribe", name, spec.Type)
+		return e, nil, Errorf(CodeInvalidOperationType, "operation %s is a %s; call it, do not subscribe", name, spec.Type)
 	case !stream && spec.Type == Subscription:
-		return nil, nil, Errorf(CodeInvalidOperationType, "operation %s is a subscription; subscribe to it", name)
+		return e, nil, Errorf(CodeInvalidOperationType, "operation %s is a subscription; subscribe to it", name)
 	}
 	if e.input != nil {
 		if cerr := validateInput(e.input, in); cerr != nil {
-			return nil, nil, cerr
+			return e, nil, cerr
 		}
 	}
 	return e, in, nil
@@ -468,27 +475,36 @@ func aclIdentity(oc *OpContext) *core.Identity { return oc.Identity }
 // succeeded. A nil output is JSON null. The output is not validated against the output schema
 // (it documents the operation); an output that is not valid JSON gives INTERNAL.
 func (r *Registry) Invoke(ctx context.Context, name string, in json.RawMessage, oc *OpContext) (json.RawMessage, *CallError) {
+	start := time.Now()
+	e, out, cerr := r.invoke(ctx, name, in, oc)
+	r.observe(e, start, cerr, true)
+	return out, cerr
+}
+
+// invoke is Invoke without the counting; it returns the entry called (nil when name
+// is not held).
+func (r *Registry) invoke(ctx context.Context, name string, in json.RawMessage, oc *OpContext) (*entry, json.RawMessage, *CallError) {
 	if oc == nil {
 		oc = NewRootContext("", nil, nil, nil, nil, nil)
 	}
 	e, in, cerr := r.admit(name, in, oc, false)
 	if cerr != nil {
-		return nil, cerr
+		return e, nil, cerr
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, ToCallError(err)
+		return e, nil, ToCallError(err)
 	}
 	out, err := runOnce(ctx, e.reg.Once, oc, in)
 	if err != nil && !isNilCallError(err) {
-		return nil, mapHandlerError(e, err)
+		return e, nil, mapHandlerError(e, err)
 	}
 	if len(out) == 0 {
-		return json.RawMessage("null"), nil
+		return e, json.RawMessage("null"), nil
 	}
 	if !json.Valid(out) {
-		return nil, NewCallError(CodeInternal, "handler returned invalid JSON")
+		return e, nil, NewCallError(CodeInternal, "handler returned invalid JSON")
 	}
-	return out, nil
+	return e, out, nil
 }
 
 // InvokeStream runs the Subscription name with the checks and error mapping of
@@ -498,23 +514,31 @@ func (r *Registry) Invoke(ctx context.Context, name string, in json.RawMessage, 
 // is not valid JSON. A nil emit discards the outputs. A nil result means the stream
 // ended normally (call.completed); a *CallError ends it with one call.error.
 func (r *Registry) InvokeStream(ctx context.Context, name string, in json.RawMessage, oc *OpContext, emit func(json.RawMessage) error) *CallError {
+	e, cerr := r.invokeStream(ctx, name, in, oc, emit)
+	r.observe(e, time.Time{}, cerr, false)
+	return cerr
+}
+
+// invokeStream is InvokeStream without the counting; it returns the entry called (nil
+// when name is not held).
+func (r *Registry) invokeStream(ctx context.Context, name string, in json.RawMessage, oc *OpContext, emit func(json.RawMessage) error) (*entry, *CallError) {
 	if oc == nil {
 		oc = NewRootContext("", nil, nil, nil, nil, nil)
 	}
 	e, in, cerr := r.admit(name, in, oc, true)
 	if cerr != nil {
-		return cerr
+		return e, cerr
 	}
 	if err := ctx.Err(); err != nil {
-		return ToCallError(err)
+		return e, ToCallError(err)
 	}
 	g := &guardedEmit{ctx: ctx, emit: emit}
 	err := runStream(ctx, e.reg.Stream, oc, in, g.send)
 	g.close()
 	if err != nil && !isNilCallError(err) {
-		return mapHandlerError(e, err)
+		return e, mapHandlerError(e, err)
 	}
-	return nil
+	return e, nil
 }
 
 // errStreamClosed is what emit returns once the stream handler has returned.
