@@ -191,6 +191,7 @@ type Handler struct {
 	node     func() core.Limits // nil: core's defaults
 	logger   *slog.Logger
 	chunks   chunkPool // scratch buffers for reading bodies and messages
+	stats    httpCounters
 }
 
 // ErrConfig is wrapped by the errors New returns for an invalid Config.
@@ -257,7 +258,11 @@ func (h *Handler) Gateway() *Gateway { return h.gw }
 // rather than to the mux's redirect, which would reveal the server.
 //
 // A request body is read under Limits.BodyReadTimeout, whatever route serves it.
+// Every request is counted by route and status class (see Stats).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	sw, w := newStatusWriter(w)
+	route := routeOther
+	defer func() { h.stats.observe(route, sw.status) }()
 	r = h.bodyDeadline(w, r)
 	p := r.URL.Path
 	if p == "" || p[0] != '/' || path.Clean(p) != p {
@@ -265,11 +270,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if hd, pattern := h.reserved.Handler(r); pattern != "" {
+		route = reservedRoute(pattern)
 		hd.ServeHTTP(w, r)
 		return
 	}
 	if h.routes != nil {
 		if _, pattern := h.routes.Handler(r); pattern != "" {
+			route = routeExtra
 			// Through the mux itself, which sets r.Pattern and the path values.
 			h.extra.ServeHTTP(w, r)
 			return
