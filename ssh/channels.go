@@ -40,7 +40,7 @@ func (s *session) channel(ctx context.Context, nch gossh.NewChannel) {
 		}
 		s.wg.Go(func() { s.serveSession(ctx, ch, reqs) })
 	case "direct-tcpip":
-		s.wg.Go(func() { s.directTCPIP(ctx, nch) })
+		s.wg.Go(func() { s.directTCPIP(ctx, countedChannel{nch, &s.srv.stats.direct}) })
 	default:
 		_ = nch.Reject(gossh.UnknownChannelType, "unknown channel type")
 	}
@@ -77,6 +77,13 @@ func (s *session) serveSession(ctx context.Context, ch gossh.Channel, reqs <-cha
 			}
 		}
 		ok := run != nil
+		switch {
+		case started:
+		case req.Type == "exec":
+			s.srv.stats.exec.count(ok)
+		case req.Type == "subsystem":
+			s.srv.stats.subsystem.count(ok)
+		}
 		if req.WantReply {
 			_ = req.Reply(ok, nil)
 		}
@@ -240,6 +247,7 @@ func (s *session) globalRequests(ctx context.Context, reqs <-chan *gossh.Request
 		switch req.Type {
 		case "tcpip-forward":
 			ok, reply = s.remoteForward(ctx, req.Payload)
+			s.srv.stats.remote.count(ok)
 		case "cancel-tcpip-forward":
 			ok = s.cancelForward(req.Payload)
 		}

@@ -145,8 +145,9 @@ type Config struct {
 // plain net.Listeners (Serve) and connections (ServeConn) with the same
 // configuration.
 type Server struct {
-	cfg atomic.Pointer[Config]
-	ips ipCounter
+	cfg   atomic.Pointer[Config]
+	ips   ipCounter
+	stats sshCounters
 }
 
 // NewServer validates cfg and returns a Server.
@@ -291,6 +292,7 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn, transport string, b
 	sconn, chans, reqs, err := gossh.NewServerConn(nc, s.serverConfig(ctx, cfg, log))
 	stopHandshake()
 	if err != nil {
+		s.stats.handshakeFailures.Add(1)
 		return fmt.Errorf("ssh: handshake: %w", err)
 	}
 	_ = nc.SetDeadline(time.Time{})
@@ -303,6 +305,9 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn, transport string, b
 		done := busy()
 		defer done()
 	}
+	s.stats.sessions.Add(1)
+	s.stats.active.Add(1)
+	defer s.stats.active.Add(-1)
 	sess := &session{
 		srv: s, cfg: cfg, conn: sconn, id: id, transport: transport, log: log,
 		forwards: map[string]net.Listener{},
