@@ -27,6 +27,8 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[string]int // open sessions per identity id
+
+	stats sftpCounters
 }
 
 // NewServer returns a server for cfg.
@@ -118,6 +120,7 @@ func (s *Server) acquire(id string) (release func(), err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if limit > 0 && s.sessions[id] >= limit {
+		s.stats.refused.Add(1)
 		return nil, fmt.Errorf("%w (limit %d)", ErrTooManySessions, limit)
 	}
 	s.sessions[id]++
@@ -145,6 +148,8 @@ func (s *Server) serve(ctx context.Context, rwc io.ReadWriteCloser, id core.Iden
 		attrs = append(attrs, slog.String("remote", remote.String()))
 	}
 	log.LogAttrs(ctx, slog.LevelInfo, "sftp session opened", attrs...)
+	s.stats.active.Add(1)
+	defer s.stats.active.Add(-1)
 
 	w := &wire{rwc: rwc, maxPacket: cfg.Limits.MaxPacketSize}
 	rs := pkgsftp.NewRequestServer(w, sess.handlers(), pkgsftp.WithStartDirectory(sess.startDir()))
@@ -198,6 +203,7 @@ func (s *Server) serve(ctx context.Context, rwc io.ReadWriteCloser, id core.Iden
 	}
 	sess.mu.Unlock()
 	sort.Strings(exports)
+	s.stats.end(outcome, w.in.Load(), w.out.Load(), sess.filesRead.Load(), sess.filesWritten.Load())
 	attrs = append(attrs,
 		slog.Any("exports", exports),
 		slog.Int64("files_read", sess.filesRead.Load()),
