@@ -5,6 +5,7 @@ import (
 	"github.com/alknet/alknet/examples/node/plugins/call"
 	"github.com/alknet/alknet/examples/node/plugins/callcmd"
 	"github.com/alknet/alknet/examples/node/plugins/connect"
+	"github.com/alknet/alknet/examples/node/plugins/creds"
 	dnsplugin "github.com/alknet/alknet/examples/node/plugins/dns"
 	"github.com/alknet/alknet/examples/node/plugins/echo"
 	"github.com/alknet/alknet/examples/node/plugins/git"
@@ -36,6 +37,7 @@ func alknet(opts ...call.Option) *alknode.Node {
 			files, repos, http.New(calls),
 			dnsplugin.New(), // doq, alknet/dns and dot with a [dns] table; the pkarr relay on http's surface; the dns commands
 			id.New(), pipe.New(), callcmd.New(), connect.New(), vault.New(),
+			creds.New(),     // apikey new, peer add, token new
 			msgplugin.New(), // alknet/msg after the others, and the msg commands
 		},
 	}
