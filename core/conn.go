@@ -81,6 +81,11 @@ func FromBidi(s BiStream, alpn string, remote net.Addr) *Connection {
 	return NewConnection(NewSingleStreamSource(s, remote), alpn)
 }
 
+// Source returns the transport the connection wraps (what [NewConnection] was given),
+// for the transport's own package to reach its type again: endpoint.QUICConn uses it to
+// hand a handler the QUIC connection under a Connection.
+func (c *Connection) Source() BidiStreamSource { return c.src }
+
 // AcceptBi waits for the next stream opened by the peer.
 func (c *Connection) AcceptBi(ctx context.Context) (BiStream, error) { return c.src.AcceptBi(ctx) }
 

@@ -33,6 +33,23 @@ type ProtocolHandler interface {
 	ALPN() string
 }
 
+// UniStreamHandler is a [Handler] whose connections carry unidirectional streams the
+// peer opens, such as HTTP/3's control and QPACK streams.
+//
+// QUIC grants unidirectional streams for a whole listener, before the handshake says
+// which ALPN a connection speaks. So an endpoint allows every QUIC connection the most
+// that any registered UniStreamHandler asks for (or endpoint.Config.MaxIncomingUniStreams,
+// if larger), and on the connections of every other handler a peer that opens one
+// anyway has its connection closed with [CloseLimitExceeded], as QUIC itself closes a
+// connection whose peer opens a stream it was not granted. Only when
+// endpoint.Config.MaxIncomingUniStreams allows them do all handlers see them.
+type UniStreamHandler interface {
+	Handler
+	// MaxIncomingUniStreams is how many concurrent unidirectional streams a peer may
+	// open on one connection of this handler.
+	MaxIncomingUniStreams() int64
+}
+
 // HandlerFunc adapts an ordinary function to [Handler].
 type HandlerFunc func(ctx context.Context, conn *Connection, auth AuthContext) error
 

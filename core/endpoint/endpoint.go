@@ -92,11 +92,18 @@ type Config struct {
 	// allowed unless MaxIncomingUniStreams says so.
 	MaxIncomingStreams int64
 	// MaxIncomingUniStreams caps concurrent unidirectional streams a peer may open on one
-	// QUIC connection (0 or negative: none, the default: a peer that opens one anyway
-	// breaks QUIC's stream limit and the connection closes with STREAM_LIMIT_ERROR).
-	// Handlers see them with core.Connection.AcceptUni; a stream no handler accepts
-	// keeps its slot until the connection ends. DNS over QUIC wants 1, so that it can
-	// close a connection whose peer opens one with its own protocol error code.
+	// QUIC connection, whatever its ALPN (0 or negative: none, the default: a peer that
+	// opens one anyway breaks QUIC's stream limit and the connection closes with
+	// STREAM_LIMIT_ERROR). Handlers see them with core.Connection.AcceptUni; a stream no
+	// handler accepts keeps its slot until the connection ends. DNS over QUIC wants 1, so
+	// that it can close a connection whose peer opens one with its own protocol error
+	// code.
+	//
+	// Handlers that need unidirectional streams for themselves (HTTP/3) say so with
+	// core.UniStreamHandler instead: the listener then grants the most any of them asks
+	// for (or this value, if larger), and while this value is 0 a peer that opens one on
+	// a connection of any other handler has its connection closed with
+	// core.CloseLimitExceeded, so those handlers see no difference.
 	MaxIncomingUniStreams int64
 	// MaxIdleTimeout closes a silent QUIC connection (0: DefaultMaxIdleTimeout).
 	MaxIdleTimeout time.Duration
@@ -133,6 +140,9 @@ type Endpoint struct {
 	quicTLS        *tls.Config
 	tcpTLS         *tls.Config
 	quicCfg        *quic.Config
+	// uniRefused: the listener grants unidirectional streams only for the handlers that
+	// declare them (core.UniStreamHandler); other connections refuse them.
+	uniRefused bool
 
 	ctx    context.Context // cancelled when shutdown begins
 	cancel context.CancelFunc
@@ -230,8 +240,13 @@ func New(reg *core.Registry, cfg Config) (*Endpoint, error) {
 	e.tcpTLS = e.serverTLS(cfg.TLS, alpns)
 
 	base := quicConfig(cfg.MaxIncomingStreams, cfg.MaxIdleTimeout, cfg.KeepAlivePeriod)
-	if cfg.MaxIncomingUniStreams > 0 {
-		base.MaxIncomingUniStreams = cfg.MaxIncomingUniStreams
+	uni := max(cfg.MaxIncomingUniStreams, 0)
+	if declared := declaredUniStreams(reg); declared > uni {
+		uni = declared
+		e.uniRefused = cfg.MaxIncomingUniStreams <= 0
+	}
+	if uni > 0 {
+		base.MaxIncomingUniStreams = uni
 	}
 	e.quicCfg = base.Clone()
 	e.quicCfg.GetConfigForClient = func(*quic.ClientInfo) (*quic.Config, error) {
@@ -589,7 +604,12 @@ func (e *Endpoint) handleQUIC(qc *quic.Conn) {
 	idle := newIdleWatch(lim.IdleTimeout, func() {
 		_ = qc.CloseWithError(quic.ApplicationErrorCode(core.CloseIdleTimeout), idleReason)
 	})
-	conn := core.NewConnection(&quicSource{c: qc, idle: idle}, st.NegotiatedProtocol)
+	src := &quicSource{c: qc, idle: idle}
+	if e.uniRefused && !e.acceptsUni(st.NegotiatedProtocol) {
+		src.noUni = true
+		go refuseUniStreams(qc, st.NegotiatedProtocol)
+	}
+	conn := core.NewConnection(src, st.NegotiatedProtocol)
 	budget, releaseBudget := e.budgets.NewConn(lim, ipKey)
 	conn.SetBudget(budget)
 	releaseSlots := release

@@ -22,6 +22,9 @@ import (
 type quicSource struct {
 	c    *quic.Conn
 	idle *idleWatch // nil: no idle timeout (dialed connections)
+	// noUni: the endpoint refuses this connection's unidirectional streams (see
+	// refuseUniStreams); AcceptUni never yields one.
+	noUni bool
 }
 
 func (s *quicSource) AcceptBi(ctx context.Context) (core.BiStream, error) {
@@ -45,6 +48,15 @@ func (s *quicSource) OpenBi(ctx context.Context) (core.BiStream, error) {
 // AcceptUni implements core.Connection.AcceptUni: the receive side of the next
 // unidirectional stream the peer opens.
 func (s *quicSource) AcceptUni(ctx context.Context) (io.Reader, error) {
+	if s.noUni {
+		// As when QUIC grants none: wait for ctx or the connection's end.
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-s.c.Context().Done():
+			return nil, mapErr("accept", context.Cause(s.c.Context()))
+		}
+	}
 	st, err := s.c.AcceptUniStream(ctx)
 	if err != nil {
 		return nil, mapErr("accept", err)
