@@ -25,6 +25,8 @@ type Server struct {
 
 	mu  sync.Mutex
 	ops map[string]int // running operations per identity id
+
+	stats gitCounters
 }
 
 // NewServer returns a server for cfg. With no Engine it uses NewEngine("auto"). The
@@ -110,6 +112,7 @@ func (s *Server) serveStream(ctx context.Context, st core.BiStream, id core.Iden
 	req, err := ReadRequest(br, cfg.Limits.MaxRequestLine)
 	if err != nil {
 		cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "git request refused", slog.String("identity", id.ID), slog.String("error", err.Error()))
+		s.stats.end(ServiceOther, OutcomeBadRequest, 0, 0)
 		msg := "bad request"
 		if errors.Is(err, ErrRequestTooLong) {
 			msg = err.Error() // names the limit
@@ -239,7 +242,10 @@ func (s *Server) run(ctx context.Context, cfg *Config, o op) error {
 		slog.String("identity", o.id.ID), slog.String("service", o.service),
 		slog.String("transport", o.transport), slog.String("engine", cfg.Engine.Name()),
 	}
+	s.stats.active.Add(1)
+	defer s.stats.active.Add(-1)
 	logEnd := func(outcome string, in, out int64, refs int, err error) {
+		s.stats.end(o.service, outcome, in, out)
 		a := append(attrs, slog.Int64("bytes_in", in), slog.Int64("bytes_out", out),
 			slog.Int("refs_updated", refs), slog.String("outcome", outcome), slog.Duration("duration", time.Since(start)))
 		if err != nil {
