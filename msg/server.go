@@ -214,6 +214,8 @@ type peer struct {
 	fp       string            // short fingerprint, for logs
 	budget   *core.Budget
 	frameCap int
+	remote   net.Addr // for auth failure lines
+	authPeer string   // for auth failure lines: identity id or fingerprint, "" when none
 }
 
 // Handle serves one alknet/msg connection until it closes: on QUIC one request and one
@@ -239,6 +241,11 @@ func (s *Server) Handle(ctx context.Context, conn *core.Connection, auth core.Au
 	addr := auth.RemoteAddr
 	if addr == nil {
 		addr = conn.RemoteAddr()
+	}
+	p.remote = addr
+	p.authPeer = fp
+	if auth.Identity != nil {
+		p.authPeer = auth.Identity.ID
 	}
 	p.rateKey = "addr:" + core.RemoteIP(addr)
 	if a, ok := core.AddrIP(addr); ok {
@@ -453,6 +460,11 @@ func (s *Server) logOp(ctx context.Context, p *peer, op, mailbox string, in, out
 	}
 	attrs = append(attrs, slog.String("outcome", outcome))
 	s.log.LogAttrs(ctx, level, "msg request", attrs...)
+	if refusal != nil && refusal.Code == CodeUnauthorized {
+		// A request without the key or scope it needs: core's shared line, which
+		// fail2ban matches for every handler.
+		core.LogAuthFailure(ctx, s.log, core.AuthFailure{ALPN: ALPN, Remote: p.remote, Peer: p.authPeer, Reason: refusal.Message})
+	}
 }
 
 // shortID shortens a mailbox id for logs.

@@ -227,6 +227,11 @@ func TestServerOwnerOnly(t *testing.T) {
 	wantCode(t, "non-owner fetch", err, CodeUnauthorized)
 	_, err = anon.Fetch(c, FetchOptions{})
 	wantCode(t, "fetch without a certificate", err, CodeUnauthorized)
+	// Both write core's shared auth failure line (the one fail2ban matches).
+	if len(h.logs.Lines(`msg="auth failure"`, "alpn=alknet/msg", "remote_ip=127.0.0.1", "peer=sender reason=")) != 1 ||
+		len(h.logs.Lines(`msg="auth failure"`, "alpn=alknet/msg", "peer=- reason=")) != 1 {
+		t.Fatalf("want one auth failure line for each refused fetch in\n%s", h.logs.String())
+	}
 	_, err = sender.Ack(c, [IDSize]byte{})
 	wantCode(t, "ack of an unhosted mailbox", err, CodeNotHosted)
 	_, err = sender.Fetch(c, FetchOptions{})
