@@ -174,7 +174,8 @@ type quicListener struct {
 
 // tracked is a connection whose handler runs.
 type tracked struct {
-	force func() // drops the transport connection at once
+	force   func()       // drops the transport connection at once
+	streams *streamGauge // its open QUIC streams; nil on other transports
 }
 
 // New returns an endpoint serving the handlers of reg. Register every handler first: the
@@ -482,6 +483,7 @@ func (e *Endpoint) ALPNs() []string { return slices.Clone(e.tcpTLS.NextProtos) }
 func (e *Endpoint) Stats() Stats {
 	s := e.stats.snapshot()
 	s.Connections = e.lim.open()
+	s.ActiveStreams = e.activeStreams()
 	return s
 }
 
@@ -520,7 +522,11 @@ func (e *Endpoint) quicConnContext(ctx context.Context, info *quic.ClientInfo) (
 	// A handshake that fails releases the slot when its context ends; a connection that
 	// gets through hands the slot to handleQUIC (see takeQUICSlot).
 	release := sync.OnceFunc(e.lim.release)
-	stop := context.AfterFunc(ctx, release)
+	stop := context.AfterFunc(ctx, func() {
+		// Not stopped by takeQUICSlot: the connection ended in its handshake.
+		e.stats.quicHandshakeFailed.Add(1)
+		release()
+	})
 	return context.WithValue(ctx, quicSlotKey{}, quicSlot{stop: stop, release: release}), nil
 }
 
@@ -604,7 +610,7 @@ func (e *Endpoint) handleQUIC(qc *quic.Conn) {
 	idle := newIdleWatch(lim.IdleTimeout, func() {
 		_ = qc.CloseWithError(quic.ApplicationErrorCode(core.CloseIdleTimeout), idleReason)
 	})
-	src := &quicSource{c: qc, idle: idle}
+	src := &quicSource{c: qc, idle: idle, streams: &streamGauge{total: &e.stats.streams}}
 	if e.uniRefused && !e.acceptsUni(st.NegotiatedProtocol) {
 		src.noUni = true
 		go refuseUniStreams(qc, st.NegotiatedProtocol)
@@ -618,6 +624,7 @@ func (e *Endpoint) handleQUIC(qc *quic.Conn) {
 		conn:      conn,
 		fp:        fp,
 		transport: transportQUIC,
+		streams:   src.streams,
 		connCtx:   qc.Context(),
 		idle:      idle,
 		force:     func() { _ = qc.CloseWithError(quic.ApplicationErrorCode(core.CloseNormal), "shutdown") },
@@ -794,6 +801,7 @@ type incoming struct {
 	conn      *core.Connection
 	fp        string
 	transport string
+	streams   *streamGauge        // the connection's open QUIC streams; may be nil
 	connCtx   context.Context     // done when the transport connection closes; may be nil
 	idle      *idleWatch          // the idle timeout; may be nil
 	force     func()              // drops the connection at once (shutdown)
@@ -826,14 +834,14 @@ func (e *Endpoint) serve(in incoming) {
 			auth.Identity = id
 		}
 	}
-	t := &tracked{force: in.force}
+	t := &tracked{force: in.force, streams: in.streams}
 	if !e.track(t) {
 		e.stats.refuse(RefusedShutdown)
 		conn.Close(core.CloseNormal, "shutting down")
 		return
 	}
 	defer e.untrack(t)
-	e.stats.accepted.Add(1)
+	e.stats.accept(transport, alpn)
 	e.stats.addActive(alpn, 1)
 	defer e.stats.addActive(alpn, -1)
 	e.run(h, in, auth)

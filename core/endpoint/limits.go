@@ -48,6 +48,18 @@ type Stats struct {
 	Active map[string]int
 	// Connections is the number of open connections, including those in their handshake.
 	Connections int
+	// AcceptedBy splits Accepted by transport and ALPN.
+	AcceptedBy map[ConnKey]uint64
+	// QUICHandshakeFailures counts QUIC connections that ended before their handshake
+	// finished (failed or timed out); TCP+TLS ones count in Refused, as
+	// RefusedHandshakeFailed and RefusedHandshakeTimeout.
+	QUICHandshakeFailures uint64
+	// Streams counts the bidirectional QUIC streams of served connections, accepted or
+	// opened (a TCP+TLS connection is its one stream).
+	Streams uint64
+	// ActiveStreams is the number of those streams open now: not yet closed by their
+	// handler, on connections whose handler runs.
+	ActiveStreams int
 }
 
 // counters are the endpoint's statistics.
@@ -55,12 +67,16 @@ type counters struct {
 	accepted atomic.Uint64
 	refused  map[RefuseReason]*atomic.Uint64 // fixed key set, built once
 
-	mu     sync.Mutex
-	active map[string]int
+	quicHandshakeFailed atomic.Uint64
+	streams             atomic.Uint64
+
+	mu         sync.Mutex
+	active     map[string]int
+	acceptedBy map[ConnKey]uint64 // keys: fixed transports x registered ALPNs
 }
 
 func newCounters() *counters {
-	c := &counters{refused: make(map[RefuseReason]*atomic.Uint64, len(allReasons)), active: make(map[string]int)}
+	c := &counters{refused: make(map[RefuseReason]*atomic.Uint64, len(allReasons)), active: make(map[string]int), acceptedBy: make(map[ConnKey]uint64)}
 	for _, r := range allReasons {
 		c.refused[r] = new(atomic.Uint64)
 	}
@@ -68,6 +84,14 @@ func newCounters() *counters {
 }
 
 func (c *counters) refuse(r RefuseReason) { c.refused[r].Add(1) }
+
+// accept counts a connection a handler took.
+func (c *counters) accept(transport, alpn string) {
+	c.accepted.Add(1)
+	c.mu.Lock()
+	c.acceptedBy[ConnKey{Transport: transport, ALPN: alpn}]++
+	c.mu.Unlock()
+}
 
 func (c *counters) addActive(alpn string, d int) {
 	c.mu.Lock()
@@ -79,7 +103,10 @@ func (c *counters) addActive(alpn string, d int) {
 }
 
 func (c *counters) snapshot() Stats {
-	s := Stats{Accepted: c.accepted.Load(), Refused: make(map[RefuseReason]uint64)}
+	s := Stats{
+		Accepted: c.accepted.Load(), Refused: make(map[RefuseReason]uint64),
+		QUICHandshakeFailures: c.quicHandshakeFailed.Load(), Streams: c.streams.Load(),
+	}
 	for r, n := range c.refused {
 		if v := n.Load(); v > 0 {
 			s.Refused[r] = v
@@ -87,6 +114,7 @@ func (c *counters) snapshot() Stats {
 	}
 	c.mu.Lock()
 	s.Active = maps.Clone(c.active)
+	s.AcceptedBy = maps.Clone(c.acceptedBy)
 	c.mu.Unlock()
 	return s
 }

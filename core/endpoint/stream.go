@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -20,8 +21,9 @@ import (
 // quicSource adapts a *quic.Conn to core.BidiStreamSource: a new stream per AcceptBi
 // and OpenBi.
 type quicSource struct {
-	c    *quic.Conn
-	idle *idleWatch // nil: no idle timeout (dialed connections)
+	c       *quic.Conn
+	idle    *idleWatch   // nil: no idle timeout (dialed connections)
+	streams *streamGauge // nil: not counted (dialed connections)
 	// noUni: the endpoint refuses this connection's unidirectional streams (see
 	// refuseUniStreams); AcceptUni never yields one.
 	noUni bool
@@ -33,7 +35,8 @@ func (s *quicSource) AcceptBi(ctx context.Context) (core.BiStream, error) {
 		return nil, mapErr("accept", err)
 	}
 	s.idle.touch()
-	return &quicStream{Stream: st, conn: s.c, idle: s.idle}, nil
+	s.streams.opened()
+	return &quicStream{Stream: st, conn: s.c, idle: s.idle, gauge: s.streams}, nil
 }
 
 func (s *quicSource) OpenBi(ctx context.Context) (core.BiStream, error) {
@@ -42,7 +45,8 @@ func (s *quicSource) OpenBi(ctx context.Context) (core.BiStream, error) {
 		return nil, mapErr("open", err)
 	}
 	s.idle.touch()
-	return &quicStream{Stream: st, conn: s.c, idle: s.idle}, nil
+	s.streams.opened()
+	return &quicStream{Stream: st, conn: s.c, idle: s.idle, gauge: s.streams}, nil
 }
 
 // AcceptUni implements core.Connection.AcceptUni: the receive side of the next
@@ -90,8 +94,10 @@ func truncateReason(r string) string {
 // quicStream is one QUIC stream as a core.BiStream and a net.Conn.
 type quicStream struct {
 	*quic.Stream
-	conn *quic.Conn
-	idle *idleWatch
+	conn   *quic.Conn
+	idle   *idleWatch
+	gauge  *streamGauge
+	closed atomic.Bool // counted closed in gauge
 }
 
 func (s *quicStream) Read(p []byte) (int, error) {
@@ -122,6 +128,9 @@ func (s *quicStream) CloseWrite() error { return mapErr("close", s.Stream.Close(
 // Close closes both directions: FIN for the write side (if not yet sent) and
 // STOP_SENDING for the read side, so neither peer nor goroutines hang.
 func (s *quicStream) Close() error {
+	if s.closed.CompareAndSwap(false, true) {
+		s.gauge.closed()
+	}
 	s.Stream.CancelRead(0)
 	return mapErr("close", s.Stream.Close())
 }
