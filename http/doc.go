@@ -8,6 +8,12 @@
 // net/http server runs per connection. As an http.Handler it can be mounted in an
 // embedder's own server.
 //
+// Handler.HTTP3 serves the same routes over HTTP/3: a handler for the "h3" ALPN on the
+// QUIC listener (quic-go's http3 server on each connection; no WebTransport), with the
+// identity, limits and busy marks of alknet/http. Once it is up,
+// Handler.AdvertiseHTTP3 makes the responses on the TCP+TLS listener carry
+// `Alt-Svc: h3=":PORT"; ma=86400`, so browsers move to it.
+//
 // Its routes, in the order they are matched:
 //
 //	GET  /healthz        200 "ok", no authentication

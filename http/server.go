@@ -192,6 +192,7 @@ type Handler struct {
 	logger   *slog.Logger
 	chunks   chunkPool // scratch buffers for reading bodies and messages
 	stats    httpCounters
+	altSvc   altSvc // AdvertiseHTTP3
 }
 
 // ErrConfig is wrapped by the errors New returns for an invalid Config.
@@ -400,6 +401,7 @@ func (h *Handler) Handle(ctx context.Context, conn *core.Connection, auth core.A
 	// (a long call, an SSE stream, a WebSocket for its whole life), only between
 	// requests.
 	requests := inflight{busy: conn.Busy}
+	tcp := overTCPTLS(conn) // its responses advertise HTTP/3 (AdvertiseHTTP3)
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
@@ -409,6 +411,11 @@ func (h *Handler) Handle(ctx context.Context, conn *core.Connection, auth core.A
 				return
 			}
 			defer requests.done()
+			if tcp {
+				if v := h.altSvc.get(); v != "" {
+					w.Header().Set("Alt-Svc", v)
+				}
+			}
 			h.ServeHTTP(w, r)
 		}),
 		Protocols: &protocols,
