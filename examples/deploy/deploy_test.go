@@ -3,6 +3,7 @@ package deploy
 import (
 	"bufio"
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -365,5 +366,30 @@ func TestUnitSystemdAnalyzeSecurity(t *testing.T) {
 	t.Log(overall)
 	if err != nil {
 		t.Errorf("exposure above %d.%d: %v\n%s", maxExposure/10, maxExposure%10, err, text)
+	}
+}
+
+// TestJailPortIsUnitPort checks that the fail2ban jail bans the port the unit listens on.
+func TestJailPortIsUnitPort(t *testing.T) {
+	listen, ok := flagValue(parseUnit(t, unitPath).execStart(t), "listen")
+	if !ok {
+		t.Fatal("ExecStart sets no --listen")
+	}
+	_, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		t.Fatalf("--listen %q: %v", listen, err)
+	}
+	jail, err := os.ReadFile(jailPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ports []string
+	for _, line := range strings.Split(string(jail), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && strings.TrimSpace(k) == "port" {
+			ports = append(ports, strings.TrimSpace(v))
+		}
+	}
+	if len(ports) != 1 || ports[0] != port {
+		t.Errorf("the jail's port lines %q, want one naming %s (the unit's --listen %s)", ports, port, listen)
 	}
 }
