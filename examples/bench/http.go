@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quic-go/quic-go/http3"
+
 	"github.com/alknet/alknet/call"
 	"github.com/alknet/alknet/core"
 	"github.com/alknet/alknet/core/endpoint"
@@ -36,16 +38,18 @@ var httpMetrics = []string{httpMetricN, httpMetric1}
 const (
 	httpArmTCP  = "alknet-tcp"
 	httpArmQUIC = "alknet-quic"
+	httpArmH3   = "alknet-h3"
 	httpArmBase = "net-http"
 )
 
 // httpArms lists the arms in column order.
-var httpArms = []string{httpArmTCP, httpArmQUIC, httpArmBase}
+var httpArms = []string{httpArmTCP, httpArmQUIC, httpArmH3, httpArmBase}
 
 // httpArmTitles are the column headers of the arms.
 var httpArmTitles = map[string]string{
 	httpArmTCP:  "alknet TCP+TLS h2",
 	httpArmQUIC: "alknet QUIC alknet/http h2",
+	httpArmH3:   "alknet QUIC h3",
 	httpArmBase: "net/http TLS h2",
 }
 
@@ -54,6 +58,7 @@ var httpArmTitles = map[string]string{
 var httpRatioTitles = map[string]string{
 	httpArmTCP:  "TCP+TLS vs net/http",
 	httpArmQUIC: "QUIC vs net/http",
+	httpArmH3:   "h3 vs net/http",
 }
 
 const (
@@ -77,7 +82,8 @@ func runHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	o := httpBenchOptions{}
 	fs := newFlagSet("http", "Compares the alknet HTTP gateway (POST /call on an endpoint, h2 over TCP+TLS from a\n"+
 		"stock net/http client, and h2 over a QUIC stream of the alknet/http ALPN from\n"+
-		"alkhttp.ClientTransport) with a plain net/http TLS h2 server doing the same work,\n"+
+		"alkhttp.ClientTransport, and HTTP/3 on the h3 ALPN from quic-go's http3 client)\n"+
+		"with a plain net/http TLS h2 server doing the same work,\n"+
 		"on loopback: /call requests/s and latency with -concurrency clients and with 1.", stderr)
 	o.sharedFlags(fs, orderRotating, httpMetrics, httpArms, "arm, side, metric")
 	fs.DurationVar(&o.duration, "duration", 2*time.Second, "length of one round per metric and arm")
@@ -102,11 +108,13 @@ func runHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}.run(ctx, o, stdout, stderr)
 }
 
-// httpClient is one arm's client side: one http.Client (one h2 connection) shared by
-// every caller, and the URL of the server's /call.
+// httpClient is one arm's client side: one http.Client (one h2 or h3 connection)
+// shared by every caller, the URL of the server's /call and the HTTP major version its
+// answers come in.
 type httpClient struct {
-	c   *http.Client
-	url string
+	c     *http.Client
+	url   string
+	proto int
 }
 
 // httpFixture holds the servers and the client of every arm.
@@ -135,6 +143,8 @@ func newHTTPFixture(ctx context.Context, arms []string, _ httpBenchOptions) (_ *
 			c, err = f.startAlknet(ctx, a, endpoint.NetworkTCP)
 		case httpArmQUIC:
 			c, err = f.startAlknet(ctx, a, endpoint.NetworkQUIC)
+		case httpArmH3:
+			c, err = f.startH3(ctx, a)
 		case httpArmBase:
 			c, err = f.startNetHTTP(ctx, a)
 		}
@@ -219,14 +229,59 @@ func (f *httpFixture) startAlknet(ctx context.Context, name string, network endp
 		if err != nil {
 			return nil, err
 		}
-		return &httpClient{c: c, url: "https://" + addr + "/call"}, nil
+		return &httpClient{c: c, url: "https://" + addr + "/call", proto: 2}, nil
 	}
 	tr := alkhttp.NewClientTransport(addr, alkhttp.ALPN, endpoint.DialOptions{
 		Network: endpoint.NetworkQUIC,
 		TLS:     tlsconf.ClientOptions{Pin: f.server.fp},
 	}, true)
 	f.add(func(context.Context) error { return tr.Close() })
-	return &httpClient{c: &http.Client{Transport: tr}, url: "http://" + addr + "/call"}, nil
+	return &httpClient{c: &http.Client{Transport: tr}, url: "http://" + addr + "/call", proto: 2}, nil
+}
+
+// startH3 starts an endpoint listening on QUIC only whose registry serves the gateway
+// handler on alknet/http, h2, http/1.1 and, through Handler.HTTP3, h3, and returns its
+// client: quic-go's http3.Transport pinning the server's key (one QUIC connection),
+// presenting no client certificate or token.
+func (f *httpFixture) startH3(ctx context.Context, name string) (*httpClient, error) {
+	store, err := core.NewDynamicStore(core.DynamicConfig{Limits: core.Limits{MaxConnectionsPerIP: -1}})
+	if err != nil {
+		return nil, err
+	}
+	creg, err := httpEchoRegistry()
+	if err != nil {
+		return nil, err
+	}
+	discard := slog.New(slog.DiscardHandler)
+	h, err := alkhttp.New(alkhttp.Config{Registry: creg, Logger: discard})
+	if err != nil {
+		return nil, err
+	}
+	reg := core.NewRegistry()
+	for _, alpn := range []string{alkhttp.ALPN, "h2", "http/1.1"} {
+		if err := reg.RegisterAs(alpn, h); err != nil {
+			return nil, err
+		}
+	}
+	if err := reg.Register(h.HTTP3()); err != nil {
+		return nil, err
+	}
+	ep, err := newEndpoint(reg, f.server.cert, store, discard)
+	if err != nil {
+		return nil, err
+	}
+	addr, err := listenArm(ctx, ep, name, endpoint.NetworkQUIC)
+	if err != nil {
+		return nil, err
+	}
+	f.add(ep.Shutdown)
+	cfg, err := tlsconf.ClientConfig(tlsconf.ClientOptions{Pin: f.server.fp})
+	if err != nil {
+		return nil, err
+	}
+	tr := &http3.Transport{TLSClientConfig: cfg}
+	f.add(func(context.Context) error { return tr.Close() })
+	return &httpClient{c: &http.Client{Transport: tr}, url: "https://" + addr + "/call", proto: 3}, nil
 }
 
 // startNetHTTP starts the baseline: what a user would write without alknet, a
@@ -244,7 +299,7 @@ func (f *httpFixture) startNetHTTP(ctx context.Context, name string) (*httpClien
 	if err != nil {
 		return nil, err
 	}
-	return &httpClient{c: c, url: "https://" + addr + "/call"}, nil
+	return &httpClient{c: c, url: "https://" + addr + "/call", proto: 2}, nil
 }
 
 // gatewayRequest is the body of a /call.
@@ -318,7 +373,8 @@ func (c *httpClient) post(ctx context.Context, body []byte) (*http.Response, err
 	return c.c.Do(req)
 }
 
-// check makes sure, once and untimed, that every arm answers /call correctly over h2:
+// check makes sure, once and untimed, that every arm answers /call correctly over its
+// protocol (h2, or h3 on the h3 arm):
 // one call, then -concurrency concurrent calls with distinct inputs. Each answer must
 // be 200 {"request_id": a UUIDv4, "result": "ok", "output": the input}, and the
 // request ids distinct.
@@ -379,8 +435,8 @@ func checkCall(ctx context.Context, c *httpClient, input string) (string, error)
 	if resp.StatusCode != http.StatusOK {
 		return "", fmt.Errorf("status %d: %s", resp.StatusCode, body)
 	}
-	if resp.ProtoMajor != 2 {
-		return "", fmt.Errorf("answered over %s, want HTTP/2", resp.Proto)
+	if resp.ProtoMajor != c.proto {
+		return "", fmt.Errorf("answered over %s, want HTTP/%d", resp.Proto, c.proto)
 	}
 	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
 		return "", fmt.Errorf("content type %q, want application/json", ct)
@@ -474,12 +530,13 @@ func httpRound(ctx context.Context, c *httpClient, body, wantOutput []byte, d ti
 func httpReport(w io.Writer, o httpBenchOptions, arms []string, ms []*callMetric, loadBefore, otherCPU string) {
 	machine := armMachine(library{"quic-go", "github.com/quic-go/quic-go"})
 	reportHeader(w, "http", machine, loadBefore, otherCPU, fmt.Sprintf(
-		"one process, loopback, one client transport per arm shared by every client (one h2 connection); "+
+		"one process, loopback, one client transport per arm shared by every client (one h2 or h3 connection); "+
 			"POST /call of bench/echo with input %s (%d-byte body), anonymous; "+
 			"a correctness check and a warm-up pass, then %d rounds (arms interleaved, starting one arm later each round), "+
 			"%s per round and arm; medians over the rounds; "+
 			"every arm is TLS 1.3 with the same Ed25519 certificate: alknet TCP+TLS h2 is a stock net/http client (ALPN h2) to the endpoint's TCP+TLS listener, "+
 			"alknet QUIC is alkhttp.ClientTransport (prior-knowledge h2 on one stream of an alknet/http QUIC connection), "+
+			"alknet QUIC h3 is quic-go's http3.Transport to the endpoint's h3 handler (Handler.HTTP3, http3.Server.ServeQUICConn), "+
 			"net/http TLS h2 is a net/http server over crypto/tls whose handler decodes the request with encoding/json, checks the operation and answers with a fresh UUIDv4; "+
 			"ratio columns: alknet/net/http for rates, net/http/alknet for latencies, so above 1 means alknet is better",
 		httpEchoInput, len(callBody(httpEchoInput)), o.rounds, o.duration))

@@ -10,7 +10,7 @@ import (
 func TestHTTPQuick(t *testing.T) {
 	s := runQuick(t, "http", "-quick", "-duration", "100ms", "-concurrency", "8")
 
-	header := []string{"metric", "alknet TCP+TLS h2", "alknet QUIC alknet/http h2", "net/http TLS h2", "TCP+TLS vs net/http", "QUIC vs net/http"}
+	header := []string{"metric", "alknet TCP+TLS h2", "alknet QUIC alknet/http h2", "alknet QUIC h3", "net/http TLS h2", "TCP+TLS vs net/http", "QUIC vs net/http", "h3 vs net/http"}
 	if !strings.Contains(s, "| "+strings.Join(header, " | ")+" |") {
 		t.Errorf("no table header %q in:\n%s", header, s)
 	}
@@ -19,7 +19,7 @@ func TestHTTPQuick(t *testing.T) {
 		"/call p50 latency, 8 clients", "/call p99 latency, 8 clients",
 		"/call p50 latency, 1 client", "/call p99 latency, 1 client",
 	}
-	checkArmRows(t, s, append(append([]string(nil), rates...), latencies...), 3, len(header))
+	checkArmRows(t, s, append(append([]string(nil), rates...), latencies...), 4, len(header))
 
 	// The per-round table: one row per metric and arm.
 	checkPerRound(t, s, 8, httpMetrics, httpArms)
