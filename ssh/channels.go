@@ -3,11 +3,13 @@ package ssh
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 
 	gossh "golang.org/x/crypto/ssh"
@@ -68,22 +70,29 @@ func (s *session) serveSession(ctx context.Context, ch gossh.Channel, reqs <-cha
 			continue
 		}
 		var run func()
+		var refusal string
 		if !started {
 			switch req.Type {
 			case "exec":
-				run = s.startExec(ctx, ch, req, env)
+				run, refusal = s.startExec(ctx, ch, req, env)
 			case "subsystem":
-				run = s.startSubsystem(ctx, ch, req)
+				run, refusal = s.startSubsystem(ctx, ch, req)
 			}
 		}
-		ok := run != nil
 		switch {
 		case started:
 		case req.Type == "exec":
-			s.srv.stats.exec.count(ok)
+			s.srv.stats.exec.count(run != nil)
 		case req.Type == "subsystem":
-			s.srv.stats.subsystem.count(ok)
+			s.srv.stats.subsystem.count(run != nil)
 		}
+		if run == nil && refusal != "" {
+			// As OpenSSH's ForceCommand wrappers do: the request is taken, the reason
+			// goes to the client's stderr and the "command" exits 126 (OpenSSH's client
+			// drops what arrives with a failure reply, so a refusal would be silent).
+			run = func() { s.refuse(ch, refusal) }
+		}
+		ok := run != nil
 		if req.WantReply {
 			_ = req.Reply(ok, nil)
 		}
@@ -103,14 +112,16 @@ func (s *session) serveSession(ctx context.Context, ch gossh.Channel, reqs <-cha
 }
 
 // startExec starts an exec request and returns what waits for it and reports its
-// exit status; nil refuses the request.
-func (s *session) startExec(ctx context.Context, ch gossh.Channel, req *gossh.Request, env []string) func() {
+// exit status; nil refuses the request: with a reason, the client is told it and the
+// session ends with exit status RefusedExitStatus; without one (a malformed request) the
+// request fails.
+func (s *session) startExec(ctx context.Context, ch gossh.Channel, req *gossh.Request, env []string) (func(), string) {
 	if s.cfg.Exec == nil {
-		return nil
+		return nil, "exec refused: this server runs no commands"
 	}
 	var p struct{ Command string }
 	if gossh.Unmarshal(req.Payload, &p) != nil {
-		return nil
+		return nil, "" // malformed: a failure reply alone
 	}
 	wait, err := s.cfg.Exec.Start(ctx, ExecRequest{
 		Identity: s.id.Clone(), User: s.conn.User(), Command: p.Command, Env: env,
@@ -118,25 +129,56 @@ func (s *session) startExec(ctx context.Context, ch gossh.Channel, req *gossh.Re
 	})
 	if err != nil {
 		s.log.LogAttrs(ctx, slog.LevelInfo, "exec refused", slog.String("identity", s.id.ID), slog.String("reason", err.Error()))
-		return nil
+		return nil, "exec refused: " + execRefusal(err)
 	}
 	return func() {
 		status := wait()
 		_ = ch.CloseWrite()
 		_, _ = ch.SendRequest("exit-status", false, gossh.Marshal(struct{ Status uint32 }{status}))
 		_ = ch.Close()
-	}
+	}, ""
 }
 
-// startSubsystem returns what serves a subsystem request; nil refuses it.
-func (s *session) startSubsystem(ctx context.Context, ch gossh.Channel, req *gossh.Request) func() {
+// RefusedExitStatus is the exit status of a refused exec or subsystem request, as a
+// shell reports a command it may not run (126), distinct from a command's own failure.
+const RefusedExitStatus = 126
+
+// refuse ends a session whose exec or subsystem request was refused: reason on
+// stderr, exit status RefusedExitStatus, the channel closed.
+func (s *session) refuse(ch gossh.Channel, reason string) {
+	_, _ = io.WriteString(ch.Stderr(), reason+"\n")
+	_ = ch.CloseWrite()
+	_, _ = ch.SendRequest("exit-status", false, gossh.Marshal(struct{ Status uint32 }{RefusedExitStatus}))
+	_ = ch.Close()
+}
+
+// execRefusal is what the client is told of an executor's refusal: the reason of an
+// ErrExecDenied (which names no path, program location or system error; a program
+// that failed to start is said to be so), else a generic text.
+func execRefusal(err error) string {
+	if !errors.Is(err, ErrExecDenied) {
+		return "command not allowed"
+	}
+	reason, ok := strings.CutPrefix(err.Error(), ErrExecDenied.Error()+": ")
+	switch {
+	case !ok || reason == "" || reason == "exec refused":
+		return "command not allowed"
+	case strings.HasPrefix(reason, "start:"):
+		return "the program could not be started"
+	}
+	return reason
+}
+
+// startSubsystem returns what serves a subsystem request; nil refuses it, as
+// startExec does.
+func (s *session) startSubsystem(ctx context.Context, ch gossh.Channel, req *gossh.Request) (func(), string) {
 	var p struct{ Name string }
 	if gossh.Unmarshal(req.Payload, &p) != nil {
-		return nil
+		return nil, "" // malformed: a failure reply alone
 	}
 	h := s.cfg.Subsystems[p.Name]
 	if h == nil {
-		return nil
+		return nil, fmt.Sprintf("subsystem %q refused: not served here", clipName(p.Name))
 	}
 	return func() {
 		var status uint32
@@ -148,7 +190,15 @@ func (s *session) startSubsystem(ctx context.Context, ch gossh.Channel, req *gos
 		// Like OpenSSH's sshd: clients such as scp check the exit status.
 		_, _ = ch.SendRequest("exit-status", false, gossh.Marshal(struct{ Status uint32 }{status}))
 		_ = ch.Close()
+	}, ""
+}
+
+// clipName shortens a client-chosen name echoed back in a refusal to 64 bytes.
+func clipName(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
 	}
+	return s
 }
 
 // directTCPIP serves a direct-tcpip channel under the forwarding policy. The

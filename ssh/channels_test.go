@@ -108,8 +108,9 @@ func TestSessionRefusedRequests(t *testing.T) {
 	stMustEcho(t, c.Client)
 }
 
-// TestSessionRefusedExecClosesChannel: a refused exec is answered false and the
-// channel is closed, so that a client does not wait for output.
+// TestSessionRefusedExecClosesChannel: a refused exec is taken, its reason written to
+// stderr and the channel closed with exit status 126, as OpenSSH's ForceCommand wrappers
+// do, so that a client neither waits for output nor misses why.
 func TestSessionRefusedExecClosesChannel(t *testing.T) {
 	user := stSigner(t)
 	n := stStartTCP(t, ssh.Config{Identities: stNewIdentities().add(user, "alice", ssh.ScopeExec), Exec: stEchoExec()})
@@ -121,15 +122,96 @@ func TestSessionRefusedExecClosesChannel(t *testing.T) {
 	go gossh.DiscardRequests(reqs)
 	defer ch.Close()
 	ok, err := ch.SendRequest("exec", true, gossh.Marshal(struct{ Command string }{"rm -rf /"}))
-	if err != nil || ok {
-		t.Fatalf("exec rm: ok=%v err=%v, want refused", ok, err)
+	if err != nil || !ok {
+		t.Fatalf("exec rm: ok=%v err=%v, want taken (and refused on stderr)", ok, err)
 	}
 	done := make(chan error, 1)
 	go func() { _, err := io.ReadAll(ch); done <- err }()
 	if err := stWaitErr(t, "read after refused exec", done); err != nil {
 		t.Fatalf("read: %v", err)
 	}
+	// The reason reached the client's stderr.
+	if errOut, err := io.ReadAll(ch.Stderr()); err != nil || string(errOut) != "exec refused: program not allowed\n" {
+		t.Errorf("stderr after the refused exec: %q, %v", errOut, err)
+	}
 	stMustEcho(t, c.Client)
+}
+
+// TestSessionRefusalReasons: refused exec and subsystem requests tell the client why
+// on stderr, without paths or system errors.
+func TestSessionRefusalReasons(t *testing.T) {
+	user := stSigner(t)
+	ids := stNewIdentities().add(user, "alice")
+	for _, tc := range []struct {
+		name     string
+		cfg      ssh.Config
+		req      string
+		payload  []byte
+		wantText string
+	}{
+		{"no executor", ssh.Config{Identities: ids}, "exec", gossh.Marshal(struct{ Command string }{"echo hi"}), "exec refused: this server runs no commands\n"},
+		{"no scope", ssh.Config{Identities: ids, Exec: stEchoExec()}, "exec", gossh.Marshal(struct{ Command string }{"echo hi"}), "exec refused: identity lacks scope ssh:exec\n"},
+		{"other executor", ssh.Config{Identities: ids, Exec: failingExec{}}, "exec", gossh.Marshal(struct{ Command string }{"echo hi"}), "exec refused: command not allowed\n"},
+		{"unknown subsystem", ssh.Config{Identities: ids}, "subsystem", gossh.Marshal(struct{ Name string }{"st-nope"}), "subsystem \"st-nope\" refused: not served here\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := stStartTCP(t, tc.cfg)
+			c := n.mustDial(t, user)
+			ch, reqs, err := c.OpenChannel("session", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			go gossh.DiscardRequests(reqs)
+			defer ch.Close()
+			if ok, err := ch.SendRequest(tc.req, true, tc.payload); err != nil || !ok {
+				t.Fatalf("%s: ok=%v err=%v, want taken (and refused on stderr)", tc.req, ok, err)
+			}
+			var got []byte
+			done := make(chan error, 1)
+			go func() {
+				var err error
+				got, err = io.ReadAll(ch.Stderr())
+				done <- err
+			}()
+			if err := stWaitErr(t, "stderr after the refusal", done); err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tc.wantText {
+				t.Errorf("stderr %q, want %q", got, tc.wantText)
+			}
+		})
+	}
+}
+
+// stRefusedSubsystem requests the subsystem name on sess, which the server must take
+// and then end with its refusal, and returns what the server wrote to stderr.
+func stRefusedSubsystem(t *testing.T, sess *gossh.Session, name string) string {
+	t.Helper()
+	stderr, err := sess.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.RequestSubsystem(name); err != nil {
+		t.Fatalf("subsystem %s: %v, want it taken (and refused on stderr)", name, err)
+	}
+	var got []byte
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		got, err = io.ReadAll(stderr)
+		done <- err
+	}()
+	if err := stWaitErr(t, "stderr of a refused subsystem", done); err != nil {
+		t.Fatal(err)
+	}
+	return string(got)
+}
+
+// failingExec refuses every command with an error of its own.
+type failingExec struct{}
+
+func (failingExec) Start(context.Context, ssh.ExecRequest) (func() uint32, error) {
+	return nil, errors.New("/secret/path: no such file")
 }
 
 // TestSessionSecondExecRefused: a session runs one command; a second exec or a
@@ -321,10 +403,11 @@ func TestSubsystemHook(t *testing.T) {
 		t.Fatal("hook context not cancelled after the client closed the channel")
 	}
 
-	// An unknown subsystem is refused, and the connection stays usable.
+	// An unknown subsystem is refused (exit status 1, the reason on stderr), and the
+	// connection stays usable.
 	sess, _ = c.NewSession()
-	if err := sess.RequestSubsystem("sftp"); err == nil {
-		t.Fatal("unknown subsystem accepted")
+	if got := stRefusedSubsystem(t, sess, "sftp"); got != "subsystem \"sftp\" refused: not served here\n" {
+		t.Fatalf("unknown subsystem: stderr %q, want the reason", got)
 	}
 	_ = sess.Close()
 	stMustHaveSession(t, c.Client)

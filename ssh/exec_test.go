@@ -131,8 +131,8 @@ func TestExecRefused(t *testing.T) {
 		if r.Err == nil {
 			t.Errorf("alice %q ran: %q", cmd[:min(len(cmd), 40)], r.Stdout)
 		}
-		if stExitStatus(r.Err) >= 0 {
-			t.Errorf("alice %q: %v, want the request refused (no exit status)", cmd[:min(len(cmd), 40)], r.Err)
+		if stExitStatus(r.Err) != ssh.RefusedExitStatus || !strings.HasPrefix(r.Stderr, "exec refused: ") || strings.Count(r.Stderr, "\n") != 1 {
+			t.Errorf("alice %q: %v, stderr %q; want the request refused (exit status 126, one reason line)", cmd[:min(len(cmd), 40)], r.Err, r.Stderr)
 		}
 	}
 	stMustEcho(t, alice.Client)
@@ -358,8 +358,8 @@ func TestExecCustomExecutor(t *testing.T) {
 		if stExitStatus(r.Err) != 42 || r.Stdout != "out:input" || r.Stderr != "err" {
 			t.Fatalf("custom executor: stdout %q stderr %q err %v", r.Stdout, r.Stderr, r.Err)
 		}
-		if r := stRun(t, c.Client, "refuse", nil); r.Err == nil || stExitStatus(r.Err) >= 0 {
-			t.Fatalf("refused command: %v", r.Err)
+		if r := stRun(t, c.Client, "refuse", nil); stExitStatus(r.Err) != ssh.RefusedExitStatus || !strings.HasPrefix(r.Stderr, "exec refused: ") {
+			t.Fatalf("refused command: %v, stderr %q", r.Err, r.Stderr)
 		}
 	}
 	ex.mu.Lock()

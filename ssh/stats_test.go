@@ -21,8 +21,8 @@ func TestServerStats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sess.RequestSubsystem("no-such"); err == nil {
-		t.Fatal("subsystem no-such accepted")
+	if got := stRefusedSubsystem(t, sess, "no-such"); got == "" { // refused: the reason on stderr
+		t.Fatal("subsystem no-such: no refusal on stderr")
 	}
 	_ = sess.Close()
 	if _, err := bob.Dial("tcp", "127.0.0.1:1"); err == nil {

@@ -390,10 +390,11 @@ func TestSSHExecOpenSSH(t *testing.T) {
 	if r.code != 1 || r.stdout != "" || r.stderr != "" {
 		t.Errorf("ssh false: exit %d, stdout %q, stderr %q; want exit 1", r.code, r.stdout, r.stderr)
 	}
-	// Not on the allow list: refused, no output. (The ProxyCommand, hung up by ssh,
-	// adds nothing to stderr.)
+	// Not on the allow list: refused as OpenSSH's ForceCommand wrappers refuse, the
+	// reason on stderr and exit status 126. (The ProxyCommand, hung up by ssh, adds
+	// nothing to stderr.)
 	r = o.run(t, key, "alice@127.0.0.1", "true")
-	if r.code == 0 || r.stdout != "" || strings.TrimSpace(r.stderr) != "exec request failed on channel 0" {
+	if r.code != alkssh.RefusedExitStatus || r.stdout != "" || r.stderr != "exec refused: program not allowed\n" {
 		t.Errorf("ssh true (not allowed): exit %d, stdout %q, stderr %q; want a refusal", r.code, r.stdout, r.stderr)
 	}
 	// No shell either: ; is an ordinary character, so argv[0] is "echo;id".
@@ -423,8 +424,8 @@ func TestSSHExecSessionStaysUp(t *testing.T) {
 	n, _ := startServeConfig(t, execConfig(fp, "[ssh.forwarding]\ndefault = \"deny\"\n[[ssh.forwarding.rules]]\ntarget = \"cidr:127.0.0.0/8\"\naction = \"allow\"\nprincipals = [\"alice\"]\n"))
 	c := dialSSH(t, n, state)
 
-	if out, _, err := execGo(t, c, "true"); err == nil {
-		t.Errorf("true (not allowed) ran: %q", out)
+	if out, code, err := execGo(t, c, "true"); err != nil || code != alkssh.RefusedExitStatus {
+		t.Errorf("true (not allowed) ran: %q, %d, %v", out, code, err)
 	}
 	if out, code, err := execGo(t, c, "echo still up"); err != nil || code != 0 || out != "still up\n" {
 		t.Fatalf("echo after a refusal: %q, %d, %v", out, code, err)
@@ -460,8 +461,8 @@ func TestSSHDefaultsDeny(t *testing.T) {
 	echo := echoServer(t, "127.0.0.1:0")
 	n, _ := startServeConfig(t, peerTOML("alice", fp, "ssh:exec", "ssh:remote-forward"))
 	c := dialSSH(t, n, state)
-	if out, _, err := execGo(t, c, "echo hi"); err == nil {
-		t.Errorf("exec without exec_allow ran: %q", out)
+	if out, code, err := execGo(t, c, "echo hi"); err != nil || code != alkssh.RefusedExitStatus {
+		t.Errorf("exec without exec_allow ran: %q, %d, %v", out, code, err)
 	}
 	host, port, _ := net.SplitHostPort(echo)
 	p, _ := strconv.Atoi(port)
@@ -659,8 +660,8 @@ func TestSSHReload(t *testing.T) {
 	state, fp := newClientState(t)
 	n, path := startServeConfig(t, "[ssh]\nexec_allow = [\"echo\"]\n"+peerTOML("alice", fp, "ssh:exec"))
 	old := dialSSH(t, n, state)
-	if _, _, err := execGo(t, old, "false"); err == nil {
-		t.Fatal("false ran before it was allowed")
+	if _, code, err := execGo(t, old, "false"); err != nil || code != alkssh.RefusedExitStatus {
+		t.Fatalf("false ran before it was allowed: %d, %v", code, err)
 	}
 
 	writeFile(t, path, "[ssh]\nexec_allow = [\"echo\", \"false\"]\n"+peerTOML("alice", fp, "ssh:exec"))
@@ -671,8 +672,8 @@ func TestSSHReload(t *testing.T) {
 	if _, code, err := execGo(t, c, "false"); err != nil || code != 1 {
 		t.Errorf("false after the reload: %d, %v; want exit status 1", code, err)
 	}
-	if _, _, err := execGo(t, old, "false"); err == nil {
-		t.Error("a connection opened before the reload took the new allow list")
+	if _, code, err := execGo(t, old, "false"); err != nil || code != alkssh.RefusedExitStatus {
+		t.Errorf("a connection opened before the reload took the new allow list: %d, %v", code, err)
 	}
 
 	writeFile(t, path, "[ssh]\nexec_allow = [\"echo\"]\n[[ssh.forwarding.rules]]\ntarget = \"cidr:10.0.0.0/33\"\naction = \"allow\"\n")
