@@ -4,8 +4,13 @@
 //
 // Usage:
 //
-//	alknet serve [--state DIR] [--passphrase-file FILE] [--listen HOST:PORT] [--config FILE] [--drain DUR] [--log-level LEVEL] [--demo-page]
-//	alknet id    [--state DIR] [--passphrase-file FILE]
+//	alknet serve [--state DIR] [--passphrase-file FILE] [--listen HOST:PORT] [--config FILE] [--drain DUR] [--log-level LEVEL] [--log-format text|json] [--demo-page]
+//	alknet config check --config FILE
+//	alknet version
+//	alknet id    [--state DIR] [--passphrase-file FILE] [--ssh | --authorized-key]
+//	alknet apikey new [--scopes A,B] [--expires DUR] [--description TEXT] [--toml FILE]
+//	alknet peer add   --id NAME --fingerprint FP [--fingerprint FP]... [--scopes A,B] [--display-name TEXT] [--toml FILE]
+//	alknet token new  --id NAME [--scopes A,B] [--display-name TEXT] [--toml FILE]
 //	alknet pipe  [--state DIR] [--passphrase-file FILE] --alpn ALPN (--pin FINGERPRINT | --insecure) [--tcp] HOST:PORT
 //	alknet call  [--state DIR] [--passphrase-file FILE] (--pin FP | --insecure) [--tcp] [--token TOKEN] [--timeout DUR] HOST:PORT OPERATION [JSON-INPUT]
 //	alknet connect [--state DIR] [--passphrase-file FILE] (--pin FP | --insecure) [--tcp] [--host-key FP] [--user NAME] [--socks ADDR] [-L bind:port:host:port]... [-R bind:port:host:port]... HOST:PORT
@@ -104,7 +109,29 @@
 // # alknet id
 //
 // id prints the node's fingerprint as one line, "ed25519:<64 lowercase hex>", and
-// nothing else on stdout. With a keystore it needs the passphrase.
+// nothing else on stdout. With a keystore it needs the passphrase. id --ssh prints the
+// fingerprint of serve's SSH host key as OpenSSH shows it ("SHA256:<base64>", as
+// ssh-keygen -lf does), and id --authorized-key that key's "ssh-ed25519 AAAA... alknet"
+// line, for known_hosts; with a keystore both are of the vault's SSH host key.
+//
+// # alknet config check, version
+//
+// config check --config FILE parses and validates FILE as serve does (the same
+// function, every plugin's table) and prints "ok" (exit 0) or the one-line error
+// (exit 2); it creates no key and binds no port. version prints the module version,
+// the VCS revision, the Go version and the quic-go version; --version is the same.
+// serve --log-format json writes each log line as a JSON object; an address --listen
+// cannot be (a port outside 0..65535) is a usage error before any key is created.
+//
+// # Credentials
+//
+// apikey new mints an API key from crypto/rand and prints the token once on stdout and
+// its [[api_keys]] block (the SHA-256 hash, never the token) on stderr; with --toml
+// FILE the block is appended to FILE instead, atomically (a temporary file with the
+// old mode, renamed over it) and only when the result is a configuration serve
+// accepts. token new does the same for a peer token ("alkp_..."; a [[peers]] block
+// with its token_hash), and peer add writes a [[peers]] block for a fingerprint (on
+// stdout, or into --toml FILE). A running node takes them on SIGHUP.
 //
 // # alknet pipe
 //
@@ -174,7 +201,8 @@
 // a shell, only when their program (argv[0]) is on [ssh] exec_allow and the identity has
 // scope ssh:exec; TCP forwards (direct-tcpip, so ssh -L, ssh -D and connect) follow
 // [ssh.forwarding]; remote forwards (ssh -R) bind loopback addresses of the node only,
-// for scope ssh:remote-forward. Shells, ptys, agent and X11 forwarding are refused. Logs
+// for scope ssh:remote-forward. Shells, ptys, agent and X11 forwarding are refused; a
+// refused command or subsystem writes its reason to the client's stderr and exits 126. Logs
 // name identities, key fingerprints and the deciding rule, never a forwarding
 // destination. Without an [ssh] table every command and forward is refused.
 //
