@@ -133,7 +133,7 @@ func TestDNSKdig(t *testing.T) {
 
 	out := runKdig(t, kdig, "+quic", "@127.0.0.1", "-p", p, disc, "TXT")
 	wantAll(t, "kdig +quic TXT", out, "status: NOERROR", "id: 0", "qr aa", `"v=alknet1"`, `"addr=`+n.quic+`"`,
-		"alpn=alknet/echo,alknet/call,alknet/ssh,alknet/http,h2,http/1.1,doq,alknet/dns,dot")
+		"alpn=alknet/echo,alknet/call,alknet/ssh,alknet/http,h2,http/1.1,h3,doq,alknet/dns,dot")
 	if strings.Contains(out, " ra;") || strings.Contains(out, " ra ") {
 		t.Errorf("authoritative answer with RA set:\n%s", out)
 	}

@@ -1,7 +1,9 @@
-// Package http is the node plugin of the HTTP surface: alknet/http on QUIC streams and
-// h2 and http/1.1 on the TCP+TLS listener, serving the call registry of the call
-// plugin it is given (the gateway, OpenAPI, WebSocket, and /mcp), the routes other
-// plugins mount with node.Env.HandleHTTP, and the demo page with serve --demo-page.
+// Package http is the node plugin of the HTTP surface: alknet/http on QUIC streams, h2
+// and http/1.1 on the TCP+TLS listener and h3 (HTTP/3) on the QUIC listener, advertised
+// to TCP+TLS clients with Alt-Svc once the node listens. It serves the call registry of
+// the call plugin it is given (the gateway, OpenAPI, WebSocket, and /mcp), the routes
+// other plugins mount with node.Env.HandleHTTP, and the demo page with serve
+// --demo-page, whose browser certificate the h3 handshake presents too.
 package http
 
 import (
@@ -11,7 +13,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"slices"
 
 	"github.com/alknet/alknet/call"
 	"github.com/alknet/alknet/core"
@@ -51,7 +55,7 @@ func (p *Plugin) ServeFlags(fs *flag.FlagSet) string {
 	return "[--demo-page]"
 }
 
-// Setup returns the HTTP handler under alknet/http, h2 and http/1.1, in that order.
+// Setup returns the HTTP handler under alknet/http, h2, http/1.1 and h3, in that order.
 func (p *Plugin) Setup(_ context.Context, env *node.Env) ([]core.ProtocolHandler, error) {
 	reg := p.source.Registry()
 	if reg == nil {
@@ -86,10 +90,17 @@ func (p *Plugin) Setup(_ context.Context, env *node.Env) ([]core.ProtocolHandler
 	if err != nil {
 		return nil, fmt.Errorf("build handlers: %w", err)
 	}
+	// Once the QUIC listener serves h3, the TCP+TLS responses say so (Alt-Svc).
+	env.OnReady(func(r node.Ready) {
+		if udp, ok := r.QUIC.(*net.UDPAddr); ok && slices.Contains(r.ALPNs, alkhttp.ALPNHTTP3) {
+			web.AdvertiseHTTP3(udp.Port)
+		}
+	})
 	return []core.ProtocolHandler{
 		web,                      // alknet/http: HTTP/1.1 and h2 over QUIC streams
 		node.As("h2", web),       // browsers and curl on the TCP+TLS listener
 		node.As("http/1.1", web), // clients without h2
+		web.HTTP3(),              // h3: HTTP/3 on the QUIC listener
 	}, nil
 }
 
