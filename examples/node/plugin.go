@@ -10,6 +10,7 @@ import (
 	"net/http"
 
 	"github.com/alknet/alknet/core"
+	"github.com/alknet/alknet/examples/node/metrics"
 )
 
 // Plugin is one part of a node: a set of handlers, a config table, client
@@ -123,6 +124,7 @@ type Env struct {
 	browserCert bool
 	httpRoutes  *http.ServeMux
 	onReady     []func(Ready)
+	metrics     []metrics.Source
 	closers     []func() error
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/alknet/alknet/core"
 	"github.com/alknet/alknet/core/endpoint"
 	"github.com/alknet/alknet/core/tlsconf"
+	"github.com/alknet/alknet/examples/node/metrics"
 )
 
 // Defaults of serve.
@@ -34,6 +35,7 @@ type serveOptions struct {
 	drain          time.Duration
 	logLevel       slog.Level
 	logFormat      string
+	metrics        string
 }
 
 // PassphraseFileUsage is the help of --passphrase-file on the commands that unlock a
@@ -42,7 +44,7 @@ const PassphraseFileUsage = "read the keystore passphrase from `FILE` (mode 0600
 	"without it alknet prompts on the terminal. Used only when DIR holds vault.keystore"
 
 func (c *CLI) parseServe(args []string) (*serveOptions, error) {
-	synopsis := c.node.Name + " serve [--state DIR] [--passphrase-file FILE] [--listen HOST:PORT] [--config FILE] [--drain DUR] [--log-level LEVEL] [--log-format text|json]"
+	synopsis := c.node.Name + " serve [--state DIR] [--passphrase-file FILE] [--listen HOST:PORT] [--config FILE] [--drain DUR] [--log-level LEVEL] [--log-format text|json] [--metrics HOST:PORT]"
 	cmd := c.NewFlagSet("serve", "")
 	o := &serveOptions{}
 	cmd.StringVar(&o.state, "state", "", "state directory `DIR` holding vault.keystore or node.key (default ~/.alknet)")
@@ -52,6 +54,7 @@ func (c *CLI) parseServe(args []string) (*serveOptions, error) {
 	cmd.DurationVar(&o.drain, "drain", defaultDrain, "how long shutdown waits for connections before closing them (`DUR`ation)")
 	level := cmd.String("log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	cmd.StringVar(&o.logFormat, "log-format", "text", "log line `FORMAT` on stderr: text (slog's key=value) or json (one JSON object a line)")
+	cmd.StringVar(&o.metrics, "metrics", "", MetricsUsage)
 	for _, p := range c.node.Plugins {
 		if f, ok := p.(Flagger); ok {
 			if s := f.ServeFlags(cmd.FlagSet); s != "" {
@@ -87,6 +90,11 @@ func (c *CLI) parseServe(args []string) (*serveOptions, error) {
 	}
 	if err := checkLogFormat(o.logFormat); err != nil {
 		return nil, Usagef("serve: --log-format %q: %v", o.logFormat, err)
+	}
+	if o.metrics != "" {
+		if err := checkListenAddr(o.metrics); err != nil {
+			return nil, Usagef("serve: --metrics %q: %v", o.metrics, err)
+		}
 	}
 	return o, nil
 }
@@ -215,12 +223,22 @@ func (c *CLI) serve(ctx context.Context, args []string) error {
 		closeHandlers(hs)
 		return fmt.Errorf("serve: %w", err)
 	}
+	reloads := &reloadCounts{}
+	var ms *metrics.Server
+	if o.metrics != "" {
+		if ms, err = startMetrics(o.metrics, env, ep, reloads); err != nil {
+			_ = ep.Close()
+			closeHandlers(hs)
+			return fmt.Errorf("serve: %w", err)
+		}
+		defer ms.Close()
+	}
 	quicAddr, tcpAddr := ep.QUICAddr(), ep.TCPAddr()
 	ready := Ready{Fingerprint: fp, QUIC: quicAddr, TCP: tcpAddr, SSHHostKey: sshFP, ALPNs: reg.ALPNs(), Store: store, Logger: log}
 	for _, f := range env.onReady {
 		f(ready)
 	}
-	_, err = fmt.Fprintf(c.Stdout, "fingerprint %s\nlisten quic %s\nlisten tcp %s\nssh-host-key %s\nready\n", fp, quicAddr, tcpAddr, sshFP)
+	_, err = fmt.Fprintf(c.Stdout, "fingerprint %s\nlisten quic %s\nlisten tcp %s\n%sssh-host-key %s\nready\n", fp, quicAddr, tcpAddr, metricsLine(ms), sshFP)
 	if err != nil {
 		_ = ep.Close()
 		closeHandlers(hs)
@@ -247,6 +265,7 @@ func (c *CLI) serve(ctx context.Context, args []string) error {
 			return err
 		case <-reload:
 			err := reloadConfig(log, store, plugins, reloaders, o.config)
+			reloads.count(o.config != "", err)
 			if c.OnReload != nil {
 				c.OnReload(err)
 			}

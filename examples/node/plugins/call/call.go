@@ -14,6 +14,7 @@ import (
 	"github.com/alknet/alknet/core"
 	"github.com/alknet/alknet/examples/demo"
 	"github.com/alknet/alknet/examples/node"
+	"github.com/alknet/alknet/examples/node/metrics"
 	"github.com/alknet/alknet/http/client"
 )
 
@@ -136,6 +137,7 @@ func (p *Plugin) Setup(ctx context.Context, env *node.Env) ([]core.ProtocolHandl
 		}
 	}
 	p.reg = reg
+	env.AddMetrics(func() []metrics.Family { return families(reg.Stats()) })
 	return []core.ProtocolHandler{&call.Dispatcher{
 		Registry:   reg,
 		Identities: env.Identities,

@@ -32,6 +32,7 @@ import (
 	alkdns "github.com/alknet/alknet/dns"
 	"github.com/alknet/alknet/dns/pkarr"
 	"github.com/alknet/alknet/examples/node"
+	"github.com/alknet/alknet/examples/node/metrics"
 )
 
 // RelayPath is where the pkarr relay is mounted on the node's HTTP surface: keys are
@@ -132,6 +133,8 @@ func (p *Plugin) Setup(ctx context.Context, env *node.Env) ([]core.ProtocolHandl
 	if err != nil {
 		return nil, fmt.Errorf("build handlers: dns: %w", err)
 	}
+	relay := st.relay
+	env.AddMetrics(func() []metrics.Family { return families(srv.Stats(), relay) })
 	if cfg.ListenPlain != "" {
 		plain, err := alkdns.ListenPlain(ctx, cfg.ListenPlain, srv, env.Logger)
 		if err != nil {

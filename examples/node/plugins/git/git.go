@@ -20,6 +20,7 @@ import (
 
 	"github.com/alknet/alknet/core"
 	"github.com/alknet/alknet/examples/node"
+	"github.com/alknet/alknet/examples/node/metrics"
 	alkgit "github.com/alknet/alknet/git"
 	alkssh "github.com/alknet/alknet/ssh"
 )
@@ -85,6 +86,7 @@ func (p *Plugin) Setup(_ context.Context, env *node.Env) ([]core.ProtocolHandler
 		return nil, fmt.Errorf("build handlers: alknet/git: %w", err)
 	}
 	p.server.Store(srv)
+	env.AddMetrics(func() []metrics.Family { return families(srv.Stats()) })
 	return []core.ProtocolHandler{srv}, nil
 }
 

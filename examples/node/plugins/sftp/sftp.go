@@ -17,6 +17,7 @@ import (
 
 	"github.com/alknet/alknet/core"
 	"github.com/alknet/alknet/examples/node"
+	"github.com/alknet/alknet/examples/node/metrics"
 	alksftp "github.com/alknet/alknet/sftp"
 	alkssh "github.com/alknet/alknet/ssh"
 )
@@ -69,6 +70,7 @@ func (p *Plugin) Setup(_ context.Context, env *node.Env) ([]core.ProtocolHandler
 		return nil, fmt.Errorf("build handlers: alknet/sftp: %w", err)
 	}
 	p.server.Store(srv)
+	env.AddMetrics(func() []metrics.Family { return families(srv.Stats()) })
 	return []core.ProtocolHandler{srv}, nil
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/alknet/alknet/core"
 	"github.com/alknet/alknet/examples/node"
+	"github.com/alknet/alknet/examples/node/metrics"
 	alkssh "github.com/alknet/alknet/ssh"
 )
 
@@ -128,6 +129,8 @@ func (p *Plugin) Setup(_ context.Context, env *node.Env) ([]core.ProtocolHandler
 	if p.server, err = alkssh.NewServer(p.withRoutes(cfg)); err != nil {
 		return nil, fmt.Errorf("build handlers: alknet/ssh: %w", err)
 	}
+	srv := p.server
+	env.AddMetrics(func() []metrics.Family { return families(srv.Stats()) })
 	return []core.ProtocolHandler{p.server}, nil
 }
 

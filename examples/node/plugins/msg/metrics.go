@@ -1,0 +1,36 @@
+package msg
+
+import (
+	"slices"
+
+	"github.com/alknet/alknet/examples/node/metrics"
+	"github.com/alknet/alknet/msg"
+)
+
+// families returns the msg server's counters as metric families. Mailboxes and
+// senders are never labels.
+func families(s msg.Stats) []metrics.Family {
+	reqs := metrics.NewCounter("alknet_msg_requests_total",
+		"msg requests answered ok, by operation (deliver counts envelopes accepted, duplicates apart; fetch, ack, keys_put, keys_get).", "operation").
+		Add(float64(s.Deliveries), "deliver").
+		Add(float64(s.Fetches), "fetch").
+		Add(float64(s.Acks), "ack").
+		Add(float64(s.KeysPut), "keys_put").
+		Add(float64(s.KeysGet), "keys_get")
+	envs := metrics.NewCounter("alknet_msg_envelopes_total",
+		"Envelopes by event: duplicate (a delivery already held), fetched, acked (deleted by their owner), purged (expired).", "event").
+		Add(float64(s.Duplicates), "duplicate").
+		Add(float64(s.Fetched), "fetched").
+		Add(float64(s.Acked), "acked").
+		Add(float64(s.Purged), "purged")
+	refused := metrics.NewCounter("alknet_msg_refused_total", "msg requests refused, by error code.", "code")
+	codes := make([]string, 0, len(s.Refused))
+	for c := range s.Refused {
+		codes = append(codes, string(c))
+	}
+	slices.Sort(codes)
+	for _, c := range codes {
+		refused.Add(float64(s.Refused[msg.ErrorCode(c)]), c)
+	}
+	return []metrics.Family{*reqs, *envs, *refused}
+}
