@@ -11,14 +11,15 @@
 //	}}
 //	n.Main()
 //
-// The node knows no handler module. It owns the command line (serve, help and the
-// plugins' subcommands, flags before or after arguments, exit codes 0, 1 and 2), the
+// The node knows no handler module. It owns the command line (serve, config check,
+// version, help and the plugins' subcommands, flags before or after arguments, exit
+// codes 0, 1 and 2), the
 // state directory and identity (node.key, or the vault keystore unlocked with
 // --passphrase-file or a terminal prompt), the --config file (1 MiB and 16 levels of
 // nesting at most; keys spelled exactly; errors naming file and key), the [limits],
 // [[peers]] and [[api_keys]] tables and the core.DynamicStore they feed, the endpoint
 // (QUIC and TCP+TLS on one port), reload on SIGHUP, drain on SIGINT and SIGTERM, the
-// slog text log on stderr and serve's stdout lines:
+// slog log on stderr (text, or JSON with --log-format json) and serve's stdout lines:
 //
 //	fingerprint ed25519:<hex>
 //	listen quic <host:port>
@@ -44,6 +45,9 @@
 //     the "config reloaded" log line.
 //   - Flagger: flags of its own on serve (the http plugin's --demo-page).
 //   - Commander: client subcommands, listed in the usage text in plugin order.
+//
+// "config check" runs the loading serve runs (one function) and CLI.CheckConfig
+// exposes it to plugins that write a --config file (the creds plugin's --toml).
 //
 // Handlers that are io.Closers are closed once the endpoint has shut down, and
 // Env.OnClose functions run when serve returns. Env.OnReady functions run once the
