@@ -4,7 +4,7 @@
 //
 // Usage:
 //
-//	alknet serve [--state DIR] [--passphrase-file FILE] [--listen HOST:PORT] [--config FILE] [--drain DUR] [--log-level LEVEL] [--log-format text|json] [--demo-page]
+//	alknet serve [--state DIR] [--passphrase-file FILE] [--listen HOST:PORT] [--config FILE] [--drain DUR] [--log-level LEVEL] [--log-format text|json] [--metrics HOST:PORT] [--demo-page]
 //	alknet config check --config FILE
 //	alknet version
 //	alknet id    [--state DIR] [--passphrase-file FILE] [--ssh | --authorized-key]
@@ -91,6 +91,12 @@
 //	listen tcp <host:port>
 //	ssh-host-key ed25519:<64 lowercase hex>
 //	ready
+//
+// With --metrics HOST:PORT a line "listen metrics <host:port>" follows "listen tcp":
+// serve then serves Prometheus metrics at http://HOST:PORT/metrics on a plain-HTTP
+// listener of its own, closed when serve stops (no TLS, no authentication: loopback
+// suggested). Label values are never strings a client chose (paths, operation names
+// the node does not serve, users, destinations).
 //
 // ssh-host-key is the fingerprint of the alknet/ssh host key: the node's fingerprint,
 // or with a keystore the vault's SSH host key.

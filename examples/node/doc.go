@@ -24,8 +24,14 @@
 //	fingerprint ed25519:<hex>
 //	listen quic <host:port>
 //	listen tcp <host:port>
+//	listen metrics <host:port>   (with --metrics only)
 //	ssh-host-key ed25519:<hex>
 //	ready
+//
+// serve --metrics HOST:PORT serves Prometheus metrics at /metrics on a plain-HTTP
+// listener of its own (loopback suggested; package metrics): the endpoint's counters,
+// the reloads', the Go runtime's and the process's, and those the plugins add with
+// Env.AddMetrics, all read from the modules' Stats snapshots when scraped.
 //
 // # Plugins
 //
@@ -54,6 +60,9 @@
 // node listens, before its "ready" line, with the listen addresses and the final ALPN
 // list (Ready). Env.HandleHTTP mounts a plugin's http.Handler on the node's HTTP
 // surface: the http plugin serves Env.HTTPRoutes behind its reserved routes.
+// Env.AddMetrics hands the node a metrics.Source, a function returning the plugin's
+// counters as metrics.Family values (no Prometheus type), which serve --metrics calls
+// at every scrape.
 //
 // Plugins that need each other are wired explicitly in the list: the http plugin takes
 // the call plugin as its constructor argument and reads its registry in Setup, which
