@@ -26,7 +26,9 @@ func Example() {
 	//
 	// Commands:
 	//   serve   run a node: QUIC and TCP+TLS on one port, handlers chosen by ALPN
+	//   config  config check --config FILE: validate a --config file as serve would, without starting
 	//   msg     sealed messages through a node's alknet/msg: msg register, send, inbox
+	//   version print the version, VCS revision, Go and quic-go versions (also --version)
 	//   help    show this help, or "mailbox help <command>" for a command's flags
 	//
 	// Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
