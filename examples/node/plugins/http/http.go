@@ -21,6 +21,7 @@ import (
 	"github.com/alknet/alknet/core"
 	"github.com/alknet/alknet/examples/demo"
 	"github.com/alknet/alknet/examples/node"
+	"github.com/alknet/alknet/examples/node/metrics"
 	alkhttp "github.com/alknet/alknet/http"
 	alkmcp "github.com/alknet/alknet/http/mcp"
 )
@@ -90,6 +91,8 @@ func (p *Plugin) Setup(_ context.Context, env *node.Env) ([]core.ProtocolHandler
 	if err != nil {
 		return nil, fmt.Errorf("build handlers: %w", err)
 	}
+	gateway := web.Handler
+	env.AddMetrics(func() []metrics.Family { return families(gateway.Stats()) })
 	// Once the QUIC listener serves h3, the TCP+TLS responses say so (Alt-Svc).
 	env.OnReady(func(r node.Ready) {
 		if udp, ok := r.QUIC.(*net.UDPAddr); ok && slices.Contains(r.ALPNs, alkhttp.ALPNHTTP3) {

@@ -1,0 +1,309 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	mdns "github.com/miekg/dns"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/alknet/alknet/core/tlsconf"
+)
+
+// metricsTap passes serve's stdout on without its "listen metrics" line, whose
+// address it hands over, so that the usual five-line check of startServe holds.
+type metricsTap struct {
+	w    io.Writer
+	addr chan string
+}
+
+func (m *metricsTap) Write(p []byte) (int, error) {
+	var keep []byte
+	for _, line := range bytes.SplitAfter(p, []byte("\n")) {
+		if rest, ok := bytes.CutPrefix(line, []byte("listen metrics ")); ok {
+			select {
+			case m.addr <- string(bytes.TrimSpace(rest)):
+			default:
+			}
+			continue
+		}
+		keep = append(keep, line...)
+	}
+	if _, err := m.w.Write(keep); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// scrapeMetrics GETs /metrics and parses it with the Prometheus text parser.
+func scrapeMetrics(t *testing.T, addr string) map[string]*dto.MetricFamily {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/plain")
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		t.Fatalf("scrape: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("scrape: %s\n%s", resp.Status, b)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	return fams
+}
+
+// sample returns the value of the counter or gauge name{labels} (pairs of name and
+// value), or 0 when there is no such series.
+func sample(fams map[string]*dto.MetricFamily, name string, labels ...string) float64 {
+	f := fams[name]
+	if f == nil {
+		return 0
+	}
+next:
+	for _, m := range f.Metric {
+		for i := 0; i+1 < len(labels); i += 2 {
+			found := false
+			for _, l := range m.Label {
+				if l.GetName() == labels[i] && l.GetValue() == labels[i+1] {
+					found = true
+				}
+			}
+			if !found {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue()
+		case m.Gauge != nil:
+			return m.Gauge.GetValue()
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount())
+		}
+	}
+	return 0
+}
+
+// seriesSets returns, for every alknet_ family, the set of its label sets.
+func seriesSets(fams map[string]*dto.MetricFamily) map[string]map[string]bool {
+	out := map[string]map[string]bool{}
+	for name, f := range fams {
+		if !strings.HasPrefix(name, "alknet_") {
+			continue
+		}
+		set := map[string]bool{}
+		for _, m := range f.Metric {
+			var b strings.Builder
+			for _, l := range m.Label {
+				fmt.Fprintf(&b, "%s=%q,", l.GetName(), l.GetValue())
+			}
+			set[b.String()] = true
+		}
+		out[name] = set
+	}
+	return out
+}
+
+// TestServeMetrics runs serve --metrics 127.0.0.1:0, drives HTTP, call, SSH and DNS
+// traffic and a reload, and checks the scraped values move; then, after 1,000 requests
+// with random paths and random operation names, that no family gained a series and no
+// label carries what a client sent.
+func TestServeMetrics(t *testing.T) {
+	state, fp := newClientState(t)
+	addrCh := make(chan string, 1)
+	cfg := dnsConfig(t, "[dns]\norigin = \"alk.test\"\nlisten_plain = \"127.0.0.1:0\"\n"+peerTOML("alice", fp, "ssh:exec"))
+	n := startServeWith(t, func(c *cli) { c.stdout = &metricsTap{w: c.stdout, addr: addrCh} }, "--config", cfg, "--metrics", "127.0.0.1:0")
+	var maddr string
+	select {
+	case maddr = <-addrCh:
+	default:
+		t.Fatal("serve printed no listen metrics line before ready")
+	}
+	if host, port, err := net.SplitHostPort(maddr); err != nil || host != "127.0.0.1" || port == "0" {
+		t.Fatalf("listen metrics %q: want 127.0.0.1 with a bound port", maddr)
+	}
+	before := scrapeMetrics(t, maddr)
+	if _, ok := before["go_goroutines"]; !ok {
+		t.Error("no Go runtime metrics")
+	}
+
+	// HTTP over h2 on the TCP+TLS listener, pinned to the node.
+	tc, err := tlsconf.ClientConfig(tlsconf.ClientOptions{Pin: n.fp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true}
+	t.Cleanup(tr.CloseIdleConnections)
+	hc := &http.Client{Transport: tr, Timeout: 60 * time.Second}
+	do := func(method, path, body string) int {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), method, "https://"+n.tcp+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if c := do(http.MethodGet, "/healthz", ""); c != http.StatusOK {
+		t.Fatalf("GET /healthz: %d", c)
+	}
+	if c := do(http.MethodPost, "/call", `{"operation":"services/list"}`); c != http.StatusOK {
+		t.Fatalf("POST /call services/list: %d", c)
+	}
+	// alknet/call over QUIC.
+	if r := runCall(t, n.callArgs(nil, "services/list")...); r.err != nil {
+		t.Fatalf("alknet call services/list: %v\n%s", r.err, r.stderr)
+	}
+	// SSH: a session whose exec is refused (the node runs no commands).
+	c := dialSSH(t, n, state)
+	if out, _, err := execGo(t, c, "echo hi"); err == nil && strings.Contains(out, "hi") {
+		t.Errorf("exec without exec_allow ran: %q", out)
+	}
+	// DNS on the plain listener.
+	q := new(mdns.Msg)
+	q.SetQuestion("alk.test.", mdns.TypeSOA)
+	dc := &mdns.Client{Net: "udp", Timeout: 30 * time.Second}
+	r, _, err := dc.ExchangeContext(t.Context(), q, net.JoinHostPort("127.0.0.1", plainPort(t, n)))
+	if err != nil {
+		t.Fatalf("dns SOA alk.test.: %v", err)
+	}
+	rcode := mdns.RcodeToString[r.Rcode]
+	if err := n.triggerReload(); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+
+	random := func() string {
+		b := make([]byte, 8)
+		_, _ = rand.Read(b)
+		return "rnd" + hex.EncodeToString(b)
+	}
+	// One of each kind first: the series they create exist before the 1,000.
+	do(http.MethodGet, "/"+random(), "")
+	do(http.MethodPost, "/call", `{"operation":"`+random()+`/x"}`)
+
+	after := scrapeMetrics(t, maddr)
+	moved := []struct {
+		name   string
+		labels []string
+		min    float64
+	}{
+		{"alknet_http_requests_total", []string{"route", "healthz", "class", "2xx"}, 1},
+		{"alknet_http_requests_total", []string{"route", "call", "class", "2xx"}, 1},
+		{"alknet_http_requests_total", []string{"route", "other", "class", "4xx"}, 1},
+		{"alknet_call_operations_total", []string{"operation", "services/list", "code", "OK"}, 2},
+		{"alknet_call_operations_total", []string{"operation", "unknown", "code", "NOT_FOUND"}, 1},
+		{"alknet_call_operation_duration_seconds", []string{"operation", "services/list"}, 2},
+		{"alknet_connections_accepted_total", []string{"transport", "tcp+tls", "alpn", "h2"}, 1},
+		{"alknet_connections_accepted_total", []string{"transport", "quic", "alpn", "alknet/call"}, 1},
+		{"alknet_connections_accepted_total", []string{"transport", "quic", "alpn", "alknet/ssh"}, 1},
+		{"alknet_streams_total", nil, 2},
+		{"alknet_ssh_sessions_total", nil, 1},
+		{"alknet_ssh_requests_total", []string{"kind", "exec", "outcome", "refused"}, 1},
+		{"alknet_dns_responses_total", []string{"transport", "plain", "rcode", rcode}, 1},
+		{"alknet_reloads_total", []string{"outcome", "ok"}, 1},
+	}
+	for _, m := range moved {
+		got, was := sample(after, m.name, m.labels...), sample(before, m.name, m.labels...)
+		if got-was < m.min {
+			t.Errorf("%s%v moved %v -> %v, want at least +%v", m.name, m.labels, was, got, m.min)
+		}
+	}
+	if g := sample(after, "alknet_ssh_sessions_active"); g != 1 {
+		t.Errorf("alknet_ssh_sessions_active = %v, want 1 (the session is open)", g)
+	}
+
+	// 1,000 requests with random paths and random operation names.
+	const rounds = 500
+	for range rounds {
+		do(http.MethodGet, "/"+random()+"/"+random(), "")
+		do(http.MethodPost, "/call", `{"operation":"`+random()+`/`+random()+`"}`)
+	}
+	final := scrapeMetrics(t, maddr)
+	if d := sample(final, "alknet_http_requests_total", "route", "other", "class", "4xx") - sample(after, "alknet_http_requests_total", "route", "other", "class", "4xx"); d != rounds {
+		t.Errorf("other 4xx moved by %v, want %d", d, rounds)
+	}
+	if d := sample(final, "alknet_call_operations_total", "operation", "unknown", "code", "NOT_FOUND") - sample(after, "alknet_call_operations_total", "operation", "unknown", "code", "NOT_FOUND"); d != rounds {
+		t.Errorf("unknown NOT_FOUND moved by %v, want %d", d, rounds)
+	}
+	was, now := seriesSets(after), seriesSets(final)
+	for name, set := range now {
+		if len(set) != len(was[name]) {
+			t.Errorf("%s: %d series after the random requests, %d before", name, len(set), len(was[name]))
+		}
+		for s := range set {
+			if !was[name][s] {
+				t.Errorf("%s: new series {%s}", name, s)
+			}
+			if strings.Contains(s, "rnd") {
+				t.Errorf("%s: a label carries a client's string: {%s}", name, s)
+			}
+		}
+	}
+	for _, name := range []string{
+		"alknet_connections_accepted_total", "alknet_connections_active", "alknet_connections_open",
+		"alknet_quic_handshake_failures_total", "alknet_streams_total", "alknet_streams_active", "alknet_reloads_total",
+		"alknet_call_operations_total", "alknet_call_operation_duration_seconds", "alknet_http_requests_total",
+		"alknet_ssh_sessions_total", "alknet_ssh_sessions_active", "alknet_ssh_handshake_failures_total", "alknet_ssh_requests_total",
+		"alknet_dns_responses_total", "alknet_dns_protocol_errors_total",
+	} {
+		if _, ok := now[name]; !ok {
+			t.Errorf("no %s", name)
+		}
+	}
+
+	// Shutdown closes the metrics listener.
+	n.stop(t)
+	if conn, err := net.DialTimeout("tcp", maddr, 10*time.Second); err == nil {
+		conn.Close()
+		t.Error("the metrics listener accepts connections after serve returned")
+	}
+}
+
+// TestServeMetricsUsage: --metrics takes HOST:PORT; a bad one is a usage error before
+// any key is made.
+func TestServeMetricsUsage(t *testing.T) {
+	for _, addr := range []string{"nonsense", "127.0.0.1:99999"} {
+		var stdout, stderr syncBuffer
+		state := t.TempDir()
+		c := &cli{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr}
+		err := c.run(t.Context(), []string{"serve", "--state", state, "--listen", "127.0.0.1:0", "--metrics", addr})
+		if line := checkOneLine(t, err, exitUsage); !strings.Contains(line, "--metrics") {
+			t.Errorf("--metrics %q: %q", addr, line)
+		}
+		if ents, _ := os.ReadDir(state); len(ents) != 0 {
+			t.Errorf("--metrics %q: serve wrote %d files before failing", addr, len(ents))
+		}
+	}
+}
