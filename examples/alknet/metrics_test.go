@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +21,10 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/alknet/alknet/core"
+	"github.com/alknet/alknet/core/endpoint"
 	"github.com/alknet/alknet/core/tlsconf"
+	alksftp "github.com/alknet/alknet/sftp"
 )
 
 // metricsTap passes serve's stdout on without its "listen metrics" line, whose
@@ -76,13 +81,14 @@ func scrapeMetrics(t *testing.T, addr string) map[string]*dto.MetricFamily {
 	return fams
 }
 
-// sample returns the value of the counter or gauge name{labels} (pairs of name and
-// value), or 0 when there is no such series.
+// sample returns the sum of the series of name whose labels include labels (pairs of
+// name and value): counter and gauge values, histogram sample counts; 0 when none.
 func sample(fams map[string]*dto.MetricFamily, name string, labels ...string) float64 {
 	f := fams[name]
 	if f == nil {
 		return 0
 	}
+	var sum float64
 next:
 	for _, m := range f.Metric {
 		for i := 0; i+1 < len(labels); i += 2 {
@@ -98,14 +104,42 @@ next:
 		}
 		switch {
 		case m.Counter != nil:
-			return m.Counter.GetValue()
+			sum += m.Counter.GetValue()
 		case m.Gauge != nil:
-			return m.Gauge.GetValue()
+			sum += m.Gauge.GetValue()
 		case m.Histogram != nil:
-			return float64(m.Histogram.GetSampleCount())
+			sum += float64(m.Histogram.GetSampleCount())
 		}
 	}
-	return 0
+	return sum
+}
+
+// gitLsRemote asks the node's alknet/git for path's references as the client key of
+// state, ends the negotiation at once (a flush) and reads to the end: the operation
+// has been counted when the node closes the stream.
+func gitLsRemote(t *testing.T, n *node, cert tls.Certificate, path string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	conn, err := endpoint.Dial(ctx, n.quic, "alknet/git", endpoint.DialOptions{TLS: tlsconf.ClientOptions{Pin: n.fp, Certificate: &cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(core.CloseNormal, "")
+	st, err := conn.OpenBi(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	line := "git-upload-pack " + path + "\x00host=alknet\x00"
+	if _, err := fmt.Fprintf(st, "%04x%s0000", len(line)+4, line); err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(st)
+	if err != nil {
+		t.Fatalf("git ls-remote %s: %v", path, err)
+	}
+	return string(b)
 }
 
 // seriesSets returns, for every alknet_ family, the set of its label sets.
@@ -128,14 +162,28 @@ func seriesSets(fams map[string]*dto.MetricFamily) map[string]map[string]bool {
 	return out
 }
 
-// TestServeMetrics runs serve --metrics 127.0.0.1:0, drives HTTP, call, SSH and DNS
+// TestServeMetrics runs serve --metrics 127.0.0.1:0, drives HTTP, call, SSH, DNS, git and sftp
 // traffic and a reload, and checks the scraped values move; then, after 1,000 requests
 // with random paths and random operation names, that no family gained a series and no
 // label carries what a client sent.
 func TestServeMetrics(t *testing.T) {
 	state, fp := newClientState(t)
 	addrCh := make(chan string, 1)
-	cfg := dnsConfig(t, "[dns]\norigin = \"alk.test\"\nlisten_plain = \"127.0.0.1:0\"\n"+peerTOML("alice", fp, "ssh:exec"))
+	cfg := dnsConfig(t, "[dns]\norigin = \"alk.test\"\nlisten_plain = \"127.0.0.1:0\"\n"+
+		"[[sftp.exports]]\nname = \"data\"\nroot = \"srv/data\"\n[git]\nroot = \"repos\"\nengine = \"go-git\"\n"+
+		peerTOML("alice", fp, "ssh:exec", "sftp:read:data", "git:read:org/*"))
+	if err := os.MkdirAll(filepath.Join(filepath.Dir(cfg), "srv", "data"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, "", "git", "init", "--config", cfg, "org/repo")
+	key, _, err := tlsconf.LoadOrCreateKey(filepath.Join(state, keyFileName), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tlsconf.Certificate(key)
+	if err != nil {
+		t.Fatal(err)
+	}
 	n := startServeWith(t, func(c *cli) { c.stdout = &metricsTap{w: c.stdout, addr: addrCh} }, "--config", cfg, "--metrics", "127.0.0.1:0")
 	var maddr string
 	select {
@@ -200,6 +248,28 @@ func TestServeMetrics(t *testing.T) {
 		t.Fatalf("dns SOA alk.test.: %v", err)
 	}
 	rcode := mdns.RcodeToString[r.Rcode]
+	// git: references of a repository, and of one that does not exist.
+	if out := gitLsRemote(t, n, cert, "/org/repo.git"); strings.Contains(out, "ERR") {
+		t.Fatalf("git ls-remote: %q", out)
+	}
+	if out := gitLsRemote(t, n, cert, "/org/nope-"+fp[8:16]+".git"); !strings.Contains(out, "ERR") {
+		t.Fatalf("git ls-remote of a missing repository: %q", out)
+	}
+	// sftp: a session that lists the export, open while scraped.
+	fc, err := alksftp.Dial(t.Context(), n.quic, endpoint.DialOptions{TLS: tlsconf.ClientOptions{Pin: n.fp, Certificate: &cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fc.ReadDir("/data"); err != nil {
+		t.Fatalf("sftp ls /data: %v", err)
+	}
+	if g := sample(scrapeMetrics(t, maddr), "alknet_sftp_sessions_active"); g != 1 {
+		t.Errorf("alknet_sftp_sessions_active = %v with a session open, want 1", g)
+	}
+	if err := fc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return sample(scrapeMetrics(t, maddr), "alknet_sftp_sessions_total") == 1 })
 	if err := n.triggerReload(); err != nil {
 		t.Fatalf("reload: %v", err)
 	}
@@ -233,6 +303,11 @@ func TestServeMetrics(t *testing.T) {
 		{"alknet_ssh_requests_total", []string{"kind", "exec", "outcome", "refused"}, 1},
 		{"alknet_dns_responses_total", []string{"transport", "plain", "rcode", rcode}, 1},
 		{"alknet_reloads_total", []string{"outcome", "ok"}, 1},
+		{"alknet_git_operations_total", []string{"service", "git-upload-pack"}, 2},
+		{"alknet_git_operations_total", []string{"service", "git-upload-pack", "outcome", "not_found"}, 1},
+		{"alknet_git_bytes_total", []string{"direction", "out"}, 1},
+		{"alknet_sftp_bytes_total", []string{"direction", "in"}, 1},
+		{"alknet_connections_accepted_total", []string{"alpn", "alknet/sftp"}, 1},
 	}
 	for _, m := range moved {
 		got, was := sample(after, m.name, m.labels...), sample(before, m.name, m.labels...)
