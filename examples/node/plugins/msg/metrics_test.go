@@ -1,0 +1,30 @@
+package msg
+
+import (
+	"testing"
+
+	"github.com/alknet/alknet/msg"
+)
+
+// TestFamilies: the msg counters become valid families, refusals labelled by the
+// server's own error codes.
+func TestFamilies(t *testing.T) {
+	fams := families(msg.Stats{Deliveries: 3, Fetched: 2, Refused: map[msg.ErrorCode]uint64{msg.CodeTooLarge: 1, msg.CodeRateLimited: 4}})
+	got := map[string]float64{}
+	for _, f := range fams {
+		if err := f.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range f.Samples {
+			got[f.Name+s.Values[0]] = s.Value
+		}
+	}
+	for k, v := range map[string]float64{
+		"alknet_msg_requests_totaldeliver": 3, "alknet_msg_envelopes_totalfetched": 2,
+		"alknet_msg_refused_totalTOO_LARGE": 1, "alknet_msg_refused_totalRATE_LIMITED": 4,
+	} {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+}
