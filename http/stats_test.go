@@ -73,3 +73,17 @@ type hijackable struct{ *httptest.ResponseRecorder }
 func (hijackable) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return nil, nil, http.ErrNotSupported
 }
+
+// BenchmarkServeHTTPHealthz measures the cheapest route through ServeHTTP, counting
+// included (the status writer is one of its allocations).
+func BenchmarkServeHTTPHealthz(b *testing.B) {
+	h, err := New(Config{Registry: call.NewRegistry()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := httptest.NewRequest("GET", "/healthz", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		h.ServeHTTP(httptest.NewRecorder(), req)
+	}
+}
