@@ -51,9 +51,10 @@ var ErrHTTP3NeedsQUIC = errors.New("http: h3 is served over QUIC only")
 // core.CloseAuthRequired), bodies are read against the connection's memory budget and
 // under Limits.BodyReadTimeout, MaxHeaderBytes caps a request's header section, and
 // the connection is marked busy while a request runs, so the endpoint's idle timeout
-// closes it only between requests. HTTP/3 has no header read timeout of its own: a
-// request whose headers never arrive ties up one of the connection's streams
-// (endpoint.Config.MaxIncomingStreams) until the idle timeout closes the connection.
+// closes it only between requests. quic-go's HTTP/3 server has no header read
+// timeout: a request whose headers never arrive holds one of the connection's streams
+// (endpoint.Config.MaxIncomingStreams) until the connection closes, which the idle
+// timeout does once no request runs.
 // WebSocket (GET /alknet/call) needs HTTP/1.1 and gets the decoy here; there is no
 // WebTransport.
 //

@@ -33,10 +33,15 @@ type h3Node struct {
 	h      *Handler
 	token  string
 	keyID  string
-	client *coretest.Identity // a known peer
+	client *coretest.Identity  // a known peer
+	logs   *coretest.LogBuffer // the handler's
 }
 
 func newH3Node(t *testing.T, opts ...coretest.Option) *h3Node {
+	return newH3NodeLimits(t, core.Limits{MaxAnonymousFrameBytes: h3AnonLimit}, opts...)
+}
+
+func newH3NodeLimits(t *testing.T, limits core.Limits, opts ...coretest.Option) *h3Node {
 	t.Helper()
 	reg := call.NewRegistry()
 	who := call.NewSpec("h3/whoami", call.Query)
@@ -67,13 +72,14 @@ func newH3Node(t *testing.T, opts ...coretest.Option) *h3Node {
 	client := coretest.NewIdentity(t)
 	cfg := core.DynamicConfig{
 		Auth:   core.AuthPolicy{APIKeys: []core.APIKeyEntry{key}, Peers: []core.PeerEntry{client.Peer("carol")}},
-		Limits: core.Limits{MaxAnonymousFrameBytes: h3AnonLimit},
+		Limits: limits,
 	}
 	store, err := core.NewDynamicStore(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := New(Config{Registry: reg, Identities: core.NewConfigIdentityProvider(store, nil), NodeLimits: store.Limits})
+	logs := coretest.NewLogBuffer()
+	h, err := New(Config{Registry: reg, Identities: core.NewConfigIdentityProvider(store, nil), NodeLimits: store.Limits, Logger: logs.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +93,7 @@ func newH3Node(t *testing.T, opts ...coretest.Option) *h3Node {
 		t.Fatal(err)
 	}
 	srv := coretest.NewServer(t, creg, append([]coretest.Option{coretest.WithConfig(cfg)}, opts...)...)
-	return &h3Node{srv: srv, h: h, token: string(tok.Raw), keyID: key.Prefix, client: client}
+	return &h3Node{srv: srv, h: h, token: string(tok.Raw), keyID: key.Prefix, client: client, logs: logs}
 }
 
 // h3Client returns an HTTP/3 client pinning the node, presenting id's certificate (nil:
@@ -326,5 +332,41 @@ func TestHTTP3Shutdown(t *testing.T) {
 	rest, _ := io.ReadAll(resp.Body)
 	if len(rest) > 0 && !strings.HasPrefix(string(rest), "event: error\n") {
 		t.Fatalf("after shutdown the subscription sent %q", rest)
+	}
+}
+
+// TestHTTP3AuthAttempts: failed Bearer tokens count per QUIC connection; the one
+// presented after the limit is refused and the connection closed, and a new
+// connection starts afresh.
+func TestHTTP3AuthAttempts(t *testing.T) {
+	n := newH3NodeLimits(t, core.Limits{MaxAuthAttempts: 2})
+	c := n.h3Client(t, nil)
+	for i := range 2 {
+		resp, body := h3Do(t, c, http.MethodPost, n.url("/call"), "alk_WRNG-h3-secret", `{"operation":"h3/whoami"}`)
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("bad token %d: %d %q, want 401", i+1, resp.StatusCode, body)
+		}
+	}
+	// The third: a 429, or the connection's close (CloseAuthRequired) if it wins.
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, n.url("/call"), strings.NewReader(`{"operation":"h3/whoami"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer alk_WRNG-h3-secret")
+	if resp, err := c.Do(req); err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("third bad token: %d %q, want 429", resp.StatusCode, b)
+		}
+	}
+	// The client dials a new connection, whose attempts start at zero.
+	resp, body := h3Do(t, c, http.MethodPost, n.url("/call"), n.token, `{"operation":"h3/whoami"}`)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("good token on a new connection: %d %q", resp.StatusCode, body)
+	}
+	// Two failures and the refusal, each naming h3 and the key's public prefix only.
+	if lines := n.logs.Lines("auth failure", "alpn=h3", "peer=alk_WRNG"); len(lines) != 3 || strings.Contains(n.logs.String(), "secret") {
+		t.Errorf("auth failure lines for h3: %q, want 3 without the token", lines)
 	}
 }
