@@ -152,6 +152,49 @@ func TestConfigCheck(t *testing.T) {
 	}
 }
 
+// TestConfigCheckImports: config check reads the [[openapi]] documents and the
+// credential files as serve does when it starts, without contacting [[mcp]] servers.
+func TestConfigCheckImports(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "pets.yaml"), petsSpec)
+	writeFile(t, filepath.Join(dir, "bad.yaml"), "openapi: [\n")
+	writeFile(t, filepath.Join(dir, "pets.key"), "k\n")
+	writeFile(t, filepath.Join(dir, "echo.yaml"), strings.Replace(petsSpec, "getPet", "echo", 1))
+	if err := os.WriteFile(filepath.Join(dir, "open.key"), []byte("k\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(dir, "open.key"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pets := "[[openapi]]\nnamespace = \"p\"\nspec = \"pets.yaml\"\nbase_url = \"http://127.0.0.1:1/\"\n"
+	for _, tc := range []struct{ name, toml, want string }{
+		{"ok", pets + "auth = \"bearer\"\ncredential_file = \"pets.key\"\n[[mcp]]\nnamespace = \"m\"\nendpoint = \"http://127.0.0.1:1/mcp\"\n", ""},
+		{"bad document", strings.Replace(pets, "pets.yaml", "bad.yaml", 1), "bad.yaml"},
+		{"missing document", strings.Replace(pets, "pets.yaml", "nope.yaml", 1), "openapi[0].spec"},
+		{"credential readable by others", pets + "auth = \"bearer\"\ncredential_file = \"open.key\"\n", "chmod 600"},
+		{"mcp credential readable by others", "[[mcp]]\nnamespace = \"m\"\nendpoint = \"http://127.0.0.1:1/mcp\"\ncredential_file = \"open.key\"\n", "chmod 600"},
+		{"collides with a demo operation", strings.Replace(strings.Replace(pets, `"p"`, `"demo"`, 1), "pets.yaml", "echo.yaml", 1), "demo/echo"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, "alknet.toml")
+			writeFile(t, path, tc.toml)
+			r := runCmd(t, nil, "", "config", "check", "--config", path)
+			if tc.want == "" {
+				if r.err != nil || r.stdout != "ok\n" {
+					t.Fatalf("config check: %v, stdout %q", r.err, r.stdout)
+				}
+				return
+			}
+			checkFailure(t, r, exitUsage, "config check: ", tc.want)
+			// serve refuses the file too, when it starts.
+			err := runCmd(t, nil, "", "serve", "--state", t.TempDir(), "--listen", "127.0.0.1:0", "--config", path).err
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("serve = %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
 // TestServeListenInvalid checks that an address serve cannot listen on is a usage
 // error before the state directory is touched.
 func TestServeListenInvalid(t *testing.T) {

@@ -110,8 +110,16 @@ func (c *CLI) configCommand(args []string) error {
 	if *path == "" {
 		return Usagef(`config check: --config FILE is required (run "%s config check -h" for usage)`, name)
 	}
-	if _, _, _, err := c.loadServeConfig(*path); err != nil {
+	pc, _, _, err := c.loadServeConfig(*path)
+	if err != nil {
 		return &ConfigError{fmt.Errorf("config check: %w", err)}
+	}
+	for _, p := range c.node.Plugins {
+		if ch, ok := p.(Checker); ok {
+			if err := ch.Check(pc.Config(p)); err != nil {
+				return &ConfigError{fmt.Errorf("config check: config %s: %w", *path, err)}
+			}
+		}
 	}
 	_, err = io.WriteString(c.Stdout, "ok\n")
 	return err
@@ -120,8 +128,8 @@ func (c *CLI) configCommand(args []string) error {
 // loadServeConfig is serve's configuration: the --config file at path (none: the
 // defaults) parsed and validated for the node's plugins, the live store over it and
 // the directory relative paths in it resolve against. Errors are *ConfigError.
-// "config check" runs exactly this, so it accepts what serve accepts; neither creates
-// keys nor binds ports here.
+// "config check" runs exactly this, then the plugins' Checker checks (what their
+// Setup checks without network or state); neither creates keys nor binds ports.
 func (c *CLI) loadServeConfig(path string) (*Parsed, *core.DynamicStore, string, error) {
 	if path == "" {
 		store, err := core.NewDynamicStore(defaultConfig(c.node.Plugins).Dynamic)

@@ -63,6 +63,17 @@ type Reloader interface {
 	Reload(cfg Config) ([]slog.Attr, error)
 }
 
+// Checker is a plugin whose config has checks beyond Validate that Setup makes before
+// it serves (documents it reads and parses, operation names that must not collide)
+// and that need no network, key or state directory. "config check" runs them once the
+// whole file is valid, so that it refuses what serve would refuse when it starts.
+type Checker interface {
+	Plugin
+	// Check checks cfg, the plugin's config decoded from the file and validated. Its
+	// error names the key at fault; a *ConfigError or a plain error alike exits 2.
+	Check(cfg Config) error
+}
+
 // Flagger is a plugin with flags of its own on serve.
 type Flagger interface {
 	Plugin
