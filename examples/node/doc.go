@@ -49,6 +49,8 @@
 //   - Reloader: on SIGHUP the node re-reads --config; once the whole file is valid and
 //     the store took it, each Reloader gets its new config and returns attributes for
 //     the "config reloaded" log line.
+//   - Checker: checks of its config that Setup makes without network or state (the
+//     call plugin parses its [[openapi]] documents); "config check" runs them.
 //   - Flagger: flags of its own on serve (the http plugin's --demo-page).
 //   - Commander: client subcommands, listed in the usage text in plugin order.
 //
