@@ -95,8 +95,10 @@ func (c *Connection) OpenBi(ctx context.Context) (BiStream, error) { return c.sr
 // AcceptUni waits for the next unidirectional stream the peer opens and returns its
 // receive side. Protocols in which such a stream is a peer error (DNS over QUIC) watch
 // for one with it. QUIC connections from an endpoint see them only when the endpoint
-// allows some (endpoint.Config.MaxIncomingUniStreams); otherwise a peer cannot open one
-// and AcceptUni waits until ctx ends or the connection closes ([ErrConnectionClosed]).
+// allows them for every handler (endpoint.Config.MaxIncomingUniStreams) or the handler
+// is a [UniStreamHandler]; otherwise a peer cannot open one (or has its connection
+// closed when it does) and AcceptUni waits until ctx ends or the connection closes
+// ([ErrConnectionClosed]).
 // Transports without unidirectional streams (TCP+TLS, single streams) return an error
 // wrapping [errors.ErrUnsupported] at once.
 func (c *Connection) AcceptUni(ctx context.Context) (io.Reader, error) {
