@@ -509,3 +509,19 @@ func (s *Store) Close() error {
 	}
 	return nil
 }
+
+// Totals implements msg.Totaler from the per-mailbox usage counters (one read
+// transaction over them).
+func (s *Store) Totals(ctx context.Context) (msg.Totals, error) {
+	var t msg.Totals
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketUsage).ForEach(func(_, v []byte) error {
+			t.AddMailbox(decodeUsage(v))
+			return nil
+		})
+	})
+	if err != nil {
+		return msg.Totals{}, fmt.Errorf("boltstore: totals: %w", err)
+	}
+	return t, nil
+}

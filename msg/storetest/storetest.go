@@ -1,6 +1,6 @@
 // Package storetest is the conformance suite every msg.Store backend passes: ordering and
 // pagination, idempotent Put, quotas at their edges and under concurrent Puts, Delete,
-// expiry and PurgeExpired, key bundles, Usage, Notify, context cancellation and Close.
+// expiry and PurgeExpired, key bundles, Usage, Totals (for a msg.Totaler), Notify, context cancellation and Close.
 //
 // A backend's test calls Run with a function that opens a fresh, empty store; a backend
 // whose stores can share one backing store (several nodes on one database) also calls
@@ -48,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) msg.Store) {
 		{"Expiry", testExpiry},
 		{"Bundles", testBundles},
 		{"Usage", testUsage},
+		{"Totals", testTotals},
 		{"Notify", testNotify},
 		{"NotifyCancel", testNotifyCancel},
 		{"ContextCancelled", testContextCancelled},
