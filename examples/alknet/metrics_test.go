@@ -24,6 +24,7 @@ import (
 	"github.com/alknet/alknet/core"
 	"github.com/alknet/alknet/core/endpoint"
 	"github.com/alknet/alknet/core/tlsconf"
+	"github.com/alknet/alknet/msg"
 	alksftp "github.com/alknet/alknet/sftp"
 )
 
@@ -379,6 +380,40 @@ func TestServeMetricsUsage(t *testing.T) {
 		}
 		if ents, _ := os.ReadDir(state); len(ents) != 0 {
 			t.Errorf("--metrics %q: serve wrote %d files before failing", addr, len(ents))
+		}
+	}
+}
+
+// TestServeMetricsMsg: msg registrations and deliveries move the msg counters, and the
+// store's totals (a bbolt store in the state directory) count the envelope held.
+func TestServeMetricsMsg(t *testing.T) {
+	alice, aliceFP := newClientState(t)
+	addrCh := make(chan string, 1)
+	path := filepath.Join(t.TempDir(), "alknet.toml")
+	writeFile(t, path, msgConfig(`max_mailbox_messages = 100`, msgPeers{aliceFP: {msg.ScopeMailbox, msg.ScopeSend}}))
+	n := startServeWith(t, func(c *cli) { c.stdout = &metricsTap{w: c.stdout, addr: addrCh} }, "--config", path, "--metrics", "127.0.0.1:0")
+	var maddr string
+	select {
+	case maddr = <-addrCh:
+	default:
+		t.Fatal("serve printed no listen metrics line before ready")
+	}
+	mustRun(t, "", append(n.msgArgs("register", alice), n.quic)...)
+	sendID(t, n, alice, aliceFP, "hello")
+	fams := scrapeMetrics(t, maddr)
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"alknet_msg_requests_total", []string{"operation", "keys_put"}, 1},
+		{"alknet_msg_requests_total", []string{"operation", "deliver"}, 1},
+		{"alknet_msg_stored", []string{"kind", "envelopes"}, 1},
+		{"alknet_msg_stored", []string{"kind", "mailboxes"}, 1},
+		{"alknet_msg_mailbox_envelopes", nil, 1},
+	} {
+		if got := sample(fams, c.name, c.labels...); got < c.want {
+			t.Errorf("%s%v = %v, want at least %v", c.name, c.labels, got, c.want)
 		}
 	}
 }

@@ -1,11 +1,40 @@
 package msg
 
 import (
+	"context"
 	"slices"
+	"time"
 
 	"github.com/alknet/alknet/examples/node/metrics"
 	"github.com/alknet/alknet/msg"
 )
+
+// totalsTimeout bounds the store read of one scrape.
+const totalsTimeout = 5 * time.Second
+
+// source returns the msg server's metrics: its counters and, when its store can sum
+// what it holds (memory, bbolt), the stored mailboxes, envelopes and bytes.
+func source(srv *msg.Server) metrics.Source {
+	return func() []metrics.Family {
+		fams := families(srv.Stats())
+		ctx, cancel := context.WithTimeout(context.Background(), totalsTimeout)
+		defer cancel()
+		if t, err := srv.Totals(ctx); err == nil {
+			fams = append(fams, totalsFamilies(t)...)
+		}
+		return fams
+	}
+}
+
+// totalsFamilies returns a store's totals as metric families; no mailbox is named.
+func totalsFamilies(t msg.Totals) []metrics.Family {
+	return []metrics.Family{
+		*metrics.NewGauge("alknet_msg_stored", "What the msg store holds, by kind (mailboxes holding envelopes, envelopes, bytes).", "kind").
+			Add(float64(t.Mailboxes), "mailboxes").Add(float64(t.Envelopes), "envelopes").Add(float64(t.Bytes), "bytes"),
+		*metrics.NewHistogram("alknet_msg_mailbox_envelopes", "Mailboxes by the envelopes they hold (a snapshot at scrape time, not a rate).",
+			msg.MailboxSizeBounds()).AddHistogram(uint64(t.Mailboxes), float64(t.Envelopes), t.MailboxSizes),
+	}
+}
 
 // families returns the msg server's counters as metric families. Mailboxes and
 // senders are never labels.

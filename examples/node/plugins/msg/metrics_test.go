@@ -28,3 +28,24 @@ func TestFamilies(t *testing.T) {
 		}
 	}
 }
+
+// TestTotalsFamilies: the store's totals become a gauge by kind and a histogram of
+// mailboxes by envelopes held.
+func TestTotalsFamilies(t *testing.T) {
+	var tot msg.Totals
+	tot.AddMailbox(1, 10)
+	tot.AddMailbox(50, 500)
+	fams := totalsFamilies(tot)
+	for _, f := range fams {
+		if err := f.Validate(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := fams[0].Samples[1]; got.Values[0] != "envelopes" || got.Value != 51 {
+		t.Errorf("envelopes sample = %+v", got)
+	}
+	h := fams[1].Samples[0]
+	if h.Count != 2 || h.Sum != 51 || h.Cumulative[0] != 1 || h.Cumulative[2] != 2 {
+		t.Errorf("histogram sample = %+v", h)
+	}
+}

@@ -29,7 +29,6 @@ import (
 
 	"github.com/alknet/alknet/core"
 	"github.com/alknet/alknet/examples/node"
-	"github.com/alknet/alknet/examples/node/metrics"
 	"github.com/alknet/alknet/msg"
 	"github.com/alknet/alknet/msg/boltstore"
 	"github.com/alknet/alknet/msg/pgstore"
@@ -125,7 +124,7 @@ func (p *Plugin) Setup(ctx context.Context, env *node.Env) ([]core.ProtocolHandl
 		return nil, fmt.Errorf("alknet/msg: %w", err)
 	}
 	go refresh.loop()
-	env.AddMetrics(func() []metrics.Family { return families(srv.Stats()) })
+	env.AddMetrics(source(srv))
 	p.mu.Lock()
 	p.running = &cfg
 	p.mu.Unlock()
