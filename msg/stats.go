@@ -50,9 +50,9 @@ func (t *Totals) AddMailbox(envelopes, nbytes int64) {
 	}
 }
 
-// Totaler is a Store that can sum what it holds, for metrics. MemStore and boltstore's
-// Store implement it; it reads every mailbox's counters, so call it at scrape time, not
-// per request.
+// Totaler is a Store that can sum what it holds, for metrics. MemStore and the Stores
+// of boltstore and pgstore implement it; it reads every mailbox's counters, so call it
+// at scrape time, not per request.
 type Totaler interface {
 	Totals(ctx context.Context) (Totals, error)
 }

@@ -554,3 +554,31 @@ func (s *Store) Close() error {
 	s.pool.Close()
 	return nil
 }
+
+// Totals implements msg.Totaler with one aggregate query over the usage rows: the
+// mailboxes holding envelopes, their envelopes and bytes, and how many hold at most
+// each bound of msg.MailboxSizeBounds.
+func (s *Store) Totals(ctx context.Context) (msg.Totals, error) {
+	if err := s.check(ctx); err != nil {
+		return msg.Totals{}, err
+	}
+	bounds := msg.MailboxSizeBounds()
+	var q strings.Builder
+	q.WriteString(`SELECT count(*), coalesce(sum(messages), 0)::bigint, coalesce(sum(bytes), 0)::bigint`)
+	for i := range bounds {
+		fmt.Fprintf(&q, `, count(*) FILTER (WHERE messages <= $%d)`, i+1)
+	}
+	q.WriteString(` FROM msg_usage WHERE messages > 0`)
+	args := make([]any, len(bounds))
+	var t msg.Totals
+	t.MailboxSizes = make([]uint64, len(bounds))
+	dest := []any{&t.Mailboxes, &t.Envelopes, &t.Bytes}
+	for i, b := range bounds {
+		args[i] = int64(b)
+		dest = append(dest, &t.MailboxSizes[i])
+	}
+	if err := s.pool.QueryRow(ctx, q.String(), args...).Scan(dest...); err != nil {
+		return msg.Totals{}, s.wrap("totals", err)
+	}
+	return t, nil
+}
