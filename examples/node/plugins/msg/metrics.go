@@ -13,7 +13,7 @@ import (
 const totalsTimeout = 5 * time.Second
 
 // source returns the msg server's metrics: its counters and, when its store can sum
-// what it holds (memory, bbolt), the stored mailboxes, envelopes and bytes.
+// what it holds (a msg.Totaler: all three stores), the stored mailboxes, envelopes and bytes.
 func source(srv *msg.Server) metrics.Source {
 	return func() []metrics.Family {
 		fams := families(srv.Stats())
