@@ -188,6 +188,12 @@ func (s *Server) Register(reg *core.Registry) error {
 	return nil
 }
 
+// MaxIncomingUniStreams implements core.UniStreamHandler: a DoQ peer may open one
+// unidirectional stream, so that the server sees it and closes the connection with
+// DOQ_PROTOCOL_ERROR as RFC 9250 §4.3 requires, instead of QUIC refusing the stream
+// (or the endpoint closing the connection with its own limit code).
+func (s *Server) MaxIncomingUniStreams() int64 { return 1 }
+
 // Handle serves one connection until it closes: DoQ on a QUIC connection (one query per
 // stream), DoT on a single-stream one (pipelined queries). A DoQ ALPN on a single-stream
 // connection or "dot" on QUIC is closed at once with an error wrapping
@@ -667,6 +673,8 @@ type responseWriter struct {
 }
 
 var _ mdns.ResponseWriter = (*responseWriter)(nil)
+
+var _ core.UniStreamHandler = (*Server)(nil)
 
 // LocalAddr returns the connection's local address.
 func (w *responseWriter) LocalAddr() net.Addr { return w.conn.LocalAddr() }

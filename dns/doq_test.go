@@ -109,9 +109,9 @@ func newDNSFixture(t *testing.T, cfg ServerConfig, opts ...coretest.Option) *dns
 	if err := s.Register(reg); err != nil {
 		t.Fatal(err)
 	}
-	srv := coretest.NewServer(t, reg, append([]coretest.Option{coretest.WithEndpointConfig(func(c *endpoint.Config) {
-		c.MaxIncomingUniStreams = 1
-	})}, opts...)...)
+	// No endpoint.Config.MaxIncomingUniStreams: the server declares the one
+	// unidirectional stream it needs (core.UniStreamHandler).
+	srv := coretest.NewServer(t, reg, opts...)
 	// Registered after the server's shutdown, so it runs first: blocked queries end.
 	t.Cleanup(func() {
 		select {

@@ -40,10 +40,7 @@ func ExampleServer() {
 
 	key, _ := tlsconf.GenerateKey()
 	cert, _ := tlsconf.Certificate(key)
-	ep, err := endpoint.New(reg, endpoint.Config{
-		TLS:                   tlsconf.ServerConfig(cert),
-		MaxIncomingUniStreams: 1, // so DoQ can close a peer's unidirectional stream with 0x2
-	})
+	ep, err := endpoint.New(reg, endpoint.Config{TLS: tlsconf.ServerConfig(cert)})
 	if err != nil {
 		log.Fatal(err)
 	}
