@@ -97,3 +97,58 @@ func BenchmarkServerDeliver(b *testing.B) {
 		}
 	}
 }
+
+// seal64K returns an envelope carrying a 64 KiB body (padded to 128 KiB).
+func seal64K(b *testing.B) *Envelope {
+	alice, bob := newParty(b), newParty(b)
+	env, err := Seal(alice.sig, bob.pub, bob.bundle, make([]byte, 64<<10), "application/octet-stream", WithTime(testNow))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return env
+}
+
+// BenchmarkEncodeDeliver encodes the request frame of a 64 KiB delivery, as
+// Client.Deliver does for every call.
+func BenchmarkEncodeDeliver(b *testing.B) {
+	env := seal64K(b)
+	frame, err := encodeRequestFrame(deliverRequest{Op: OpDeliver, Envelope: env})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(frame)))
+	for b.Loop() {
+		if _, err := encodeRequestFrame(deliverRequest{Op: OpDeliver, Envelope: env}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkServerListPage lists one fetch page of a mailbox holding 40 envelopes of
+// a 64 KiB body on a memory store under a 2 MiB frame cap (11 fit), as fetch does.
+func BenchmarkServerListPage(b *testing.B) {
+	store := NewMemStore()
+	defer store.Close()
+	owner := newParty(b)
+	srv, err := NewServer(Config{PurgeInterval: -1, MaxFrameBytes: MaxFrameBytesLimit}, store, Hosted(owner.pub), WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	data, _ := seal64K(b).MarshalJSON()
+	mailbox := Mailbox(owner.pub)
+	for i := range 40 {
+		e := StoredEnvelope{Mailbox: mailbox, AcceptedAt: testNow.Add(time.Duration(i)), ExpiresAt: testNow.Add(time.Hour), Data: data}
+		e.ID[0], e.ID[1] = byte(i), 1
+		if _, _, err := store.Put(b.Context(), e, Quota{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	srv.now = func() time.Time { return testNow }
+	for b.Loop() {
+		items, _, refusal := srv.list(b.Context(), mailbox, "", 100)
+		if refusal != nil || len(items) != 11 {
+			b.Fatalf("list: %d items, %v", len(items), refusal)
+		}
+	}
+}

@@ -108,9 +108,22 @@ func WriteFrame(w io.Writer, body []byte) error {
 	if len(body) == 0 || uint64(len(body)) > 1<<32-1 {
 		return fmt.Errorf("msg: write frame: %d bytes", len(body))
 	}
-	buf := make([]byte, 4, 4+len(body))
-	binary.BigEndian.PutUint32(buf, uint32(len(body)))
-	if _, err := w.Write(append(buf, body...)); err != nil {
+	buf := make([]byte, frameHeaderSize, frameHeaderSize+len(body))
+	return writeFramed(w, append(buf, body...))
+}
+
+// frameHeaderSize is the length prefix of a frame.
+const frameHeaderSize = 4
+
+// writeFramed fills in the length prefix of frame (frameHeaderSize bytes reserved before
+// the body) and writes it in one Write, without copying the body.
+func writeFramed(w io.Writer, frame []byte) error {
+	n := len(frame) - frameHeaderSize
+	if n <= 0 || uint64(n) > 1<<32-1 {
+		return fmt.Errorf("msg: write frame: %d bytes", max(n, 0))
+	}
+	binary.BigEndian.PutUint32(frame, uint32(n))
+	if _, err := w.Write(frame); err != nil {
 		return fmt.Errorf("msg: write frame: %w", err)
 	}
 	return nil

@@ -2,6 +2,7 @@ package msg
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -207,6 +208,13 @@ func scanArray(b []byte, i, depth int) (int, error) {
 // checked for the whole input).
 func scanString(b []byte, i int) (int, error) {
 	for j := i + 1; j < len(b); j++ {
+		// Skip eight plain bytes at a time (a base64 string is nothing else).
+		for j+8 <= len(b) && !hasStringSpecial(binary.LittleEndian.Uint64(b[j:])) {
+			j += 8
+		}
+		if j >= len(b) {
+			break
+		}
 		switch c := b[j]; {
 		case c == '"':
 			return j + 1, nil
@@ -235,6 +243,22 @@ func scanString(b []byte, i int) (int, error) {
 		}
 	}
 	return 0, syntaxError(b, len(b), "the end of a string")
+}
+
+// Byte-lane constants for hasStringSpecial.
+const (
+	lanesLow  = 0x0101010101010101
+	lanesHigh = 0x8080808080808080
+)
+
+// hasStringSpecial reports whether any of the eight bytes of x is one that scanString
+// must look at: '"', '\\' or a control character (< 0x20). Each term is the exact
+// "has a zero byte" test ((v - 0x01…) &^ v & 0x80…) of x xor the byte, or for the control
+// characters the exact "has a byte below 0x20" one; the OR of exact tests is exact.
+func hasStringSpecial(x uint64) bool {
+	q := x ^ (lanesLow * '"')
+	s := x ^ (lanesLow * '\\')
+	return ((q-lanesLow)&^q|(s-lanesLow)&^s|(x-lanesLow*0x20)&^x)&lanesHigh != 0
 }
 
 func scanLiteral(b []byte, i int, lit string) (int, error) {

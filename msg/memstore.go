@@ -104,8 +104,8 @@ func comparePos(a, b storekit.Position) int {
 	return 0
 }
 
-// List implements Store. The envelopes' Data are copies.
-func (s *MemStore) List(ctx context.Context, mailbox string, after Cursor, limit int, now time.Time) ([]StoredEnvelope, Cursor, error) {
+// List implements Store. The envelopes' Data are copies (of the returned envelopes only).
+func (s *MemStore) List(ctx context.Context, mailbox string, after Cursor, limit int, maxBytes int64, now time.Time) ([]StoredEnvelope, Cursor, error) {
 	if err := storekit.CheckMailbox(mailbox); err != nil {
 		return nil, after, err
 	}
@@ -136,11 +136,16 @@ func (s *MemStore) List(ctx context.Context, mailbox string, after Cursor, limit
 	}
 	out := make([]StoredEnvelope, 0, storekit.InitialCap(limit))
 	next := after
+	var used int64
 	for ; i < len(mb.items) && len(out) < limit; i++ {
-		it := mb.items[i]
+		it := &mb.items[i]
 		if !it.env.ExpiresAt.After(now) {
 			continue
 		}
+		if storekit.OverBudget(maxBytes, len(out), used, len(it.env.Data)) {
+			break
+		}
+		used += int64(len(it.env.Data))
 		env := it.env
 		env.Data = slices.Clone(env.Data)
 		out = append(out, env)

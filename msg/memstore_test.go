@@ -39,7 +39,7 @@ func ExampleMemStore() {
 	fmt.Println("first put duplicate:", dup)
 	_, dup, _ = s.Put(ctx, env, quota)
 	fmt.Println("second put duplicate:", dup)
-	envs, _, _ := s.List(ctx, "mailbox", "", 10, now)
+	envs, _, _ := s.List(ctx, "mailbox", "", 10, 0, now)
 	fmt.Println("listed:", len(envs), string(envs[0].Data))
 	// Output:
 	// first put duplicate: false

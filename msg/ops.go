@@ -248,10 +248,16 @@ func (s *Server) fetch(ctx context.Context, mailbox string, r *fetchRequest) (*f
 	}
 }
 
+// fetchEnvelopeOverhead is what a fetch response adds to each envelope's JSON (its
+// accepted_at and expires_at fields and the punctuation), an upper bound.
+const fetchEnvelopeOverhead = 64
+
 // list reads up to limit envelopes whose JSON together fits the frame cap (at least one).
+// The store gets the frame cap as its byte budget, so it reads about what fits; only when
+// the per-envelope overhead tips a page over the cap does list ask again for fewer.
 func (s *Server) list(ctx context.Context, mailbox string, after Cursor, limit int) ([]StoredEnvelope, Cursor, *Error) {
 	for {
-		items, next, err := s.store.List(ctx, mailbox, after, limit, s.now())
+		items, next, err := s.store.List(ctx, mailbox, after, limit, int64(s.cfg.MaxFrameBytes), s.now())
 		if errors.Is(err, ErrInvalidCursor) {
 			return nil, "", errorf(CodeBadRequest, "fetch: after: not a cursor this node made")
 		}
@@ -260,7 +266,7 @@ func (s *Server) list(ctx context.Context, mailbox string, after Cursor, limit i
 		}
 		fit, total := 0, 0
 		for _, it := range items {
-			total += len(it.Data) + 64
+			total += len(it.Data) + fetchEnvelopeOverhead
 			if fit > 0 && total > int(s.cfg.MaxFrameBytes) {
 				break
 			}

@@ -764,7 +764,7 @@ func TestServerTCPSequence(t *testing.T) {
 // panicStore panics in List, like a buggy backend.
 type panicStore struct{ Store }
 
-func (panicStore) List(context.Context, string, Cursor, int, time.Time) ([]StoredEnvelope, Cursor, error) {
+func (panicStore) List(context.Context, string, Cursor, int, int64, time.Time) ([]StoredEnvelope, Cursor, error) {
 	panic("store bug")
 }
 

@@ -36,7 +36,13 @@ type Store interface {
 	Put(ctx context.Context, env StoredEnvelope, q Quota) (acceptedAt time.Time, duplicate bool, err error)
 	// List returns up to limit envelopes of mailbox after cursor in AcceptedAt order
 	// (ties broken by a store sequence), not expired at now, and the cursor to continue.
-	List(ctx context.Context, mailbox string, after Cursor, limit int, now time.Time) ([]StoredEnvelope, Cursor, error)
+	// When maxBytes > 0 it is a byte budget: List stops before the envelope that would
+	// take the sum of the returned envelopes' len(Data) past maxBytes, except that the
+	// first envelope is always returned (however large), so that a reader always makes
+	// progress. maxBytes <= 0 means no byte budget. The cursor continues after the last
+	// envelope returned, so an envelope left out for the budget comes first next time.
+	// A store reads (and copies) only the envelopes it returns, not limit of them.
+	List(ctx context.Context, mailbox string, after Cursor, limit int, maxBytes int64, now time.Time) ([]StoredEnvelope, Cursor, error)
 	// Delete removes the given ids of mailbox (unknown ids ignored); returns how many.
 	Delete(ctx context.Context, mailbox string, ids [][16]byte) (int, error)
 	// PurgeExpired removes every envelope with ExpiresAt <= now; returns how many.

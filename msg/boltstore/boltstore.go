@@ -268,7 +268,7 @@ func (s *Store) Put(ctx context.Context, env msg.StoredEnvelope, q msg.Quota) (t
 }
 
 // List implements msg.Store.
-func (s *Store) List(ctx context.Context, mailbox string, after msg.Cursor, limit int, now time.Time) ([]msg.StoredEnvelope, msg.Cursor, error) {
+func (s *Store) List(ctx context.Context, mailbox string, after msg.Cursor, limit int, maxBytes int64, now time.Time) ([]msg.StoredEnvelope, msg.Cursor, error) {
 	if err := storekit.CheckMailbox(mailbox); err != nil {
 		return nil, after, err
 	}
@@ -291,6 +291,7 @@ func (s *Store) List(ctx context.Context, mailbox string, after msg.Cursor, limi
 	}
 	out := make([]msg.StoredEnvelope, 0, storekit.InitialCap(limit))
 	next := after
+	var used int64
 	err = s.view(ctx, func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketEnvelopes).Cursor()
 		k, v := c.Seek(seek)
@@ -309,6 +310,10 @@ func (s *Store) List(ctx context.Context, mailbox string, after msg.Cursor, limi
 			if d.expiresNs <= nowNs {
 				continue
 			}
+			if storekit.OverBudget(maxBytes, len(out), used, len(d.data)) {
+				break
+			}
+			used += int64(len(d.data))
 			out = append(out, msg.StoredEnvelope{
 				ID:         d.id,
 				Mailbox:    mailbox,

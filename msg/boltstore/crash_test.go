@@ -115,7 +115,7 @@ func TestCrash(t *testing.T) {
 	seen := map[string]int{}
 	var cur msg.Cursor
 	for {
-		page, next, err := s.List(t.Context(), crashMailbox, cur, 100, time.Now())
+		page, next, err := s.List(t.Context(), crashMailbox, cur, 100, 0, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -26,14 +26,14 @@ func ExampleOpen() {
 		log.Fatal(err)
 	}
 	defer cancel()
-	envs, next, err := s.List(ctx, mailbox, "", 100, time.Now())
+	envs, next, err := s.List(ctx, mailbox, "", 100, 0, time.Now())
 	if err != nil {
 		log.Fatal(err)
 	}
 	if len(envs) == 0 {
 		select {
 		case <-wake: // a Put on any node sharing the database
-			envs, _, err = s.List(ctx, mailbox, next, 100, time.Now())
+			envs, _, err = s.List(ctx, mailbox, next, 100, 0, time.Now())
 		case <-time.After(60 * time.Second):
 		}
 	}

@@ -337,8 +337,24 @@ func (s *Store) wrap(op string, err error) error {
 	return fmt.Errorf("pgstore: %s: %w", op, err)
 }
 
+// listQuery pages a mailbox under a count limit ($5) and a byte budget ($6): the page
+// takes sizes from octet_length(data), which reads a TOASTed value's header, not the
+// value, and only the rows within the budget (the first always) join back for their data.
+const listQuery = `WITH page AS (
+		SELECT seq, id, accepted_ns, expires_ns,
+			row_number() OVER w AS rn,
+			sum(octet_length(data)) OVER w AS run
+		FROM msg_envelopes
+		WHERE mailbox = $1 AND (accepted_ns, seq) > ($2, $3) AND expires_ns > $4
+		WINDOW w AS (ORDER BY accepted_ns, seq ROWS UNBOUNDED PRECEDING)
+		ORDER BY accepted_ns, seq LIMIT $5)
+	SELECT p.seq, p.id, p.accepted_ns, p.expires_ns, e.data
+	FROM page p JOIN msg_envelopes e ON e.seq = p.seq
+	WHERE p.rn = 1 OR p.run <= $6
+	ORDER BY p.accepted_ns, p.seq`
+
 // List implements msg.Store.
-func (s *Store) List(ctx context.Context, mailbox string, after msg.Cursor, limit int, now time.Time) ([]msg.StoredEnvelope, msg.Cursor, error) {
+func (s *Store) List(ctx context.Context, mailbox string, after msg.Cursor, limit int, maxBytes int64, now time.Time) ([]msg.StoredEnvelope, msg.Cursor, error) {
 	if err := storekit.CheckMailbox(mailbox); err != nil {
 		return nil, after, err
 	}
@@ -362,9 +378,10 @@ func (s *Store) List(ctx context.Context, mailbox string, after msg.Cursor, limi
 	if err := s.check(ctx); err != nil {
 		return nil, after, err
 	}
-	rows, err := s.pool.Query(ctx, `SELECT seq, id, accepted_ns, expires_ns, data FROM msg_envelopes
-		WHERE mailbox = $1 AND (accepted_ns, seq) > ($2, $3) AND expires_ns > $4
-		ORDER BY accepted_ns, seq LIMIT $5`, mailbox, from.AcceptedNs, int64(from.Seq), nowNs, limit)
+	if maxBytes <= 0 {
+		maxBytes = math.MaxInt64
+	}
+	rows, err := s.pool.Query(ctx, listQuery, mailbox, from.AcceptedNs, int64(from.Seq), nowNs, limit, maxBytes)
 	if err != nil {
 		return nil, after, s.wrap("list", err)
 	}

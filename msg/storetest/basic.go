@@ -35,20 +35,20 @@ func testPutListOrder(t *testing.T, s msg.Store) {
 	for i := range want {
 		want[i].Data = wantData[i]
 	}
-	got, _, err := s.List(t.Context(), mb, "", 100, base)
+	got, _, err := s.List(t.Context(), mb, "", 100, 0, base)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sameEnvelopes(t, "List", got, want)
 	if len(got) > 0 {
 		clear(got[0].Data) // nor may the caller's result alias the store
-		again, _, err := s.List(t.Context(), mb, "", 1, base)
+		again, _, err := s.List(t.Context(), mb, "", 1, 0, base)
 		if err != nil {
 			t.Fatal(err)
 		}
 		sameEnvelopes(t, "List after scribbling on a result", again, want[:1])
 	}
-	got, _, err = s.List(t.Context(), newMailbox(), "", 100, base)
+	got, _, err = s.List(t.Context(), newMailbox(), "", 100, 0, base)
 	if err != nil || len(got) != 0 {
 		t.Fatalf("List of an unknown mailbox = %d envelopes, %v; want none", len(got), err)
 	}
@@ -72,7 +72,7 @@ func testPagination(t *testing.T, s msg.Store) {
 	_, end := listAll(t, s, mb, 3, base)
 	late := env(mb, time.Hour, 3)
 	put(t, s, late, msg.Quota{})
-	got, next, err := s.List(t.Context(), mb, end, 3, base)
+	got, next, err := s.List(t.Context(), mb, end, 3, 0, base)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,13 +81,13 @@ func testPagination(t *testing.T, s msg.Store) {
 		t.Fatalf("cursor did not move past the late envelope")
 	}
 	// A cursor taken mid-way and reused gives the same page again (cursors are positions).
-	first, c1, err := s.List(t.Context(), mb, "", 2, base)
+	first, c1, err := s.List(t.Context(), mb, "", 2, 0, base)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sameEnvelopes(t, "first page", first, want[:2])
 	for range 2 {
-		page, _, err := s.List(t.Context(), mb, c1, 2, base)
+		page, _, err := s.List(t.Context(), mb, c1, 2, 0, base)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,7 +108,7 @@ func testPaginationSurvivesDelete(t *testing.T, s msg.Store) {
 	var got []msg.StoredEnvelope
 	var cur msg.Cursor
 	for {
-		page, next, err := s.List(t.Context(), mb, cur, 2, base)
+		page, next, err := s.List(t.Context(), mb, cur, 2, 0, base)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -143,11 +143,11 @@ func testInvalidArguments(t *testing.T, s msg.Store) {
 		t.Errorf("Put with a zero AcceptedAt succeeded")
 	}
 	for _, c := range []msg.Cursor{"x", "!!!!!!!!!!!!!!!!!!!!!!", "AAAAAAAAAAAAAAAAAAAAAAA=", msg.Cursor(bytes.Repeat([]byte("A"), 1<<16))} {
-		if _, _, err := s.List(ctx, mb, c, 10, base); !errors.Is(err, msg.ErrInvalidCursor) {
+		if _, _, err := s.List(ctx, mb, c, 10, 0, base); !errors.Is(err, msg.ErrInvalidCursor) {
 			t.Errorf("List with cursor %.30q: error %v, want one wrapping ErrInvalidCursor", c, err)
 		}
 	}
-	if _, _, err := s.List(ctx, mb, "", 0, base); err == nil {
+	if _, _, err := s.List(ctx, mb, "", 0, 0, base); err == nil {
 		t.Errorf("List with limit 0 succeeded")
 	}
 	usage(t, s, mb, 0, 0)
@@ -166,7 +166,7 @@ func testDuplicate(t *testing.T, s msg.Store) {
 	if err != nil || !dup || !at.Equal(orig.AcceptedAt) {
 		t.Fatalf("duplicate Put = %v, %v, %v; want %v, true, nil", at, dup, err, orig.AcceptedAt)
 	}
-	got, _, err := s.List(ctx, mb, "", 10, base)
+	got, _, err := s.List(ctx, mb, "", 10, 0, base)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +191,7 @@ func testDelete(t *testing.T, s msg.Store) {
 	if err != nil || n != 2 {
 		t.Fatalf("Delete = %d, %v; want 2, nil", n, err)
 	}
-	got, _, err := s.List(ctx, mb, "", 10, base)
+	got, _, err := s.List(ctx, mb, "", 10, 0, base)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,12 +231,12 @@ func testExpiry(t *testing.T, s msg.Store) {
 		put(t, s, e, msg.Quota{})
 	}
 	now := base.Add(time.Minute)
-	got, _, err := s.List(ctx, mb1, "", 10, now.Add(-time.Nanosecond))
+	got, _, err := s.List(ctx, mb1, "", 10, 0, now.Add(-time.Nanosecond))
 	if err != nil {
 		t.Fatal(err)
 	}
 	sameEnvelopes(t, "List a nanosecond before expiry", got, []msg.StoredEnvelope{short1, long1})
-	got, _, err = s.List(ctx, mb1, "", 10, now)
+	got, _, err = s.List(ctx, mb1, "", 10, 0, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +256,7 @@ func testExpiry(t *testing.T, s msg.Store) {
 	}
 	usage(t, s, mb1, 1, 30)
 	usage(t, s, mb2, 0, 0)
-	got, _, err = s.List(ctx, mb1, "", 10, base)
+	got, _, err = s.List(ctx, mb1, "", 10, 0, base)
 	if err != nil {
 		t.Fatal(err)
 	}

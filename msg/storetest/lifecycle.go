@@ -69,7 +69,7 @@ func testContextCancelled(t *testing.T, s msg.Store) {
 	}
 	_, _, err := s.Put(ctx, env(mb, 1, 10), msg.Quota{})
 	check("Put", err)
-	_, _, err = s.List(ctx, mb, "", 10, base)
+	_, _, err = s.List(ctx, mb, "", 10, 0, base)
 	check("List", err)
 	_, err = s.Delete(ctx, mb, [][16]byte{e.ID})
 	check("Delete", err)
@@ -106,7 +106,7 @@ func testClose(t *testing.T, s msg.Store) {
 	}
 	_, _, err := s.Put(ctx, env(mb, 1, 1), msg.Quota{})
 	check("Put", err)
-	_, _, err = s.List(ctx, mb, "", 10, base)
+	_, _, err = s.List(ctx, mb, "", 10, 0, base)
 	check("List", err)
 	_, err = s.Delete(ctx, mb, nil)
 	check("Delete", err)

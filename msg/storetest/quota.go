@@ -22,7 +22,7 @@ func testQuotaMessagesEdge(t *testing.T, s msg.Store) {
 		t.Fatalf("Put past MaxMessages: %v, want ErrQuotaExceeded", err)
 	}
 	usage(t, s, mb, 3, 30)
-	got, _, err := s.List(ctx, mb, "", 10, base)
+	got, _, err := s.List(ctx, mb, "", 10, 0, base)
 	if err != nil || len(got) != 3 {
 		t.Fatalf("List after refusal = %d envelopes, %v; want 3", len(got), err)
 	}

@@ -92,7 +92,7 @@ func testSharedDelete(t *testing.T, a, b msg.Store) {
 	if n, err := b.PurgeExpired(ctx, base.Add(time.Minute)); err != nil || n != 1 {
 		t.Fatalf("PurgeExpired through B = %d, %v", n, err)
 	}
-	got, _, err := a.List(ctx, mb, "", 10, base)
+	got, _, err := a.List(ctx, mb, "", 10, 0, base)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,5 +1,5 @@
 // Package storetest is the conformance suite every msg.Store backend passes: ordering and
-// pagination, idempotent Put, quotas at their edges and under concurrent Puts, Delete,
+// pagination (with List's byte budget at its edges), idempotent Put, quotas at their edges and under concurrent Puts, Delete,
 // expiry and PurgeExpired, key bundles, Usage, Totals (for a msg.Totaler), Notify, context cancellation and Close.
 //
 // A backend's test calls Run with a function that opens a fresh, empty store; a backend
@@ -38,6 +38,7 @@ func Run(t *testing.T, open func(t *testing.T) msg.Store) {
 		{"PutListOrder", testPutListOrder},
 		{"Pagination", testPagination},
 		{"PaginationSurvivesDelete", testPaginationSurvivesDelete},
+		{"ListByteBudget", testListByteBudget},
 		{"InvalidArguments", testInvalidArguments},
 		{"Duplicate", testDuplicate},
 		{"QuotaMessagesEdge", testQuotaMessagesEdge},
@@ -135,7 +136,7 @@ func listAll(t *testing.T, s msg.Store, mailbox string, limit int, now time.Time
 	var all []msg.StoredEnvelope
 	var cur msg.Cursor
 	for range 10000 {
-		page, next, err := s.List(t.Context(), mailbox, cur, limit, now)
+		page, next, err := s.List(t.Context(), mailbox, cur, limit, 0, now)
 		if err != nil {
 			t.Fatalf("List(limit %d, after %q): %v", limit, cur, err)
 		}

@@ -59,6 +59,13 @@ func CheckLimit(limit int) error {
 	return nil
 }
 
+// OverBudget reports whether List, having taken n envelopes totalling used bytes, must
+// stop before one of size bytes under the budget maxBytes (<= 0: no budget). The first
+// envelope (n == 0) is always taken.
+func OverBudget(maxBytes int64, n int, used int64, size int) bool {
+	return maxBytes > 0 && n > 0 && used+int64(size) > maxBytes
+}
+
 // InitialCap is the capacity to give a List result: never the caller's announced limit
 // beyond a small bound, so a huge limit allocates nothing up front.
 func InitialCap(limit int) int { return min(limit, 64) }
