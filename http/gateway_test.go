@@ -459,7 +459,10 @@ func TestGatewayStreamRootContext(t *testing.T) {
 
 func TestGatewayTimeout(t *testing.T) {
 	gw := htGateway(t)
-	gw.Timeout = time.Millisecond
+	// Long enough that the call is admitted before the deadline on a busy machine (with
+	// a millisecond the deadline could pass before the handler ran, and nothing would
+	// observe it); the handler then blocks until its context ends.
+	gw.Timeout = 200 * time.Millisecond
 	observed := make(chan struct{})
 	htMustRegister(t, gw.Registry, call.Registration{
 		Spec: call.NewSpec("demo/slow", call.Query),
@@ -479,7 +482,7 @@ func TestGatewayTimeout(t *testing.T) {
 	}
 	select {
 	case <-observed:
-	default:
+	case <-time.After(htGuard):
 		t.Fatalf("the handler did not observe its context ending")
 	}
 }
