@@ -84,7 +84,7 @@ func TestGitQuick(t *testing.T) {
 	}
 	g := goalOf(s)
 	if !strings.HasPrefix(g, "goal: clone over alknet/git (binary engine) ≤ 1.1× git daemon's time — ") ||
-		!(strings.Contains(g, "— met (") || strings.Contains(g, "— not met (")) {
+		!judged(g, "— met (", "— not met (") {
 		t.Errorf("goal line = %q in:\n%s", g, s)
 	}
 	if !strings.Contains(s, "- git: ") {

@@ -289,7 +289,8 @@ type armBench[O interface{ shared() runOptions }, F armFixture[O]] struct {
 // starts the fixture and checks it, runs one short untimed pass of every arm (lazy
 // initialisation, heap growth, the latency buffers, the windows of the long-lived
 // connections), measures the rounds, writes the allocation profile where asked and the
-// report, and shuts the fixture down.
+// report (its goal verdicts withheld where the machine was too busy: judgeGoals), and
+// shuts the fixture down.
 func (b armBench[O, F]) run(ctx context.Context, o O, stdout, stderr io.Writer) error {
 	c := o.shared()
 	selected, err := selectMetrics(c.only, b.metrics)
@@ -327,7 +328,13 @@ func (b armBench[O, F]) run(ctx context.Context, o O, stdout, stderr io.Writer) 
 	if err := writeAllocProfile(c.memprofile); err != nil {
 		return err
 	}
-	b.report(stdout, o, armSel, ms, loadBefore, other)
+	// The report is written whole once its goal verdicts are judged against how busy
+	// the machine was (judgeGoals).
+	var report strings.Builder
+	b.report(&report, o, armSel, ms, loadBefore, other)
+	if _, err := io.WriteString(stdout, judgeGoals(report.String(), other)); err != nil {
+		return err
+	}
 	return f.shutdown()
 }
 

@@ -26,7 +26,7 @@ func TestHTTPQuick(t *testing.T) {
 
 	goal := goalOf(s)
 	if !strings.HasPrefix(goal, "goal: /call requests/s over TCP+TLS h2 ≥ 0.9× net/http TLS h2 — ") ||
-		!(strings.Contains(goal, "— met (") || strings.Contains(goal, "— not met (")) {
+		!judged(goal, "— met (", "— not met (") {
 		t.Errorf("goal line = %q, want a met/not met verdict in:\n%s", goal, s)
 	}
 	if !strings.Contains(s, "quic-go v0.65.0") {

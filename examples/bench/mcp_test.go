@@ -26,7 +26,7 @@ func TestMCPQuick(t *testing.T) {
 
 	goal := goalOf(s)
 	if !strings.HasPrefix(goal, "goal: /mcp call-tool calls/s with many callers on one session ≥ 0.9× the go-sdk used directly (raw tool) — ") ||
-		!(strings.Contains(goal, "— met (") || strings.Contains(goal, "— not met (")) {
+		!judged(goal, "— met (", "— not met (") {
 		t.Errorf("goal line = %q, want a met/not met verdict in:\n%s", goal, s)
 	}
 	if !strings.Contains(s, "go-sdk v1.8.0") {

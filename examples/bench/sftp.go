@@ -412,7 +412,7 @@ func (f *sftpFixture) startArm(ctx context.Context, name string, o sftpBenchOpti
 			return c, conn, nil
 		}
 	case sftpArmOpenSSH:
-		sshd, err := startSSHD(ctx, o.sshd, o.subsystem, f.host, f.client)
+		sshd, err := startSSHD(ctx, o.sshd, sshdConfig{subsystem: o.subsystem}, f.host, f.client)
 		if err != nil {
 			return nil, err
 		}

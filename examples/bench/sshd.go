@@ -82,11 +82,19 @@ func (b *lockedBuffer) String() string {
 	return strings.TrimSpace(b.buf.String())
 }
 
+// sshdConfig is what differs between the benchmarks' sshd configurations.
+type sshdConfig struct {
+	// subsystem is sshd's sftp Subsystem; empty serves no sftp.
+	subsystem string
+	// forwarding allows direct-tcpip channels (AllowTcpForwarding local).
+	forwarding bool
+}
+
 // startSSHD starts the sshd binary bin with a configuration in a new temporary
 // directory: listening on a free loopback port, host's key as its host key, client's
-// as the only authorized key of the current user, sftp served by subsystem, no PAM,
-// no strict modes. It waits until the port accepts connections.
-func startSSHD(ctx context.Context, bin, subsystem string, host, client sshKey) (_ *sshdProcess, err error) {
+// as the only authorized key of the current user, sftp and forwarding as c says, no
+// PAM, no strict modes. It waits until the port accepts connections.
+func startSSHD(ctx context.Context, bin string, c sshdConfig, host, client sshKey) (_ *sshdProcess, err error) {
 	u, err := user.Current()
 	if err != nil {
 		return nil, err
@@ -121,7 +129,6 @@ func startSSHD(ctx context.Context, bin, subsystem string, host, client sshKey) 
 		"HostKey " + hostKey,
 		"AuthorizedKeysFile " + authKeys,
 		"PidFile " + filepath.Join(dir, "sshd.pid"),
-		"Subsystem sftp " + subsystem,
 		"PubkeyAuthentication yes",
 		"PasswordAuthentication no",
 		"KbdInteractiveAuthentication no",
@@ -130,8 +137,15 @@ func startSSHD(ctx context.Context, bin, subsystem string, host, client sshKey) 
 		"UseDNS no",
 		"PrintMotd no",
 		"X11Forwarding no",
-		"AllowTcpForwarding no",
 		"LogLevel ERROR",
+	}
+	if c.subsystem != "" {
+		conf = append(conf, "Subsystem sftp "+c.subsystem)
+	}
+	if c.forwarding {
+		conf = append(conf, "AllowTcpForwarding local", "PermitOpen any")
+	} else {
+		conf = append(conf, "AllowTcpForwarding no")
 	}
 	if os.Geteuid() == 0 {
 		conf = append(conf, "PermitRootLogin yes")
@@ -225,6 +239,13 @@ func (p *sshdProcess) stop() error {
 func (p *sshdProcess) cpu() time.Duration {
 	cpu, _ := procTree(p.cmd.Process.Pid)
 	return cpu
+}
+
+// procs returns how many processes sshd and its descendants are (its connections'),
+// zero where /proc is not readable.
+func (p *sshdProcess) procs() int {
+	_, n := procTree(p.cmd.Process.Pid)
+	return n
 }
 
 // procTree returns the CPU time of the process root and its descendants from

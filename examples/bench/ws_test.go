@@ -26,7 +26,7 @@ func TestWSQuick(t *testing.T) {
 
 	goal := goalOf(s)
 	if !strings.HasPrefix(goal, "goal: /alknet/call echo calls/s with many callers on one socket ≥ 0.9× net/http + coder/websocket — ") ||
-		!(strings.Contains(goal, "— met (") || strings.Contains(goal, "— not met (")) {
+		!judged(goal, "— met (", "— not met (") {
 		t.Errorf("goal line = %q, want a met/not met verdict in:\n%s", goal, s)
 	}
 	if !strings.Contains(s, "coder/websocket v1.8.15") {
