@@ -32,7 +32,8 @@ var ErrHostUnreachable = errors.New("ssh: host unreachable")
 // [gossh.Prohibited] gives "not allowed by ruleset" (0x02), [gossh.ConnectionFailed] gives
 // "connection refused" (0x05), [ErrHostUnreachable], [context.DeadlineExceeded] or any
 // error whose Timeout method reports true gives "host unreachable" (0x04), anything else
-// "general failure" (0x01). When the returned conn implements CloseWrite() error, the
+// "general failure" (0x01). An alknet/forward refusal ([ForwardRefusal]) maps as
+// [ForwardOpener] says. When the returned conn implements CloseWrite() error, the
 // server half-closes it when the client finishes sending.
 type Opener interface {
 	// Open opens a connection to host:port. ctx is the connection's context: it is done
@@ -428,6 +429,9 @@ func (h *socks5Conn) linger() {
 
 // socks5OpenReply maps an Opener error to a SOCKS5 reply code.
 func socks5OpenReply(err error) byte {
+	if code, ok := forwardRefusalReply(err); ok {
+		return code
+	}
 	var oce *gossh.OpenChannelError
 	if errors.As(err, &oce) {
 		switch oce.Reason {

@@ -1,0 +1,253 @@
+package ssh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/alknet/alknet/core"
+)
+
+// ForwardOpener is an Opener over one ALPNForward connection: each Open is a new
+// stream (DialForward), so a SOCKS5Server on it forwards without SSH. A refusal maps
+// to the SOCKS5 reply as a direct-tcpip refusal does: policy and reserved
+// destinations "not allowed by ruleset", a failed connect "connection refused", an
+// unresolvable name or a connect timeout "host unreachable".
+type ForwardOpener struct {
+	// Conn is the ALPNForward connection.
+	Conn *core.Connection
+}
+
+// Open opens one forwarded connection to host:port.
+func (o ForwardOpener) Open(ctx context.Context, host string, port uint16) (net.Conn, error) {
+	return DialForward(ctx, o.Conn, net.JoinHostPort(host, strconv.Itoa(int(port))))
+}
+
+// forwardRefusalReply maps a ForwardRefusal to a SOCKS5 reply code; ok is false for
+// other errors.
+func forwardRefusalReply(err error) (code byte, ok bool) {
+	var r *ForwardRefusal
+	if !errors.As(err, &r) {
+		return 0, false
+	}
+	switch r.Reason {
+	case ReasonDenied, ReasonReserved:
+		return socks5ReplyNotAllowed, true
+	case ReasonConnectFailed:
+		return socks5ReplyConnectionRefused, true
+	case ReasonResolve, ReasonConnectTimeout:
+		return socks5ReplyHostUnreachable, true
+	}
+	return socks5ReplyGeneralFailure, true
+}
+
+// ForwardTunnel keeps an ALPNForward connection to a node up and serves local
+// forwards (-L) and SOCKS5 proxies over it, every forwarded connection on its own
+// stream. It behaves as Tunnel does (listeners opened first and kept across
+// reconnections; exponential backoff between dials) but has no remote forwards.
+type ForwardTunnel struct {
+	// Dial opens a new ALPNForward connection (such as a closure over
+	// endpoint.Dial); required.
+	Dial func(ctx context.Context) (*core.Connection, error)
+	// Local are the -L forwards.
+	Local []ForwardSpec
+	// SOCKS are the addresses of SOCKS5 proxies to run ("127.0.0.1:1080").
+	SOCKS []string
+	// MinBackoff and MaxBackoff bound the wait between dial attempts
+	// (DefaultMinBackoff, DefaultMaxBackoff).
+	MinBackoff, MaxBackoff time.Duration
+	// OnConnect, when set, is called after each successful dial.
+	OnConnect func()
+	// Logger receives connection state changes; targets are never logged.
+	Logger *slog.Logger
+
+	mu        sync.Mutex
+	conn      *core.Connection
+	listeners []net.Listener
+}
+
+// Listen opens the local listeners (-L, then SOCKS) so that their addresses are known
+// (LocalAddrs) before Run; Run calls it when it has not been called.
+func (t *ForwardTunnel) Listen() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.listeners != nil {
+		return nil
+	}
+	lns, err := listenLocal(t.Local, t.SOCKS)
+	if err != nil {
+		return err
+	}
+	t.listeners = lns
+	return nil
+}
+
+// listenLocal opens the -L listeners, then the SOCKS5 ones; on error none stays open.
+func listenLocal(local []ForwardSpec, socks []string) ([]net.Listener, error) {
+	var lns []net.Listener
+	fail := func(err error) ([]net.Listener, error) {
+		for _, ln := range lns {
+			_ = ln.Close()
+		}
+		return nil, err
+	}
+	for _, f := range local {
+		ln, err := net.Listen("tcp", net.JoinHostPort(f.BindHost, strconv.Itoa(int(f.BindPort))))
+		if err != nil {
+			return fail(fmt.Errorf("ssh: local forward %s: %w", f, err))
+		}
+		lns = append(lns, ln)
+	}
+	for _, a := range socks {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			return fail(fmt.Errorf("ssh: SOCKS5 listener %s: %w", a, err))
+		}
+		lns = append(lns, ln)
+	}
+	return lns, nil
+}
+
+// Close closes the local listeners opened by Listen; use it when Run will not be
+// called.
+func (t *ForwardTunnel) Close() error {
+	t.mu.Lock()
+	lns := t.listeners
+	t.mu.Unlock()
+	for _, ln := range lns {
+		_ = ln.Close()
+	}
+	return nil
+}
+
+// LocalAddrs returns the addresses of the local listeners after Listen: the -L
+// forwards in order, then the SOCKS5 proxies.
+func (t *ForwardTunnel) LocalAddrs() []net.Addr {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]net.Addr, len(t.listeners))
+	for i, ln := range t.listeners {
+		out[i] = ln.Addr()
+	}
+	return out
+}
+
+// Open opens a forwarded connection to host:port through the current connection;
+// ErrNotConnected while there is none.
+func (t *ForwardTunnel) Open(ctx context.Context, host string, port uint16) (net.Conn, error) {
+	t.mu.Lock()
+	c := t.conn
+	t.mu.Unlock()
+	if c == nil {
+		return nil, ErrNotConnected
+	}
+	return ForwardOpener{Conn: c}.Open(ctx, host, port)
+}
+
+// Run serves the forwards until ctx is done, then closes everything and returns nil;
+// it returns an error only when the local listeners cannot be opened or Dial is nil.
+func (t *ForwardTunnel) Run(ctx context.Context) error {
+	if t.Dial == nil {
+		return fmt.Errorf("%w: ForwardTunnel.Dial is nil", ErrConfig)
+	}
+	if err := t.Listen(); err != nil {
+		return err
+	}
+	log := t.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	t.mu.Lock()
+	lns := t.listeners
+	t.mu.Unlock()
+	defer func() {
+		cancel()
+		for _, ln := range lns {
+			_ = ln.Close()
+		}
+		wg.Wait()
+	}()
+	for i, ln := range lns {
+		if i < len(t.Local) {
+			f := t.Local[i]
+			wg.Go(func() { t.serveLocal(ctx, ln, f) })
+		} else {
+			wg.Go(func() { _ = (&SOCKS5Server{Opener: t, Logger: log}).Serve(ctx, ln) })
+		}
+	}
+	minB, maxB := t.MinBackoff, t.MaxBackoff
+	if minB <= 0 {
+		minB = DefaultMinBackoff
+	}
+	if maxB < minB {
+		maxB = max(DefaultMaxBackoff, minB)
+	}
+	backoff := minB
+	for ctx.Err() == nil {
+		c, err := t.Dial(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			log.LogAttrs(ctx, slog.LevelWarn, "forward tunnel: dial failed", slog.String("err", err.Error()), slog.Duration("retry_in", backoff))
+			if !sleep(ctx, backoff) {
+				break
+			}
+			backoff = min(backoff*2, maxB)
+			continue
+		}
+		backoff = minB
+		log.LogAttrs(ctx, slog.LevelInfo, "forward tunnel: connected")
+		t.setConn(c)
+		if t.OnConnect != nil {
+			t.OnConnect()
+		}
+		waitClosed(ctx, c)
+		if ctx.Err() == nil {
+			log.LogAttrs(ctx, slog.LevelWarn, "forward tunnel: connection lost")
+		}
+		t.setConn(nil)
+		c.Close(core.CloseNormal, "")
+	}
+	return nil
+}
+
+// waitClosed returns when conn closes or ctx is done. The node opens no stream on an
+// ALPNForward connection, so one it opens anyway is closed.
+func waitClosed(ctx context.Context, conn *core.Connection) {
+	for {
+		st, err := conn.AcceptBi(ctx)
+		if err != nil {
+			return
+		}
+		_ = st.Close()
+	}
+}
+
+func (t *ForwardTunnel) setConn(c *core.Connection) {
+	t.mu.Lock()
+	t.conn = c
+	t.mu.Unlock()
+}
+
+// serveLocal opens a forwarded connection to f's target for every connection to ln.
+func (t *ForwardTunnel) serveLocal(ctx context.Context, ln net.Listener, f ForwardSpec) {
+	acceptEach(ln, func(c net.Conn) {
+		stop := context.AfterFunc(ctx, func() { _ = c.Close() })
+		defer stop()
+		fc, err := t.Open(ctx, f.Host, f.Port)
+		if err != nil {
+			_ = c.Close()
+			return
+		}
+		pipe(c, fc)
+	})
+}
