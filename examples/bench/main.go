@@ -91,7 +91,7 @@ func benchmarks() map[string]benchmark {
 			run:     runSFTP,
 		},
 		"ssh": {
-			summary: "alknet/ssh (QUIC and TCP+TLS) vs the same SSH server on plain TCP (x/crypto/ssh): direct-tcpip bulk MB/s, new connections/s (handshake + publickey auth)",
+			summary: "alknet/ssh (QUIC, TCP+TLS, and its ssh.Server on plain TCP) vs a bare x/crypto/ssh server and client and OpenSSH sshd (when installed), all TCP: direct-tcpip bulk MB/s, new connections/s (handshake + publickey auth)",
 			run:     runSSH,
 		},
 		"ws": {

@@ -111,11 +111,12 @@ type sshBenchOptions struct {
 func runSSH(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	quietQUICBufferWarning()
 	o := sshBenchOptions{bulkBytes: 64 << 20}
-	fs := newFlagSet("ssh", "Compares alknet/ssh over QUIC (and over the endpoint's TCP+TLS twin) with the same\n"+
-		"SSH server (x/crypto/ssh underneath) on a plain TCP listener, on loopback: bulk\n"+
-		"throughput through one direct-tcpip channel to an in-process TCP sink, and new\n"+
-		"connections/s (connection + SSH handshake + publickey auth, closed) with\n"+
-		"-conns-parallel dialers.", stderr)
+	fs := newFlagSet("ssh", "Compares alknet/ssh over QUIC (and over the endpoint's TCP+TLS twin), and alknet's\n"+
+		"ssh.Server and client on a plain TCP listener, with a server and client written with\n"+
+		"x/crypto/ssh alone and with OpenSSH's sshd (when installed; a temporary configuration,\n"+
+		"run in the foreground), on loopback: bulk throughput through one direct-tcpip channel\n"+
+		"to an in-process TCP sink, and new connections/s (connection + SSH handshake +\n"+
+		"publickey auth, closed) with -conns-parallel dialers.", stderr)
 	o.sharedFlags(fs, orderRotating, sshMetrics, sshArms, "arm, side, metric")
 	fs.DurationVar(&o.duration, "duration", 2*time.Second, "length of one handshake round per arm")
 	fs.IntVar(&o.parallel, "conns-parallel", 4, "concurrent dialers in the "+sshMetricHandshake+" metric")
@@ -726,8 +727,12 @@ func sshReport(w io.Writer, o sshBenchOptions, arms []string, ms []*callMetric, 
 	if o.note != "" {
 		machine = append(machine, "note: "+o.note)
 	}
+	procs := "one process"
+	if slices.Contains(arms, sshArmOpenSSH) {
+		procs = "one process and sshd"
+	}
 	reportHeader(w, "ssh", machine, loadBefore, otherCPU, fmt.Sprintf(
-		"one process (and sshd), loopback; every arm has an Ed25519 host key, publickey auth of an Ed25519 client key, its library's default key exchange and cipher, "+
+		"%s, loopback; every arm has an Ed25519 host key, publickey auth of an Ed25519 client key, its library's default key exchange and cipher, "+
 			"and every direct-tcpip destination allowed: "+
 			"alknet/ssh QUIC and TCP+TLS are alknet's ssh.Server registered on an endpoint (ALPN alknet/ssh, TLS 1.3 with a certificate of the host key, the client presenting one of its key) "+
 			"dialled with alknet's ssh.Dial; alknet/ssh TCP is the same ssh.Server's Serve on a plain TCP listener dialled with net.Dial + alknet's ssh.NewClientConn (alknet's ssh layer without the endpoint); "+
@@ -738,7 +743,7 @@ func sshReport(w io.Writer, o sshBenchOptions, arms []string, ms []*callMetric, 
 			"bulk: one long-lived SSH connection per arm, each round opens one direct-tcpip channel to an in-process TCP sink on 127.0.0.1, writes %s in %d KiB writes, half-closes and reads the sink's byte count, timed from the channel open; "+
 			"handshake: %d dialers for %s, each repeating new connection + SSH handshake + publickey auth + close (QUIC and TLS handshakes included on the endpoint arms); "+
 			"medians over the rounds; ratio columns against x/crypto/ssh and against OpenSSH, higher is better",
-		sshCheckSize>>20, o.rounds, plural(o.rounds, "round"), o.bulkBytes, writeSize>>10, o.parallel, o.duration))
+		procs, sshCheckSize>>20, o.rounds, plural(o.rounds, "round"), o.bulkBytes, writeSize>>10, o.parallel, o.duration))
 
 	t := newArmTable(arms, sshArmTitles)
 	t.addBaselineRatios(arms, sshArmBare, sshBareRatioTitles)
