@@ -28,12 +28,14 @@ import (
 // connection, and the other way round); an error resets the stream. The header's
 // grammar (see ForwardHeader) is:
 //
-//	header = "tcp" SP host SP port LF
+//	header = "tcp" SP host SP port LF / "ping" LF
 //	host   = 1*253( ALPHA / DIGIT / "-" / "." / "_" / ":" )   ; name, IPv4 or IPv6 (no brackets, no zone)
 //	port   = %x31-39 *4DIGIT                                    ; 1 to 65535, no leading zero
 //	reply  = "ok" LF / "error" SP reason LF                     ; reason: printable ASCII, at most 64 bytes
 //
-// The TLS client certificate is the identity (anonymous connections are closed with
+// "ping" asks nothing: the server answers "ok" and ends the stream, so that a client
+// learns that the node serves it (PingForward) without naming a destination; it is
+// not logged. The TLS client certificate is the identity (anonymous connections are closed with
 // core.CloseAuthRequired) and the same ForwardingPolicy as direct-tcpip decides, with
 // transport TransportQUIC (or TransportTLS on the TCP+TLS twin, which carries a single
 // forwarded connection).
@@ -211,6 +213,9 @@ func (fc *forwardConn) serve(ctx context.Context, st core.BiStream) {
 	start := time.Now()
 	var up, down atomic.Int64
 	outcome, rule := fc.forward(ctx, st, &up, &down)
+	if outcome == outcomePing {
+		return
+	}
 	attrs := []slog.Attr{
 		slog.String("identity", fc.id.ID), slog.String("transport", fc.transport),
 		slog.String("outcome", outcome),
@@ -222,6 +227,9 @@ func (fc *forwardConn) serve(ctx context.Context, st core.BiStream) {
 		slog.Duration("duration", time.Since(start)))
 	fc.log.LogAttrs(ctx, slog.LevelInfo, "forward", attrs...)
 }
+
+// outcomePing is forward's outcome for a ping, which serve does not log.
+const outcomePing = "ping"
 
 // forward refuses or serves st; outcome is "ok", "closed" (served, ended by an error)
 // or the refusal reason, rule the deciding rule of a policy refusal.
@@ -245,6 +253,12 @@ func (fc *forwardConn) forward(ctx context.Context, st core.BiStream, up, down *
 	br := bufio.NewReaderSize(st, limit(fc.cfg.MaxHeaderLength, DefaultMaxForwardHeader))
 	_ = nc.SetReadDeadline(time.Now().Add(limit(fc.cfg.HeaderTimeout, DefaultForwardHeaderTimeout)))
 	host, port, err := readForwardHeader(br, limit(fc.cfg.MaxHeaderLength, DefaultMaxForwardHeader))
+	if errors.Is(err, errPing) {
+		_, _ = io.WriteString(st, "ok\n")
+		_ = st.CloseWrite()
+		_ = st.Close()
+		return outcomePing, nil
+	}
 	if err != nil {
 		reason := ReasonMalformedHeader
 		if errors.Is(err, errHeaderTooLong) {

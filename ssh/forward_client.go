@@ -29,6 +29,24 @@ func DialForward(ctx context.Context, conn *core.Connection, dest string) (net.C
 	if err != nil {
 		return nil, err
 	}
+	return openForward(ctx, conn, line)
+}
+
+// PingForward checks that the node serves this client on conn, an ALPNForward
+// connection, without naming any destination: nil when it answers a ping. A node
+// that refuses the client (no known client certificate) has closed the connection,
+// and the error says so (wrapping core.ErrConnectionClosed or the close's error).
+func PingForward(ctx context.Context, conn *core.Connection) error {
+	c, err := openForward(ctx, conn, pingHeader)
+	if err != nil {
+		return err
+	}
+	_ = c.Close() // the node has ended the stream: nothing to report
+	return nil
+}
+
+// openForward opens a stream, sends line and waits for the answer.
+func openForward(ctx context.Context, conn *core.Connection, line string) (net.Conn, error) {
 	st, err := conn.OpenBi(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("ssh: forward: open stream: %w", err)

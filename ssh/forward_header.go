@@ -9,8 +9,15 @@ import (
 	"strings"
 )
 
-// errHeaderTooLong is readForwardHeader's error for a line past the limit.
-var errHeaderTooLong = fmt.Errorf("%w: header too long", ErrForwardHeader)
+// errHeaderTooLong is readForwardHeader's error for a line past the limit; errPing
+// its answer to a "ping" line.
+var (
+	errHeaderTooLong = fmt.Errorf("%w: header too long", ErrForwardHeader)
+	errPing          = errors.New("ssh: forward ping")
+)
+
+// pingHeader is the header line of a ping.
+const pingHeader = "ping\n"
 
 // ForwardHeader returns the header line (newline included) that asks an
 // alknet/forward server for host:port. host is a name, an IPv4 address or an IPv6
@@ -70,7 +77,8 @@ func ParseForwardHeader(line string) (host string, port uint16, err error) {
 }
 
 // readForwardHeader reads one header line of at most max bytes from br, whose buffer
-// holds at least max bytes, and parses it. Bytes after the newline stay in br.
+// holds at least max bytes, and parses it; a ping is errPing. Bytes after the
+// newline stay in br.
 func readForwardHeader(br *bufio.Reader, max int) (string, uint16, error) {
 	line, err := br.ReadSlice('\n')
 	switch {
@@ -80,6 +88,9 @@ func readForwardHeader(br *bufio.Reader, max int) (string, uint16, error) {
 		return "", 0, fmt.Errorf("%w: stream ended within the header", ErrForwardHeader)
 	case err != nil:
 		return "", 0, fmt.Errorf("%w: %w", ErrForwardHeader, err)
+	}
+	if string(line) == pingHeader {
+		return "", 0, errPing
 	}
 	return ParseForwardHeader(string(line))
 }

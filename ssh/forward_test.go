@@ -425,3 +425,38 @@ func TestForwardHalfClose(t *testing.T) {
 		}
 	}
 }
+
+// TestForwardPing: a known client's ping is answered "ok" and not logged; an
+// anonymous client's fails, since its connection is closed.
+func TestForwardPing(t *testing.T) {
+	_, echoPort := stEchoServer(t)
+	n := fwStart(t, ssh.ForwardConfig{Forwarding: stPolicy(t, ssh.Allow)})
+	conn := n.dial(t, n.alice, endpoint.NetworkQUIC)
+	for range 2 {
+		if err := ssh.PingForward(stCtx(t), conn); err != nil {
+			t.Fatalf("ping: %v", err)
+		}
+	}
+	c, err := fwOpen(t, conn, "127.0.0.1", echoPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stEcho(t, c, 10)
+	_ = c.Close()
+	if recs := n.logs.wait(t, "forward", 1); len(recs) != 1 {
+		t.Fatalf("forward lines %v, want the forward's alone (pings are not logged)", recs)
+	}
+	if got := fwRaw(t, conn, "ping\nextra"); got != "ok\n" {
+		t.Fatalf("ping with bytes after it: %q", got)
+	}
+
+	ctx := stCtx(t)
+	anon, err := n.ts.DialErr(ctx, ssh.ALPNForward, nil, endpoint.NetworkQUIC)
+	if err != nil {
+		return // refused at the handshake: as good
+	}
+	defer anon.Close(core.CloseNormal, "")
+	if err := ssh.PingForward(ctx, anon); err == nil {
+		t.Fatal("an anonymous client's ping was answered")
+	}
+}
