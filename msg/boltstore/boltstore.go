@@ -3,7 +3,9 @@
 //
 // Every Put, Delete and purge batch is one bbolt read-write transaction, fsynced when it
 // commits, so an envelope whose Put returned survives a crash of the process or the
-// machine. bbolt is single-node: one process holds the file's lock, and Notify wakes
+// machine. Concurrent Puts share transactions (bbolt's DB.Batch, see
+// Options.BatchDelay), and so share fsyncs; a Put returns only after its transaction
+// committed. bbolt is single-node: one process holds the file's lock, and Notify wakes
 // waiters of that process only. A second Open of the same file, in this process or
 // another, waits Options.LockTimeout and then fails with ErrLocked. Fleets of nodes that
 // share mailboxes use package pgstore instead.
@@ -45,13 +47,22 @@ var ErrLocked = errors.New("boltstore: database file is locked by another proces
 type Options struct {
 	// LockTimeout bounds the wait for the file's exclusive lock (DefaultLockTimeout when zero).
 	LockTimeout time.Duration
+	// BatchDelay is how long a Put that finds other Puts in flight waits for more to
+	// join its transaction (DefaultBatchDelay when zero; negative: every Put commits
+	// alone). A Put with no other Put in flight commits at once.
+	BatchDelay time.Duration
 }
+
+// DefaultBatchDelay is Options.BatchDelay when zero: about one fsync on an SSD.
+const DefaultBatchDelay = time.Millisecond
 
 // Store is a msg.Store in a bbolt file. It is safe for concurrent use.
 type Store struct {
 	db     *bolt.DB
 	hub    *storekit.Hub
 	closed atomic.Bool
+	batch  bool         // concurrent Puts go through db.Batch
+	puts   atomic.Int64 // Puts in flight
 }
 
 var _ msg.Store = (*Store)(nil)
@@ -104,7 +115,14 @@ func Open(path string, opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("boltstore: initialise: %w", err)
 	}
-	return &Store{db: db, hub: storekit.NewHub()}, nil
+	delay := opts.BatchDelay
+	if delay == 0 {
+		delay = DefaultBatchDelay
+	}
+	if delay > 0 {
+		db.MaxBatchDelay = delay
+	}
+	return &Store{db: db, hub: storekit.NewHub(), batch: delay > 0}, nil
 }
 
 // check reports a cancelled ctx or a closed store.
@@ -125,6 +143,21 @@ func (s *Store) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 		return err
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("boltstore: %w", err)
+		}
+		return fn(tx)
+	})
+	return s.mapErr(err)
+}
+
+// batchUpdate is update through db.Batch: fn may share its transaction with concurrent
+// calls and may run more than once; a nil error means that its transaction committed.
+func (s *Store) batchUpdate(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	err := s.db.Batch(func(tx *bolt.Tx) error {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("boltstore: %w", err)
 		}
@@ -213,7 +246,8 @@ func addUsage(b *bolt.Bucket, mailbox string, dm, db int64) error {
 	return b.Put([]byte(mailbox), binary.BigEndian.AppendUint64(v, uint64(n)))
 }
 
-// Put implements msg.Store in one fsynced transaction.
+// Put implements msg.Store in an fsynced transaction: its own when no other Put is in
+// flight, else one it shares with the Puts that arrive within Options.BatchDelay.
 func (s *Store) Put(ctx context.Context, env msg.StoredEnvelope, q msg.Quota) (time.Time, bool, error) {
 	acceptedNs, expiresNs, err := storekit.CheckEnvelope(env.Mailbox, env.AcceptedAt, env.ExpiresAt)
 	if err != nil {
@@ -223,7 +257,15 @@ func (s *Store) Put(ctx context.Context, env msg.StoredEnvelope, q msg.Quota) (t
 		dupAt time.Time
 		dup   bool
 	)
-	err = s.update(ctx, func(tx *bolt.Tx) error {
+	commit := s.update
+	if n := s.puts.Add(1); n > 1 && s.batch {
+		commit = s.batchUpdate
+	}
+	defer s.puts.Add(-1)
+	err = commit(ctx, func(tx *bolt.Tx) error {
+		// db.Batch may run this more than once (its batch rolled back for another
+		// call's error): start over each time.
+		dupAt, dup = time.Time{}, false
 		ids := tx.Bucket(bucketIDs)
 		ik := idKey(env.Mailbox, env.ID)
 		if v := ids.Get(ik); v != nil {

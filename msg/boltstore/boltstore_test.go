@@ -28,6 +28,17 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestConformanceSoloPuts runs the suite with every Put in a transaction of its own.
+func TestConformanceSoloPuts(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) msg.Store {
+		s, err := Open(filepath.Join(t.TempDir(), "msg.db"), Options{BatchDelay: -1})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		return s
+	})
+}
+
 // bbolt is single-process: the shared suite runs with one Store as both handles (the
 // suite's second Close answers ErrClosed, which it ignores).
 func TestSharedOneHandle(t *testing.T) {
