@@ -460,3 +460,27 @@ func TestForwardPing(t *testing.T) {
 		t.Fatal("an anonymous client's ping was answered")
 	}
 }
+
+// TestSettingsForwardConfig: the [ssh] table's policy becomes the Forwarder's, on
+// top of the base configuration; an invalid table is an error.
+func TestSettingsForwardConfig(t *testing.T) {
+	s := ssh.Settings{Forwarding: ssh.ForwardingSettings{Rules: []ssh.RuleSettings{{Target: "cidr:127.0.0.0/8", Action: "allow", Principals: []string{"alice"}}}}}
+	fc, err := s.ForwardConfig(ssh.ForwardConfig{MaxStreams: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fc.MaxStreams != 3 || fc.Forwarding.Default != ssh.Deny || len(fc.Forwarding.Rules) != 1 ||
+		fc.Forwarding.Rules[0].Action != ssh.Allow || fc.Forwarding.Rules[0].Target.String() != "cidr:127.0.0.0/8" {
+		t.Fatalf("ForwardConfig = %+v", fc)
+	}
+	if _, err := ssh.NewForwarder(fc); err != nil {
+		t.Fatal(err)
+	}
+	s.Forwarding.Rules[0].Target = "nowhere:"
+	if _, err := s.ForwardConfig(ssh.ForwardConfig{}); err == nil {
+		t.Fatal("an invalid target was accepted")
+	}
+	if _, err := ssh.NewForwarder(ssh.ForwardConfig{MaxStreams: -1}); !errors.Is(err, ssh.ErrConfig) {
+		t.Fatalf("negative MaxStreams: %v, want ErrConfig", err)
+	}
+}

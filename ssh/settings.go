@@ -21,8 +21,13 @@ type Settings struct {
 	CertAuthorityScopes []string `toml:"cert_authority_scopes"`
 	// MaxAuthAttempts is Config.MaxAuthAttempts.
 	MaxAuthAttempts int `toml:"max_auth_attempts"`
-	// Forwarding is the forwarding policy.
+	// Forwarding is the forwarding policy, of direct-tcpip channels and of
+	// alknet/forward streams alike.
 	Forwarding ForwardingSettings `toml:"forwarding"`
+	// DisableForward serves alknet/ssh alone, without ALPNForward (whose clients, such
+	// as alknet connect --via auto, then use SSH). A node serves ALPNForward only when
+	// its policy can allow something; both are read when it starts.
+	DisableForward bool `toml:"disable_forward"`
 }
 
 // ForwardingSettings is the forwarding policy in configuration-file form.
@@ -65,6 +70,17 @@ func (s *Settings) Config(base Config) (Config, error) {
 	base.MaxAuthAttempts = s.MaxAuthAttempts
 	// An empty allow list refuses every command.
 	base.Exec = &AllowListExecutor{Allow: slices.Clone(s.ExecAllow)}
+	base.Forwarding = fwd
+	return base, nil
+}
+
+// ForwardConfig returns the Forwarder configuration s describes (its forwarding
+// policy), on top of base (resolver, dialer, limits, logger). s must be valid.
+func (s *Settings) ForwardConfig(base ForwardConfig) (ForwardConfig, error) {
+	_, fwd, err := s.parse()
+	if err != nil {
+		return ForwardConfig{}, err
+	}
 	base.Forwarding = fwd
 	return base, nil
 }
