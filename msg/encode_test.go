@@ -46,3 +46,29 @@ func TestEncodeRequestFrame(t *testing.T) {
 		t.Fatal("writeFramed accepted an empty body")
 	}
 }
+
+// TestEncodeResponse: responses are whole frames; a fetch response, written in one pass,
+// has the body encoding/json makes of it.
+func TestEncodeResponse(t *testing.T) {
+	alice, bob := newParty(t), newParty(t)
+	env, err := Seal(alice.sig, bob.pub, bob.bundle, make([]byte, 3000), "", WithTime(testNow))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := env.MarshalJSON()
+	fr := &fetchResponse{OK: true, Envelopes: []fetchedEnvelope{{AcceptedAt: 1, ExpiresAt: 2, Envelope: data}, {AcceptedAt: 3, ExpiresAt: 4, Envelope: data}}, Next: "cur\"<sor>"}
+	for _, resp := range []any{fr, &fetchResponse{OK: true, Envelopes: []fetchedEnvelope{}}, errorResponse{Error: errorf(CodeBadRequest, "bad")}} {
+		want, err := json.Marshal(resp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		if err := writeFramed(&buf, encodeResponse(resp)); err != nil {
+			t.Fatal(err)
+		}
+		got := buf.Bytes()
+		if n := binary.BigEndian.Uint32(got); int(n) != len(got)-frameHeaderSize || !bytes.Equal(got[frameHeaderSize:], want) {
+			t.Fatalf("%T: frame %.120q, want body %.120q", resp, got, want)
+		}
+	}
+}

@@ -388,11 +388,20 @@ type (
 // MarshalJSON writes the response in one pass: the stored envelopes are the server's
 // own encoding and are copied as they are, not re-validated.
 func (r fetchResponse) MarshalJSON() ([]byte, error) {
-	n := 64
+	return r.appendJSON(make([]byte, 0, r.encodedSizeBound())), nil
+}
+
+// encodedSizeBound is at least the length of the response's JSON.
+func (r fetchResponse) encodedSizeBound() int {
+	n := 64 + 2*len(r.Next) // a cursor is plain ASCII; doubled for any escaping
 	for _, e := range r.Envelopes {
-		n += len(e.Envelope) + 64
+		n += len(e.Envelope) + fetchEnvelopeOverhead
 	}
-	b := make([]byte, 0, n)
+	return n
+}
+
+// appendJSON appends the response's JSON to b.
+func (r fetchResponse) appendJSON(b []byte) []byte {
 	b = append(b, `{"ok":`...)
 	b = strconv.AppendBool(b, r.OK)
 	b = append(b, `,"envelopes":[`...)
@@ -411,7 +420,7 @@ func (r fetchResponse) MarshalJSON() ([]byte, error) {
 	next, _ := json.Marshal(r.Next) // a string always marshals
 	b = append(b, `],"next":`...)
 	b = append(b, next...)
-	return append(b, '}'), nil
+	return append(b, '}')
 }
 
 // clientResponse is every response field, as the client decodes them (fields it does

@@ -373,7 +373,7 @@ func (s *Server) refuseFrame(ctx context.Context, p *peer, st core.BiStream, nc 
 	}
 	s.stats.refuse(resp.Code)
 	b := encodeResponse(errorResponse{Error: resp})
-	s.logOp(ctx, p, "", "", 0, len(b), 0, resp, start)
+	s.logOp(ctx, p, "", "", 0, len(b)-frameHeaderSize, 0, resp, start)
 	s.respond(ctx, p, st, nc, b)
 }
 
@@ -392,7 +392,7 @@ func (s *Server) answer(ctx, rctx context.Context, p *peer, st core.BiStream, nc
 	}
 	b := encodeResponse(resp)
 	// The line is written before the answer, so that whoever reads the answer finds it.
-	s.logOp(ctx, p, op, mailbox, len(frame), len(b), count, refusal, start)
+	s.logOp(ctx, p, op, mailbox, len(frame), len(b)-frameHeaderSize, count, refusal, start)
 	return s.respond(ctx, p, st, nc, b)
 }
 
@@ -407,24 +407,25 @@ func (s *Server) safeDispatch(ctx context.Context, p *peer, frame []byte) (op, m
 	return s.dispatch(ctx, p, frame)
 }
 
-// encodeResponse encodes a response body.
+// encodeResponse encodes a response as a whole frame: frameHeaderSize bytes for the
+// length prefix (filled in by writeFramed), then the JSON body.
 func encodeResponse(resp any) []byte {
 	if fr, ok := resp.(*fetchResponse); ok {
-		b, _ := fr.MarshalJSON() // no need for encoding/json's copy of the envelopes
-		return b
+		// In one pass: no encoding/json copy of the envelopes, nor a second one into the frame.
+		return fr.appendJSON(make([]byte, frameHeaderSize, frameHeaderSize+fr.encodedSizeBound()))
 	}
 	b, err := json.Marshal(resp)
 	if err != nil {
 		b, _ = json.Marshal(errorResponse{Error: errorf(CodeInternal, "internal error")})
 	}
-	return b
+	return append(make([]byte, frameHeaderSize, frameHeaderSize+len(b)), b...)
 }
 
-// respond writes b as one response frame and reports whether it was written.
+// respond writes b, a frame from encodeResponse, and reports whether it was written.
 func (s *Server) respond(ctx context.Context, p *peer, st core.BiStream, nc net.Conn, b []byte) bool {
 	err := nc.SetWriteDeadline(time.Now().Add(RequestTimeout))
 	if err == nil || errors.Is(err, os.ErrNoDeadline) {
-		err = WriteFrame(st, b)
+		err = writeFramed(st, b)
 	}
 	if err != nil {
 		s.log.LogAttrs(ctx, slog.LevelDebug, "msg response not written", slog.String("identity", p.label), slog.String("error", err.Error()))
