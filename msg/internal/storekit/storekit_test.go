@@ -71,6 +71,28 @@ func TestQuotaExceededEdges(t *testing.T) {
 	}
 }
 
+func TestOverBudgetEdges(t *testing.T) {
+	cases := []struct {
+		maxBytes int64
+		n        int
+		used     int64
+		size     int
+		want     bool
+	}{
+		{100, 0, 0, 1000, false}, // the first envelope is always taken
+		{100, 1, 60, 40, false},  // exactly at the budget
+		{100, 1, 60, 41, true},
+		{0, 5, 1 << 40, 1 << 30, false}, // no budget
+		{-1, 5, 1 << 40, 1 << 30, false},
+		{1, 1, 1, 0, false},
+	}
+	for _, c := range cases {
+		if got := OverBudget(c.maxBytes, c.n, c.used, c.size); got != c.want {
+			t.Errorf("OverBudget(%+v) = %v, want %v", c, got, c.want)
+		}
+	}
+}
+
 func TestCheckEnvelope(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 1, time.UTC)
 	if _, _, err := CheckEnvelope("m", now, now); err != nil {
