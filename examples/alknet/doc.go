@@ -13,7 +13,7 @@
 //	alknet token new  --id NAME [--scopes A,B] [--display-name TEXT] [--toml FILE]
 //	alknet pipe  [--state DIR] [--passphrase-file FILE] --alpn ALPN (--pin FINGERPRINT | --insecure) [--tcp] HOST:PORT
 //	alknet call  [--state DIR] [--passphrase-file FILE] (--pin FP | --insecure) [--tcp] [--token TOKEN] [--timeout DUR] HOST:PORT OPERATION [JSON-INPUT]
-//	alknet connect [--state DIR] [--passphrase-file FILE] (--pin FP | --insecure) [--tcp] [--host-key FP] [--user NAME] [--socks ADDR] [-L bind:port:host:port]... [-R bind:port:host:port]... HOST:PORT
+//	alknet connect [--state DIR] [--passphrase-file FILE] (--pin FP | --insecure) [--tcp] [--host-key FP] [--user NAME] [--socks ADDR] [--via ssh|forward|auto] [-L bind:port:host:port]... [-R bind:port:host:port]... HOST:PORT
 //	alknet git init [--config FILE] NAME
 //	alknet dns query   [--state DIR] [--passphrase-file FILE] (--pin FP | --insecure) [--tcp] HOST:PORT NAME [TYPE]
 //	alknet dns publish [--state DIR] [--passphrase-file FILE] [--pin FP | --insecure] [--addr IP:PORT]... [--alpn ALPN,...]... [--ttl SECONDS] RELAY-URL
@@ -329,6 +329,15 @@
 // exits 0. The first connection failing (unreachable node, wrong pin or host key, a key
 // the node does not know) exits 1 with one line saying why.
 //
+// --via chooses what carries the forwards: ssh (the above), forward (ALPN
+// alknet/forward: each forwarded connection is its own QUIC stream, encrypted once by
+// the connection's TLS, under the same [ssh] forwarding policy and the same identity;
+// no -R and no --tcp) or auto, the default: forward on QUIC when neither -R nor
+// --host-key is given and the node serves alknet/forward to this client, SSH
+// otherwise. The choice is logged on stderr (via=forward or via=ssh). A node serves
+// alknet/forward when its [ssh] forwarding policy can allow something, unless [ssh]
+// disable_forward = true.
+//
 //	$ alknet connect --pin ed25519:... -L 127.0.0.1:5432:db.internal:5432 node.example:4433
 //	$ curl --socks5-hostname 127.0.0.1:1080 http://intranet.internal/
 //
@@ -428,7 +437,8 @@
 //	cert_authorities = ["ssh-ed25519 AAAA... ops-ca"]  # authorized_keys lines of user CAs
 //	cert_authority_scopes = ["ssh:exec"]  # extension: scopes of certificate logins
 //	max_auth_attempts = 6               # failed attempts per connection; 0 default (6), <0 no limit
-//	[ssh.forwarding]
+//	disable_forward = false             # true: no alknet/forward (else served when the policy allows something)
+//	[ssh.forwarding]                    # decides direct-tcpip and alknet/forward alike
 //	default = "deny"                    # "allow" or "deny" (default) when no rule matches
 //	[[ssh.forwarding.rules]]            # first match wins
 //	target = "cidr:127.0.0.0/8"         # any | host:<glob> | cidr:<net> | ports:<host-glob>:<lo>-<hi> | alknet

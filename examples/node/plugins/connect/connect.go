@@ -18,7 +18,7 @@ import (
 // defaultSOCKS is where connect runs its SOCKS5 proxy unless --socks says otherwise.
 const defaultSOCKS = "127.0.0.1:1080"
 
-const connectSynopsis = "alknet connect [--state DIR] [--passphrase-file FILE] (--pin FP | --insecure) [--tcp] [--host-key FP] [--user NAME] [--socks ADDR] [-L bind:port:host:port]... [-R bind:port:host:port]... HOST:PORT"
+const connectSynopsis = "alknet connect [--state DIR] [--passphrase-file FILE] (--pin FP | --insecure) [--tcp] [--host-key FP] [--user NAME] [--socks ADDR] [--via ssh|forward|auto] [-L bind:port:host:port]... [-R bind:port:host:port]... HOST:PORT"
 
 // connectOptions are connect's parsed flags and argument.
 type connectOptions struct {
@@ -26,6 +26,7 @@ type connectOptions struct {
 	hostKey string
 	user    string
 	socks   string // "" : no SOCKS5 proxy
+	via     string // viaAuto, viaSSH or viaForward
 	local   []alkssh.ForwardSpec
 	remote  []alkssh.ForwardSpec
 }
@@ -55,6 +56,7 @@ func (c *cli) parseConnect(args []string) (*connectOptions, error) {
 	cmd.StringVar(&o.hostKey, "host-key", "", "the node's SSH host key `FINGERPRINT` (serve's ssh-host-key line; default: the --pin fingerprint, or with --insecure the one the server presents in TLS)")
 	cmd.StringVar(&o.user, "user", alkssh.DefaultUser, "SSH user `NAME` (the identity of a key login comes from the key; a certificate login must name one of its principals)")
 	cmd.StringVar(&o.socks, "socks", defaultSOCKS, "run a SOCKS5 proxy (CONNECT, no auth; names resolved by the node) on `ADDR`; \"\" for none")
+	cmd.StringVar(&o.via, "via", viaAuto, "carry the forwards over `ssh`, over alknet/`forward` (a QUIC stream per forwarded connection, no SSH inside; no -R, no --tcp) or `auto`: forward on QUIC when the node serves it to this client and neither -R nor --host-key is given, SSH otherwise")
 	var local, remote specsFlag
 	cmd.Var(&local, "L", "forward `bind:port:host:port` locally: listen on bind:port here and connect each connection to host:port from the node (repeatable)")
 	cmd.Var(&remote, "R", "forward `bind:port:host:port` remotely: listen on bind:port on the node's loopback and connect each connection to host:port from here (repeatable; needs scope ssh:remote-forward)")
@@ -96,6 +98,9 @@ func (c *cli) parseConnect(args []string) (*connectOptions, error) {
 	if err := o.SetAddr("connect", pos[0]); err != nil {
 		return nil, err
 	}
+	if err := o.checkVia(); err != nil {
+		return nil, err
+	}
 	return o, nil
 }
 
@@ -116,8 +121,9 @@ func parseSpecs(specs []string) ([]alkssh.ForwardSpec, error) {
 	return out, nil
 }
 
-// connect keeps an SSH connection to a node up and serves a SOCKS5 proxy and -L/-R
-// forwards over it until ctx is cancelled.
+// connect keeps a connection to a node up, alknet/forward or SSH as --via says, and
+// serves a SOCKS5 proxy and -L/-R forwards over it until ctx is cancelled. It logs
+// (on stderr, level INFO) which one it uses.
 func (c *cli) connect(ctx context.Context, args []string) error {
 	o, err := c.parseConnect(args)
 	if err != nil {
@@ -128,6 +134,23 @@ func (c *cli) connect(ctx context.Context, args []string) error {
 		return err
 	}
 	defer clear(id.Key())
+	log := slog.New(slog.NewTextHandler(c.Stderr, nil))
+	if o.tryForward() {
+		fd := &forwardDialer{addr: o.Addr, opts: opts}
+		conn, err := fd.dial(ctx)
+		switch {
+		case err == nil:
+			log.LogAttrs(ctx, slog.LevelInfo, "connect", slog.String("via", viaForward))
+			return c.runForward(ctx, o, fd, conn, log)
+		case o.via == viaForward || !fallBack(err):
+			return fd.describe(ctx, &o.DialFlags, id.Fingerprint(), err)
+		}
+		reason := "not offered by the node"
+		if errors.Is(err, errForwardNotServed) {
+			reason = "not served to this client"
+		}
+		log.LogAttrs(ctx, slog.LevelInfo, "connect: alknet/forward unavailable, using SSH", slog.String("reason", reason))
+	}
 	signer, err := alkssh.NewSigner(id.Key())
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
@@ -155,12 +178,13 @@ func (c *cli) connect(ctx context.Context, args []string) error {
 	if err != nil {
 		return d.describe(ctx, &o.DialFlags, id.Fingerprint(), o.user, err)
 	}
+	log.LogAttrs(ctx, slog.LevelInfo, "connect", slog.String("via", viaSSH))
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	t := &alkssh.Tunnel{
 		Local:  o.local,
 		Remote: o.remote,
-		Logger: slog.New(slog.NewTextHandler(c.Stderr, nil)),
+		Logger: log,
 	}
 	if o.socks != "" {
 		t.SOCKS = []string{o.socks}

@@ -1,5 +1,6 @@
-// Package connect is the node plugin of the connect client command: keep an SSH
-// connection to a node up with a SOCKS5 proxy and -L and -R forwards.
+// Package connect is the node plugin of the connect client command: keep a connection
+// to a node up (alknet/forward over QUIC, or SSH) with a SOCKS5 proxy and -L and -R
+// forwards.
 package connect
 
 import (
@@ -21,7 +22,7 @@ func (*Plugin) Name() string { return "connect" }
 func (*Plugin) Commands() []node.Command {
 	return []node.Command{{
 		Name:       "connect",
-		Summary:    "keep an SSH connection to a node up: SOCKS5 proxy, -L and -R forwards",
+		Summary:    "keep a connection to a node up (alknet/forward or SSH): SOCKS5 proxy, -L and -R forwards",
 		Run:        func(ctx context.Context, c *node.CLI, args []string) error { return (&cli{c}).connect(ctx, args) },
 		HangUpEnds: true,
 	}}

@@ -1,4 +1,5 @@
-// Package ssh is the node plugin of the alknet/ssh server: the [ssh] table of --config
+// Package ssh is the node plugin of the alknet/ssh server and of alknet/forward beside
+// it (the same forwarding policy, without SSH inside QUIC): the [ssh] table of --config
 // (decoded into the ssh module's Settings and checked by its Validate), the server
 // with the node's SSH host key and identities, and its reload.
 package ssh
@@ -15,9 +16,12 @@ import (
 	alkssh "github.com/alknet/alknet/ssh"
 )
 
-// Plugin serves alknet/ssh.
+// Plugin serves alknet/ssh and, under the same forwarding policy, alknet/forward: when
+// the node starts with a policy that allows something and without [ssh]
+// disable_forward (a reload changes its policy, never whether it is served).
 type Plugin struct {
-	server *alkssh.Server
+	server    *alkssh.Server
+	forwarder *alkssh.Forwarder // nil with disable_forward
 	// base is the server configuration without the [ssh] settings: host key,
 	// identities, logger, subsystems.
 	base       alkssh.Config
@@ -131,7 +135,38 @@ func (p *Plugin) Setup(_ context.Context, env *node.Env) ([]core.ProtocolHandler
 	}
 	srv := p.server
 	env.AddMetrics(func() []metrics.Family { return families(srv.Stats()) })
-	return []core.ProtocolHandler{p.server}, nil
+	handlers := []core.ProtocolHandler{p.server}
+	s := env.Config(p).(*Config).SSH
+	fcfg, err := s.ForwardConfig(p.forwardBase())
+	if err != nil {
+		return nil, fmt.Errorf("build handlers: alknet/forward: %w", err)
+	}
+	if !s.DisableForward && allowsAny(&fcfg.Forwarding) {
+		if p.forwarder, err = alkssh.NewForwarder(fcfg); err != nil {
+			return nil, fmt.Errorf("build handlers: alknet/forward: %w", err)
+		}
+		handlers = append(handlers, p.forwarder)
+	}
+	return handlers, nil
+}
+
+// allowsAny reports whether a policy can allow anything: its default or one of its
+// rules allows. A node whose policy denies everything does not serve alknet/forward.
+func allowsAny(p *alkssh.ForwardingPolicy) bool {
+	if p.Default == alkssh.Allow {
+		return true
+	}
+	for _, r := range p.Rules {
+		if r.Action == alkssh.Allow {
+			return true
+		}
+	}
+	return false
+}
+
+// forwardBase is the alknet/forward configuration without the [ssh] settings.
+func (p *Plugin) forwardBase() alkssh.ForwardConfig {
+	return alkssh.ForwardConfig{Logger: p.base.Logger}
 }
 
 // Reload applies a reloaded [ssh] table to new connections; open ones keep the
@@ -144,6 +179,15 @@ func (p *Plugin) Reload(c node.Config) ([]slog.Attr, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("alknet/ssh: %w", err)
+	}
+	if p.forwarder != nil {
+		fcfg, err := s.ForwardConfig(p.forwardBase())
+		if err == nil {
+			err = p.forwarder.Reload(fcfg)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("alknet/forward: %w", err)
+		}
 	}
 	return []slog.Attr{
 		slog.Int("ssh_exec_allow", len(s.ExecAllow)),
