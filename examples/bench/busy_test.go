@@ -1,6 +1,7 @@
 package main
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -90,4 +91,26 @@ func judged(g string, verdicts ...string) bool {
 		}
 	}
 	return false
+}
+
+// reportedBusyRE finds the share of the CPU other processes used in a report's
+// quietness line.
+var reportedBusyRE = regexp.MustCompile(`other processes used (\d+)% of the machine's CPU during it`)
+
+// reportedBusy returns the share of the CPU that the report s says other processes
+// used, 0 where it is unknown (no /proc/stat); the test fails where it says nothing.
+func reportedBusy(t *testing.T, s string) float64 {
+	t.Helper()
+	if strings.Contains(s, "other processes used unknown of the machine's CPU") {
+		return 0
+	}
+	m := reportedBusyRE.FindStringSubmatch(s)
+	if m == nil {
+		t.Fatalf("no quietness figure in:\n%s", s)
+	}
+	v, ok := busyShare(m[1] + "%")
+	if !ok {
+		t.Fatalf("quietness figure %q", m[1])
+	}
+	return v
 }

@@ -62,9 +62,13 @@ func TestSSHQuick(t *testing.T) {
 	if len(goals) != len(want) {
 		t.Fatalf("goal lines = %q, want %d in:\n%s", goals, len(want), s)
 	}
+	busy := reportedBusy(t, s) > busyLimit
 	for i, g := range goals {
 		if !strings.HasPrefix(g, want[i]) || !judged(g, "— met (bulk ", "— missed (bulk ") || !strings.Contains(g, ", handshake ") {
 			t.Errorf("goal line = %q, want %q with a verdict and both ratios", g, want[i])
+		}
+		if strings.Contains(g, tooBusy) != busy {
+			t.Errorf("goal line = %q, but the quietness line says other processes used more than %d%%: %v", g, busyLimit, busy)
 		}
 	}
 	if !strings.Contains(s, "quic-go v0.65.0") {
