@@ -28,14 +28,15 @@ import (
 // connection, and the other way round); an error resets the stream. The header's
 // grammar (see ForwardHeader) is:
 //
-//	header = "tcp" SP host SP port LF / "ping" LF
+//	header = "tcp" SP host SP port LF / "ping" LF / "listen" SP host SP port LF
 //	host   = 1*253( ALPHA / DIGIT / "-" / "." / "_" / ":" )   ; name, IPv4 or IPv6 (no brackets, no zone)
 //	port   = %x31-39 *4DIGIT                                    ; 1 to 65535, no leading zero
 //	reply  = "ok" LF / "error" SP reason LF                     ; reason: printable ASCII, at most 64 bytes
 //
 // "ping" asks nothing: the server answers "ok" and ends the stream, so that a client
 // learns that the node serves it (PingForward) without naming a destination; it is
-// not logged. The TLS client certificate is the identity (anonymous connections are closed with
+// not logged. "listen" asks for a remote forward (-R; see ListenForward), which
+// opens streams from the node to the client. The TLS client certificate is the identity (anonymous connections are closed with
 // core.CloseAuthRequired) and the same ForwardingPolicy as direct-tcpip decides, with
 // transport TransportQUIC (or TransportTLS on the TCP+TLS twin, which carries a single
 // forwarded connection).
@@ -118,6 +119,11 @@ type ForwardConfig struct {
 	// DefaultMaxForwardStreams). A stream beyond it is refused with
 	// ReasonTooManyStreams.
 	MaxStreams int
+	// MaxRemoteForwards bounds the remote-forward listeners of one connection (0:
+	// DefaultMaxRemoteForwards); a listen request beyond it is refused with
+	// ReasonTooManyListeners. Remote forwards need ScopeRemoteForward and a loopback
+	// address, as tcpip-forward requests do.
+	MaxRemoteForwards int
 	// HeaderTimeout bounds the wait for the header line (0:
 	// DefaultForwardHeaderTimeout).
 	HeaderTimeout time.Duration
@@ -155,6 +161,8 @@ func (f *Forwarder) Reload(cfg ForwardConfig) error {
 		return fmt.Errorf("%w: negative MaxHeaderLength", ErrConfig)
 	case cfg.MaxStreams < 0:
 		return fmt.Errorf("%w: negative MaxStreams", ErrConfig)
+	case cfg.MaxRemoteForwards < 0:
+		return fmt.Errorf("%w: negative MaxRemoteForwards", ErrConfig)
 	case cfg.DialTimeout < 0:
 		return fmt.Errorf("%w: negative DialTimeout", ErrConfig)
 	case cfg.HeaderTimeout < 0:
@@ -198,6 +206,7 @@ type forwardConn struct {
 	transport string
 	log       *slog.Logger
 	open      atomic.Int64 // forwards open now
+	listeners atomic.Int64 // remote-forward listeners open now
 }
 
 // limit returns v, or def when v is zero.
@@ -252,8 +261,8 @@ func (fc *forwardConn) forward(ctx context.Context, st core.BiStream, up, down *
 
 	br := bufio.NewReaderSize(st, limit(fc.cfg.MaxHeaderLength, DefaultMaxForwardHeader))
 	_ = nc.SetReadDeadline(time.Now().Add(limit(fc.cfg.HeaderTimeout, DefaultForwardHeaderTimeout)))
-	host, port, err := readForwardHeader(br, limit(fc.cfg.MaxHeaderLength, DefaultMaxForwardHeader))
-	if errors.Is(err, errPing) {
+	h, err := readForwardHeader(br, limit(fc.cfg.MaxHeaderLength, DefaultMaxForwardHeader))
+	if err == nil && h.kind == headerPing {
 		_, _ = io.WriteString(st, "ok\n")
 		_ = st.CloseWrite()
 		_ = st.Close()
@@ -268,8 +277,11 @@ func (fc *forwardConn) forward(ctx context.Context, st core.BiStream, up, down *
 		return reason, nil
 	}
 	_ = nc.SetReadDeadline(time.Time{})
+	if h.kind == headerListen {
+		return fc.listen(ctx, st, br, h.host, h.port), nil
+	}
 
-	c, reason, rule := fc.connect(ctx, host, port)
+	c, reason, rule := fc.connect(ctx, h.host, h.port)
 	if c == nil {
 		refuseStream(st, reason)
 		return reason, rule

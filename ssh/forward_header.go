@@ -9,12 +9,8 @@ import (
 	"strings"
 )
 
-// errHeaderTooLong is readForwardHeader's error for a line past the limit; errPing
-// its answer to a "ping" line.
-var (
-	errHeaderTooLong = fmt.Errorf("%w: header too long", ErrForwardHeader)
-	errPing          = errors.New("ssh: forward ping")
-)
+// errHeaderTooLong is readForwardHeader's error for a line past the limit.
+var errHeaderTooLong = fmt.Errorf("%w: header too long", ErrForwardHeader)
 
 // pingHeader is the header line of a ping.
 const pingHeader = "ping\n"
@@ -76,23 +72,46 @@ func ParseForwardHeader(line string) (host string, port uint16, err error) {
 	return host, uint16(n), nil
 }
 
+// The kinds of header line.
+const (
+	headerTCP    = iota // "tcp <host> <port>"
+	headerPing          // "ping"
+	headerListen        // "listen <host> <port>"
+)
+
+// forwardHeader is one parsed header line.
+type forwardHeader struct {
+	kind int
+	host string
+	port uint16
+}
+
 // readForwardHeader reads one header line of at most max bytes from br, whose buffer
-// holds at least max bytes, and parses it; a ping is errPing. Bytes after the
-// newline stay in br.
-func readForwardHeader(br *bufio.Reader, max int) (string, uint16, error) {
+// holds at least max bytes, and parses it. Bytes after the newline stay in br.
+func readForwardHeader(br *bufio.Reader, max int) (forwardHeader, error) {
 	line, err := br.ReadSlice('\n')
 	switch {
 	case errors.Is(err, bufio.ErrBufferFull) || len(line) > max:
-		return "", 0, errHeaderTooLong
+		return forwardHeader{}, errHeaderTooLong
 	case errors.Is(err, io.EOF):
-		return "", 0, fmt.Errorf("%w: stream ended within the header", ErrForwardHeader)
+		return forwardHeader{}, fmt.Errorf("%w: stream ended within the header", ErrForwardHeader)
 	case err != nil:
-		return "", 0, fmt.Errorf("%w: %w", ErrForwardHeader, err)
+		return forwardHeader{}, fmt.Errorf("%w: %w", ErrForwardHeader, err)
 	}
 	if string(line) == pingHeader {
-		return "", 0, errPing
+		return forwardHeader{kind: headerPing}, nil
 	}
-	return ParseForwardHeader(string(line))
+	if rest, ok := strings.CutPrefix(string(line), "listen "); ok {
+		host, port, err := ParseForwardHeader("tcp " + rest)
+		if err != nil && strings.HasSuffix(rest, " 0\n") {
+			// Port 0 asks the node for a free port.
+			host, _, err = ParseForwardHeader("tcp " + strings.TrimSuffix(rest, "0\n") + "1\n")
+			port = 0
+		}
+		return forwardHeader{kind: headerListen, host: host, port: port}, err
+	}
+	host, port, err := ParseForwardHeader(string(line))
+	return forwardHeader{kind: headerTCP, host: host, port: port}, err
 }
 
 // parseForwardReply parses a reply line without its newline: nil for "ok", a

@@ -210,3 +210,29 @@ func FuzzForwardHeader(f *testing.F) {
 		}
 	})
 }
+
+// fwBytesStream is a core.BiStream reading from fixed bytes.
+type fwBytesStream struct{ io.Reader }
+
+func (fwBytesStream) Write(p []byte) (int, error) { return len(p), nil }
+func (fwBytesStream) CloseWrite() error           { return nil }
+func (fwBytesStream) Close() error                { return nil }
+
+func FuzzAcceptForwarded(f *testing.F) {
+	for _, s := range []string{"forwarded 1\n", "forwarded 65535\nrest", "forwarded 0\n", "forwarded 65536\n",
+		"forwarded 01\n", "forwarded\n", "forwarded 1", "", "forwarded  1\n", "forwarded 123456789\n"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		port, err := ssh.AcceptForwarded(fwBytesStream{strings.NewReader(s)})
+		if err != nil {
+			if !errors.Is(err, ssh.ErrForwardHeader) {
+				t.Fatalf("AcceptForwarded(%q): %v does not wrap ErrForwardHeader", s, err)
+			}
+			return
+		}
+		if want := "forwarded " + strconv.Itoa(int(port)) + "\n"; port == 0 || !strings.HasPrefix(s, want) {
+			t.Fatalf("AcceptForwarded(%q) = %d", s, port)
+		}
+	})
+}

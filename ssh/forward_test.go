@@ -19,13 +19,15 @@ import (
 	"github.com/alknet/alknet/ssh"
 )
 
-// fwNode is a Forwarder served by a coretest endpoint, with two known peers: alice
-// (identity "alice") and bob (identity "bob", scope "fwd").
+// fwNode is a Forwarder served by a coretest endpoint, with three known peers: alice
+// (identity "alice"), bob (identity "bob", scope "fwd") and carol (identity "carol",
+// scope ssh:remote-forward).
 type fwNode struct {
 	ts         *coretest.Server
 	fwd        *ssh.Forwarder
 	logs       *stLogs
 	alice, bob *coretest.Identity
+	carol      *coretest.Identity
 }
 
 // fwStart serves cfg (its Logger set to the node's log capture when nil).
@@ -43,11 +45,11 @@ func fwStart(t testing.TB, cfg ssh.ForwardConfig) *fwNode {
 	if err := reg.Register(fwd); err != nil {
 		t.Fatal(err)
 	}
-	alice, bob := coretest.NewIdentity(t), coretest.NewIdentity(t)
+	alice, bob, carol := coretest.NewIdentity(t), coretest.NewIdentity(t), coretest.NewIdentity(t)
 	ts := coretest.NewServer(t, reg, coretest.WithConfig(core.DynamicConfig{Auth: core.AuthPolicy{
-		Peers: []core.PeerEntry{alice.Peer("alice"), bob.Peer("bob", "fwd")},
+		Peers: []core.PeerEntry{alice.Peer("alice"), bob.Peer("bob", "fwd"), carol.Peer("carol", ssh.ScopeRemoteForward)},
 	}}))
-	return &fwNode{ts: ts, fwd: fwd, logs: logs, alice: alice, bob: bob}
+	return &fwNode{ts: ts, fwd: fwd, logs: logs, alice: alice, bob: bob, carol: carol}
 }
 
 // dial connects who over network; t.Cleanup closes the connection.

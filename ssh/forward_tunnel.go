@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -47,22 +48,27 @@ func forwardRefusalReply(err error) (code byte, ok bool) {
 }
 
 // ForwardTunnel keeps an ALPNForward connection to a node up and serves local
-// forwards (-L) and SOCKS5 proxies over it, every forwarded connection on its own
-// stream. It behaves as Tunnel does (listeners opened first and kept across
-// reconnections; exponential backoff between dials) but has no remote forwards.
+// forwards (-L), remote forwards (-R) and SOCKS5 proxies over it, every forwarded
+// connection on its own stream. It behaves as Tunnel does: local listeners opened
+// first and kept across reconnections, exponential backoff between dials, the
+// remote forwards asked for again on each new connection.
 type ForwardTunnel struct {
 	// Dial opens a new ALPNForward connection (such as a closure over
 	// endpoint.Dial); required.
 	Dial func(ctx context.Context) (*core.Connection, error)
 	// Local are the -L forwards.
 	Local []ForwardSpec
+	// Remote are the -R forwards (the identity needs ScopeRemoteForward).
+	Remote []ForwardSpec
 	// SOCKS are the addresses of SOCKS5 proxies to run ("127.0.0.1:1080").
 	SOCKS []string
 	// MinBackoff and MaxBackoff bound the wait between dial attempts
 	// (DefaultMinBackoff, DefaultMaxBackoff).
 	MinBackoff, MaxBackoff time.Duration
-	// OnConnect, when set, is called after each successful dial.
-	OnConnect func()
+	// OnConnect, when set, is called after each successful dial, with the addresses
+	// the node bound for the remote forwards (in Remote's order; nil for one that
+	// failed).
+	OnConnect func(remote []net.Addr)
 	// Logger receives connection state changes; targets are never logged.
 	Logger *slog.Logger
 
@@ -207,10 +213,11 @@ func (t *ForwardTunnel) Run(ctx context.Context) error {
 		backoff = minB
 		log.LogAttrs(ctx, slog.LevelInfo, "forward tunnel: connected")
 		t.setConn(c)
+		remote, targets := t.startRemote(ctx, c, log)
 		if t.OnConnect != nil {
-			t.OnConnect()
+			t.OnConnect(remote)
 		}
-		waitClosed(ctx, c)
+		t.serveForwarded(ctx, c, targets, log)
 		if ctx.Err() == nil {
 			log.LogAttrs(ctx, slog.LevelWarn, "forward tunnel: connection lost")
 		}
@@ -220,15 +227,59 @@ func (t *ForwardTunnel) Run(ctx context.Context) error {
 	return nil
 }
 
-// waitClosed returns when conn closes or ctx is done. The node opens no stream on an
-// ALPNForward connection, so one it opens anyway is closed.
-func waitClosed(ctx context.Context, conn *core.Connection) {
+// startRemote asks the node for the -R listeners on conn; it returns their addresses
+// on the node (nil for a refused one) and the local target of each bound port. The
+// control streams stay open until the connection ends.
+func (t *ForwardTunnel) startRemote(ctx context.Context, conn *core.Connection, log *slog.Logger) ([]net.Addr, map[uint16]string) {
+	out := make([]net.Addr, len(t.Remote))
+	targets := make(map[uint16]string, len(t.Remote))
+	for i, f := range t.Remote {
+		_, port, err := ListenForward(ctx, conn, f.BindHost, f.BindPort)
+		if err != nil {
+			log.LogAttrs(ctx, slog.LevelWarn, "forward tunnel: remote forward refused", slog.Int("forward", i))
+			continue
+		}
+		ip, _ := netip.ParseAddr(f.BindHost)
+		if f.BindHost == "localhost" || !ip.IsValid() {
+			ip = netip.MustParseAddr("127.0.0.1")
+		}
+		out[i] = net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip.Unmap(), port))
+		targets[port] = f.TargetAddress()
+	}
+	return out, targets
+}
+
+// serveForwarded connects every stream the node opens on conn (a connection to a
+// remote listener) to its local target, until conn closes or ctx is done; it returns
+// once every such connection has ended.
+func (t *ForwardTunnel) serveForwarded(ctx context.Context, conn *core.Connection, targets map[uint16]string, log *slog.Logger) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for {
 		st, err := conn.AcceptBi(ctx)
 		if err != nil {
 			return
 		}
-		_ = st.Close()
+		wg.Go(func() {
+			port, err := AcceptForwarded(st)
+			target, ok := targets[port]
+			if err != nil || !ok {
+				resetStream(st)
+				return
+			}
+			var d net.Dialer
+			dctx, cancel := context.WithTimeout(ctx, DefaultDialTimeout)
+			lc, err := d.DialContext(dctx, "tcp", target)
+			cancel()
+			if err != nil {
+				log.LogAttrs(ctx, slog.LevelWarn, "forward tunnel: remote forward target unreachable")
+				resetStream(st)
+				return
+			}
+			stop := context.AfterFunc(ctx, func() { _ = lc.Close(); resetStream(st) })
+			defer stop()
+			pipe(core.NetConn(st, nil, nil), lc)
+		})
 	}
 }
 

@@ -21,10 +21,10 @@ import (
 
 // fwRunTunnel runs tun until the test ends and returns the channel OnConnect
 // reports on.
-func fwRunTunnel(t *testing.T, tun *ssh.ForwardTunnel) <-chan struct{} {
+func fwRunTunnel(t *testing.T, tun *ssh.ForwardTunnel) <-chan []net.Addr {
 	t.Helper()
-	connected := make(chan struct{}, 16)
-	tun.OnConnect = func() { connected <- struct{}{} }
+	connected := make(chan []net.Addr, 16)
+	tun.OnConnect = func(remote []net.Addr) { connected <- remote }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- tun.Run(ctx) }()
@@ -37,13 +37,15 @@ func fwRunTunnel(t *testing.T, tun *ssh.ForwardTunnel) <-chan struct{} {
 	return connected
 }
 
-// fwConnected waits for the next OnConnect.
-func fwConnected(t testing.TB, ch <-chan struct{}) {
+// fwConnected waits for the next OnConnect and returns its remote addresses.
+func fwConnected(t testing.TB, ch <-chan []net.Addr) []net.Addr {
 	t.Helper()
 	select {
-	case <-ch:
+	case r := <-ch:
+		return r
 	case <-time.After(stFailSafe):
 		t.Fatal("forward tunnel never connected")
+		return nil
 	}
 }
 
@@ -161,5 +163,85 @@ func TestForwardTunnelNotConnected(t *testing.T) {
 	}
 	if err := tun.Run(stCtx(t)); !errors.Is(err, ssh.ErrConfig) {
 		t.Fatalf("Run without Dial: %v, want ErrConfig", err)
+	}
+}
+
+// TestForwardTunnelRemote: -R over alknet/forward. An identity with the
+// ssh:remote-forward scope gets loopback listeners whose connections come back as
+// streams the node opens; a non-loopback bind and one past MaxRemoteForwards are
+// refused; an identity without the scope gets none.
+func TestForwardTunnelRemote(t *testing.T) {
+	_, echoPort := stEchoServer(t)
+	echo := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(echoPort)))
+	n := fwStart(t, ssh.ForwardConfig{Forwarding: stPolicy(t, ssh.Allow), MaxRemoteForwards: 2})
+	carol := n.carol
+	spec := func(bind string) ssh.ForwardSpec {
+		return ssh.ForwardSpec{BindHost: bind, Host: "127.0.0.1", Port: echoPort}
+	}
+	logs := stNewLogs()
+	tun := &ssh.ForwardTunnel{
+		Dial: func(ctx context.Context) (*core.Connection, error) {
+			return n.ts.DialErr(ctx, ssh.ALPNForward, carol, endpoint.NetworkQUIC)
+		},
+		Remote:     []ssh.ForwardSpec{spec("127.0.0.1"), spec("0.0.0.0"), spec("localhost"), spec("127.0.0.1")},
+		MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond,
+		Logger: logs.logger(),
+	}
+	remote := fwConnected(t, fwRunTunnel(t, tun))
+	if len(remote) != 4 || remote[0] == nil || remote[1] != nil || remote[2] == nil || remote[3] != nil {
+		t.Fatalf("OnConnect(%v), want [addr nil addr nil] (not loopback; over MaxRemoteForwards)", remote)
+	}
+	for _, a := range []net.Addr{remote[0], remote[2]} {
+		ta := a.(*net.TCPAddr)
+		if ta.Port == 0 || !ta.IP.IsLoopback() {
+			t.Fatalf("remote forward address %v", a)
+		}
+		for range 2 {
+			c, err := net.Dial("tcp", a.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			stEcho(t, c, 256<<10)
+			_ = c.Close()
+		}
+	}
+	// Two refused listen requests, four forwarded connections.
+	outcomes := map[string]int{}
+	for _, r := range n.logs.wait(t, "forward", 6) {
+		if r.Attr["identity"] != "carol" {
+			t.Errorf("line %q: want identity carol", r.Line)
+		}
+		outcomes[r.Attr["direction"]+" "+r.Attr["outcome"]]++
+	}
+	if outcomes["remote ok"] != 4 || outcomes[" "+ssh.ReasonRemoteDenied] != 1 || outcomes[" "+ssh.ReasonTooManyListeners] != 1 {
+		t.Errorf("log outcomes %v, want 4 remote ok, one not loopback, one over the limit", outcomes)
+	}
+	stNoTargetsLogged(t, logs, []string{echo}, echoPort)
+
+	// Without the scope: refused.
+	conn := n.dial(t, n.alice, endpoint.NetworkQUIC)
+	_, _, err := ssh.ListenForward(stCtx(t), conn, "127.0.0.1", 0)
+	fwRefused(t, "alice without the scope", err, ssh.ReasonRemoteDenied)
+}
+
+// TestForwardListenClosesWithItsStream: closing the control stream closes the
+// listener on the node.
+func TestForwardListenClosesWithItsStream(t *testing.T) {
+	n := fwStart(t, ssh.ForwardConfig{Forwarding: stPolicy(t, ssh.Allow)})
+	carol := n.carol
+	conn := n.dial(t, carol, endpoint.NetworkQUIC)
+	ctl, port, err := ssh.ListenForward(stCtx(t), conn, "127.0.0.1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port)))
+	_ = ctl.Close()
+	// The listen's own line is written once the listener is closed.
+	if recs := n.logs.wait(t, "forward", 1); recs[0].Attr["outcome"] != "ok" {
+		t.Fatalf("line %q", recs[0].Line)
+	}
+	if c, err := net.Dial("tcp", addr); err == nil {
+		_ = c.Close()
+		t.Fatal("the remote listener is still open after its control stream closed")
 	}
 }

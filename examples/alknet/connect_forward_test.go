@@ -13,8 +13,8 @@ import (
 )
 
 // TestConnectViaForward: `alknet connect --via forward` carries a stock curl
-// (--socks5-hostname, the name resolved by the node), a hand-written SOCKS5 CONNECT
-// and a -L forward over alknet/forward.
+// (--socks5-hostname, the name resolved by the node), a hand-written SOCKS5 CONNECT,
+// a -L and a -R forward over alknet/forward.
 func TestConnectViaForward(t *testing.T) {
 	state, fp := newClientState(t)
 	echo := echoServer(t, "127.0.0.1:0")
@@ -23,13 +23,16 @@ func TestConnectViaForward(t *testing.T) {
 	}))
 	defer web.Close()
 	n, _ := startServeConfig(t, connectConfig(fp))
-	r, err := startConnect(t, "--state", state, "--pin", n.fp, "--via", "forward", "--socks", "127.0.0.1:0", "-L", "127.0.0.1:0:"+echo, n.quic)
+	r, err := startConnect(t, "--state", state, "--pin", n.fp, "--via", "forward", "--socks", "127.0.0.1:0",
+		"-L", "127.0.0.1:0:"+echo, "-R", "127.0.0.1:0:"+echo, n.quic)
 	if err != nil {
 		t.Fatalf("connect --via forward: %v", err)
 	}
-	if len(r.lines) != 3 || !strings.HasPrefix(r.lines[0], "socks 127.0.0.1:") || !strings.HasPrefix(r.lines[1], "local 127.0.0.1:0:"+echo+" 127.0.0.1:") {
-		t.Fatalf("stdout %q, want socks, local and ready lines", r.lines)
+	if len(r.lines) != 4 || !strings.HasPrefix(r.lines[0], "socks 127.0.0.1:") || !strings.HasPrefix(r.lines[1], "local 127.0.0.1:0:"+echo+" 127.0.0.1:") ||
+		!strings.HasPrefix(r.lines[2], "remote 127.0.0.1:0:"+echo+" 127.0.0.1:") {
+		t.Fatalf("stdout %q, want socks, local, remote and ready lines", r.lines)
 	}
+	echoVia(t, strings.Fields(r.lines[2])[2], "through -R over alknet/forward") // on the node's loopback, back through the client
 	if !strings.Contains(r.stderr.String(), "via=forward") {
 		t.Errorf("stderr does not say via=forward:\n%s", r.stderr)
 	}
@@ -95,8 +98,7 @@ func TestConnectViaAuto(t *testing.T) {
 	}
 }
 
-// TestConnectViaUsage: --via takes ssh, forward or auto; forward has no -R and no
-// --tcp.
+// TestConnectViaUsage: --via takes ssh, forward or auto; forward is not for --tcp.
 func TestConnectViaUsage(t *testing.T) {
 	state, _ := newClientState(t)
 	fp := coretest.NewIdentity(t).Fingerprint
@@ -105,7 +107,6 @@ func TestConnectViaUsage(t *testing.T) {
 		want string
 	}{
 		{[]string{"--via", "tls"}, "--via"},
-		{[]string{"--via", "forward", "-R", "127.0.0.1:0:127.0.0.1:80"}, "no -R"},
 		{[]string{"--via", "forward", "--tcp"}, "--tcp"},
 	} {
 		_, err := startConnect(t, append(append([]string{"--state", state, "--pin", fp}, tc.args...), "127.0.0.1:1")...)

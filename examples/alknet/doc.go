@@ -332,9 +332,9 @@
 // --via chooses what carries the forwards: ssh (the above), forward (ALPN
 // alknet/forward: each forwarded connection is its own QUIC stream, encrypted once by
 // the connection's TLS, under the same [ssh] forwarding policy and the same identity;
-// no -R and no --tcp) or auto, the default: forward on QUIC when neither -R nor
-// --host-key is given and the node serves alknet/forward to this client, SSH
-// otherwise. The choice is logged on stderr (via=forward or via=ssh). A node serves
+// -R connections come as streams the node opens; not with --tcp) or auto, the
+// default: forward on QUIC when neither -R nor --host-key is given and the node serves
+// alknet/forward to this client, SSH otherwise. The choice is logged on stderr (via=forward or via=ssh). A node serves
 // alknet/forward when its [ssh] forwarding policy can allow something, unless [ssh]
 // disable_forward = true.
 //

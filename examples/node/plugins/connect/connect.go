@@ -56,7 +56,7 @@ func (c *cli) parseConnect(args []string) (*connectOptions, error) {
 	cmd.StringVar(&o.hostKey, "host-key", "", "the node's SSH host key `FINGERPRINT` (serve's ssh-host-key line; default: the --pin fingerprint, or with --insecure the one the server presents in TLS)")
 	cmd.StringVar(&o.user, "user", alkssh.DefaultUser, "SSH user `NAME` (the identity of a key login comes from the key; a certificate login must name one of its principals)")
 	cmd.StringVar(&o.socks, "socks", defaultSOCKS, "run a SOCKS5 proxy (CONNECT, no auth; names resolved by the node) on `ADDR`; \"\" for none")
-	cmd.StringVar(&o.via, "via", viaAuto, "carry the forwards over `ssh`, over alknet/`forward` (a QUIC stream per forwarded connection, no SSH inside; no -R, no --tcp) or `auto`: forward on QUIC when the node serves it to this client and neither -R nor --host-key is given, SSH otherwise")
+	cmd.StringVar(&o.via, "via", viaAuto, "carry the forwards over `ssh`, over alknet/`forward` (a QUIC stream per forwarded connection, no SSH inside; not with --tcp) or `auto`: forward on QUIC when the node serves it to this client and neither -R nor --host-key is given, SSH otherwise")
 	var local, remote specsFlag
 	cmd.Var(&local, "L", "forward `bind:port:host:port` locally: listen on bind:port here and connect each connection to host:port from the node (repeatable)")
 	cmd.Var(&remote, "R", "forward `bind:port:host:port` remotely: listen on bind:port on the node's loopback and connect each connection to host:port from here (repeatable; needs scope ssh:remote-forward)")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 
 	"github.com/alknet/alknet/core"
@@ -24,16 +25,13 @@ const (
 // this client there (its ping failed: no [[peers]] entry for the key).
 var errForwardNotServed = errors.New("alknet/forward not served to this client")
 
-// checkVia checks --via against the other flags: forward carries neither -R nor the
-// single stream of --tcp.
+// checkVia checks --via against the other flags: forward needs the streams of QUIC,
+// not the single stream of --tcp.
 func (o *connectOptions) checkVia() error {
 	switch o.via {
 	case viaAuto, viaSSH:
 		return nil
 	case viaForward:
-		if len(o.remote) > 0 {
-			return node.Usagef("connect: --via forward has no -R (use --via ssh or auto)")
-		}
 		if o.Network == endpoint.NetworkTCP {
 			return node.Usagef("connect: --via forward needs QUIC, not --tcp (TCP+TLS carries one stream)")
 		}
@@ -96,13 +94,13 @@ func (d *forwardDialer) describe(ctx context.Context, f *node.DialFlags, clientF
 	return node.DescribeDialError(ctx, "connect", f, alkssh.ALPNForward, err)
 }
 
-// runForward serves the SOCKS5 proxy and the -L forwards over alknet/forward, one
-// stream per forwarded connection, from first (the connection already made) until
+// runForward serves the SOCKS5 proxy and the -L and -R forwards over alknet/forward,
+// one stream per forwarded connection, from first (the connection already made) until
 // ctx is cancelled, redialling a lost connection with backoff.
 func (c *cli) runForward(ctx context.Context, o *connectOptions, d *forwardDialer, first *core.Connection, log *slog.Logger) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	t := &alkssh.ForwardTunnel{Local: o.local, Logger: log}
+	t := &alkssh.ForwardTunnel{Local: o.local, Remote: o.remote, Logger: log}
 	if o.socks != "" {
 		t.SOCKS = []string{o.socks}
 	}
@@ -120,12 +118,12 @@ func (c *cli) runForward(ctx context.Context, o *connectOptions, d *forwardDiale
 	}
 	var writeErr error
 	announced := false
-	t.OnConnect = func() {
+	t.OnConnect = func(remote []net.Addr) {
 		if announced {
 			return
 		}
 		announced = true
-		if _, err := c.Stdout.Write([]byte(readyLines(o, t.LocalAddrs(), nil))); err != nil {
+		if _, err := c.Stdout.Write([]byte(readyLines(o, t.LocalAddrs(), remote))); err != nil {
 			writeErr = err
 			cancel()
 		}
