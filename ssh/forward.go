@@ -244,24 +244,26 @@ const outcomePing = "ping"
 // or the refusal reason, rule the deciding rule of a policy refusal.
 func (fc *forwardConn) forward(ctx context.Context, st core.BiStream, up, down *atomic.Int64) (outcome string, rule *int) {
 	nc := core.NetConn(st, nil, nil)
-	max := limit(fc.cfg.MaxStreams, DefaultMaxForwardStreams)
-	if fc.open.Add(1) > int64(max) {
+	maxStreams := limit(fc.cfg.MaxStreams, DefaultMaxForwardStreams)
+	if fc.open.Add(1) > int64(maxStreams) {
 		fc.open.Add(-1)
 		refuseStream(st, ReasonTooManyStreams)
 		return ReasonTooManyStreams, nil
 	}
 	defer fc.open.Add(-1)
 
+	// The header buffer and both copy buffers, held until the forward ends.
+	headerMax := limit(fc.cfg.MaxHeaderLength, DefaultMaxForwardHeader)
 	res := fc.conn.Budget().Reservation()
 	defer res.Release()
-	if err := res.Grow(2 * forwardCopyBuffer); err != nil {
+	if err := res.Grow(int64(max(headerMax, 16) + 2*forwardCopyBuffer)); err != nil {
 		refuseStream(st, ReasonOverBudget)
 		return ReasonOverBudget, nil
 	}
 
-	br := bufio.NewReaderSize(st, limit(fc.cfg.MaxHeaderLength, DefaultMaxForwardHeader))
+	br := bufio.NewReaderSize(st, headerMax)
 	_ = nc.SetReadDeadline(time.Now().Add(limit(fc.cfg.HeaderTimeout, DefaultForwardHeaderTimeout)))
-	h, err := readForwardHeader(br, limit(fc.cfg.MaxHeaderLength, DefaultMaxForwardHeader))
+	h, err := readForwardHeader(br, headerMax)
 	if err == nil && h.kind == headerPing {
 		_, _ = io.WriteString(st, "ok\n")
 		_ = st.CloseWrite()

@@ -236,3 +236,28 @@ func FuzzAcceptForwarded(f *testing.F) {
 		}
 	})
 }
+
+// TestForwardMemoryBudget: each forward reserves its header and copy buffers in the
+// connection's budget; with room for exactly one, a second open forward is refused
+// until the first ends.
+func TestForwardMemoryBudget(t *testing.T) {
+	_, echoPort := stEchoServer(t)
+	perForward := int64(ssh.DefaultMaxForwardHeader + 2*32<<10)
+	n := fwStartLimits(t, ssh.ForwardConfig{Forwarding: stPolicy(t, ssh.Allow)}, core.Limits{MaxBufferedBytesPerConn: perForward})
+	conn := n.dial(t, n.alice, endpoint.NetworkQUIC)
+	first, err := fwOpen(t, conn, "127.0.0.1", echoPort)
+	if err != nil {
+		t.Fatalf("the forward that fits: %v", err)
+	}
+	_, err = fwOpen(t, conn, "127.0.0.1", echoPort)
+	fwRefused(t, "a second forward", err, ssh.ReasonOverBudget)
+	stEcho(t, first, 100)
+	_ = first.Close()
+	n.logs.wait(t, "forward", 2) // the first's line: its reservation is released
+	c, err := fwOpen(t, conn, "127.0.0.1", echoPort)
+	if err != nil {
+		t.Fatalf("after the first ended: %v", err)
+	}
+	stEcho(t, c, 100)
+	_ = c.Close()
+}

@@ -33,6 +33,12 @@ type fwNode struct {
 // fwStart serves cfg (its Logger set to the node's log capture when nil).
 func fwStart(t testing.TB, cfg ssh.ForwardConfig) *fwNode {
 	t.Helper()
+	return fwStartLimits(t, cfg, core.Limits{})
+}
+
+// fwStartLimits is fwStart with the endpoint's limits.
+func fwStartLimits(t testing.TB, cfg ssh.ForwardConfig, limits core.Limits) *fwNode {
+	t.Helper()
 	logs := stNewLogs()
 	if cfg.Logger == nil {
 		cfg.Logger = logs.logger()
@@ -48,7 +54,7 @@ func fwStart(t testing.TB, cfg ssh.ForwardConfig) *fwNode {
 	alice, bob, carol := coretest.NewIdentity(t), coretest.NewIdentity(t), coretest.NewIdentity(t)
 	ts := coretest.NewServer(t, reg, coretest.WithConfig(core.DynamicConfig{Auth: core.AuthPolicy{
 		Peers: []core.PeerEntry{alice.Peer("alice"), bob.Peer("bob", "fwd"), carol.Peer("carol", ssh.ScopeRemoteForward)},
-	}}))
+	}, Limits: limits}))
 	return &fwNode{ts: ts, fwd: fwd, logs: logs, alice: alice, bob: bob, carol: carol}
 }
 
