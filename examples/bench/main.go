@@ -70,6 +70,10 @@ func benchmarks() map[string]benchmark {
 			summary: "endpoint vs bare quic-go and crypto/tls: new connections/s, QUIC and TCP+TLS bulk throughput",
 			run:     runEndpoint,
 		},
+		"forward": {
+			summary: "alknet/forward (a QUIC stream per forwarded TCP connection, no SSH inside) vs a raw quic-go stream and direct-tcpip through x/crypto/ssh over TCP: bulk MB/s through one forwarded connection, forwarded connections/s, aggregate MB/s of 1, 16 and 64 forwarded connections at once",
+			run:     runForward,
+		},
 		"git": {
 			summary: "git module (alknet/git over QUIC with the binary and go-git engines, SSH exec on alknet/ssh) vs git daemon (TCP), all with the stock git client: time to clone a generated repository of 5,000 commits and 2,000 files, and to fetch 100 new commits",
 			run:     runGit,
