@@ -137,7 +137,8 @@ type ForwardConfig struct {
 
 // Forwarder serves ALPNForward: a core.ProtocolHandler for the endpoint.
 type Forwarder struct {
-	cfg atomic.Pointer[ForwardConfig]
+	cfg  atomic.Pointer[ForwardConfig]
+	bufs sync.Pool // *[forwardCopyBuffer]byte, the copy buffers of ended forwards
 }
 
 // NewForwarder validates cfg and returns a Forwarder.
@@ -186,7 +187,7 @@ func (f *Forwarder) Handle(ctx context.Context, conn *core.Connection, auth core
 		return fmt.Errorf("%w: alknet/forward: no known client certificate", core.ErrAuthRequired)
 	}
 	fc := &forwardConn{
-		cfg: f.cfg.Load(), conn: conn, id: auth.Identity.Clone(), transport: TransportQUIC,
+		cfg: f.cfg.Load(), conn: conn, id: auth.Identity.Clone(), transport: TransportQUIC, bufs: &f.bufs,
 	}
 	if conn.SingleStream() {
 		fc.transport = TransportTLS
@@ -205,6 +206,7 @@ type forwardConn struct {
 	id        core.Identity
 	transport string
 	log       *slog.Logger
+	bufs      *sync.Pool
 	open      atomic.Int64 // forwards open now
 	listeners atomic.Int64 // remote-forward listeners open now
 }
@@ -297,7 +299,7 @@ func (fc *forwardConn) forward(ctx context.Context, st core.BiStream, up, down *
 	defer done()
 	stop := context.AfterFunc(ctx, func() { _ = c.Close(); resetStream(st) })
 	defer stop()
-	if pipeForward(st, br, c, limit(fc.cfg.IdleTimeout, DefaultForwardIdleTimeout), up, down) {
+	if fc.pipe(st, br, c, up, down) {
 		return "ok", nil
 	}
 	return "closed", nil
@@ -402,12 +404,29 @@ func (c countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// pipe is pipeForward with two copy buffers from the Forwarder's pool and the
+// configured idle timeout.
+func (fc *forwardConn) pipe(st core.BiStream, br io.Reader, c net.Conn, up, down *atomic.Int64) bool {
+	a, b := fc.buffer(), fc.buffer()
+	defer fc.bufs.Put(a)
+	defer fc.bufs.Put(b)
+	return pipeForward(st, br, c, limit(fc.cfg.IdleTimeout, DefaultForwardIdleTimeout), up, down, a[:], b[:])
+}
+
+// buffer returns a copy buffer from the pool, or a new one.
+func (fc *forwardConn) buffer() *[forwardCopyBuffer]byte {
+	if b, ok := fc.bufs.Get().(*[forwardCopyBuffer]byte); ok {
+		return b
+	}
+	return new([forwardCopyBuffer]byte)
+}
+
 // pipeForward copies between the stream (read through br, which may hold bytes
-// after the header) and the destination c until both directions end, carrying
-// half-closes through. An error on either side resets both; idle (when positive)
-// closes a forward that moved nothing for that long. ok reports an orderly end
-// both ways.
-func pipeForward(st core.BiStream, br io.Reader, c net.Conn, idle time.Duration, up, down *atomic.Int64) (ok bool) {
+// after the header) and the destination c, through upBuf and downBuf, until both
+// directions end, carrying half-closes through. An error on either side resets
+// both; idle (when positive) closes a forward that moved nothing for that long. ok
+// reports an orderly end both ways.
+func pipeForward(st core.BiStream, br io.Reader, c net.Conn, idle time.Duration, up, down *atomic.Int64, upBuf, downBuf []byte) (ok bool) {
 	act := &activity{}
 	act.last.Store(time.Now().UnixNano())
 	var failed atomic.Bool
@@ -450,8 +469,7 @@ func pipeForward(st core.BiStream, br io.Reader, c net.Conn, idle time.Duration,
 	var wg sync.WaitGroup
 	// Stream to destination: FIN half-closes the TCP connection.
 	wg.Go(func() {
-		buf := make([]byte, forwardCopyBuffer)
-		_, err := io.CopyBuffer(countingWriter{c, act, up}, readerOnly{br}, buf)
+		_, err := io.CopyBuffer(countingWriter{c, act, up}, readerOnly{br}, upBuf)
 		if err != nil {
 			abort()
 			return
@@ -462,8 +480,7 @@ func pipeForward(st core.BiStream, br io.Reader, c net.Conn, idle time.Duration,
 	})
 	// Destination to stream: the TCP FIN half-closes the stream.
 	wg.Go(func() {
-		buf := make([]byte, forwardCopyBuffer)
-		_, err := io.CopyBuffer(countingWriter{st, act, down}, readerOnly{c}, buf)
+		_, err := io.CopyBuffer(countingWriter{st, act, down}, readerOnly{c}, downBuf)
 		if err != nil {
 			abort()
 			return

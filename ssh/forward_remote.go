@@ -99,7 +99,7 @@ func (fc *forwardConn) forwardInbound(ctx context.Context, c net.Conn, port int)
 	} else {
 		stop := context.AfterFunc(ctx, func() { _ = c.Close(); resetStream(st) })
 		// up counts what the client sends, as for its own forwards.
-		if !pipeForward(st, st, c, limit(fc.cfg.IdleTimeout, DefaultForwardIdleTimeout), &up, &down) {
+		if !fc.pipe(st, st, c, &up, &down) {
 			outcome = "closed"
 		}
 		stop()
