@@ -4,4 +4,10 @@
 // default-deny channels (exec through a hook, subsystems through hooks, TCP
 // forwarding under a first-match policy); the client dials a node over core's
 // dialer, and runs a SOCKS5 proxy and -L/-R forwards over it.
+//
+// Beside it, [Forwarder] serves the alknet/forward ALPN ([ALPNForward]): the same
+// forwarding policy without SSH inside QUIC, each forwarded connection its own QUIC
+// stream (a one-line header, then raw bytes), the identity the TLS client
+// certificate's. [DialForward], [ForwardOpener] and [ForwardTunnel] are its client:
+// SOCKS5, -L and -R over one connection.
 package ssh

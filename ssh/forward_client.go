@@ -15,7 +15,9 @@ import (
 // server's answer. The returned net.Conn is that stream (CloseWrite half-closes it; it
 // is a core.BiStream). A refusal is an error wrapping ErrForwardRefused (errors.As
 // gives the *ForwardRefusal); a dest the header cannot carry wraps ErrForwardHeader.
-// ctx bounds opening the stream and waiting for the answer, not the connection.
+// ctx bounds opening the stream and waiting for the answer, not the connection. A
+// TCP+TLS connection carries one stream, so one forwarded connection: use QUIC for
+// more.
 func DialForward(ctx context.Context, conn *core.Connection, dest string) (net.Conn, error) {
 	host, ps, err := net.SplitHostPort(dest)
 	if err != nil {
