@@ -149,8 +149,19 @@ func parseKeyVersion(s string) (uint32, error) {
 // and padded standard base64 for a 32-byte salt, a 12-byte IV and data at least as long
 // as the GCM tag (ErrMalformedBlob).
 func (e *EncryptedData) Validate() error {
-	_, _, err := e.decode()
-	return err
+	if err := checkKeyVersion(e.KeyVersion); err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		name           string
+		s              string
+		minLen, maxLen int
+	}{{"salt", e.Salt, SaltSize, SaltSize}, {"iv", e.IV, NonceSize, NonceSize}, {"data", e.Data, TagSize, -1}} {
+		if err := checkField(f.name, f.s, f.minLen, f.maxLen); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // decode validates e and returns its decoded IV and data.
@@ -158,7 +169,7 @@ func (e *EncryptedData) decode() (iv, data []byte, err error) {
 	if err := checkKeyVersion(e.KeyVersion); err != nil {
 		return nil, nil, err
 	}
-	if _, err := decodeField("salt", e.Salt, SaltSize, SaltSize); err != nil {
+	if err := checkField("salt", e.Salt, SaltSize, SaltSize); err != nil {
 		return nil, nil, err
 	}
 	if iv, err = decodeField("iv", e.IV, NonceSize, NonceSize); err != nil {
@@ -170,26 +181,76 @@ func (e *EncryptedData) decode() (iv, data []byte, err error) {
 	return iv, data, nil
 }
 
-// decodeField decodes padded standard base64 and checks the decoded length against
-// [min, max] (max < 0: no upper bound).
-func decodeField(name, s string, minLen, maxLen int) ([]byte, error) {
-	// The decoder skips \r and \n; a blob must not contain them.
-	if strings.ContainsAny(s, "\r\n") || len(s)%4 != 0 {
-		return nil, fmt.Errorf("%w: %s is not padded standard base64", ErrMalformedBlob, name)
+// checkChunk is how much base64 text checkField decodes at a time: 1 KiB of text, 768
+// bytes of output on the stack.
+const checkChunk = 1024
+
+// checkField validates s as decodeField does, without keeping the decoded bytes: it
+// decodes into a stack buffer, a chunk at a time. Padding may only end the text, so
+// every chunk but the last is free of it, and the last one checks it (and the zero
+// trailing bits) as a whole decode would.
+func checkField(name, s string, minLen, maxLen int) error {
+	n, err := checkShape(name, s, maxLen)
+	if err != nil {
+		return err
+	}
+	if i := strings.IndexByte(s, '='); i >= 0 && i < len(s)-2 {
+		return fmt.Errorf("%w: %s is not padded standard base64", ErrMalformedBlob, name)
+	}
+	var buf [checkChunk / 4 * 3]byte
+	n = 0
+	for len(s) > 0 {
+		c := min(len(s), checkChunk)
+		m, err := base64.StdEncoding.Strict().Decode(buf[:], []byte(s[:c]))
+		if err != nil {
+			return fmt.Errorf("%w: %s is not padded standard base64", ErrMalformedBlob, name)
+		}
+		n += m
+		s = s[c:]
+	}
+	return checkLen(name, n, minLen, maxLen)
+}
+
+// checkShape checks what can be checked before decoding: no line breaks (the decoder
+// skips \r and \n; a blob must not contain them), whole 4-character groups, and at
+// most maxLen decoded bytes. It returns the decoded length counting padding as data.
+func checkShape(name, s string, maxLen int) (int, error) {
+	if strings.IndexByte(s, '\r') >= 0 || strings.IndexByte(s, '\n') >= 0 || len(s)%4 != 0 {
+		return 0, fmt.Errorf("%w: %s is not padded standard base64", ErrMalformedBlob, name)
 	}
 	n := base64.StdEncoding.DecodedLen(len(s))
 	if maxLen >= 0 && n > maxLen+2 { // DecodedLen counts padding as data
-		return nil, fmt.Errorf("%w: %s decodes to more than %d bytes", ErrMalformedBlob, name, maxLen)
+		return 0, fmt.Errorf("%w: %s decodes to more than %d bytes", ErrMalformedBlob, name, maxLen)
 	}
-	b, err := base64.StdEncoding.Strict().DecodeString(s)
+	return n, nil
+}
+
+// checkLen checks a decoded length against [minLen, maxLen] (maxLen < 0: no upper bound).
+func checkLen(name string, n, minLen, maxLen int) error {
+	if n < minLen || (maxLen >= 0 && n > maxLen) {
+		if minLen == maxLen {
+			return fmt.Errorf("%w: %s is %d bytes, want %d", ErrMalformedBlob, name, n, minLen)
+		}
+		return fmt.Errorf("%w: %s is %d bytes, want at least %d", ErrMalformedBlob, name, n, minLen)
+	}
+	return nil
+}
+
+// decodeField decodes padded standard base64 and checks the decoded length against
+// [min, max] (max < 0: no upper bound).
+func decodeField(name, s string, minLen, maxLen int) ([]byte, error) {
+	n, err := checkShape(name, s, maxLen)
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, n)
+	n, err = base64.StdEncoding.Strict().Decode(b, []byte(s))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s is not padded standard base64", ErrMalformedBlob, name)
 	}
-	if len(b) < minLen || (maxLen >= 0 && len(b) > maxLen) {
-		if minLen == maxLen {
-			return nil, fmt.Errorf("%w: %s is %d bytes, want %d", ErrMalformedBlob, name, len(b), minLen)
-		}
-		return nil, fmt.Errorf("%w: %s is %d bytes, want at least %d", ErrMalformedBlob, name, len(b), minLen)
+	b = b[:n]
+	if err := checkLen(name, n, minLen, maxLen); err != nil {
+		return nil, err
 	}
 	return b, nil
 }
@@ -200,6 +261,12 @@ func seal(key []byte, version uint32, plaintext []byte) (*EncryptedData, error) 
 	if err != nil {
 		return nil, err
 	}
+	return sealWith(gcm, version, plaintext), nil
+}
+
+// sealWith encrypts plaintext with gcm (AES-256-GCM under the key of version) with a
+// fresh nonce and salt.
+func sealWith(gcm cipher.AEAD, version uint32, plaintext []byte) *EncryptedData {
 	var salt [SaltSize]byte
 	var iv [NonceSize]byte
 	_, _ = rand.Read(salt[:])
@@ -210,7 +277,7 @@ func seal(key []byte, version uint32, plaintext []byte) (*EncryptedData, error) 
 		Salt:       base64.StdEncoding.EncodeToString(salt[:]),
 		IV:         base64.StdEncoding.EncodeToString(iv[:]),
 		Data:       base64.StdEncoding.EncodeToString(ct),
-	}, nil
+	}
 }
 
 // open decrypts the decoded iv and data (from EncryptedData.decode) under key.
@@ -220,6 +287,12 @@ func open(key, iv, data []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return openWith(gcm, iv, data)
+}
+
+// openWith decrypts the decoded iv and data with gcm. Authentication failures are
+// ErrDecrypt.
+func openWith(gcm cipher.AEAD, iv, data []byte) ([]byte, error) {
 	pt, err := gcm.Open(data[:0], iv, data, nil)
 	if err != nil {
 		return nil, ErrDecrypt

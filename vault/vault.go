@@ -3,6 +3,7 @@ package vault
 import (
 	"bytes"
 	"container/list"
+	"crypto/cipher"
 	"crypto/ed25519"
 	"fmt"
 	"sync"
@@ -142,6 +143,12 @@ type cacheEntry struct {
 	key     cacheKey
 	dk      *DerivedKey
 	expires time.Time
+	// aead is AES-256-GCM under dk, built on the first Encrypt or Decrypt with an
+	// AES-256-GCM key and dropped with the entry. Its key schedule cannot be wiped (the
+	// standard library keeps it); before the cache held it, every Encrypt and Decrypt
+	// built one and left it to the garbage collector, so holding one per cached key
+	// leaves fewer copies in memory, not more.
+	aead cipher.AEAD
 }
 
 // New returns a locked vault.
@@ -264,21 +271,31 @@ func (v *Vault) Derive(t KeyType, path string) (*DerivedKey, error) {
 		return nil, ErrLocked
 	}
 	ck := cacheKey{typ: t, path: canonical}
-	if dk := v.cacheGetLocked(ck); dk != nil {
+	if ent := v.cacheEntryLocked(ck); ent != nil {
+		return ent.dk.clone(), nil
+	}
+	dk, err := v.deriveLocked(t, p, path)
+	if err != nil {
+		return nil, err
+	}
+	if v.cachePutLocked(ck, dk) {
 		return dk.clone(), nil
 	}
+	return dk, nil
+}
+
+// deriveLocked derives the key of type t at p (given as path) from the seed, which
+// must be present; the caller owns the result.
+func (v *Vault) deriveLocked(t KeyType, p Path, path string) (*DerivedKey, error) {
 	ek, err := deriveEd25519(v.seed, p, path)
 	if err != nil {
 		return nil, err
 	}
 	defer ek.Destroy()
 	v.derivations++
-	dk := &DerivedKey{typ: t, path: canonical, private: ek.key.clone()}
+	dk := &DerivedKey{typ: t, path: p.String(), private: ek.key.clone()}
 	if t == KeyTypeEd25519 {
 		dk.public = ek.PublicKey()
-	}
-	if v.cachePutLocked(ck, dk) {
-		return dk.clone(), nil
 	}
 	return dk, nil
 }
@@ -306,12 +323,11 @@ func (v *Vault) EncryptionKeyForVersion(kv uint32) (*DerivedKey, error) {
 // Encrypt seals plaintext under the key of version kv (use CurrentKeyVersion) with a
 // fresh random nonce and salt.
 func (v *Vault) Encrypt(plaintext []byte, kv uint32) (*EncryptedData, error) {
-	key, err := v.EncryptionKeyForVersion(kv)
+	gcm, err := v.aeadForVersion(kv)
 	if err != nil {
 		return nil, err
 	}
-	defer key.Destroy()
-	return seal(key.private.bytes(), kv, plaintext)
+	return sealWith(gcm, kv, plaintext), nil
 }
 
 // Decrypt validates e and decrypts it with the key of its version. A wrong key and a
@@ -325,12 +341,56 @@ func (v *Vault) Decrypt(e *EncryptedData) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := v.EncryptionKeyForVersion(e.KeyVersion)
+	gcm, err := v.aeadForVersion(e.KeyVersion)
 	if err != nil {
 		return nil, err
 	}
-	defer key.Destroy()
-	return open(key.private.bytes(), iv, data)
+	return openWith(gcm, iv, data)
+}
+
+// aeadForVersion returns AES-256-GCM under the key of version kv: the cached key's
+// cipher.AEAD, built once per cached key, or, with the cache disabled, one built from a
+// key derived for this call and wiped before returning. The AEAD stays usable after
+// Lock, as a key copy returned by Derive does, so an operation under way completes.
+func (v *Vault) aeadForVersion(kv uint32) (cipher.AEAD, error) {
+	path, err := EncryptionPath(kv) // already canonical
+	if err != nil {
+		return nil, err
+	}
+	ck := cacheKey{typ: KeyTypeAES256GCM, path: path}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.seed == nil {
+		return nil, ErrLocked
+	}
+	if ent := v.cacheEntryLocked(ck); ent != nil {
+		if ent.aead == nil {
+			if ent.aead, err = newGCM(ent.dk.private.bytes()); err != nil {
+				return nil, err
+			}
+		}
+		return ent.aead, nil
+	}
+	p, err := ParsePath(path)
+	if err != nil {
+		return nil, err
+	}
+	dk, err := v.deriveLocked(KeyTypeAES256GCM, p, path)
+	if err != nil {
+		return nil, err
+	}
+	gcm, err := newGCM(dk.private.bytes())
+	if v.cachePutLocked(ck, dk) {
+		if err == nil {
+			v.cache[ck].Value.(*cacheEntry).aead = gcm
+		}
+	} else {
+		dk.Destroy()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return gcm, nil
 }
 
 // Rotate decrypts e with its version's key and encrypts the plaintext again under
@@ -365,8 +425,8 @@ func (v *Vault) EvictExpired() {
 
 func (v *Vault) cacheEnabled() bool { return v.ttl > 0 && v.size > 0 }
 
-// cacheGetLocked returns the cached key (not a copy), or nil.
-func (v *Vault) cacheGetLocked(k cacheKey) *DerivedKey {
+// cacheEntryLocked returns the live cache entry of k, or nil.
+func (v *Vault) cacheEntryLocked(k cacheKey) *cacheEntry {
 	e, ok := v.cache[k]
 	if !ok {
 		return nil
@@ -377,7 +437,7 @@ func (v *Vault) cacheGetLocked(k cacheKey) *DerivedKey {
 		return nil
 	}
 	v.lru.MoveToFront(e)
-	return ent.dk
+	return ent
 }
 
 // cachePutLocked stores dk (taking ownership) and evicts beyond the size bound. It
