@@ -255,14 +255,11 @@ func jsonishMediaType(mt string) bool {
 	return strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")
 }
 
-// parseCallRequest parses {"operation": string, "input"?: any}; a missing input is
-// JSON null. Keys match exactly (no case folding), a repeated key is refused (two
-// parsers could otherwise disagree on which one counts), and unknown keys are ignored.
-func parseCallRequest(b []byte) (string, json.RawMessage, *call.CallError) {
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 || b[0] != '{' {
-		return "", nil, invalidBody("request body must be a JSON object {\"operation\", \"input\"}")
-	}
+// parseCallRequestTokens is parseCallRequest for a body b (trimmed, starting with
+// '{') that is not valid JSON: it reads token by token, so the error is that of the
+// first fault (a repeated or malformed operation before a syntax error is reported
+// as such).
+func parseCallRequestTokens(b []byte) (string, json.RawMessage, *call.CallError) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if _, err := dec.Token(); err != nil {
 		return "", nil, invalidBody("request body is not valid JSON")
