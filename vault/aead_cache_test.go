@@ -13,6 +13,10 @@ import (
 // the cache key without parsing it, and Derive caches under the parsed path's String.
 func TestEncryptionPathCanonical(t *testing.T) {
 	t.Parallel()
+	// Version 2 returns the constant; it must be the path the general rule builds.
+	if p, err := EncryptionPath(minKeyVersion); err != nil || p != "m/74'/2'/0'/0'" {
+		t.Errorf("EncryptionPath(2) = %q, %v; want m/74'/2'/0'/0'", p, err)
+	}
 	for _, kv := range []uint32{minKeyVersion, CurrentKeyVersion, 3, 1000, maxKeyVersion} {
 		path, err := EncryptionPath(kv)
 		if err != nil {

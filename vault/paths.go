@@ -50,6 +50,9 @@ func EncryptionPath(v uint32) (string, error) {
 	if err := checkKeyVersion(v); err != nil {
 		return "", err
 	}
+	if v == minKeyVersion {
+		return PathEncryptionV2, nil // the common case, without building the string
+	}
 	return "m/74'/2'/0'/" + strconv.FormatUint(uint64(v-minKeyVersion), 10) + "'", nil
 }
 
