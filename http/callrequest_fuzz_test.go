@@ -51,3 +51,15 @@ func TestParseCallRequestAllocs(t *testing.T) {
 		t.Errorf("parseCallRequest: %v allocations, want at most 1", n)
 	}
 }
+
+// BenchmarkParseCallRequest measures the /call body parser alone on the body of
+// BenchmarkCall.
+func BenchmarkParseCallRequest(b *testing.B) {
+	body := []byte(benchCallBody)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := parseCallRequest(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
