@@ -69,19 +69,33 @@ func (c *chunkPool) put(b *[]byte) { c.p.Put(b) }
 // cut (net/http's HTTP/1.1 server also lifts it at the end of a body; on h2 this
 // stops the stream's timer). Requests without a body, and servers that cannot set read deadlines, are left
 // alone. The deadline of a body not read to its end stays, so that net/http's
-// discarding of the rest after the handler is bounded too.
-func (h *Handler) bodyDeadline(w http.ResponseWriter, r *http.Request) *http.Request {
+// discarding of the rest after the handler is bounded too. The response controller
+// and the body live in ss, the request's serveState.
+func (h *Handler) bodyDeadline(w http.ResponseWriter, r *http.Request, ss *serveState) *http.Request {
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return r
 	}
-	rc := http.NewResponseController(w)
+	ss.rc = *http.NewResponseController(w)
+	rc := &ss.rc
 	if rc.SetReadDeadline(time.Now().Add(h.limits.BodyReadTimeout)) != nil {
 		return r
 	}
 	// A shallow copy: net/http keeps the original request (and body) for itself.
 	r = r.WithContext(r.Context())
-	r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc, timeout: h.limits.BodyReadTimeout}
+	ss.body.ReadCloser = r.Body
+	ss.body.rc = rc
+	ss.body.timeout = h.limits.BodyReadTimeout
+	r.Body = &ss.body
 	return r
+}
+
+// serveState is what ServeHTTP keeps per request, in one allocation: the status
+// writer that counts the answer (see Stats), and the response controller and
+// deadline body of bodyDeadline.
+type serveState struct {
+	sw   statusWriter
+	rc   http.ResponseController
+	body deadlineBody
 }
 
 // deadlineBody is a request body read under a deadline.

@@ -261,10 +261,11 @@ func (h *Handler) Gateway() *Gateway { return h.gw }
 // A request body is read under Limits.BodyReadTimeout, whatever route serves it.
 // Every request is counted by route and status class (see Stats).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	sw, w := newStatusWriter(w)
+	ss := &serveState{}
+	w = ss.sw.wrap(w)
 	route := routeOther
-	defer func() { h.stats.observe(route, sw.status) }()
-	r = h.bodyDeadline(w, r)
+	defer func() { h.stats.observe(route, ss.sw.status) }()
+	r = h.bodyDeadline(w, r, ss)
 	p := r.URL.Path
 	if p == "" || p[0] != '/' || path.Clean(p) != p {
 		h.decoy.ServeHTTP(w, r)

@@ -135,11 +135,18 @@ type statusWriter struct {
 
 // newStatusWriter wraps w; the Hijacker variant only when w is one.
 func newStatusWriter(w http.ResponseWriter) (*statusWriter, http.ResponseWriter) {
-	sw := &statusWriter{ResponseWriter: w}
-	if _, ok := w.(http.Hijacker); ok {
-		return sw, hijackWriter{sw}
+	sw := &statusWriter{}
+	return sw, sw.wrap(w)
+}
+
+// wrap makes sw wrap w and returns it as a writer: the Hijacker variant only when w is
+// one.
+func (w *statusWriter) wrap(rw http.ResponseWriter) http.ResponseWriter {
+	w.ResponseWriter = rw
+	if _, ok := rw.(http.Hijacker); ok {
+		return hijackWriter{w}
 	}
-	return sw, sw
+	return w
 }
 
 func (w *statusWriter) WriteHeader(code int) {
