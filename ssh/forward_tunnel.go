@@ -164,66 +164,28 @@ func (t *ForwardTunnel) Run(ctx context.Context) error {
 	if err := t.Listen(); err != nil {
 		return err
 	}
-	log := t.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
 	t.mu.Lock()
 	lns := t.listeners
 	t.mu.Unlock()
-	defer func() {
-		cancel()
-		for _, ln := range lns {
-			_ = ln.Close()
-		}
-		wg.Wait()
-	}()
-	for i, ln := range lns {
-		if i < len(t.Local) {
-			f := t.Local[i]
-			wg.Go(func() { t.serveLocal(ctx, ln, f) })
-		} else {
-			wg.Go(func() { _ = (&SOCKS5Server{Opener: t, Logger: log}).Serve(ctx, ln) })
-		}
-	}
-	minB, maxB := t.MinBackoff, t.MaxBackoff
-	if minB <= 0 {
-		minB = DefaultMinBackoff
-	}
-	if maxB < minB {
-		maxB = max(DefaultMaxBackoff, minB)
-	}
-	backoff := minB
-	for ctx.Err() == nil {
-		c, err := t.Dial(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				break
+	life := tunnelLife[*core.Connection]{
+		name: "forward tunnel", logger: t.Logger, listeners: lns, local: t.Local,
+		serveLocal: t.serveLocal, opener: t, minBackoff: t.MinBackoff, maxBackoff: t.MaxBackoff,
+		dial: t.Dial,
+		connected: func(ctx context.Context, c *core.Connection, _ *sync.WaitGroup, log *slog.Logger) {
+			t.setConn(c)
+			remote, targets := t.startRemote(ctx, c, log)
+			if t.OnConnect != nil {
+				t.OnConnect(remote)
 			}
-			log.LogAttrs(ctx, slog.LevelWarn, "forward tunnel: dial failed", slog.String("err", err.Error()), slog.Duration("retry_in", backoff))
-			if !sleep(ctx, backoff) {
-				break
+			t.serveForwarded(ctx, c, targets, log)
+			if ctx.Err() == nil {
+				log.LogAttrs(ctx, slog.LevelWarn, "forward tunnel: connection lost")
 			}
-			backoff = min(backoff*2, maxB)
-			continue
-		}
-		backoff = minB
-		log.LogAttrs(ctx, slog.LevelInfo, "forward tunnel: connected")
-		t.setConn(c)
-		remote, targets := t.startRemote(ctx, c, log)
-		if t.OnConnect != nil {
-			t.OnConnect(remote)
-		}
-		t.serveForwarded(ctx, c, targets, log)
-		if ctx.Err() == nil {
-			log.LogAttrs(ctx, slog.LevelWarn, "forward tunnel: connection lost")
-		}
-		t.setConn(nil)
-		c.Close(core.CloseNormal, "")
+			t.setConn(nil)
+			c.Close(core.CloseNormal, "")
+		},
 	}
+	life.run(ctx)
 	return nil
 }
 

@@ -128,35 +128,81 @@ func (t *Tunnel) Run(ctx context.Context) error {
 	if err := t.Listen(); err != nil {
 		return err
 	}
-	log := t.Logger
+	t.mu.Lock()
+	lns := t.listeners
+	t.mu.Unlock()
+	life := tunnelLife[*Client]{
+		name: "ssh tunnel", logger: t.Logger, listeners: lns, local: t.Local,
+		serveLocal: t.serveLocal, opener: t, minBackoff: t.MinBackoff, maxBackoff: t.MaxBackoff,
+		dial: t.Dial,
+		connected: func(ctx context.Context, c *Client, wg *sync.WaitGroup, log *slog.Logger) {
+			t.setClient(c)
+			remote := t.startRemote(ctx, c, wg)
+			if t.OnConnect != nil {
+				t.OnConnect(remote)
+			}
+			done := make(chan struct{})
+			go func() { _ = c.Wait(); close(done) }()
+			select {
+			case <-ctx.Done():
+			case <-done:
+				log.LogAttrs(ctx, slog.LevelWarn, "ssh tunnel: connection lost")
+			}
+			t.setClient(nil)
+			_ = c.Close()
+			<-done
+		},
+	}
+	life.run(ctx)
+	return nil
+}
+
+// tunnelLife is what Tunnel and ForwardTunnel share: local listeners (the -L forwards
+// first, then the SOCKS5 proxies) served for the whole run, and a connection to the
+// node redialled with backoff until ctx is done.
+type tunnelLife[C any] struct {
+	name       string // log prefix: "ssh tunnel", "forward tunnel"
+	logger     *slog.Logger
+	listeners  []net.Listener
+	local      []ForwardSpec
+	serveLocal func(context.Context, net.Listener, ForwardSpec)
+	opener     Opener // what the SOCKS5 proxies open through
+	minBackoff time.Duration
+	maxBackoff time.Duration
+	dial       func(context.Context) (C, error)
+	// connected serves one connection and returns once it is lost or ctx is done,
+	// having closed it.
+	connected func(ctx context.Context, c C, wg *sync.WaitGroup, log *slog.Logger)
+}
+
+// run serves the listeners and the connections until ctx is done, then closes the
+// listeners and waits for everything it started.
+func (l tunnelLife[C]) run(ctx context.Context) {
+	log := l.logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	t.mu.Lock()
-	lns := t.listeners
-	t.mu.Unlock()
 	defer func() {
-		// Closed here, not by a context callback, so that they are closed when Run
+		// Closed here, not by a context callback, so that they are closed when run
 		// returns.
 		cancel()
-		for _, ln := range lns {
+		for _, ln := range l.listeners {
 			_ = ln.Close()
 		}
 		wg.Wait()
 	}()
-	for i, ln := range lns {
-		if i < len(t.Local) {
-			f := t.Local[i]
-			wg.Go(func() { t.serveLocal(ctx, ln, f) })
+	for i, ln := range l.listeners {
+		if i < len(l.local) {
+			f := l.local[i]
+			wg.Go(func() { l.serveLocal(ctx, ln, f) })
 		} else {
-			wg.Go(func() { _ = (&SOCKS5Server{Opener: t, Logger: log}).Serve(ctx, ln) })
+			wg.Go(func() { _ = (&SOCKS5Server{Opener: l.opener, Logger: log}).Serve(ctx, ln) })
 		}
 	}
-
-	minB, maxB := t.MinBackoff, t.MaxBackoff
+	minB, maxB := l.minBackoff, l.maxBackoff
 	if minB <= 0 {
 		minB = DefaultMinBackoff
 	}
@@ -165,12 +211,12 @@ func (t *Tunnel) Run(ctx context.Context) error {
 	}
 	backoff := minB
 	for ctx.Err() == nil {
-		c, err := t.Dial(ctx)
+		c, err := l.dial(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				break
 			}
-			log.LogAttrs(ctx, slog.LevelWarn, "ssh tunnel: dial failed", slog.String("err", err.Error()), slog.Duration("retry_in", backoff))
+			log.LogAttrs(ctx, slog.LevelWarn, l.name+": dial failed", slog.String("err", err.Error()), slog.Duration("retry_in", backoff))
 			if !sleep(ctx, backoff) {
 				break
 			}
@@ -178,24 +224,9 @@ func (t *Tunnel) Run(ctx context.Context) error {
 			continue
 		}
 		backoff = minB
-		log.LogAttrs(ctx, slog.LevelInfo, "ssh tunnel: connected")
-		t.setClient(c)
-		remote := t.startRemote(ctx, c, &wg)
-		if t.OnConnect != nil {
-			t.OnConnect(remote)
-		}
-		done := make(chan struct{})
-		go func() { _ = c.Wait(); close(done) }()
-		select {
-		case <-ctx.Done():
-		case <-done:
-			log.LogAttrs(ctx, slog.LevelWarn, "ssh tunnel: connection lost")
-		}
-		t.setClient(nil)
-		_ = c.Close()
-		<-done
+		log.LogAttrs(ctx, slog.LevelInfo, l.name+": connected")
+		l.connected(ctx, c, &wg, log)
 	}
-	return nil
 }
 
 func (t *Tunnel) setClient(c *Client) {
