@@ -97,9 +97,7 @@ func (t *ForwardTunnel) Listen() error {
 func listenLocal(local []ForwardSpec, socks []string) ([]net.Listener, error) {
 	var lns []net.Listener
 	fail := func(err error) ([]net.Listener, error) {
-		for _, ln := range lns {
-			_ = ln.Close()
-		}
+		closeListeners(lns)
 		return nil, err
 	}
 	for _, f := range local {
@@ -123,11 +121,8 @@ func listenLocal(local []ForwardSpec, socks []string) ([]net.Listener, error) {
 // called.
 func (t *ForwardTunnel) Close() error {
 	t.mu.Lock()
-	lns := t.listeners
-	t.mu.Unlock()
-	for _, ln := range lns {
-		_ = ln.Close()
-	}
+	defer t.mu.Unlock()
+	closeListeners(t.listeners)
 	return nil
 }
 
@@ -136,11 +131,7 @@ func (t *ForwardTunnel) Close() error {
 func (t *ForwardTunnel) LocalAddrs() []net.Addr {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	out := make([]net.Addr, len(t.listeners))
-	for i, ln := range t.listeners {
-		out[i] = ln.Addr()
-	}
-	return out
+	return listenerAddrs(t.listeners)
 }
 
 // Open opens a forwarded connection to host:port through the current connection;
