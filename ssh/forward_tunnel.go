@@ -97,7 +97,9 @@ func (t *ForwardTunnel) Listen() error {
 func listenLocal(local []ForwardSpec, socks []string) ([]net.Listener, error) {
 	var lns []net.Listener
 	fail := func(err error) ([]net.Listener, error) {
-		closeListeners(lns)
+		for _, ln := range lns {
+			_ = ln.Close()
+		}
 		return nil, err
 	}
 	for _, f := range local {
@@ -121,8 +123,11 @@ func listenLocal(local []ForwardSpec, socks []string) ([]net.Listener, error) {
 // called.
 func (t *ForwardTunnel) Close() error {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	closeListeners(t.listeners)
+	lns := t.listeners
+	t.mu.Unlock()
+	for _, ln := range lns {
+		_ = ln.Close()
+	}
 	return nil
 }
 
@@ -131,7 +136,11 @@ func (t *ForwardTunnel) Close() error {
 func (t *ForwardTunnel) LocalAddrs() []net.Addr {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return listenerAddrs(t.listeners)
+	out := make([]net.Addr, len(t.listeners))
+	for i, ln := range t.listeners {
+		out[i] = ln.Addr()
+	}
+	return out
 }
 
 // Open opens a forwarded connection to host:port through the current connection;

@@ -59,9 +59,26 @@ func (t *Tunnel) Listen() error {
 	if t.listeners != nil {
 		return nil
 	}
-	lns, err := listenLocal(t.Local, t.SOCKS)
-	if err != nil {
+	var lns []net.Listener
+	fail := func(err error) error {
+		for _, ln := range lns {
+			_ = ln.Close()
+		}
 		return err
+	}
+	for _, f := range t.Local {
+		ln, err := net.Listen("tcp", net.JoinHostPort(f.BindHost, strconv.Itoa(int(f.BindPort))))
+		if err != nil {
+			return fail(fmt.Errorf("ssh: local forward %s: %w", f, err))
+		}
+		lns = append(lns, ln)
+	}
+	for _, a := range t.SOCKS {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			return fail(fmt.Errorf("ssh: SOCKS5 listener %s: %w", a, err))
+		}
+		lns = append(lns, ln)
 	}
 	t.listeners = lns
 	return nil
@@ -71,8 +88,11 @@ func (t *Tunnel) Listen() error {
 // (Run closes them itself when it returns).
 func (t *Tunnel) Close() error {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	closeListeners(t.listeners)
+	lns := t.listeners
+	t.mu.Unlock()
+	for _, ln := range lns {
+		_ = ln.Close()
+	}
 	return nil
 }
 
@@ -81,20 +101,8 @@ func (t *Tunnel) Close() error {
 func (t *Tunnel) LocalAddrs() []net.Addr {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return listenerAddrs(t.listeners)
-}
-
-// closeListeners closes every listener of lns.
-func closeListeners(lns []net.Listener) {
-	for _, ln := range lns {
-		_ = ln.Close()
-	}
-}
-
-// listenerAddrs returns the addresses of lns, in order.
-func listenerAddrs(lns []net.Listener) []net.Addr {
-	out := make([]net.Addr, len(lns))
-	for i, ln := range lns {
+	out := make([]net.Addr, len(t.listeners))
+	for i, ln := range t.listeners {
 		out[i] = ln.Addr()
 	}
 	return out
@@ -181,7 +189,9 @@ func (l tunnelLife[C]) run(ctx context.Context) {
 		// Closed here, not by a context callback, so that they are closed when run
 		// returns.
 		cancel()
-		closeListeners(l.listeners)
+		for _, ln := range l.listeners {
+			_ = ln.Close()
+		}
 		wg.Wait()
 	}()
 	for i, ln := range l.listeners {
