@@ -490,7 +490,7 @@ func encodeInput(in any) (json.RawMessage, error) {
 		if len(v) == 0 {
 			return json.RawMessage("null"), nil
 		}
-		if !json.Valid(v) {
+		if !validJSON(v) {
 			return nil, NewCallError(CodeInvalidInput, "input is not valid JSON")
 		}
 		return v, nil

@@ -257,7 +257,7 @@ func appendEnvelope(dst []byte, env Envelope) ([]byte, error) {
 	payload := env.Payload
 	if len(payload) == 0 {
 		payload = json.RawMessage(`{}`)
-	} else if !json.Valid(payload) {
+	} else if !validJSON(payload) {
 		return dst, fmt.Errorf("%w: payload of a %q envelope is not valid JSON", ErrEnvelopeInvalid, env.Type)
 	}
 	dst = append(dst, `{"type":`...)
@@ -278,7 +278,7 @@ func appendEnvelope(dst []byte, env Envelope) ([]byte, error) {
 func DecodeEnvelope(b []byte) (Envelope, error) { return decodeEnvelope(b, true) }
 
 func decodeEnvelope(b []byte, copyPayload bool) (Envelope, error) {
-	if !json.Valid(b) {
+	if !validJSON(b) {
 		return Envelope{}, envelopeError("not valid JSON")
 	}
 	s, ok := scanObject(b)
@@ -378,7 +378,7 @@ func (p RequestPayload) appendJSON(dst []byte) ([]byte, error) {
 	input := p.Input
 	if len(input) == 0 {
 		input = json.RawMessage("null")
-	} else if !json.Valid(input) {
+	} else if !validJSON(input) {
 		return nil, payloadError(EvRequested, "input is not valid JSON")
 	}
 	if !utf8.Valid(p.AuthToken) {
@@ -610,7 +610,7 @@ func NewErrorEnvelope(id string, e *CallError) Envelope {
 		e = NewCallError(CodeInternal, "internal error")
 	}
 	ce := *e
-	if len(ce.Details) > 0 && (!json.Valid(ce.Details) || string(bytes.TrimSpace(ce.Details)) == "null") {
+	if len(ce.Details) > 0 && (!validJSON(ce.Details) || string(bytes.TrimSpace(ce.Details)) == "null") {
 		ce.Details = nil
 	}
 	b, err := json.Marshal(&ce)

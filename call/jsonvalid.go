@@ -1,0 +1,186 @@
+package call
+
+// validJSON: the wire layer's JSON validity check. It decides exactly as
+// encoding/json.Valid does (FuzzValidJSON compares the two) at a fraction of the cost,
+// since every frame read and every output emitted is checked: a subscription event
+// was validated three times, at about 5 ns a byte each, by json.Valid's per-byte state
+// machine.
+
+// maxJSONDepth is encoding/json's nesting limit: deeper input is not valid.
+const maxJSONDepth = 10000
+
+// validJSON reports whether b is exactly one JSON value, optionally surrounded by
+// white space, by the rules of encoding/json.Valid: RFC 8259 grammar, strings of any
+// bytes but control characters (UTF-8 is not checked), at most maxJSONDepth open
+// arrays and objects.
+func validJSON(b []byte) bool {
+	var stackBuf [32]byte
+	stack := stackBuf[:0] // the open containers: '{' or '['
+	i := skipSpace(b, 0)
+	for {
+		// A value starts at i.
+		if i >= len(b) {
+			return false
+		}
+		switch c := b[i]; c {
+		case '{', '[':
+			if len(stack) >= maxJSONDepth {
+				return false
+			}
+			i = skipSpace(b, i+1)
+			closing := byte('}')
+			if c == '[' {
+				closing = ']'
+			}
+			if i < len(b) && b[i] == closing {
+				i++
+				break
+			}
+			stack = append(stack, c)
+			if c == '{' {
+				if i = validMemberKey(b, i); i < 0 {
+					return false
+				}
+			}
+			continue
+		case '"':
+			i = validString(b, i)
+		case 't':
+			i = validLiteral(b, i, "true")
+		case 'f':
+			i = validLiteral(b, i, "false")
+		case 'n':
+			i = validLiteral(b, i, "null")
+		default:
+			i = validNumber(b, i)
+		}
+		if i < 0 {
+			return false
+		}
+		// After a value: close containers until a comma starts the next value.
+		for {
+			i = skipSpace(b, i)
+			if len(stack) == 0 {
+				return i == len(b)
+			}
+			if i >= len(b) {
+				return false
+			}
+			top := stack[len(stack)-1]
+			c := b[i]
+			if c == ',' {
+				i = skipSpace(b, i+1)
+				if top == '{' {
+					if i = validMemberKey(b, i); i < 0 {
+						return false
+					}
+				}
+				break
+			}
+			if top == '{' && c == '}' || top == '[' && c == ']' {
+				stack = stack[:len(stack)-1]
+				i++
+				continue
+			}
+			return false
+		}
+	}
+}
+
+// validMemberKey checks an object member's key and colon at b[i:] and returns the
+// index of its value (after white space), or -1.
+func validMemberKey(b []byte, i int) int {
+	if i >= len(b) || b[i] != '"' {
+		return -1
+	}
+	if i = validString(b, i); i < 0 {
+		return -1
+	}
+	i = skipSpace(b, i)
+	if i >= len(b) || b[i] != ':' {
+		return -1
+	}
+	return skipSpace(b, i+1)
+}
+
+// validString checks the string token starting at b[i] ('"') and returns the index
+// after it, or -1.
+func validString(b []byte, i int) int {
+	for j := i + 1; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '"':
+			return j + 1
+		case c == '\\':
+			j++
+			if j >= len(b) {
+				return -1
+			}
+			switch b[j] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if hex4(b, j+1) < 0 {
+					return -1
+				}
+				j += 4
+			default:
+				return -1
+			}
+		case c < 0x20:
+			return -1
+		}
+	}
+	return -1
+}
+
+// validLiteral checks that lit (true, false or null) starts at b[i] and returns the
+// index after it, or -1.
+func validLiteral(b []byte, i int, lit string) int {
+	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
+		return -1
+	}
+	return i + len(lit)
+}
+
+// validNumber checks the number starting at b[i] — -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+// — and returns the index after it, or -1. What may follow is the caller's business.
+func validNumber(b []byte, i int) int {
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i >= len(b):
+		return -1
+	case b[i] == '0':
+		i++
+	case b[i] >= '1' && b[i] <= '9':
+		i = skipDigits(b, i+1)
+	default:
+		return -1
+	}
+	if i < len(b) && b[i] == '.' {
+		j := skipDigits(b, i+1)
+		if j == i+1 {
+			return -1
+		}
+		i = j
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		j := skipDigits(b, i)
+		if j == i {
+			return -1
+		}
+		i = j
+	}
+	return i
+}
+
+func skipDigits(b []byte, i int) int {
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	return i
+}
