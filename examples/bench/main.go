@@ -17,6 +17,7 @@
 //	go run ./examples/bench ws              # full run (about a minute)
 //	go run ./examples/bench mcp             # full run (about a minute and a half)
 //	go run ./examples/bench msg             # full run (a few minutes; postgres with -pg-dsn)
+//	go run ./examples/bench all             # every suite in turn, then a summary of the goals
 package main
 
 import (
@@ -58,6 +59,10 @@ type benchmark struct {
 // benchmarks returns the benchmarks by name. Add new ones here ("call", "ssh", ...).
 func benchmarks() map[string]benchmark {
 	return map[string]benchmark{
+		"all": {
+			summary: "every benchmark below in turn, each in its own process, then the commit, the machine and every goal line in one summary (for BENCHMARKS.md; about 30 minutes)",
+			run:     runAll,
+		},
 		"call": {
 			summary: "call protocol (call.Dial, QUIC and TCP+TLS) vs gRPC-go (TLS and h2c): unary echo calls/s and p50/p99 at 1 and 64 callers, subscription events/s",
 			run:     runCall,
