@@ -127,20 +127,12 @@ func (c *Conn) Close() error {
 		already := fs.wroteDone
 		fs.wroteDone = true
 		fs.mu.Unlock()
-		expired := false
 		if !already {
-			select {
-			case fs.queue <- nil:
-			case <-fs.stopW:
-			case <-t.C:
-				expired = true
-			}
+			fs.requestFinish()
 		}
-		if !expired {
-			select {
-			case <-fs.wdone:
-			case <-t.C:
-			}
+		select {
+		case <-fs.wdone:
+		case <-t.C:
 		}
 		t.Stop()
 	}

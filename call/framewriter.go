@@ -5,8 +5,8 @@ package call
 // a batching writer goroutine (enqueue, writeLoop), and finished or reset.
 
 import (
-	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -55,11 +55,19 @@ type frameStream struct {
 	wroteDone bool // CloseWrite was called
 	closeOnce sync.Once
 
+	// A batching writer (startWriter): senders append encoded frames to pend under
+	// bmu, and the writer goroutine takes the whole batch and writes it at once.
+	bmu     sync.Mutex
+	pend    []byte        // frames waiting for the writer
+	spare   []byte        // the buffer of the writer's last batch, for reuse
+	finishQ bool          // finish the write side after pend
+	room    chan struct{} // closed when the writer takes pend; nil while no sender waits
+	wake    chan struct{} // one token: pend became non-empty, or finishQ was set
+	stopW   chan struct{} // closed by close
+	wdone   chan struct{} // closed when the writer has ended
+
 	// reusable marks a stream this side opened for Queries and Mutations, one at a
 	// time, and keeps open between them (guarded by Conn.mu with cur and dead).
-	queue chan []byte   // shared streams: frames for the writer (nil: finish)
-	stopW chan struct{} // shared streams: closed by close
-	wdone chan struct{} // shared streams: closed when the writer has ended
 
 	reusable bool
 	cur      *pendingCall // the call using it
@@ -101,11 +109,12 @@ func (f *frameStream) send(ctx context.Context, env Envelope) error {
 // what is queued.
 const closeFlushTimeout = 2 * time.Second
 
-// sharedQueueLen is how many frames may wait for a shared stream's writer.
-const sharedQueueLen = 256
+// writeBatchMax is how many bytes of frames may wait for a stream's writer; a sender
+// waits while that many are pending (one frame may take a batch past it).
+const writeBatchMax = 64 << 10
 
-// sharedWriteBuffer is the size of a shared stream writer's buffer.
-const sharedWriteBuffer = 64 << 10
+// writeBatchFirst is the first capacity of a batch buffer.
+const writeBatchFirst = 4 << 10
 
 // startWriter gives the stream a batching writer: the shared stream of a single-stream
 // connection from the start, and the stream of a subscription being served (so its
@@ -117,7 +126,7 @@ func (f *frameStream) startWriter() {
 		f.mu.Unlock()
 		return
 	}
-	f.queue = make(chan []byte, sharedQueueLen)
+	f.wake = make(chan struct{}, 1)
 	f.stopW = make(chan struct{})
 	f.wdone = make(chan struct{})
 	f.hasWriter.Store(true)
@@ -128,74 +137,137 @@ func (f *frameStream) startWriter() {
 	})
 }
 
-// enqueue encodes env and queues it for the writer.
-func (f *frameStream) enqueue(ctx context.Context, env Envelope) error {
-	frame, err := appendFrame(nil, env, f.c.d.maxFrame())
-	if err != nil {
-		return err
-	}
-	select {
-	case <-f.stopW:
-		return fmt.Errorf("call: write frame: %w", core.ErrConnectionClosed)
-	default:
-	}
-	select {
-	case f.queue <- frame:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-f.stopW:
-		return fmt.Errorf("call: write frame: %w", core.ErrConnectionClosed)
+// errWriterClosed is what a send to a stream whose writer ended (or was asked to
+// finish) returns.
+var errWriterClosed = fmt.Errorf("call: write frame: %w", core.ErrConnectionClosed)
+
+// lockRoom locks bmu once the pending batch has room, waiting for the writer while
+// it holds writeBatchMax bytes; it fails (bmu not held) when the stream closed or is
+// finishing, or with ctx's error when ctx ends first.
+func (f *frameStream) lockRoom(ctx context.Context) error {
+	f.bmu.Lock()
+	for {
+		if f.finishQ || f.closed.Load() {
+			f.bmu.Unlock()
+			return errWriterClosed
+		}
+		if len(f.pend) < writeBatchMax {
+			if f.pend == nil {
+				f.pend = make([]byte, 0, writeBatchFirst)
+			}
+			return nil
+		}
+		if f.room == nil {
+			f.room = make(chan struct{})
+		}
+		room := f.room
+		f.bmu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-f.stopW:
+			return errWriterClosed
+		}
+		f.bmu.Lock()
 	}
 }
 
-// writeLoop writes queued frames through a buffer, flushing whenever the queue is
-// empty. A nil frame finishes the write side after everything before it.
-func (f *frameStream) writeLoop() {
-	bw := bufio.NewWriterSize(f.s, sharedWriteBuffer)
-	fail := func(err error) {
-		f.c.log.Debug("call: write failed; closing the stream", "err", err)
-		f.close()
-		if f.shared {
-			f.c.shutdown(err)
-		}
+// unlockAppended unlocks bmu after frames were appended to pend, waking the writer
+// when pend was empty before (otherwise it has a wake token already, or is about to
+// take the batch).
+func (f *frameStream) unlockAppended(wasEmpty bool) {
+	f.bmu.Unlock()
+	if wasEmpty {
+		f.signalWriter()
 	}
+}
+
+func (f *frameStream) signalWriter() {
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// enqueue encodes env into the writer's pending batch.
+func (f *frameStream) enqueue(ctx context.Context, env Envelope) error {
+	if err := f.lockRoom(ctx); err != nil {
+		return err
+	}
+	n := len(f.pend)
+	var err error
+	f.pend, err = appendFrame(f.pend, env, f.c.d.maxFrame())
+	f.unlockAppended(n == 0 && len(f.pend) > 0)
+	return err
+}
+
+// enqueueResponded is enqueue(NewResponded(id, out)) for an out already validated
+// (a stream handler's emit checked it): no envelope is built and nothing is
+// validated again.
+func (f *frameStream) enqueueResponded(ctx context.Context, id string, out json.RawMessage) error {
+	if err := f.lockRoom(ctx); err != nil {
+		return err
+	}
+	n := len(f.pend)
+	var err error
+	f.pend, err = appendRespondedFrame(f.pend, id, out, f.c.d.maxFrame())
+	f.unlockAppended(n == 0 && len(f.pend) > 0)
+	return err
+}
+
+// requestFinish asks the writer to finish the write side after the frames pending.
+func (f *frameStream) requestFinish() {
+	f.bmu.Lock()
+	already := f.finishQ
+	f.finishQ = true
+	f.bmu.Unlock()
+	if !already {
+		f.signalWriter()
+	}
+}
+
+// writeLoop writes the pending frames, one batch per Write: whatever senders
+// appended while the previous batch was being written. After a batch taken with
+// finishQ set it finishes the write side.
+func (f *frameStream) writeLoop() {
 	for {
-		var frame []byte
 		select {
-		case frame = <-f.queue:
+		case <-f.wake:
 		case <-f.stopW:
 			return
 		}
-		// One batch: every frame queued now, written and flushed under the write lock
-		// (direct writes on the same stream wait for it).
-		f.wmu.Lock()
-		finish := false
-		var err error
-		for {
-			if frame == nil {
-				finish = true
-				break
-			}
-			if _, err = bw.Write(frame); err != nil {
-				break
-			}
-			select {
-			case frame = <-f.queue:
-				continue
-			default:
-			}
-			break
+		f.bmu.Lock()
+		batch, finish := f.pend, f.finishQ
+		f.pend, f.spare = f.spare[:0], nil
+		if f.room != nil {
+			close(f.room)
+			f.room = nil
 		}
-		if err == nil {
-			err = bw.Flush()
+		f.bmu.Unlock()
+
+		var err error
+		f.wmu.Lock()
+		if len(batch) > 0 {
+			if _, err = f.s.Write(batch); err != nil {
+				err = fmt.Errorf("call: write frame: %w", err)
+			}
 		}
 		if err == nil && finish {
 			_ = f.s.CloseWrite()
 		}
 		f.wmu.Unlock()
+		if cap(batch) <= 2*writeBatchMax {
+			f.bmu.Lock()
+			f.spare = batch[:0]
+			f.bmu.Unlock()
+		}
 		if err != nil {
-			fail(err)
+			f.c.log.Debug("call: write failed; closing the stream", "err", err)
+			f.close()
+			if f.shared {
+				f.c.shutdown(err)
+			}
 			return
 		}
 		if finish {
@@ -293,10 +365,7 @@ func (f *frameStream) finishWrite() {
 	if f.hasWriter.Load() {
 		// The writer finishes after the answers queued before this point.
 		if !already {
-			select {
-			case f.queue <- nil:
-			case <-f.stopW:
-			}
+			f.requestFinish()
 		}
 		return
 	}

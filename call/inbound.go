@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/alknet/alknet/core"
 )
@@ -47,7 +48,7 @@ const (
 // inboundReq is one request of the peer running on this side.
 type inboundReq struct {
 	cancel  context.CancelFunc
-	aborted bool // by call.aborted (guarded by Conn.mu)
+	aborted atomic.Bool // by call.aborted
 }
 
 // handleRequest starts the peer's request in its own goroutine. It resolves the
@@ -226,7 +227,7 @@ func (c *Conn) serveRequest(ctx context.Context, s sink, id string, req RequestP
 	aborted := func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		return in.aborted || c.closed
+		return in.aborted.Load() || c.closed
 	}
 	// Answers are written without the request's context, which may just have expired
 	// (a TIMEOUT answer must still go out), and without the connection's: closing the
@@ -246,15 +247,22 @@ func (c *Conn) serveRequest(ctx context.Context, s sink, id string, req RequestP
 		}
 	}
 	if reg != nil && reg.Spec.Type == Subscription {
-		if fs, ok := s.(*frameStream); ok && !fs.shared {
+		fs, _ := s.(*frameStream)
+		if fs != nil && !fs.shared {
 			fs.startWriter()
 		}
+		// Per event: no lock of the connection (closing it cancels ctx), and on a byte
+		// stream the frame is encoded straight into the writer's batch (emit has
+		// validated out already).
 		emit := func(out json.RawMessage) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if aborted() {
+			if in.aborted.Load() {
 				return context.Canceled
+			}
+			if fs != nil && fs.hasWriter.Load() {
+				return fs.enqueueResponded(ctx, id, out)
 			}
 			return s.send(ctx, NewResponded(id, out))
 		}
@@ -315,7 +323,7 @@ func (c *Conn) handleAbort(id string) {
 	c.mu.Lock()
 	in := c.inbound[id]
 	if in != nil {
-		in.aborted = true
+		in.aborted.Store(true)
 	}
 	p := c.pending[id]
 	if p != nil {
