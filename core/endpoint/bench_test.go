@@ -10,6 +10,7 @@ import (
 	"github.com/alknet/alknet/core"
 	"github.com/alknet/alknet/core/coretest"
 	"github.com/alknet/alknet/core/endpoint"
+	"github.com/alknet/alknet/core/tlsconf"
 )
 
 // BenchmarkConnect measures a new connection: handshake, dispatch to an echo handler and a
@@ -81,4 +82,49 @@ func BenchmarkStreamThroughput(b *testing.B) {
 			_, _ = io.ReadAll(s)
 		})
 	}
+}
+
+// BenchmarkDialQUICNew, BenchmarkDialQUICResumed, BenchmarkDialTCPNew and
+// BenchmarkDialTCPResumed measure a connection as BenchmarkConnect does (dial, echo one
+// byte, close), with a full handshake every time or resuming the session of the one
+// before (tlsconf.SessionCache): the resumed handshake skips both certificate
+// signatures and their verification.
+func BenchmarkDialQUICNew(b *testing.B)     { benchmarkDial(b, endpoint.NetworkQUIC, false) }
+func BenchmarkDialQUICResumed(b *testing.B) { benchmarkDial(b, endpoint.NetworkQUIC, true) }
+func BenchmarkDialTCPNew(b *testing.B)      { benchmarkDial(b, endpoint.NetworkTCP, false) }
+func BenchmarkDialTCPResumed(b *testing.B)  { benchmarkDial(b, endpoint.NetworkTCP, true) }
+
+func benchmarkDial(b *testing.B, n endpoint.Network, resume bool) {
+	reg := core.NewRegistry()
+	if err := reg.RegisterAs("alknet/echo", coretest.Echo()); err != nil {
+		b.Fatal(err)
+	}
+	srv := coretest.NewServer(b, reg, coretest.WithConfig(core.DynamicConfig{Limits: core.Limits{MaxConnectionsPerIP: -1}}))
+	client := coretest.NewIdentity(b)
+	opts := srv.DialOptions(client, n)
+	if resume {
+		opts.TLS.Sessions = tlsconf.NewSessionCache(1)
+	}
+	ctx := context.Background()
+	connect := func() {
+		conn, err := endpoint.Dial(ctx, srv.Addr, "alknet/echo", opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if got, err := coretest.RoundTrip(ctx, conn, []byte{1}); err != nil || len(got) != 1 {
+			b.Fatal(got, err)
+		}
+		conn.Close(core.CloseNormal, "")
+	}
+	connect() // the first connection makes the session
+	before := srv.Endpoint.Stats().Resumed
+	b.ReportAllocs()
+	ops := 0
+	for b.Loop() {
+		connect()
+		ops++
+	}
+	// The share of connections that resumed (a QUIC ticket may still be in flight when
+	// the next dial starts): 1 for Resumed, 0 for New.
+	b.ReportMetric(float64(srv.Endpoint.Stats().Resumed-before)/float64(ops), "resumed/op")
 }

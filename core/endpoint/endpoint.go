@@ -75,6 +75,18 @@ type Config struct {
 	// TLS is the server TLS configuration, normally tlsconf.ServerConfig. The endpoint
 	// uses a copy whose NextProtos are the registry's ALPNs (plus "acme-tls/1" when TLS
 	// lists it, for ACME certificate managers).
+	//
+	// Session tickets (TLS 1.3 resumption; never 0-RTT) are issued and accepted on every
+	// listener under one set of ticket keys: those set on TLS with SetSessionTicketKeys
+	// before New, else keys crypto/tls makes and rotates daily. A configuration that
+	// TLS.GetConfigForClient returns uses them too, unless it sets WrapSession or
+	// UnwrapSession (keys set with SetSessionTicketKeys on it are not used: wrap with
+	// its EncryptTicket and DecryptTicket instead). TLS.SessionTicketsDisabled turns
+	// resumption off; WrapSession or UnwrapSession on TLS itself are used as they are.
+	// A resumed connection is served as a new one: its client certificate, restored
+	// from the ticket, is the one its first handshake verified, and its fingerprint is
+	// resolved through Identities again, so a peer revoked since gets what an unknown
+	// peer gets.
 	TLS *tls.Config
 	// Identities resolves client certificate fingerprints to identities. Nil resolves
 	// nothing: every AuthContext then has a nil Identity.
@@ -237,8 +249,9 @@ func New(reg *core.Registry, cfg Config) (*Endpoint, error) {
 		e.log = slog.New(slog.DiscardHandler)
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
-	e.quicTLS = e.serverTLS(cfg.TLS, alpns)
-	e.tcpTLS = e.serverTLS(cfg.TLS, alpns)
+	tickets := newSessionTickets(cfg.TLS)
+	e.quicTLS = e.serverTLS(cfg.TLS, alpns, tickets)
+	e.tcpTLS = e.serverTLS(cfg.TLS, alpns, tickets)
 
 	base := quicConfig(cfg.MaxIncomingStreams, cfg.MaxIdleTimeout, cfg.KeepAlivePeriod)
 	uni := max(cfg.MaxIncomingUniStreams, 0)
@@ -283,10 +296,12 @@ func quicConfig(streams int64, idle, keepAlive time.Duration) *quic.Config {
 }
 
 // serverTLS returns a copy of base advertising alpns that counts clients offering none
-// of them (the handshake then fails with no_application_protocol).
-func (e *Endpoint) serverTLS(base *tls.Config, alpns []string) *tls.Config {
+// of them (the handshake then fails with no_application_protocol), with session tickets
+// under the endpoint's shared keys (tickets may be nil).
+func (e *Endpoint) serverTLS(base *tls.Config, alpns []string, tickets *sessionTickets) *tls.Config {
 	c := base.Clone()
 	c.NextProtos = slices.Clone(alpns)
+	tickets.install(c)
 	next := base.GetConfigForClient
 	c.GetConfigForClient = func(chi *tls.ClientHelloInfo) (*tls.Config, error) {
 		// A TCP client offering no ALPN completes its handshake; dispatch closes it.
@@ -300,7 +315,8 @@ func (e *Endpoint) serverTLS(base *tls.Config, alpns []string) *tls.Config {
 				slog.Any("offered", chi.SupportedProtos))
 		}
 		if next != nil {
-			return next(chi)
+			cfg, err := next(chi)
+			return tickets.forClient(cfg), err
 		}
 		return nil, nil
 	}
@@ -623,6 +639,7 @@ func (e *Endpoint) handleQUIC(qc *quic.Conn) {
 	e.serve(incoming{
 		conn:      conn,
 		fp:        fp,
+		resumed:   st.DidResume,
 		transport: transportQUIC,
 		streams:   src.streams,
 		connCtx:   qc.Context(),
@@ -767,6 +784,7 @@ func (e *Endpoint) handshakeTCP(c net.Conn, lim core.Limits, ipKey string, relea
 	e.serve(incoming{
 		conn:      conn,
 		fp:        fp,
+		resumed:   st.DidResume,
 		transport: transportTCP,
 		idle:      src.s.idle,
 		force:     src.s.forceClose,
@@ -799,7 +817,8 @@ func (e *Endpoint) Dispatch(conn *core.Connection, fingerprint string) {
 // incoming is a connection ready for dispatch, with the transport's hooks.
 type incoming struct {
 	conn      *core.Connection
-	fp        string
+	fp        string // the client certificate's fingerprint ("": none)
+	resumed   bool   // the TLS handshake resumed a session (fp is the first handshake's)
 	transport string
 	streams   *streamGauge        // the connection's open QUIC streams; may be nil
 	connCtx   context.Context     // done when the transport connection closes; may be nil
@@ -842,6 +861,9 @@ func (e *Endpoint) serve(in incoming) {
 	}
 	defer e.untrack(t)
 	e.stats.accept(transport, alpn)
+	if in.resumed {
+		e.stats.resumed.Add(1)
+	}
 	e.stats.addActive(alpn, 1)
 	defer e.stats.addActive(alpn, -1)
 	e.run(h, in, auth)

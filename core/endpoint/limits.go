@@ -60,11 +60,15 @@ type Stats struct {
 	// ActiveStreams is the number of those streams open now: not yet closed by their
 	// handler, on connections whose handler runs.
 	ActiveStreams int
+	// Resumed counts the accepted connections (in Accepted) whose TLS handshake resumed
+	// a session from a ticket instead of making a full handshake.
+	Resumed uint64
 }
 
 // counters are the endpoint's statistics.
 type counters struct {
 	accepted atomic.Uint64
+	resumed  atomic.Uint64
 	refused  map[RefuseReason]*atomic.Uint64 // fixed key set, built once
 
 	quicHandshakeFailed atomic.Uint64
@@ -106,6 +110,7 @@ func (c *counters) snapshot() Stats {
 	s := Stats{
 		Accepted: c.accepted.Load(), Refused: make(map[RefuseReason]uint64),
 		QUICHandshakeFailures: c.quicHandshakeFailed.Load(), Streams: c.streams.Load(),
+		Resumed: c.resumed.Load(),
 	}
 	for r, n := range c.refused {
 		if v := n.Load(); v > 0 {

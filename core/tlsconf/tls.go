@@ -216,6 +216,12 @@ func Fingerprint(key ed25519.PrivateKey) string {
 //
 // This accept-any behaviour is for servers only: clients always verify (see
 // [ClientConfig]).
+//
+// Session tickets stay on (crypto/tls's default; 0-RTT is never accepted): a client
+// that resumes skips the certificate signatures, and its connection carries the client
+// certificate of the handshake that made the session, restored from the ticket, so the
+// server sees the same fingerprint and looks it up in its current peer list as for a
+// full handshake. Set SessionTicketsDisabled to turn resumption off.
 func ServerConfig(cert tls.Certificate) *tls.Config {
 	cfg := serverConfig()
 	cfg.Certificates = []tls.Certificate{cert}
@@ -275,12 +281,22 @@ type ClientOptions struct {
 	VerifyServer func(fingerprint string, cs tls.ConnectionState) error
 	// NextProtos are the ALPNs to offer.
 	NextProtos []string
+	// Sessions, when set, lets the client resume TLS 1.3 sessions with a pinned server:
+	// a reconnection then skips the certificate signatures. It is used with Pin only
+	// (a configuration without Pin never resumes), keyed by Pin and by the fingerprint
+	// of Certificate. A resumed connection keeps the identities of the handshake that
+	// made the session: the server certificate restored from it still has to match Pin
+	// and pass VerifyServer, and the server sees the client certificate of that first
+	// handshake. Nil (the default): every connection makes a full handshake. Share one
+	// cache per process (see [SessionCache]); 0-RTT is never used.
+	Sessions *SessionCache
 }
 
 // ClientConfig builds a client TLS configuration from opts. It fails with
 // [ErrNoServerVerification] unless the server is verified somehow: there is no option to
 // accept any server. TLS 1.3 is the minimum, as for [ServerConfig]; to reach a TLS
 // 1.2-only server, set MinVersion = tls.VersionTLS12 on the returned configuration.
+// With opts.Sessions and opts.Pin it resumes sessions (see [ClientOptions.Sessions]).
 func ClientConfig(opts ClientOptions) (*tls.Config, error) {
 	cfg := &tls.Config{
 		MinVersion: tls.VersionTLS13,
@@ -300,6 +316,11 @@ func ClientConfig(opts ClientOptions) (*tls.Config, error) {
 		}
 		pin := opts.Pin
 		cfg.InsecureSkipVerify = true // replaced by the exact pin check below
+		if opts.Sessions != nil {
+			// VerifyConnection below also runs on resumed connections, on the server
+			// certificate restored from the session.
+			cfg.ClientSessionCache = sessionView{cache: opts.Sessions, key: sessionKey(pin, opts.Certificate)}
+		}
 		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
 			got := peerFingerprint(cs)
 			if got != pin {
