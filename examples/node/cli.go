@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/alknet/alknet/core/tlsconf"
 	"github.com/alknet/alknet/vault"
 )
 
@@ -96,13 +97,17 @@ func (n *Node) commands() []Command {
 // NewCLI returns an invocation of n reading stdin and writing stdout and stderr, with
 // no terminal and no reload signal; set the fields to change that.
 func (n *Node) NewCLI(stdin io.Reader, stdout, stderr io.Writer) *CLI {
-	return &CLI{node: n, Stdin: stdin, Stdout: stdout, Stderr: stderr}
+	return &CLI{node: n, Stdin: stdin, Stdout: stdout, Stderr: stderr, sessions: tlsconf.NewSessionCache(0)}
 }
 
 // CLI is one invocation of a node's command with its inputs, outputs and hooks, so
 // that tests run commands in-process.
 type CLI struct {
 	node *Node
+	// sessions are the TLS sessions of this invocation's pinned dials (DialOptions), so
+	// that a command that reconnects (a tunnel's redial) resumes instead of making a
+	// full handshake.
+	sessions *tlsconf.SessionCache
 
 	// Stdin, Stdout and Stderr are the command's standard streams.
 	Stdin          io.Reader

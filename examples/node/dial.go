@@ -75,7 +75,9 @@ func (f *DialFlags) SetAddr(name, addr string) error {
 // DialOptions returns the transport options f describes: the state directory's
 // identity (the vault's, when it holds a keystore) as client certificate, and the
 // server verified by --pin, or not at all with --insecure, which prints the server's
-// fingerprint in a warning on stderr.
+// fingerprint in a warning on stderr. With --pin, connections resume the TLS sessions
+// of earlier ones of this invocation (one tlsconf.SessionCache per CLI), keeping the
+// identities their first handshake verified.
 func (c *CLI) DialOptions(name string, f *DialFlags) (endpoint.DialOptions, error) {
 	_, opts, err := c.DialIdentity(name, f)
 	return opts, err
@@ -102,7 +104,7 @@ func (c *CLI) DialIdentityWith(name string, f *DialFlags, derive func(v *vault.V
 	opts := endpoint.DialOptions{
 		Network:          f.Network,
 		HandshakeTimeout: DialHandshakeTimeout,
-		TLS:              tlsconf.ClientOptions{Certificate: &cert, Pin: f.Pin},
+		TLS:              tlsconf.ClientOptions{Certificate: &cert, Pin: f.Pin, Sessions: c.sessions},
 	}
 	if f.Insecure {
 		var once sync.Once
