@@ -268,8 +268,16 @@ func (c *Conn) acceptLoop() {
 // the connection.
 // It returns the error that ended reading.
 func (c *Conn) readLoop(fs *frameStream) error {
+	var batch eventBatch
 	for {
-		env, n, err := ReadFrameBudget(fs.s, c.frameMax, c.budget)
+		var env Envelope
+		var n int64
+		var err error
+		if fs.fr != nil {
+			env, n, err = c.readBuffered(fs, &batch)
+		} else {
+			env, n, err = ReadFrameBudget(fs.s, c.frameMax, c.budget)
+		}
 		if err != nil {
 			clean := errors.Is(err, ErrClosed) && errors.Is(err, io.EOF)
 			if !clean {

@@ -46,6 +46,7 @@ type frameStream struct {
 	c      *Conn
 	s      core.BiStream
 	shared bool
+	fr     *frameReader // reads through a buffer (set before reading starts); nil: unbuffered
 
 	wmu sync.Mutex
 
@@ -78,7 +79,11 @@ type frameStream struct {
 }
 
 func (c *Conn) newFrameStream(s core.BiStream, shared bool) *frameStream {
-	return &frameStream{c: c, s: s, shared: shared}
+	fs := &frameStream{c: c, s: s, shared: shared}
+	if shared {
+		fs.fr = newFrameReader(s)
+	}
+	return fs
 }
 
 // send writes one frame. On a stream of its own (QUIC) it writes directly, and a write

@@ -44,12 +44,9 @@ func (c *Conn) handleResponse(s sink, env Envelope) {
 			p.finish(callResult{out: out})
 			return
 		}
-		if !p.deliver(out, !s.isShared()) {
-			// The consumer is too slow on a shared stream: end the subscription
-			// instead of dropping events or stalling the connection.
-			c.forget(env.ID)
-			_ = c.sendAbort(p)
-			p.finish(callResult{err: NewCallError(CodeInternal, fmt.Sprintf("subscription buffer full (%d events): the consumer is too slow", cap(p.events)))})
+		one := [1]json.RawMessage{out}
+		if !p.events.deliver(one[:], !s.isShared(), p.quit) {
+			c.overflow(p)
 		}
 	case EvCompleted:
 		p.finish(callResult{eof: true})
@@ -60,6 +57,14 @@ func (c *Conn) handleResponse(s sink, env Envelope) {
 		}
 		p.finish(callResult{err: cerr})
 	}
+}
+
+// overflow ends a subscription whose consumer is too slow on a shared stream, instead
+// of dropping events or stalling the connection.
+func (c *Conn) overflow(p *pendingCall) {
+	c.forget(p.id)
+	_ = c.sendAbort(p)
+	p.finish(callResult{err: NewCallError(CodeInternal, fmt.Sprintf("subscription buffer full (%d events): the consumer is too slow", p.events.max))})
 }
 
 // failPending fails every pending outgoing call with err.
@@ -93,8 +98,8 @@ type pendingCall struct {
 	sub    bool
 	stream *frameStream // the call's own stream (QUIC), nil on a shared sink
 
-	events chan json.RawMessage // subscriptions: outputs in order
-	result chan callResult      // the terminal outcome, buffered 1
+	events *eventQueue     // subscriptions: outputs in order
+	result chan callResult // the terminal outcome, buffered 1
 
 	once   sync.Once
 	quit   chan struct{} // closed by finish, unblocks a delivery waiting for room
@@ -104,7 +109,7 @@ type pendingCall struct {
 func newPending(id string, sub bool, buf int) *pendingCall {
 	p := &pendingCall{id: id, sub: sub, result: make(chan callResult, 1), quit: make(chan struct{})}
 	if sub {
-		p.events = make(chan json.RawMessage, buf)
+		p.events = newEventQueue(buf)
 	}
 	return p
 }
@@ -121,25 +126,6 @@ func (p *pendingCall) finish(r callResult) {
 			p.stream.close()
 		}
 	})
-}
-
-// deliver queues one subscription event. With block it waits for room (QUIC flow
-// control then pushes back on the peer); otherwise it reports false when the buffer is
-// full.
-func (p *pendingCall) deliver(out json.RawMessage, block bool) bool {
-	if block {
-		select {
-		case p.events <- out:
-		case <-p.quit:
-		}
-		return true
-	}
-	select {
-	case p.events <- out:
-		return true
-	default:
-		return false
-	}
 }
 
 // CallOption sets a per-call option.
@@ -411,6 +397,7 @@ func (c *Conn) startStream(ctx context.Context, p *pendingCall, env Envelope) er
 		fs.close()
 		return err
 	}
+	fs.fr = newFrameReader(fs.s)
 	c.run(func() {
 		err := c.readLoop(fs)
 		// The answer stream ended; a call still pending on it lost its answer.
@@ -507,6 +494,8 @@ func encodeInput(in any) (json.RawMessage, error) {
 type Stream struct {
 	c         *Conn
 	p         *pendingCall
+	local     []json.RawMessage // events taken from p.events, returned from li on
+	li        int
 	ctx       context.Context
 	cancel    context.CancelFunc
 	stop      func() bool
@@ -542,35 +531,38 @@ func (s *Stream) Next(ctx context.Context) (json.RawMessage, error) {
 	if s.err != nil {
 		return nil, s.err
 	}
-	// Events already delivered come before the terminal outcome.
-	select {
-	case out := <-s.p.events:
-		return out, nil
-	default:
-	}
-	select {
-	case out := <-s.p.events:
-		return out, nil
-	case r := <-s.p.result:
-		// Drain events that raced with the terminal outcome.
-		select {
-		case out := <-s.p.events:
-			s.p.result <- r
+	for {
+		// Events already delivered come before the terminal outcome.
+		if s.li < len(s.local) {
+			out := s.local[s.li]
+			s.local[s.li] = nil
+			s.li++
+			s.p.events.returned()
 			return out, nil
-		default:
 		}
-		s.err = r.err
-		if r.eof {
-			s.err = io.EOF
+		if s.p.events.take(&s.local) {
+			s.li = 0
+			continue
 		}
-		if s.err == nil {
-			s.err = io.EOF
+		select {
+		case <-s.p.events.wake:
+		case r := <-s.p.result:
+			// Events that raced with the terminal outcome come first.
+			if s.p.events.take(&s.local) {
+				s.li = 0
+				s.p.result <- r
+				continue
+			}
+			s.err = r.err
+			if r.eof || s.err == nil {
+				s.err = io.EOF
+			}
+			s.stop()
+			s.cancel()
+			return nil, s.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
-		s.stop()
-		s.cancel()
-		return nil, s.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
 	}
 }
 

@@ -308,56 +308,95 @@ func decodeEnvelope(b []byte, copyPayload bool) (Envelope, error) {
 	if !validJSON(b) {
 		return Envelope{}, envelopeError("not valid JSON")
 	}
-	s, ok := scanObject(b)
-	if !ok {
-		return Envelope{}, envelopeError("not a JSON object")
+	typ, id, payload, err := scanEnvelope(b)
+	if err != nil {
+		return Envelope{}, err
 	}
-	var env Envelope
-	var haveType, haveID, havePayload bool
-	for s.next() {
-		switch {
-		case keyIs(s.key, "type"):
-			if haveType {
-				return Envelope{}, envelopeError(`duplicate "type" key`)
-			}
-			t, ok := decodeString(s.val)
-			if !ok {
-				return Envelope{}, envelopeError(`"type" is not a string`)
-			}
-			env.Type, haveType = t, true
-		case keyIs(s.key, "id"):
-			if haveID {
-				return Envelope{}, envelopeError(`duplicate "id" key`)
-			}
-			id, ok := decodeString(s.val)
-			if !ok {
-				return Envelope{}, envelopeError(`"id" is not a string`)
-			}
-			if !exactString(s.val) {
-				return Envelope{}, envelopeError(`"id" is not valid UTF-8`)
-			}
-			env.ID, haveID = id, true
-		case keyIs(s.key, "payload"):
-			if havePayload {
-				return Envelope{}, envelopeError(`duplicate "payload" key`)
-			}
-			env.Payload, havePayload = s.val, true
-		}
-	}
-	switch {
-	case s.err != nil:
-		return Envelope{}, envelopeError(s.err.Error())
-	case !haveType:
-		return Envelope{}, envelopeError(`missing "type" key`)
-	case !haveID:
-		return Envelope{}, envelopeError(`missing "id" key`)
-	case !havePayload:
-		return Envelope{}, envelopeError(`missing "payload" key`)
-	}
+	env := Envelope{Type: internType(typ), Payload: payload}
+	env.ID, _ = decodeString(id)
 	if copyPayload {
 		env.Payload = bytes.Clone(env.Payload)
 	}
 	return env, nil
+}
+
+// scanEnvelope checks the envelope b (valid JSON) by DecodeEnvelope's rules and returns
+// its raw "type" and "id" string tokens (quotes included) and its payload, all sharing
+// b, without decoding or allocating anything for a plain envelope.
+func scanEnvelope(b []byte) (typ, id, payload []byte, err error) {
+	s, ok := scanObject(b)
+	if !ok {
+		return nil, nil, nil, envelopeError("not a JSON object")
+	}
+	for s.next() {
+		switch {
+		case keyIs(s.key, "type"):
+			if typ != nil {
+				return nil, nil, nil, envelopeError(`duplicate "type" key`)
+			}
+			if !isString(s.val) {
+				return nil, nil, nil, envelopeError(`"type" is not a string`)
+			}
+			typ = s.val
+		case keyIs(s.key, "id"):
+			if id != nil {
+				return nil, nil, nil, envelopeError(`duplicate "id" key`)
+			}
+			if !isString(s.val) {
+				return nil, nil, nil, envelopeError(`"id" is not a string`)
+			}
+			if !exactString(s.val) {
+				return nil, nil, nil, envelopeError(`"id" is not valid UTF-8`)
+			}
+			id = s.val
+		case keyIs(s.key, "payload"):
+			if payload != nil {
+				return nil, nil, nil, envelopeError(`duplicate "payload" key`)
+			}
+			payload = s.val
+		}
+	}
+	switch {
+	case s.err != nil:
+		return nil, nil, nil, envelopeError(s.err.Error())
+	case typ == nil:
+		return nil, nil, nil, envelopeError(`missing "type" key`)
+	case id == nil:
+		return nil, nil, nil, envelopeError(`missing "id" key`)
+	case payload == nil:
+		return nil, nil, nil, envelopeError(`missing "payload" key`)
+	}
+	return typ, id, payload, nil
+}
+
+// isString reports whether the raw value v (valid JSON) is a string token that decodes.
+func isString(v []byte) bool {
+	if _, ok := plainString(v); ok {
+		return true
+	}
+	_, ok := decodeString(v)
+	return ok
+}
+
+// internType decodes the type token v, returning the package's constant (no
+// allocation) for the five envelope types.
+func internType(v []byte) string {
+	if inner, ok := plainString(v); ok {
+		switch string(inner) {
+		case EvRequested:
+			return EvRequested
+		case EvResponded:
+			return EvResponded
+		case EvCompleted:
+			return EvCompleted
+		case EvAborted:
+			return EvAborted
+		case EvError:
+			return EvError
+		}
+	}
+	t, _ := decodeString(v)
+	return t
 }
 
 func envelopeError(reason string) error { return fmt.Errorf("%w: %s", ErrEnvelopeInvalid, reason) }
