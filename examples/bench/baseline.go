@@ -194,16 +194,26 @@ func (b *baselineServer) acceptTLS() {
 	}
 }
 
-// serveTLSConn runs the handshake (bounded like the endpoint's) and the sink.
+// serveTLSConn runs the handshake (bounded like the endpoint's), then the echo or the
+// sink as the ALPN says.
 func serveTLSConn(tc *tls.Conn) {
 	defer tc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), core.DefaultHandshakeTimeout)
 	err := tc.HandshakeContext(ctx)
 	cancel()
-	if err != nil || tc.ConnectionState().NegotiatedProtocol != sinkALPN {
+	if err != nil {
 		return
 	}
-	if err := sinkStream(tc); err != nil {
+	switch tc.ConnectionState().NegotiatedProtocol {
+	case sinkALPN:
+		err = sinkStream(tc)
+	case echo.ALPN:
+		_ = tc.SetDeadline(time.Now().Add(opTimeout))
+		_, err = io.CopyBuffer(tc, onlyReader{tc}, make([]byte, echoBufSize))
+	default:
+		return
+	}
+	if err != nil {
 		return
 	}
 	_ = tc.SetWriteDeadline(time.Now().Add(time.Second))

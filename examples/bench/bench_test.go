@@ -16,7 +16,7 @@ import (
 // table, never its timings.
 func TestEndpointQuick(t *testing.T) {
 	out := runQuick(t, "endpoint", "-quick")
-	checkPairRows(t, out, []string{"new QUIC connections/s", "QUIC single-stream bulk", "TCP+TLS single-stream bulk"})
+	checkPairRows(t, out, []string{"new QUIC connections/s", "resumed QUIC connections/s", "new TCP+TLS connections/s", "resumed TCP+TLS connections/s", "QUIC single-stream bulk", "TCP+TLS single-stream bulk"})
 	if !strings.Contains(out, "quic-go v0.65.0") {
 		t.Errorf("machine info lacks the quic-go version:\n%s", out)
 	}

@@ -42,13 +42,16 @@ const (
 
 // Metric keys, for -only and profile labels.
 const (
-	metricConns    = "conns"
-	metricQUICBulk = "quic-bulk"
-	metricTCPBulk  = "tcp-bulk"
+	metricConns           = "conns"
+	metricConnsResumed    = "conns-resumed"
+	metricTCPConns        = "tcp-conns"
+	metricTCPConnsResumed = "tcp-conns-resumed"
+	metricQUICBulk        = "quic-bulk"
+	metricTCPBulk         = "tcp-bulk"
 )
 
 // endpointMetrics lists the metric keys in table order.
-var endpointMetrics = []string{metricConns, metricQUICBulk, metricTCPBulk}
+var endpointMetrics = []string{metricConns, metricConnsResumed, metricTCPConns, metricTCPConnsResumed, metricQUICBulk, metricTCPBulk}
 
 type endpointOptions struct {
 	runOptions
@@ -61,7 +64,8 @@ func runEndpoint(ctx context.Context, args []string, stdout, stderr io.Writer) e
 
 	o := endpointOptions{bulkBytes: 256 << 20}
 	fs := newFlagSet("endpoint", "Compares an alknet endpoint with bare quic-go and crypto/tls on loopback:\n"+
-		"new QUIC connections/s, QUIC and TCP+TLS single-stream bulk throughput.", stderr)
+		"new and resumed (TLS session ticket) QUIC and TCP+TLS connections/s, QUIC and TCP+TLS\n"+
+		"single-stream bulk throughput.", stderr)
 	o.sharedFlags(fs, orderPair, endpointMetrics, nil, "arm, side, metric")
 	fs.DurationVar(&o.duration, "duration", 2*time.Second, "length of one connections/s round per arm")
 	fs.IntVar(&o.parallel, "conns-parallel", 4, "concurrent dialers in the connections/s benchmark")
@@ -116,15 +120,10 @@ func runEndpoint(ctx context.Context, args []string, stdout, stderr io.Writer) e
 func (f *fixture) metrics(o endpointOptions) []*metric {
 	n := int64(o.bulkBytes)
 	return []*metric{
-		{
-			key: metricConns, label: "new QUIC connections/s (handshake + echo)", unit: "conn", baseName: "quic-go",
-			alknet: newArm("alknet", func(ctx context.Context) (sample, error) {
-				return connsRound(ctx, o.parallel, o.duration, f.alknetEcho)
-			}),
-			baseline: newArm("baseline", func(ctx context.Context) (sample, error) {
-				return connsRound(ctx, o.parallel, o.duration, f.baselineEcho)
-			}),
-		},
+		f.connsMetric(o, metricConns, "new QUIC connections/s (handshake + echo)", "quic-go", endpoint.NetworkQUIC, false),
+		f.connsMetric(o, metricConnsResumed, "resumed QUIC connections/s (session ticket, no 0-RTT)", "quic-go", endpoint.NetworkQUIC, true),
+		f.connsMetric(o, metricTCPConns, "new TCP+TLS connections/s (handshake + echo)", "crypto/tls", endpoint.NetworkTCP, false),
+		f.connsMetric(o, metricTCPConnsResumed, "resumed TCP+TLS connections/s (session ticket)", "crypto/tls", endpoint.NetworkTCP, true),
 		{
 			key: metricQUICBulk, label: fmt.Sprintf("QUIC single-stream bulk, MB/s (%s)", o.bulkBytes), unit: "transfer", baseName: "quic-go",
 			alknet:   newArm("alknet", func(ctx context.Context) (sample, error) { return f.alknetBulk(ctx, endpoint.NetworkQUIC, n) }),
@@ -179,6 +178,17 @@ type fixture struct {
 	base       *baselineServer
 	clientQUIC *quic.Config
 	clientTLS  map[string]*tls.Config // by ALPN
+	// resume holds the client session caches of the resumed-connections metrics, one
+	// per network and arm (the alknet client's and the baselines' are the same kind of
+	// thing: an LRU of tickets that every dialer of the arm shares).
+	resume map[endpoint.Network]*resumeClients
+}
+
+// resumeClients are one network's resuming clients: alknet's session cache and the
+// baseline's client configuration with crypto/tls's own LRU cache.
+type resumeClients struct {
+	sessions *tlsconf.SessionCache
+	baseTLS  *tls.Config
 }
 
 func newFixture(ctx context.Context) (*fixture, error) {
@@ -238,6 +248,12 @@ func newFixture(ctx context.Context) (*fixture, error) {
 		echo.ALPN: baselineClientTLS(f.client.cert, f.server.pub, echo.ALPN),
 		sinkALPN:  baselineClientTLS(f.client.cert, f.server.pub, sinkALPN),
 	}
+	f.resume = make(map[endpoint.Network]*resumeClients)
+	for _, n := range []endpoint.Network{endpoint.NetworkQUIC, endpoint.NetworkTCP} {
+		base := baselineClientTLS(f.client.cert, f.server.pub, echo.ALPN)
+		base.ClientSessionCache = tls.NewLRUClientSessionCache(0)
+		f.resume[n] = &resumeClients{sessions: tlsconf.NewSessionCache(0), baseTLS: base}
+	}
 	return f, nil
 }
 
@@ -258,6 +274,63 @@ func (f *fixture) close() {
 func (f *fixture) dialOptions(network endpoint.Network) endpoint.DialOptions {
 	cert := f.client.cert
 	return endpoint.DialOptions{Network: network, TLS: tlsconf.ClientOptions{Certificate: &cert, Pin: f.server.fp}}
+}
+
+// connsMetric is the connections/s metric over network: every connection a full
+// handshake, or (resumed) resuming a session an earlier connection of the same arm got.
+func (f *fixture) connsMetric(o endpointOptions, key, label, baseName string, network endpoint.Network, resumed bool) *metric {
+	opts := f.dialOptions(network)
+	base := f.clientTLS[echo.ALPN]
+	if resumed {
+		opts.TLS.Sessions = f.resume[network].sessions
+		base = f.resume[network].baseTLS
+	}
+	alknet := func(ctx context.Context) (bool, error) { return f.alknetEcho(ctx, opts) }
+	baseline := func(ctx context.Context) (bool, error) { return f.baselineQUICEcho(ctx, base) }
+	if network == endpoint.NetworkTCP {
+		baseline = func(ctx context.Context) (bool, error) { return f.baselineTLSEcho(ctx, base) }
+	}
+	return &metric{
+		key: key, label: label, unit: "conn", baseName: baseName,
+		alknet:   newArm("alknet", connsArm(o, alknet, resumed)),
+		baseline: newArm("baseline", connsArm(o, baseline, resumed)),
+	}
+}
+
+// errNotResumed fails a connection of a resumed-connections round that made a full
+// handshake, so that those rounds count resumed connections only.
+var errNotResumed = errors.New("the connection did not resume its TLS session")
+
+// maxPrimeConns bounds the connections that may pass before the first one resumes.
+const maxPrimeConns = 10
+
+// connsArm is one arm's connections/s round of op, which reports whether its
+// handshake resumed. With resumed, the first round (the warm-up) first connects until
+// a connection resumes, so the arm's session cache holds a session, and every measured
+// connection that does not resume fails.
+func connsArm(o endpointOptions, op func(context.Context) (bool, error), resumed bool) func(context.Context) (sample, error) {
+	var primed bool // rounds of an arm run one after another
+	return func(ctx context.Context) (sample, error) {
+		for i := 0; resumed && !primed; i++ {
+			if i == maxPrimeConns {
+				return sample{}, fmt.Errorf("no resumed connection in %d: %w", maxPrimeConns, errNotResumed)
+			}
+			opCtx, cancel := context.WithTimeout(ctx, opTimeout)
+			did, err := op(opCtx)
+			cancel()
+			if err != nil {
+				return sample{}, err
+			}
+			primed = did
+		}
+		return connsRound(ctx, o.parallel, o.duration, func(ctx context.Context) error {
+			did, err := op(ctx)
+			if err == nil && resumed && !did {
+				return errNotResumed
+			}
+			return err
+		})
+	}
 }
 
 // settle waits until the servers have let go of every connection of the last round,
@@ -316,32 +389,49 @@ func connsRound(ctx context.Context, parallel int, d time.Duration, op func(cont
 // echoMsg is the one byte each connection echoes.
 var echoMsg = []byte{0x5a}
 
-// alknetEcho dials the endpoint, echoes one byte on one stream and closes.
-func (f *fixture) alknetEcho(ctx context.Context) error {
-	conn, err := endpoint.Dial(ctx, f.epAddr, echo.ALPN, f.dialOptions(endpoint.NetworkQUIC))
+// alknetEcho dials the endpoint with opts, echoes one byte on one stream and closes.
+// It reports whether the handshake resumed a TLS session.
+func (f *fixture) alknetEcho(ctx context.Context, opts endpoint.DialOptions) (resumed bool, err error) {
+	conn, err := endpoint.Dial(ctx, f.epAddr, echo.ALPN, opts)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer conn.Close(core.CloseNormal, "")
+	st, _ := conn.TLSConnectionState()
 	s, err := conn.OpenBi(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
-	return echoOnce(s, s.CloseWrite)
+	return st.DidResume, echoOnce(s, s.CloseWrite)
 }
 
-// baselineEcho does the same with quic-go alone.
-func (f *fixture) baselineEcho(ctx context.Context) error {
-	qc, err := quic.DialAddr(ctx, f.base.quicAddr, f.clientTLS[echo.ALPN], f.clientQUIC)
+// baselineQUICEcho does the same with quic-go alone.
+func (f *fixture) baselineQUICEcho(ctx context.Context, cfg *tls.Config) (resumed bool, err error) {
+	qc, err := quic.DialAddr(ctx, f.base.quicAddr, cfg, f.clientQUIC)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer qc.CloseWithError(0, "")
 	s, err := qc.OpenStreamSync(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
-	return echoOnce(s, s.Close)
+	return qc.ConnectionState().TLS.DidResume, echoOnce(s, s.Close)
+}
+
+// baselineTLSEcho does the same with crypto/tls over TCP.
+func (f *fixture) baselineTLSEcho(ctx context.Context, cfg *tls.Config) (resumed bool, err error) {
+	d := tls.Dialer{Config: cfg}
+	c, err := d.DialContext(ctx, "tcp", f.base.tlsAddr)
+	if err != nil {
+		return false, err
+	}
+	tc := c.(*tls.Conn)
+	defer tc.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = tc.SetDeadline(dl)
+	}
+	return tc.ConnectionState().DidResume, echoOnce(tc, tc.CloseWrite)
 }
 
 // echoOnce writes echoMsg, half-closes and reads the echo to EOF.
