@@ -25,15 +25,16 @@ import (
 	"github.com/alknet/alknet/core/tlsconf"
 )
 
-// Metric keys of the call benchmark, for -only and profile labels.
+// Metric kinds of the call benchmark, for -only and (with the payload and callers)
+// profile labels: the unary sweep on one connection per arm, the row of -conns
+// clients each with a connection of its own, and the subscription.
 const (
-	metricUnary1 = "unary-1"
-	metricUnaryN = "unary-n"
+	metricUnary  = "unary"
 	metricEvents = "events"
 )
 
-// callMetrics lists the metric keys in table order.
-var callMetrics = []string{metricUnary1, metricUnaryN, metricEvents}
+// callMetrics lists the metric kinds in table order.
+var callMetrics = []string{metricUnary, kindConns, metricEvents}
 
 // Arm names, for -arms and profile labels ("arm").
 const (
@@ -67,31 +68,33 @@ const (
 
 type callBenchOptions struct {
 	runOptions
-	concurrency int
-	events      int
+	sweepOptions
+	events int
 }
 
 func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	quietQUICBufferWarning()
 	o := callBenchOptions{}
 	fs := newFlagSet("call", "Compares the alknet call protocol (call.Dial over QUIC and TCP+TLS) with gRPC-go\n"+
-		"(TLS and plaintext h2c) on loopback: unary echo calls/s and latency with 1 and\n"+
-		"-concurrency callers on one connection, subscription events/s.", stderr)
+		"(TLS and plaintext h2c) on loopback: unary echo calls/s and latency for each\n"+
+		"-payload size with each -concurrency of callers on one connection and with -conns\n"+
+		"clients each on its own connection (one table per payload), subscription events/s.\n"+
+		"The default full run takes about 3 minutes.", stderr)
 	o.sharedFlags(fs, orderRotating, callMetrics, callArms, "arm, side, metric")
-	fs.DurationVar(&o.duration, "duration", 2*time.Second, "length of one unary round per arm")
-	fs.IntVar(&o.concurrency, "concurrency", 64, "concurrent callers on one connection in the "+metricUnaryN+" metric")
+	fs.DurationVar(&o.duration, "duration", 500*time.Millisecond, "length of one unary round per row and arm")
+	o.sweepFlags(fs, "connection", "a call.Conn or grpc.ClientConn")
 	fs.IntVar(&o.events, "events", 100000, "events of the one subscription of an events round")
 	fs.DurationVar(&o.settle, "settle", 50*time.Millisecond, "pause after each arm, after a GC")
-	help, err := parseFlags(fs, args, stderr, "smoke run: 1 round, 200ms, 5000 events (flags given explicitly win)", map[string]func(){
+	help, err := parseFlags(fs, args, stderr, "smoke run: 1 round, 200ms, 5000 events, "+quickSweepUsage+" (flags given explicitly win)", o.quickSweep(map[string]func(){
 		"rounds":   func() { o.rounds = 1 },
 		"duration": func() { o.duration = 200 * time.Millisecond },
 		"events":   func() { o.events = 5000 },
 		"settle":   func() { o.settle = 10 * time.Millisecond },
-	})
+	}))
 	if help || err != nil {
 		return err
 	}
-	if err := o.validate(atLeast1("-concurrency", o.concurrency), atLeast1("-events", o.events)); err != nil {
+	if err := o.validate(o.checkSweep(), atLeast1("-events", o.events)); err != nil {
 		return err
 	}
 	return armBench[callBenchOptions, *callFixture]{
@@ -99,7 +102,7 @@ func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		arms:    callArms,
 		start:   newCallFixture,
 		warm: func(o callBenchOptions) callBenchOptions {
-			o.duration = min(o.duration, 300*time.Millisecond)
+			o.duration = min(o.duration, 200*time.Millisecond)
 			o.events = min(o.events, 20000)
 			return o
 		},
@@ -115,24 +118,31 @@ type callClient interface {
 	events(ctx context.Context, n int, each func(i int, ev []byte) error) error
 }
 
-// callFixture holds the servers and the one client connection of every arm.
+// callFixture holds the servers, the one client connection of every arm and, for the
+// conns row, its -conns clients with a connection each.
 type callFixture struct {
 	server, client identity
-	arms           []string              // selected arms, column order
-	clients        map[string]callClient // by arm
-	lat            latBuffers            // of the unary metrics
+	arms           []string                // selected arms, column order
+	clients        map[string]callClient   // by arm
+	many           map[string][]echoClient // by arm: the conns row's clients
+	lat            latBuffers              // of the unary metrics
 	closers
 }
 
-// newCallFixture starts the selected arms. -events is the longest subscription the
-// bench runs: the alknet TCP+TLS client buffers that many events (see startAlknet).
+// newCallFixture starts the selected arms, and opens the conns row's clients where it
+// is selected. -events is the longest subscription the bench runs: the alknet TCP+TLS
+// client buffers that many events (see startAlknet).
 func newCallFixture(ctx context.Context, arms []string, o callBenchOptions) (_ *callFixture, err error) {
-	f := &callFixture{arms: arms, clients: make(map[string]callClient), lat: make(latBuffers)}
+	f := &callFixture{arms: arms, clients: make(map[string]callClient), many: make(map[string][]echoClient), lat: make(latBuffers)}
 	defer func() {
 		if err != nil {
 			f.close()
 		}
 	}()
+	selected, err := selectMetrics(o.only, callMetrics)
+	if err != nil {
+		return nil, err
+	}
 	if f.server, err = newIdentity(); err != nil {
 		return nil, err
 	}
@@ -140,21 +150,45 @@ func newCallFixture(ctx context.Context, arms []string, o callBenchOptions) (_ *
 		return nil, err
 	}
 	for _, a := range arms {
-		var c callClient
+		var dial func(ctx context.Context, subBuffer int) (callClient, error)
 		switch a {
 		case armAlknetQUIC:
-			c, err = f.startAlknet(ctx, a, endpoint.NetworkQUIC, 0)
+			dial, err = f.startAlknet(ctx, a, endpoint.NetworkQUIC, o.sweepMaxStreams())
 		case armAlknetTCP:
-			c, err = f.startAlknet(ctx, a, endpoint.NetworkTCP, o.events)
+			dial, err = f.startAlknet(ctx, a, endpoint.NetworkTCP, o.sweepMaxStreams())
 		case armGRPCTLS:
-			c, err = f.startGRPC(ctx, a, true)
+			dial, err = f.startGRPC(ctx, a, true)
 		case armGRPCH2C:
-			c, err = f.startGRPC(ctx, a, false)
+			dial, err = f.startGRPC(ctx, a, false)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("start %s: %w", a, err)
 		}
+		subBuffer := 0
+		if a == armAlknetTCP {
+			subBuffer = o.events
+		}
+		var c callClient
+		pprof.Do(ctx, pprof.Labels("arm", a, "side", "client"), func(ctx context.Context) {
+			c, err = dial(ctx, subBuffer)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("start %s: %w", a, err)
+		}
 		f.clients[a] = c
+		if !selected[kindConns] || o.conns == 0 {
+			continue
+		}
+		pprof.Do(ctx, pprof.Labels("arm", a, "side", "client"), func(ctx context.Context) {
+			var many []callClient
+			many, err = openClients(ctx, o.conns, func(ctx context.Context, _ int) (callClient, error) { return dial(ctx, 0) }, func(callClient) {})
+			for _, m := range many {
+				f.many[a] = append(f.many[a], m)
+			}
+		})
+		if err != nil {
+			return nil, fmt.Errorf("start %s: %w", a, err)
+		}
 	}
 	return f, nil
 }
@@ -196,18 +230,24 @@ func benchRegistry() (*call.Registry, error) {
 	return reg, nil
 }
 
-// startAlknet starts an endpoint serving the call protocol on network only, and dials
-// it with call.Dial: the client certificate, the server's fingerprint pinned.
+// startAlknet starts an endpoint serving the call protocol on network only (room for
+// maxStreams concurrent QUIC streams per connection), and returns how to dial it with
+// call.Dial: the client certificate, the server's fingerprint pinned. Every client
+// dialled is closed with f.
 //
-// subBuffer, when positive, is the client's subscription buffer. On TCP+TLS every call
+// subBuffer, when positive, is a client's subscription buffer. On TCP+TLS every call
 // shares one stream, so the client cannot push back on one subscription: when its
 // buffer is full it aborts the subscription (call.DefaultSubscriptionBuffer, 64 events)
 // rather than stall the connection, and a handler emitting as fast as it can outruns
-// a consumer on 2 CPUs within a few hundred events. The TCP+TLS arm therefore buffers
-// a whole subscription; QUIC keeps the default (a full buffer stops reading that
-// stream and QUIC flow control pushes back).
-func (f *callFixture) startAlknet(ctx context.Context, name string, network endpoint.Network, subBuffer int) (callClient, error) {
-	store, err := benchClientStore(f.client.fp)
+// a consumer on 2 CPUs within a few hundred events. The TCP+TLS arm's main client
+// therefore buffers a whole subscription; QUIC keeps the default (a full buffer stops
+// reading that stream and QUIC flow control pushes back).
+func (f *callFixture) startAlknet(ctx context.Context, name string, network endpoint.Network, maxStreams int64) (func(ctx context.Context, subBuffer int) (callClient, error), error) {
+	store, err := sweepStore(core.DynamicConfig{
+		Auth: core.AuthPolicy{Peers: []core.PeerEntry{{
+			PeerID: "bench-client", Fingerprints: []string{f.client.fp}, Scopes: []string{"bench"}, Enabled: true,
+		}}},
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +259,7 @@ func (f *callFixture) startAlknet(ctx context.Context, name string, network endp
 	if err := reg.Register(&call.Dispatcher{Registry: creg}); err != nil {
 		return nil, err
 	}
-	ep, err := newEndpoint(reg, f.server.cert, store, slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	ep, err := newSweepEndpoint(reg, f.server.cert, store, slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})), maxStreams)
 	if err != nil {
 		return nil, err
 	}
@@ -230,23 +270,25 @@ func (f *callFixture) startAlknet(ctx context.Context, name string, network endp
 	f.add(ep.Shutdown)
 
 	cert := f.client.cert
-	var conn *call.Conn
-	pprof.Do(ctx, pprof.Labels("arm", name, "side", "client"), func(ctx context.Context) {
+	var mu sync.Mutex
+	return func(ctx context.Context, subBuffer int) (callClient, error) {
 		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		conn, err = call.Dial(dctx, addr, call.DialOptions{
+		conn, err := call.Dial(dctx, addr, call.DialOptions{
 			Transport: endpoint.DialOptions{
 				Network: network,
 				TLS:     tlsconf.ClientOptions{Certificate: &cert, Pin: f.server.fp},
 			},
 			Dispatcher: &call.Dispatcher{SubscriptionBuffer: subBuffer},
 		})
-	})
-	if err != nil {
-		return nil, err
-	}
-	f.add(func(context.Context) error { return conn.Close() })
-	return alknetCallClient{conn}, nil
+		if err != nil {
+			return nil, err
+		}
+		mu.Lock()
+		f.add(func(context.Context) error { return conn.Close() })
+		mu.Unlock()
+		return alknetCallClient{conn}, nil
+	}, nil
 }
 
 type alknetCallClient struct{ c *call.Conn }
@@ -353,8 +395,9 @@ func (grpcBench) Events(in []byte, stream grpc.ServerStream) error {
 }
 
 // startGRPC starts a gRPC server on TCP loopback, with TLS (the alknet server's
-// certificate and settings) or plaintext (h2c), and a client connection to it.
-func (f *callFixture) startGRPC(ctx context.Context, name string, useTLS bool) (callClient, error) {
+// certificate and settings) or plaintext (h2c), and returns how to open a client
+// connection to it (a grpc.ClientConn each, closed with f).
+func (f *callFixture) startGRPC(ctx context.Context, name string, useTLS bool) (func(ctx context.Context, subBuffer int) (callClient, error), error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -377,20 +420,20 @@ func (f *callFixture) startGRPC(ctx context.Context, name string, useTLS bool) (
 		return nil
 	})
 
-	var cc *grpc.ClientConn
-	pprof.Do(ctx, pprof.Labels("arm", name, "side", "client"), func(context.Context) {
-		cc, err = grpc.NewClient("passthrough:///"+ln.Addr().String(),
+	var mu sync.Mutex
+	return func(ctx context.Context, _ int) (callClient, error) {
+		cc, err := grpc.NewClient("passthrough:///"+ln.Addr().String(),
 			grpc.WithTransportCredentials(clientCreds),
 			grpc.WithDefaultCallOptions(grpc.ForceCodec(rawCodec{})))
-		if err == nil {
-			cc.Connect()
+		if err != nil {
+			return nil, err
 		}
-	})
-	if err != nil {
-		return nil, err
-	}
-	f.add(func(context.Context) error { return cc.Close() })
-	return grpcCallClient{cc}, nil
+		cc.Connect()
+		mu.Lock()
+		f.add(func(context.Context) error { return cc.Close() })
+		mu.Unlock()
+		return grpcCallClient{cc}, nil
+	}, nil
 }
 
 type grpcCallClient struct{ cc *grpc.ClientConn }
@@ -472,17 +515,30 @@ func eventPayload(i int) []byte {
 	return append(b, '}')
 }
 
-// check makes sure, once and untimed, that every arm echoes the exact payload (one
-// caller, then -concurrency callers with distinct payloads at once) and delivers every
-// event of a subscription of -events events, in order.
+// check makes sure, once and untimed, that every arm echoes the exact payload of
+// every size (the largest -concurrency of callers with distinct payloads at once on
+// the arm's connection, then one call on each of the conns row's clients, all at
+// once) and delivers every event of a subscription of -events events, in order.
 func (f *callFixture) check(ctx context.Context, o callBenchOptions) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*callTimeout)
 	defer cancel()
+	echo := func(ctx context.Context, c echoClient, in []byte) ([]byte, error) { return c.echo(ctx, in) }
 	for _, name := range f.arms {
 		c := f.clients[name]
 		var err error
 		pprof.Do(ctx, pprof.Labels("arm", name, "side", "client", "metric", "check"), func(ctx context.Context) {
-			err = checkArm(ctx, c, o)
+			err = checkEchoes(ctx, o.payloads, []echoClient{c}, o.maxConcurrency(), echo)
+			if err == nil {
+				err = checkEchoes(ctx, o.payloads, f.many[name], 1, echo)
+			}
+			if err == nil {
+				err = c.events(ctx, o.events, func(i int, ev []byte) error {
+					if want := eventPayload(i); !bytes.Equal(ev, want) {
+						return fmt.Errorf("event %d: got %q, want %q", i, ev, want)
+					}
+					return nil
+				})
+			}
 		})
 		if err != nil {
 			return fmt.Errorf("check %s: %w", name, err)
@@ -491,67 +547,32 @@ func (f *callFixture) check(ctx context.Context, o callBenchOptions) error {
 	return nil
 }
 
-func checkArm(ctx context.Context, c callClient, o callBenchOptions) error {
-	echoOK := func(k int) error {
-		in := echoPayload(k)
-		out, err := c.echo(ctx, in)
-		if err != nil {
-			return fmt.Errorf("echo: %w", err)
-		}
-		if !bytes.Equal(out, in) {
-			return fmt.Errorf("echo: got %q, want %q", out, in)
-		}
-		return nil
-	}
-	if err := echoOK(0); err != nil {
-		return err
-	}
-	errs := make([]error, o.concurrency)
-	var wg sync.WaitGroup
-	for k := range o.concurrency {
-		wg.Go(func() { errs[k] = echoOK(k) })
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	return c.events(ctx, o.events, func(i int, ev []byte) error {
-		if want := eventPayload(i); !bytes.Equal(ev, want) {
-			return fmt.Errorf("event %d: got %q, want %q", i, ev, want)
-		}
-		return nil
-	})
-}
-
 func (f *callFixture) metrics(o callBenchOptions, selected map[string]bool) []*callMetric {
-	payload := echoPayload(0)
-	unary := func(key, label string, workers int) *callMetric {
-		m := &callMetric{key: key, label: label, unit: "call", unary: true}
+	var out []*callMetric
+	for _, cell := range o.cells(selected, metricUnary) {
+		payload := sweepPayload(0, cell.payload)
+		key := cell.key(metricUnary)
+		m := &callMetric{key: key, label: "unary echo calls/s, " + cell.who("caller"), unit: "call", unary: true, payload: cell.payload, who: cell.who("caller")}
 		for _, name := range f.arms {
-			c := f.clients[name]
-			m.arms = append(m.arms, f.lat.arm(key, name, workers, func(ctx context.Context, lat [][]time.Duration) (sample, error) {
-				return unaryRound(ctx, c, payload, o.duration, lat)
+			clients := []echoClient{f.clients[name]}
+			if cell.conns {
+				clients = f.many[name]
+			}
+			m.arms = append(m.arms, f.lat.arm(key, name, cell.callers, func(ctx context.Context, lat [][]time.Duration) (sample, error) {
+				return unaryRoundEach(ctx, clients, payload, o.duration, lat)
 			}))
 		}
-		return m
+		out = append(out, m)
 	}
-	events := &callMetric{key: metricEvents, label: fmt.Sprintf("subscription events/s (%d events)", o.events), unit: "event"}
-	for _, name := range f.arms {
-		c := f.clients[name]
-		events.arms = append(events.arms, &callArm{arm: newArm(name, func(ctx context.Context) (sample, error) {
-			return eventsRound(ctx, c, o.events)
-		})})
-	}
-	all := []*callMetric{
-		unary(metricUnary1, "unary echo calls/s, 1 caller", 1),
-		unary(metricUnaryN, fmt.Sprintf("unary echo calls/s, %d callers", o.concurrency), o.concurrency),
-		events,
-	}
-	var out []*callMetric
-	for _, m := range all {
-		if selected[m.key] {
-			out = append(out, m)
+	if selected[metricEvents] {
+		events := &callMetric{key: metricEvents, label: fmt.Sprintf("subscription events/s (%d events)", o.events), unit: "event"}
+		for _, name := range f.arms {
+			c := f.clients[name]
+			events.arms = append(events.arms, &callArm{arm: newArm(name, func(ctx context.Context) (sample, error) {
+				return eventsRound(ctx, c, o.events)
+			})})
 		}
+		out = append(out, events)
 	}
 	return out
 }
@@ -580,32 +601,29 @@ func callReport(w io.Writer, o callBenchOptions, arms []string, ms []*callMetric
 		library{"quic-go", "github.com/quic-go/quic-go"},
 		library{"grpc-go", "google.golang.org/grpc"})
 	reportHeader(w, "call", machine, loadBefore, otherCPU, fmt.Sprintf(
-		"one process, loopback, one connection per arm shared by every caller; %d-byte JSON echo; "+
-			"a correctness check and a warm-up pass, then %d rounds (arms interleaved, starting one arm later each round), "+
-			"%s per unary round and arm, %d events per subscription round; medians over the rounds; "+
+		"one process, loopback; %s; %s; "+
+			"a correctness check (byte-exact echoes at every size, every client) and a warm-up pass, then %d %s (arms interleaved, starting one arm later each round), "+
+			"%s per unary round and arm, %d events ({\"seq\":i}) per subscription round on the arm's first connection; medians over the rounds; "+
 			"alknet QUIC, alknet TCP+TLS and gRPC TLS are TLS 1.3 with the same Ed25519 certificates, gRPC h2c is plaintext HTTP/2 over TCP; "+
+			"%s; gRPC servers keep their defaults (no stream limit); "+
 			"ratio columns: alknet/gRPC for rates, gRPC/alknet for latencies, so above 1 means alknet is better",
-		callPayloadSize, o.rounds, o.duration, o.events))
+		o.payloadShape(), o.sweepRows("connection per arm", "a connection (a call.Conn or a grpc.ClientConn)"), o.rounds, plural(o.rounds, "round"), o.duration, o.events, o.alknetLimits(true)))
 
-	t := newArmTable(arms, armTitles)
-	for i, a := range arms {
-		if !isAlknetArm(a) {
-			continue
-		}
-		for j, b := range arms {
-			if !isAlknetArm(b) {
-				t.addRatio(i, j, fmt.Sprintf("%s vs %s", strings.TrimPrefix(armTitles[a], "alknet "), armTitles[b]))
+	sweepTables(w, o.sweepOptions, ms, func() *armTable {
+		t := newArmTable(arms, armTitles)
+		for i, a := range arms {
+			if !isAlknetArm(a) {
+				continue
+			}
+			for j, b := range arms {
+				if !isAlknetArm(b) {
+					t.addRatio(i, j, fmt.Sprintf("%s vs %s", strings.TrimPrefix(armTitles[a], "alknet "), armTitles[b]))
+				}
 			}
 		}
-	}
-	for _, m := range ms {
-		t.addRate(m)
-		if m.unary {
-			t.addLatencies(m, "unary echo ", strings.TrimPrefix(m.label, "unary echo calls/s, "))
-		}
-	}
-	t.write(w)
-	if g := goalLine(ms, arms); g != "" {
+		return t
+	}, "unary echo ")
+	if g := goalLine(ms, arms, o.sweepOptions); g != "" {
 		fmt.Fprintf(w, "\n%s\n", g)
 	}
 
@@ -614,24 +632,27 @@ func callReport(w io.Writer, o callBenchOptions, arms []string, ms []*callMetric
 }
 
 // goalLine states whether alknet over QUIC met the goal against each gRPC arm:
-// calls/s with many callers ≥ 1.0× gRPC's, and p50 latency with one caller ≤ gRPC's.
-func goalLine(ms []*callMetric, arms []string) string {
+// calls/s with many callers ≥ 1.0× gRPC's, and p50 latency with one caller ≤ gRPC's,
+// at the sweep's goal cells (see sweepOptions.goalMany).
+func goalLine(ms []*callMetric, arms []string, o sweepOptions) string {
 	verdict := func(ok bool) string {
 		if ok {
 			return "met"
 		}
 		return "missed"
 	}
+	many := sweepCell{payload: o.goalPayload(), callers: o.goalMany()}
+	one := sweepCell{payload: o.goalPayload(), callers: o.goalOne()}
 	var parts []string
 	for _, g := range arms {
 		if isAlknetArm(g) {
 			continue
 		}
-		if q, b := findArm(ms, metricUnaryN, armAlknetQUIC), findArm(ms, metricUnaryN, g); q != nil && b != nil {
+		if q, b := findArm(ms, many.key(metricUnary), armAlknetQUIC), findArm(ms, many.key(metricUnary), g); q != nil && b != nil {
 			r := q.median() / b.median()
 			parts = append(parts, fmt.Sprintf("QUIC calls/s with many callers %.2f× %s (%s)", r, armTitles[g], verdict(r >= 1.0)))
 		}
-		if q, b := findArm(ms, metricUnary1, armAlknetQUIC), findArm(ms, metricUnary1, g); q != nil && b != nil {
+		if q, b := findArm(ms, one.key(metricUnary), armAlknetQUIC), findArm(ms, one.key(metricUnary), g); q != nil && b != nil {
 			qa, ba := median(q.p50), median(b.p50)
 			parts = append(parts, fmt.Sprintf("QUIC p50 with 1 caller %s vs %s %s (%s)", formatDuration(qa), armTitles[g], formatDuration(ba), verdict(qa <= ba)))
 		}
@@ -639,5 +660,6 @@ func goalLine(ms []*callMetric, arms []string) string {
 	if len(parts) == 0 {
 		return ""
 	}
-	return "Goal (QUIC calls/s with many callers ≥ 1.0× gRPC, QUIC p50 with 1 caller ≤ gRPC's): " + strings.Join(parts, "; ") + "."
+	return "Goal (QUIC calls/s with many callers ≥ 1.0× gRPC, QUIC p50 with 1 caller ≤ gRPC's): " + strings.Join(parts, "; ") + "." +
+		goalAt(o.goalPayload(), many.who("caller"), one.who("caller"))
 }

@@ -354,12 +354,10 @@ func ratioGoalLine(ms []*callMetric, goal, metric, arm, base string, ratio float
 }
 
 // Shared by the benchmarks that measure calls: the echo operation (call, http, mcp,
-// ws), the size of its payload, and the bound on their calls.
+// ws; its payloads are sweepPayload's) and the bound on their calls.
 const (
 	benchEchoOp = "bench/echo"
 
-	// callPayloadSize is the size of the echoed JSON document.
-	callPayloadSize = 64
 	// callTimeout bounds the calls of one round beyond its duration.
 	callTimeout = 30 * time.Second
 )
@@ -405,14 +403,6 @@ type echoClient interface {
 	echo(ctx context.Context, in []byte) ([]byte, error)
 }
 
-// echoPayload returns the callPayloadSize-byte JSON document the echo rows send,
-// tagged with k so concurrent callers' payloads differ.
-func echoPayload(k int) []byte {
-	head := fmt.Sprintf(`{"caller":%d,"data":"`, k)
-	pad := callPayloadSize - len(head) - len(`"}`)
-	return []byte(head + strings.Repeat("x", pad) + `"}`)
-}
-
 // callArm is one arm of one metric: its samples, and for the unary metrics the
 // per-caller latency buffers (reused by every round) and each round's p50 and p99.
 type callArm struct {
@@ -428,6 +418,10 @@ type callMetric struct {
 	unit  string // per-op column of the per-round table
 	unary bool
 	arms  []*callArm
+	// payload is the echo payload's size in bytes on the rows of a sweep (see
+	// sweepTables), 0 elsewhere; who names the callers in its latency rows.
+	payload int
+	who     string
 }
 
 // latBuffers holds the per-caller latency buffers of each metric and arm
@@ -446,24 +440,6 @@ func (l latBuffers) arm(key, name string, workers int, round func(ctx context.Co
 	a := &callArm{lat: buf}
 	a.arm = newArm(name, func(ctx context.Context) (sample, error) { return round(ctx, a.lat) })
 	return a
-}
-
-// unaryRound runs len(lat) callers on the arm's one connection for d, each repeating
-// an echo of payload, and returns calls/s (see latencyRound).
-func unaryRound(ctx context.Context, c echoClient, payload []byte, d time.Duration, lat [][]time.Duration) (sample, error) {
-	return latencyRound(ctx, d, lat, "call", func() func(context.Context) (time.Time, error) {
-		return func(ctx context.Context) (time.Time, error) {
-			out, err := c.echo(ctx, payload)
-			t1 := time.Now()
-			if err != nil {
-				return t1, err
-			}
-			if len(out) != len(payload) {
-				return t1, fmt.Errorf("echo: got %d bytes, want %d", len(out), len(payload))
-			}
-			return t1, nil
-		}
-	})
 }
 
 // latencyRound runs len(lat) workers for d, each repeating the operation newOp made

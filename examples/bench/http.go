@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go/http3"
@@ -25,14 +25,13 @@ import (
 	alkhttp "github.com/alknet/alknet/http"
 )
 
-// Metric keys of the http benchmark, for -only and profile labels.
-const (
-	httpMetricN = "call-n"
-	httpMetric1 = "call-1"
-)
+// Metric kinds of the http benchmark, for -only and (with the payload and clients)
+// profile labels: the sweep of clients sharing one transport per arm, and the row of
+// -conns clients each with a transport (a connection) of its own.
+const httpMetricCall = "call"
 
-// httpMetrics lists the metric keys in table order.
-var httpMetrics = []string{httpMetricN, httpMetric1}
+// httpMetrics lists the metric kinds in table order.
+var httpMetrics = []string{httpMetricCall, kindConns}
 
 // Arm names of the http benchmark, for -arms and profile labels ("arm").
 const (
@@ -62,19 +61,20 @@ var httpRatioTitles = map[string]string{
 }
 
 const (
-	// httpEchoInput is the input of every measured /call.
-	httpEchoInput = `{"message":"hello","n":42}`
 	// httpGoalRatio is the issue's goal: /call requests/s over TCP+TLS h2 at least
 	// this share of net/http's.
 	httpGoalRatio = 0.9
 	// httpMaxBody caps a request body in the baseline (alkhttp.DefaultMaxBodyBytes in
 	// the gateway).
 	httpMaxBody = 1 << 20
+	// h2MaxStreams is the concurrent streams Go's HTTP/2 server allows per connection
+	// by default; neither the gateway nor, to match it, the baseline changes it.
+	h2MaxStreams = 250
 )
 
 type httpBenchOptions struct {
 	runOptions
-	concurrency int
+	sweepOptions
 }
 
 func runHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -83,17 +83,20 @@ func runHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := newFlagSet("http", "Compares the alknet HTTP gateway (POST /call on an endpoint, h2 over TCP+TLS from a\n"+
 		"stock net/http client, and h2 over a QUIC stream of the alknet/http ALPN from\n"+
 		"alkhttp.ClientTransport, and HTTP/3 on the h3 ALPN from quic-go's http3 client)\n"+
-		"with a plain net/http TLS h2 server doing the same work,\n"+
-		"on loopback: /call requests/s and latency with -concurrency clients and with 1.", stderr)
+		"with a plain net/http TLS h2 server doing the same work, on loopback: /call\n"+
+		"requests/s and latency for each -payload size with each -concurrency of clients\n"+
+		"sharing one client transport and with -conns clients each with its own (one table\n"+
+		"per payload). The default full run takes about 3 minutes.", stderr)
 	o.sharedFlags(fs, orderRotating, httpMetrics, httpArms, "arm, side, metric")
-	fs.DurationVar(&o.duration, "duration", 2*time.Second, "length of one round per metric and arm")
-	fs.IntVar(&o.concurrency, "concurrency", 64, "concurrent clients sharing one client transport in the "+httpMetricN+" metric")
+	o.roundsDefault(fs, 4)
+	fs.DurationVar(&o.duration, "duration", 400*time.Millisecond, "length of one round per row and arm")
+	o.sweepFlags(fs, "client transport (one connection)", "a client transport (a connection)")
 	fs.DurationVar(&o.settle, "settle", 50*time.Millisecond, "pause after each arm, after a GC")
-	help, err := parseFlags(fs, args, stderr, quickUsage, o.quickOverrides())
+	help, err := parseFlags(fs, args, stderr, "smoke run: 1 round, 200ms, "+quickSweepUsage+" (flags given explicitly win)", o.quickSweep(o.quickOverrides()))
 	if help || err != nil {
 		return err
 	}
-	if err := o.validate(atLeast1("-concurrency", o.concurrency)); err != nil {
+	if err := o.validate(o.checkSweep()); err != nil {
 		return err
 	}
 	return armBench[httpBenchOptions, *httpFixture]{
@@ -101,7 +104,7 @@ func runHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		arms:    httpArms,
 		start:   newHTTPFixture,
 		warm: func(o httpBenchOptions) httpBenchOptions {
-			o.duration = min(o.duration, 300*time.Millisecond)
+			o.duration = min(o.duration, 200*time.Millisecond)
 			return o
 		},
 		report: httpReport,
@@ -117,41 +120,60 @@ type httpClient struct {
 	proto int
 }
 
-// httpFixture holds the servers and the client of every arm.
+// httpFixture holds the servers and the client of every arm and, for the conns row,
+// its -conns clients with a transport each.
 type httpFixture struct {
 	server  identity
-	arms    []string               // selected arms, column order
-	clients map[string]*httpClient // by arm
+	arms    []string                 // selected arms, column order
+	clients map[string]*httpClient   // by arm
+	many    map[string][]*httpClient // by arm: the conns row's clients
 	lat     latBuffers
 	closers
 }
 
-func newHTTPFixture(ctx context.Context, arms []string, _ httpBenchOptions) (_ *httpFixture, err error) {
-	f := &httpFixture{arms: arms, clients: make(map[string]*httpClient), lat: make(latBuffers)}
+func newHTTPFixture(ctx context.Context, arms []string, o httpBenchOptions) (_ *httpFixture, err error) {
+	f := &httpFixture{arms: arms, clients: make(map[string]*httpClient), many: make(map[string][]*httpClient), lat: make(latBuffers)}
 	defer func() {
 		if err != nil {
 			f.close()
 		}
 	}()
+	selected, err := selectMetrics(o.only, httpMetrics)
+	if err != nil {
+		return nil, err
+	}
 	if f.server, err = newIdentity(); err != nil {
 		return nil, err
 	}
 	for _, a := range arms {
-		var c *httpClient
+		var dial func() (*httpClient, error)
 		switch a {
 		case httpArmTCP:
-			c, err = f.startAlknet(ctx, a, endpoint.NetworkTCP)
+			dial, err = f.startAlknet(ctx, a, endpoint.NetworkTCP, o.sweepMaxStreams())
 		case httpArmQUIC:
-			c, err = f.startAlknet(ctx, a, endpoint.NetworkQUIC)
+			dial, err = f.startAlknet(ctx, a, endpoint.NetworkQUIC, o.sweepMaxStreams())
 		case httpArmH3:
-			c, err = f.startH3(ctx, a)
+			dial, err = f.startH3(ctx, a, o.sweepMaxStreams())
 		case httpArmBase:
-			c, err = f.startNetHTTP(ctx, a)
+			dial, err = f.startNetHTTP(ctx, a)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("start %s: %w", a, err)
 		}
-		f.clients[a] = c
+		// The transports connect at their first request (the check).
+		if f.clients[a], err = dial(); err != nil {
+			return nil, fmt.Errorf("start %s: %w", a, err)
+		}
+		if !selected[kindConns] {
+			continue
+		}
+		for range o.conns {
+			c, err := dial()
+			if err != nil {
+				return nil, fmt.Errorf("start %s: %w", a, err)
+			}
+			f.many[a] = append(f.many[a], c)
+		}
 	}
 	return f, nil
 }
@@ -189,117 +211,115 @@ func (c *closers) stockH2Client(serverFP string) (*http.Client, *http.Transport,
 	return &http.Client{Transport: tr}, tr, nil
 }
 
-// startAlknet starts an endpoint listening on network only whose registry serves the
-// gateway handler on alknet/http, h2 and http/1.1, and returns its client: the stock
-// h2 client on TCP+TLS, alkhttp.ClientTransport (prior-knowledge h2 on a stream of
-// one alknet/http connection) on QUIC. No client presents a certificate or a token:
-// every call is anonymous.
-func (f *httpFixture) startAlknet(ctx context.Context, name string, network endpoint.Network) (*httpClient, error) {
-	store, err := core.NewDynamicStore(core.DynamicConfig{Limits: core.Limits{MaxConnectionsPerIP: -1}})
+// startAlknet starts an endpoint listening on network only (room for maxStreams
+// concurrent QUIC streams per connection) whose registry serves the gateway handler on
+// alknet/http, h2 and http/1.1, and returns how to make a client, each with a
+// transport of its own: the stock h2 client on TCP+TLS, alkhttp.ClientTransport
+// (prior-knowledge h2 on a stream of one alknet/http connection) on QUIC. No client
+// presents a certificate or a token: every call is anonymous.
+func (f *httpFixture) startAlknet(ctx context.Context, name string, network endpoint.Network, maxStreams int64) (func() (*httpClient, error), error) {
+	addr, err := f.startGateway(ctx, name, network, maxStreams, false)
 	if err != nil {
 		return nil, err
 	}
+	if network == endpoint.NetworkTCP {
+		return func() (*httpClient, error) {
+			c, _, err := f.stockH2Client(f.server.fp)
+			if err != nil {
+				return nil, err
+			}
+			return &httpClient{c: c, url: "https://" + addr + "/call", proto: 2}, nil
+		}, nil
+	}
+	return func() (*httpClient, error) {
+		tr := alkhttp.NewClientTransport(addr, alkhttp.ALPN, endpoint.DialOptions{
+			Network: endpoint.NetworkQUIC,
+			TLS:     tlsconf.ClientOptions{Pin: f.server.fp},
+		}, true)
+		f.add(func(context.Context) error { return tr.Close() })
+		return &httpClient{c: &http.Client{Transport: tr}, url: "http://" + addr + "/call", proto: 2}, nil
+	}, nil
+}
+
+// startGateway starts an endpoint listening on network only (room for maxStreams
+// concurrent QUIC streams per connection) whose registry serves the gateway handler
+// on alknet/http, h2, http/1.1 and, with h3, through Handler.HTTP3 on h3, and returns
+// its address.
+func (f *httpFixture) startGateway(ctx context.Context, name string, network endpoint.Network, maxStreams int64, h3 bool) (string, error) {
+	store, err := sweepStore(core.DynamicConfig{})
+	if err != nil {
+		return "", err
+	}
 	creg, err := httpEchoRegistry()
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	discard := slog.New(slog.DiscardHandler)
 	h, err := alkhttp.New(alkhttp.Config{Registry: creg, Logger: discard})
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	reg := core.NewRegistry()
 	for _, alpn := range []string{alkhttp.ALPN, "h2", "http/1.1"} {
 		if err := reg.RegisterAs(alpn, h); err != nil {
-			return nil, err
+			return "", err
 		}
 	}
-	ep, err := newEndpoint(reg, f.server.cert, store, discard)
+	if h3 {
+		if err := reg.Register(h.HTTP3()); err != nil {
+			return "", err
+		}
+	}
+	ep, err := newSweepEndpoint(reg, f.server.cert, store, discard, maxStreams)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	addr, err := listenArm(ctx, ep, name, network)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	f.add(ep.Shutdown)
-
-	if network == endpoint.NetworkTCP {
-		c, _, err := f.stockH2Client(f.server.fp)
-		if err != nil {
-			return nil, err
-		}
-		return &httpClient{c: c, url: "https://" + addr + "/call", proto: 2}, nil
-	}
-	tr := alkhttp.NewClientTransport(addr, alkhttp.ALPN, endpoint.DialOptions{
-		Network: endpoint.NetworkQUIC,
-		TLS:     tlsconf.ClientOptions{Pin: f.server.fp},
-	}, true)
-	f.add(func(context.Context) error { return tr.Close() })
-	return &httpClient{c: &http.Client{Transport: tr}, url: "http://" + addr + "/call", proto: 2}, nil
+	return addr, nil
 }
 
 // startH3 starts an endpoint listening on QUIC only whose registry serves the gateway
-// handler on alknet/http, h2, http/1.1 and, through Handler.HTTP3, h3, and returns its
-// client: quic-go's http3.Transport pinning the server's key (one QUIC connection),
-// presenting no client certificate or token.
-func (f *httpFixture) startH3(ctx context.Context, name string) (*httpClient, error) {
-	store, err := core.NewDynamicStore(core.DynamicConfig{Limits: core.Limits{MaxConnectionsPerIP: -1}})
+// handler on alknet/http, h2, http/1.1 and, through Handler.HTTP3, h3, and returns how
+// to make a client: quic-go's http3.Transport pinning the server's key (one QUIC
+// connection each), presenting no client certificate or token.
+func (f *httpFixture) startH3(ctx context.Context, name string, maxStreams int64) (func() (*httpClient, error), error) {
+	addr, err := f.startGateway(ctx, name, endpoint.NetworkQUIC, maxStreams, true)
 	if err != nil {
 		return nil, err
 	}
-	creg, err := httpEchoRegistry()
-	if err != nil {
-		return nil, err
-	}
-	discard := slog.New(slog.DiscardHandler)
-	h, err := alkhttp.New(alkhttp.Config{Registry: creg, Logger: discard})
-	if err != nil {
-		return nil, err
-	}
-	reg := core.NewRegistry()
-	for _, alpn := range []string{alkhttp.ALPN, "h2", "http/1.1"} {
-		if err := reg.RegisterAs(alpn, h); err != nil {
+	return func() (*httpClient, error) {
+		cfg, err := tlsconf.ClientConfig(tlsconf.ClientOptions{Pin: f.server.fp})
+		if err != nil {
 			return nil, err
 		}
-	}
-	if err := reg.Register(h.HTTP3()); err != nil {
-		return nil, err
-	}
-	ep, err := newEndpoint(reg, f.server.cert, store, discard)
-	if err != nil {
-		return nil, err
-	}
-	addr, err := listenArm(ctx, ep, name, endpoint.NetworkQUIC)
-	if err != nil {
-		return nil, err
-	}
-	f.add(ep.Shutdown)
-	cfg, err := tlsconf.ClientConfig(tlsconf.ClientOptions{Pin: f.server.fp})
-	if err != nil {
-		return nil, err
-	}
-	tr := &http3.Transport{TLSClientConfig: cfg}
-	f.add(func(context.Context) error { return tr.Close() })
-	return &httpClient{c: &http.Client{Transport: tr}, url: "https://" + addr + "/call", proto: 3}, nil
+		tr := &http3.Transport{TLSClientConfig: cfg}
+		f.add(func(context.Context) error { return tr.Close() })
+		return &httpClient{c: &http.Client{Transport: tr}, url: "https://" + addr + "/call", proto: 3}, nil
+	}, nil
 }
 
 // startNetHTTP starts the baseline: what a user would write without alknet, a
 // net/http server over crypto/tls (the same certificate and TLS settings, ALPN h2 and
 // http/1.1) whose POST /call does the work of a minimal gateway (see
-// serveBaselineCall). Its client is the stock h2 client of the TCP+TLS arm.
-func (f *httpFixture) startNetHTTP(ctx context.Context, name string) (*httpClient, error) {
+// serveBaselineCall). Its clients are the stock h2 client of the TCP+TLS arm.
+func (f *httpFixture) startNetHTTP(ctx context.Context, name string) (func() (*httpClient, error), error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /call", serveBaselineCall)
 	addr, err := f.serveTLS(ctx, name, f.server.cert, tlsBaseline{handler: mux, protos: []string{"h2", "http/1.1"}})
 	if err != nil {
 		return nil, err
 	}
-	c, _, err := f.stockH2Client(f.server.fp)
-	if err != nil {
-		return nil, err
-	}
-	return &httpClient{c: c, url: "https://" + addr + "/call", proto: 2}, nil
+	return func() (*httpClient, error) {
+		c, _, err := f.stockH2Client(f.server.fp)
+		if err != nil {
+			return nil, err
+		}
+		return &httpClient{c: c, url: "https://" + addr + "/call", proto: 2}, nil
+	}, nil
 }
 
 // gatewayRequest is the body of a /call.
@@ -374,18 +394,21 @@ func (c *httpClient) post(ctx context.Context, body []byte) (*http.Response, err
 }
 
 // check makes sure, once and untimed, that every arm answers /call correctly over its
-// protocol (h2, or h3 on the h3 arm):
-// one call, then -concurrency concurrent calls with distinct inputs. Each answer must
-// be 200 {"request_id": a UUIDv4, "result": "ok", "output": the input}, and the
-// request ids distinct.
+// protocol (h2, or h3 on the h3 arm) at every payload size: the largest -concurrency
+// of concurrent calls with distinct inputs on the arm's client, then one call on each
+// of the conns row's clients, all at once. Each answer must be 200 {"request_id": a
+// UUIDv4, "result": "ok", "output": the input, byte for byte}, and the request ids
+// distinct.
 func (f *httpFixture) check(ctx context.Context, o httpBenchOptions) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*callTimeout)
 	defer cancel()
 	for _, name := range f.arms {
-		c := f.clients[name]
 		var err error
 		pprof.Do(ctx, pprof.Labels("arm", name, "side", "client", "metric", "check"), func(ctx context.Context) {
-			err = checkHTTPArm(ctx, c, o.concurrency)
+			err = checkHTTPArm(ctx, o.payloads, []*httpClient{f.clients[name]}, o.maxConcurrency())
+			if err == nil && len(f.many[name]) > 0 {
+				err = checkHTTPArm(ctx, o.payloads, f.many[name], 1)
+			}
 		})
 		if err != nil {
 			return fmt.Errorf("check %s: %w", name, err)
@@ -394,36 +417,30 @@ func (f *httpFixture) check(ctx context.Context, o httpBenchOptions) error {
 	return nil
 }
 
-func checkHTTPArm(ctx context.Context, c *httpClient, concurrency int) error {
-	if _, err := checkCall(ctx, c, httpEchoInput); err != nil {
-		return err
-	}
-	ids := make([]string, concurrency)
-	errs := make([]error, concurrency)
-	var wg sync.WaitGroup
-	for k := range concurrency {
-		wg.Go(func() {
-			ids[k], errs[k] = checkCall(ctx, c, fmt.Sprintf(`{"message":"hello","n":%d}`, k))
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	seen := make(map[string]bool, len(ids))
-	for _, id := range ids {
+// checkHTTPArm checks the answers of n concurrent calls on each of clients at each
+// payload size, and that their request ids are distinct.
+func checkHTTPArm(ctx context.Context, sizes []int, clients []*httpClient, n int) error {
+	var mu sync.Mutex
+	seen := make(map[string]bool)
+	return checkEchoes(ctx, sizes, clients, n, func(ctx context.Context, c *httpClient, in []byte) ([]byte, error) {
+		id, err := checkCall(ctx, c, in)
+		if err != nil {
+			return nil, err
+		}
+		mu.Lock()
+		defer mu.Unlock()
 		if seen[id] {
-			return fmt.Errorf("request id %s answered twice", id)
+			return nil, fmt.Errorf("request id %s answered twice", id)
 		}
 		seen[id] = true
-	}
-	return nil
+		return in, nil
+	})
 }
 
-// checkCall sends one /call of bench/echo with input and checks the answer in full; it
-// returns the request id.
-func checkCall(ctx context.Context, c *httpClient, input string) (string, error) {
-	resp, err := c.post(ctx, callBody(input))
+// checkCall sends one /call of bench/echo with input and checks the answer in full
+// (the output byte for byte); it returns the request id.
+func checkCall(ctx context.Context, c *httpClient, input []byte) (string, error) {
+	resp, err := c.post(ctx, callBody(string(input)))
 	if err != nil {
 		return "", err
 	}
@@ -447,46 +464,35 @@ func checkCall(ctx context.Context, c *httpClient, input string) (string, error)
 	if err := dec.Decode(&ok); err != nil {
 		return "", fmt.Errorf("answer %q: %w", body, err)
 	}
-	var want, got bytes.Buffer
-	if err := json.Compact(&want, []byte(input)); err != nil {
-		return "", err
-	}
-	if err := json.Compact(&got, ok.Output); err != nil {
-		return "", fmt.Errorf("output %q: %w", ok.Output, err)
-	}
 	switch {
 	case ok.Result != "ok":
 		return "", fmt.Errorf("result %q, want ok: %s", ok.Result, body)
 	case !isUUIDv4(ok.RequestID):
 		return "", fmt.Errorf("request id %q is not a UUIDv4", ok.RequestID)
-	case !bytes.Equal(got.Bytes(), want.Bytes()):
-		return "", fmt.Errorf("output %s, want %s", ok.Output, input)
+	case !bytes.Equal(ok.Output, input):
+		return "", fmt.Errorf("output of %d bytes %.40q…, want %d bytes %.40q…", len(ok.Output), ok.Output, len(input), input)
 	}
 	return ok.RequestID, nil
 }
 
 func (f *httpFixture) metrics(o httpBenchOptions, selected map[string]bool) []*callMetric {
-	body := callBody(httpEchoInput)
-	wantOutput := []byte(`"output":` + httpEchoInput)
-	metric := func(key, label string, workers int) *callMetric {
-		m := &callMetric{key: key, label: label, unit: "request", unary: true}
+	var out []*callMetric
+	for _, cell := range o.cells(selected, httpMetricCall) {
+		input := sweepPayload(0, cell.payload)
+		body := callBody(string(input))
+		wantOutput := append([]byte(`"output":`), input...)
+		key := cell.key(httpMetricCall)
+		m := &callMetric{key: key, label: "/call requests/s, " + cell.who("client"), unit: "request", unary: true, payload: cell.payload, who: cell.who("client")}
 		for _, name := range f.arms {
-			c := f.clients[name]
-			m.arms = append(m.arms, f.lat.arm(key, name, workers, func(ctx context.Context, lat [][]time.Duration) (sample, error) {
-				return httpRound(ctx, c, body, wantOutput, o.duration, lat)
+			clients := []*httpClient{f.clients[name]}
+			if cell.conns {
+				clients = f.many[name]
+			}
+			m.arms = append(m.arms, f.lat.arm(key, name, cell.callers, func(ctx context.Context, lat [][]time.Duration) (sample, error) {
+				return httpRound(ctx, clients, body, wantOutput, o.duration, lat)
 			}))
 		}
-		return m
-	}
-	all := []*callMetric{
-		metric(httpMetricN, fmt.Sprintf("/call requests/s, %d %s", o.concurrency, plural(o.concurrency, "client")), o.concurrency),
-		metric(httpMetric1, "/call requests/s, 1 client", 1),
-	}
-	var out []*callMetric
-	for _, m := range all {
-		if selected[m.key] {
-			out = append(out, m)
-		}
+		out = append(out, m)
 	}
 	return out
 }
@@ -498,11 +504,13 @@ func plural(n int, word string) string {
 	return word + "s"
 }
 
-// httpRound runs len(lat) clients on the arm's one http.Client for d, each repeating a
-// /call with body, and returns requests/s (see latencyRound). Any request that fails,
-// is not answered 200 or whose answer lacks wantOutput fails the round.
-func httpRound(ctx context.Context, c *httpClient, body, wantOutput []byte, d time.Duration, lat [][]time.Duration) (sample, error) {
+// httpRound runs len(lat) callers for d, caller k on clients[k mod len(clients)], each
+// repeating a /call with body, and returns requests/s (see latencyRound). Any request
+// that fails, is not answered 200 or whose answer lacks wantOutput fails the round.
+func httpRound(ctx context.Context, clients []*httpClient, body, wantOutput []byte, d time.Duration, lat [][]time.Duration) (sample, error) {
+	var next atomic.Int64
 	return latencyRound(ctx, d, lat, "request", func() func(context.Context) (time.Time, error) {
+		c := clients[int(next.Add(1)-1)%len(clients)]
 		var answer bytes.Buffer
 		return func(ctx context.Context) (time.Time, error) {
 			resp, err := c.post(ctx, body)
@@ -520,7 +528,7 @@ func httpRound(ctx context.Context, c *httpClient, body, wantOutput []byte, d ti
 				return t1, fmt.Errorf("status %d: %s", resp.StatusCode, answer.Bytes())
 			}
 			if !bytes.Contains(answer.Bytes(), wantOutput) {
-				return t1, fmt.Errorf("answer %q lacks %s", answer.Bytes(), wantOutput)
+				return t1, fmt.Errorf("answer %.80q… lacks the output", answer.Bytes())
 			}
 			return t1, nil
 		}
@@ -530,32 +538,36 @@ func httpRound(ctx context.Context, c *httpClient, body, wantOutput []byte, d ti
 func httpReport(w io.Writer, o httpBenchOptions, arms []string, ms []*callMetric, loadBefore, otherCPU string) {
 	machine := armMachine(library{"quic-go", "github.com/quic-go/quic-go"})
 	reportHeader(w, "http", machine, loadBefore, otherCPU, fmt.Sprintf(
-		"one process, loopback, one client transport per arm shared by every client (one h2 or h3 connection); "+
-			"POST /call of bench/echo with input %s (%d-byte body), anonymous; "+
-			"a correctness check and a warm-up pass, then %d rounds (arms interleaved, starting one arm later each round), "+
+		"one process, loopback; POST /call of bench/echo, anonymous, its input one of the %s (the body adds %d bytes: {\"operation\":\"%s\",\"input\":…}); "+
+			"%s; "+
+			"a correctness check (byte-exact outputs at every size, every client) and a warm-up pass, then %d %s (arms interleaved, starting one arm later each round), "+
 			"%s per round and arm; medians over the rounds; "+
 			"every arm is TLS 1.3 with the same Ed25519 certificate: alknet TCP+TLS h2 is a stock net/http client (ALPN h2) to the endpoint's TCP+TLS listener, "+
 			"alknet QUIC is alkhttp.ClientTransport (prior-knowledge h2 on one stream of an alknet/http QUIC connection), "+
 			"alknet QUIC h3 is quic-go's http3.Transport to the endpoint's h3 handler (Handler.HTTP3, http3.Server.ServeQUICConn), "+
 			"net/http TLS h2 is a net/http server over crypto/tls whose handler decodes the request with encoding/json, checks the operation and answers with a fresh UUIDv4; "+
+			"%s; the h2 servers (the gateway's and net/http's) keep Go's default of %d concurrent streams per connection, so beyond that a stock h2 client opens a second connection; "+
 			"ratio columns: alknet/net/http for rates, net/http/alknet for latencies, so above 1 means alknet is better",
-		httpEchoInput, len(callBody(httpEchoInput)), o.rounds, o.duration))
+		o.payloadShape(), len(callBody("")), benchEchoOp,
+		o.sweepRows("client transport per arm (one h2 or h3 connection)", "a client transport (a connection)"),
+		o.rounds, plural(o.rounds, "round"), o.duration, o.alknetLimits(true), h2MaxStreams))
 
-	t := newArmTable(arms, httpArmTitles)
-	t.addBaselineRatios(arms, httpArmBase, httpRatioTitles)
-	for _, m := range ms {
-		t.addRate(m)
-		t.addLatencies(m, "/call ", strings.TrimPrefix(m.label, "/call requests/s, "))
-	}
-	t.write(w)
-	fmt.Fprintf(w, "\n%s\n", httpGoalLine(ms))
+	sweepTables(w, o.sweepOptions, ms, func() *armTable {
+		t := newArmTable(arms, httpArmTitles)
+		t.addBaselineRatios(arms, httpArmBase, httpRatioTitles)
+		return t
+	}, "/call ")
+	fmt.Fprintf(w, "\n%s\n", httpGoalLine(ms, o.sweepOptions))
 
 	fmt.Fprintf(w, "\nPer-round samples (requests/s; p50 latency); CPU time and heap allocations per request, medians over the rounds (whole process: client and server):\n\n")
 	perRoundTable(w, ms, true)
 }
 
 // httpGoalLine states whether the issue's goal was met: /call requests/s with many
-// clients over TCP+TLS h2 at least httpGoalRatio× the net/http baseline's.
-func httpGoalLine(ms []*callMetric) string {
-	return ratioGoalLine(ms, fmt.Sprintf("goal: /call requests/s over TCP+TLS h2 ≥ %.1f× net/http TLS h2 — ", httpGoalRatio), httpMetricN, httpArmTCP, httpArmBase, httpGoalRatio)
+// clients over TCP+TLS h2 at least httpGoalRatio× the net/http baseline's, at the
+// sweep's goal cell (see sweepOptions.goalMany).
+func httpGoalLine(ms []*callMetric, o sweepOptions) string {
+	many := sweepCell{payload: o.goalPayload(), callers: o.goalMany()}
+	return ratioGoalLine(ms, fmt.Sprintf("goal: /call requests/s over TCP+TLS h2 ≥ %.1f× net/http TLS h2 — ", httpGoalRatio), many.key(httpMetricCall), httpArmTCP, httpArmBase, httpGoalRatio) +
+		goalAt(o.goalPayload(), many.who("client"))
 }

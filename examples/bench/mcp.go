@@ -16,7 +16,6 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,15 +28,16 @@ import (
 	"github.com/alknet/alknet/http/mcp"
 )
 
-// Metric keys of the mcp benchmark, for -only and profile labels.
+// Metric kinds of the mcp benchmark, for -only and (with the payload and callers)
+// profile labels: the sweep of callers sharing one session per arm, the row of -conns
+// clients each with a session (and a connection) of its own, and new sessions/s.
 const (
-	mcpMetricN       = "call-n"
-	mcpMetric1       = "call-1"
+	mcpMetricCall    = "call"
 	mcpMetricSession = "session"
 )
 
-// mcpMetrics lists the metric keys in table order.
-var mcpMetrics = []string{mcpMetricN, mcpMetric1, mcpMetricSession}
+// mcpMetrics lists the metric kinds in table order.
+var mcpMetrics = []string{mcpMetricCall, kindConns, mcpMetricSession}
 
 // Arm names of the mcp benchmark, for -arms and profile labels ("arm").
 const (
@@ -70,8 +70,8 @@ const (
 
 type mcpBenchOptions struct {
 	runOptions
-	concurrency int
-	parallel    int
+	sweepOptions
+	parallel int
 }
 
 func runMCP(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -82,18 +82,21 @@ func runMCP(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		"a plain net/http TLS h2 server, one echo tool returning its arguments as\n"+
 		"structuredContent: a raw Server.AddTool handler and a typed sdk.AddTool one), the\n"+
 		"client the SDK's (StreamableClientTransport), on loopback: tool calls/s and latency\n"+
-		"with -concurrency callers on one session and with 1, and new sessions/s\n"+
-		"(initialize + 1 call + close) with -sessions-parallel callers.", stderr)
+		"for each -payload size with each -concurrency of callers on one session and with\n"+
+		"-conns clients each with a session and a connection of its own (one table per\n"+
+		"payload), and new sessions/s (initialize + 1 call + close) with -sessions-parallel\n"+
+		"callers. The default full run takes about 3 minutes.", stderr)
 	o.sharedFlags(fs, orderRotating, mcpMetrics, mcpArms, "arm, side, metric")
-	fs.DurationVar(&o.duration, "duration", 2*time.Second, "length of one round per metric and arm")
-	fs.IntVar(&o.concurrency, "concurrency", 16, "concurrent callers sharing one session in the "+mcpMetricN+" metric")
+	o.roundsDefault(fs, 3)
+	fs.DurationVar(&o.duration, "duration", 500*time.Millisecond, "length of one round per row and arm")
+	o.sweepFlags(fs, "session (one h2 connection)", "a session and a connection")
 	fs.IntVar(&o.parallel, "sessions-parallel", 4, "concurrent callers opening sessions in the "+mcpMetricSession+" metric")
 	fs.DurationVar(&o.settle, "settle", 50*time.Millisecond, "pause after each arm, after a GC")
-	help, err := parseFlags(fs, args, stderr, quickUsage, o.quickOverrides())
+	help, err := parseFlags(fs, args, stderr, "smoke run: 1 round, 200ms, "+quickSweepUsage+" (flags given explicitly win)", o.quickSweep(o.quickOverrides()))
 	if help || err != nil {
 		return err
 	}
-	if err := o.validate(atLeast1("-concurrency", o.concurrency), atLeast1("-sessions-parallel", o.parallel)); err != nil {
+	if err := o.validate(o.checkSweep(), atLeast1("-sessions-parallel", o.parallel)); err != nil {
 		return err
 	}
 	return armBench[mcpBenchOptions, *mcpFixture]{
@@ -101,7 +104,7 @@ func runMCP(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		arms:    mcpArms,
 		start:   newMCPFixture,
 		warm: func(o mcpBenchOptions) mcpBenchOptions {
-			o.duration = min(o.duration, 300*time.Millisecond)
+			o.duration = min(o.duration, 200*time.Millisecond)
 			return o
 		},
 		report: mcpReport,
@@ -113,6 +116,9 @@ func runMCP(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 type mcpArmState struct {
 	name    string
 	session *sdk.ClientSession
+	many    []*sdk.ClientSession // the conns row's sessions, a connection each
+	// own opens a session, with the Bearer token, over base, a transport of its own.
+	own func(ctx context.Context, base http.RoundTripper) (*sdk.ClientSession, error)
 	// connect opens a new session, with the Bearer token unless anonymous.
 	connect func(ctx context.Context, anonymous bool) (*sdk.ClientSession, error)
 	// params returns the tool call that echoes in.
@@ -155,11 +161,14 @@ func contentText(res *sdk.CallToolResult) string {
 	return strings.Join(parts, " ")
 }
 
-// mcpCaller is an arm's long-lived session as the unary rows see it.
-type mcpCaller struct{ st *mcpArmState }
+// mcpCaller is a session of an arm as the unary rows see it.
+type mcpCaller struct {
+	st *mcpArmState
+	cs *sdk.ClientSession
+}
 
 func (c mcpCaller) echo(ctx context.Context, in []byte) ([]byte, error) {
-	_, out, err := c.st.echo(ctx, c.st.session, in)
+	_, out, err := c.st.echo(ctx, c.cs, in)
 	return out, err
 }
 
@@ -174,7 +183,7 @@ type mcpFixture struct {
 	closers
 }
 
-func newMCPFixture(ctx context.Context, arms []string, _ mcpBenchOptions) (_ *mcpFixture, err error) {
+func newMCPFixture(ctx context.Context, arms []string, o mcpBenchOptions) (_ *mcpFixture, err error) {
 	f := &mcpFixture{
 		arms:   arms,
 		state:  make(map[string]*mcpArmState),
@@ -186,6 +195,10 @@ func newMCPFixture(ctx context.Context, arms []string, _ mcpBenchOptions) (_ *mc
 			f.close()
 		}
 	}()
+	selected, err := selectMetrics(o.only, mcpMetrics)
+	if err != nil {
+		return nil, err
+	}
 	if f.server, err = newIdentity(); err != nil {
 		return nil, err
 	}
@@ -215,6 +228,31 @@ func newMCPFixture(ctx context.Context, arms []string, _ mcpBenchOptions) (_ *mc
 		}
 		f.add(func(context.Context) error { return st.session.Close() })
 		f.state[a] = st
+		if !selected[kindConns] || o.conns == 0 {
+			continue
+		}
+		// A stock h2 transport each (one connection each), made here: the closers are
+		// not safe for concurrent use.
+		trs := make([]*http.Transport, o.conns)
+		for k := range trs {
+			if _, trs[k], err = f.stockH2Client(f.server.fp); err != nil {
+				return nil, err
+			}
+		}
+		pprof.Do(ctx, pprof.Labels("arm", a, "side", "client"), func(ctx context.Context) {
+			st.many, err = openClients(ctx, o.conns, func(ctx context.Context, k int) (*sdk.ClientSession, error) { return st.own(ctx, trs[k]) },
+				func(cs *sdk.ClientSession) { _ = cs.Close() })
+		})
+		if err != nil {
+			return nil, fmt.Errorf("start %s: %w", a, err)
+		}
+		f.add(func(context.Context) error {
+			var errs []error
+			for _, cs := range st.many {
+				errs = append(errs, cs.Close())
+			}
+			return errors.Join(errs...)
+		})
 	}
 	return f, nil
 }
@@ -262,6 +300,15 @@ func (f *mcpFixture) connector(url string, authed, anonymous *http.Client) func(
 	}
 }
 
+// ownSession returns the own func of an arm whose MCP endpoint is url: a session over
+// a transport of its own, the Bearer token on every request.
+func (f *mcpFixture) ownSession(url string) func(ctx context.Context, base http.RoundTripper) (*sdk.ClientSession, error) {
+	return func(ctx context.Context, base http.RoundTripper) (*sdk.ClientSession, error) {
+		authed, _ := f.mcpHTTPClients(base, new(atomic.Int32))
+		return f.client.Connect(ctx, &sdk.StreamableClientTransport{Endpoint: url, HTTPClient: authed}, nil)
+	}
+}
+
 // mcpEchoRegistry is what the alknet arm's gateway serves: bench/echo, a Query
 // returning its input, callable only with the scope mcpScope (so the token matters).
 func mcpEchoRegistry() (*call.Registry, error) {
@@ -287,11 +334,10 @@ func mcpEchoRegistry() (*call.Registry, error) {
 // Its clients are the stock h2 client of the http benchmark, with and without the
 // token.
 func (f *mcpFixture) startAlknet(ctx context.Context, name string) (*mcpArmState, error) {
-	store, err := core.NewDynamicStore(core.DynamicConfig{
+	store, err := sweepStore(core.DynamicConfig{
 		Auth: core.AuthPolicy{Peers: []core.PeerEntry{{
 			PeerID: "bench-client", AuthTokenHash: core.HashToken([]byte(f.token)), Scopes: []string{mcpScope}, Enabled: true,
 		}}},
-		Limits: core.Limits{MaxConnectionsPerIP: -1},
 	})
 	if err != nil {
 		return nil, err
@@ -335,6 +381,7 @@ func (f *mcpFixture) startAlknet(ctx context.Context, name string) (*mcpArmState
 	return &mcpArmState{
 		name:    name,
 		connect: f.connector("https://"+addr+alkhttp.MCPPath, authed, anonymous),
+		own:     f.ownSession("https://" + addr + alkhttp.MCPPath),
 		params: func(in []byte) *sdk.CallToolParams {
 			args := make([]byte, 0, len(in)+48)
 			args = append(args, `{"operation":"`+benchEchoOp+`","input":`...)
@@ -414,6 +461,7 @@ func (f *mcpFixture) startSDK(ctx context.Context, name string, typed bool) (*mc
 	return &mcpArmState{
 		name:    name,
 		connect: f.connector("https://"+addr+"/mcp", authed, anonymous),
+		own:     f.ownSession("https://" + addr + "/mcp"),
 		params: func(in []byte) *sdk.CallToolParams {
 			return &sdk.CallToolParams{Name: mcpBaseTool, Arguments: json.RawMessage(in)}
 		},
@@ -424,9 +472,10 @@ func (f *mcpFixture) startSDK(ctx context.Context, name string, typed bool) (*mc
 }
 
 // check makes sure, once and untimed, that every arm announces its server and tools,
-// echoes the exact payload (structuredContent and text; one caller, then
-// -concurrency callers with distinct payloads at once), serves a fresh session, and
-// refuses a caller without the token.
+// echoes the exact payload of every size (structuredContent and text, byte for byte;
+// the largest -concurrency of callers with distinct payloads at once on the
+// long-lived session, then one call on each of the conns row's sessions, all at
+// once), serves a fresh session, and refuses a caller without the token.
 func (f *mcpFixture) check(ctx context.Context, o mcpBenchOptions) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*callTimeout)
 	defer cancel()
@@ -434,7 +483,7 @@ func (f *mcpFixture) check(ctx context.Context, o mcpBenchOptions) error {
 		st := f.state[name]
 		var err error
 		pprof.Do(ctx, pprof.Labels("arm", name, "side", "client", "metric", "check"), func(ctx context.Context) {
-			err = checkMCPArm(ctx, st, o.concurrency)
+			err = checkMCPArm(ctx, st, o.sweepOptions)
 		})
 		if err != nil {
 			return fmt.Errorf("check %s: %w", name, err)
@@ -443,7 +492,7 @@ func (f *mcpFixture) check(ctx context.Context, o mcpBenchOptions) error {
 	return nil
 }
 
-func checkMCPArm(ctx context.Context, st *mcpArmState, concurrency int) error {
+func checkMCPArm(ctx context.Context, st *mcpArmState, o sweepOptions) error {
 	if got := st.session.InitializeResult().ServerInfo.Name; got != st.server {
 		return fmt.Errorf("server %q, want %q", got, st.server)
 	}
@@ -459,38 +508,32 @@ func checkMCPArm(ctx context.Context, st *mcpArmState, concurrency int) error {
 	if !slices.Equal(names, st.tools) {
 		return fmt.Errorf("tools %v, want %v", names, st.tools)
 	}
-	echoOK := func(cs *sdk.ClientSession, k int) error {
-		in := echoPayload(k)
+	// echo returns the text block when structuredContent is the same bytes.
+	echo := func(ctx context.Context, cs *sdk.ClientSession, in []byte) ([]byte, error) {
 		res, text, err := st.echo(ctx, cs, in)
 		if err != nil {
-			return fmt.Errorf("echo: %w", err)
+			return nil, err
 		}
 		sc, err := json.Marshal(res.StructuredContent)
 		if err != nil {
-			return fmt.Errorf("echo: structuredContent: %w", err)
+			return nil, fmt.Errorf("structuredContent: %w", err)
 		}
-		if !bytes.Equal(text, in) || !bytes.Equal(sc, in) {
-			return fmt.Errorf("echo: got text %q and structuredContent %s, want %q", text, sc, in)
+		if !bytes.Equal(sc, text) {
+			return nil, fmt.Errorf("structuredContent of %d bytes %.40q… differs from the text block of %d bytes %.40q…", len(sc), sc, len(text), text)
 		}
-		return nil
+		return text, nil
 	}
-	if err := echoOK(st.session, 0); err != nil {
+	if err := checkEchoes(ctx, o.payloads, []*sdk.ClientSession{st.session}, o.maxConcurrency(), echo); err != nil {
 		return err
 	}
-	errs := make([]error, concurrency)
-	var wg sync.WaitGroup
-	for k := range concurrency {
-		wg.Go(func() { errs[k] = echoOK(st.session, k) })
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := checkEchoes(ctx, o.payloads, st.many, 1, echo); err != nil {
 		return err
 	}
 	fresh, err := st.connect(ctx, false)
 	if err != nil {
 		return fmt.Errorf("fresh session: %w", err)
 	}
-	err = echoOK(fresh, 1)
+	err = checkEchoes(ctx, o.payloads[:1], []*sdk.ClientSession{fresh}, 1, echo)
 	if cerr := fresh.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("fresh session: close: %w", cerr)
 	}
@@ -521,7 +564,7 @@ func checkAnonymous(ctx context.Context, st *mcpArmState) error {
 		return fmt.Errorf("anonymous session: %w", err)
 	}
 	defer cs.Close()
-	res, _, err := st.echo(ctx, cs, echoPayload(0))
+	res, _, err := st.echo(ctx, cs, sweepPayload(0, minPayload))
 	if err == nil {
 		return errors.New("bench/echo without a token answered")
 	}
@@ -556,34 +599,40 @@ func mcpSessionOnce(ctx context.Context, st *mcpArmState, payload []byte) error 
 }
 
 func (f *mcpFixture) metrics(o mcpBenchOptions, selected map[string]bool) []*callMetric {
-	payload := echoPayload(0)
-	unary := func(key, label string, workers int) *callMetric {
-		m := &callMetric{key: key, label: label, unit: "call", unary: true}
+	var out []*callMetric
+	for _, cell := range o.cells(selected, mcpMetricCall) {
+		payload := sweepPayload(0, cell.payload)
+		key := cell.key(mcpMetricCall)
+		who := cell.who("caller")
+		if !cell.conns {
+			who += " on one session"
+		}
+		m := &callMetric{key: key, label: "tool calls/s, " + who, unit: "call", unary: true, payload: cell.payload, who: who}
 		for _, name := range f.arms {
-			c := mcpCaller{st: f.state[name]}
-			m.arms = append(m.arms, f.lat.arm(key, name, workers, func(ctx context.Context, lat [][]time.Duration) (sample, error) {
-				return unaryRound(ctx, c, payload, o.duration, lat)
+			st := f.state[name]
+			clients := []echoClient{mcpCaller{st: st, cs: st.session}}
+			if cell.conns {
+				clients = clients[:0]
+				for _, cs := range st.many {
+					clients = append(clients, mcpCaller{st: st, cs: cs})
+				}
+			}
+			m.arms = append(m.arms, f.lat.arm(key, name, cell.callers, func(ctx context.Context, lat [][]time.Duration) (sample, error) {
+				return unaryRoundEach(ctx, clients, payload, o.duration, lat)
 			}))
 		}
-		return m
+		out = append(out, m)
 	}
-	sess := &callMetric{key: mcpMetricSession, label: fmt.Sprintf("new sessions/s: initialize + 1 call + close (%d %s)", o.parallel, plural(o.parallel, "caller")), unit: "session"}
-	for _, name := range f.arms {
-		st := f.state[name]
-		sess.arms = append(sess.arms, &callArm{arm: newArm(name, func(ctx context.Context) (sample, error) {
-			return connsRound(ctx, o.parallel, o.duration, func(ctx context.Context) error { return mcpSessionOnce(ctx, st, payload) })
-		})})
-	}
-	all := []*callMetric{
-		unary(mcpMetricN, fmt.Sprintf("tool calls/s, %d callers on one session", o.concurrency), o.concurrency),
-		unary(mcpMetric1, "tool calls/s, 1 caller", 1),
-		sess,
-	}
-	var out []*callMetric
-	for _, m := range all {
-		if selected[m.key] {
-			out = append(out, m)
+	if selected[mcpMetricSession] {
+		payload := sweepPayload(0, o.goalPayload())
+		sess := &callMetric{key: mcpMetricSession, label: fmt.Sprintf("new sessions/s: initialize + 1 call + close (%d %s)", o.parallel, plural(o.parallel, "caller")), unit: "session"}
+		for _, name := range f.arms {
+			st := f.state[name]
+			sess.arms = append(sess.arms, &callArm{arm: newArm(name, func(ctx context.Context) (sample, error) {
+				return connsRound(ctx, o.parallel, o.duration, func(ctx context.Context) error { return mcpSessionOnce(ctx, st, payload) })
+			})})
 		}
+		out = append(out, sess)
 	}
 	return out
 }
@@ -591,11 +640,11 @@ func (f *mcpFixture) metrics(o mcpBenchOptions, selected map[string]bool) []*cal
 func mcpReport(w io.Writer, o mcpBenchOptions, arms []string, ms []*callMetric, loadBefore, otherCPU string) {
 	machine := armMachine(library{"go-sdk", "github.com/modelcontextprotocol/go-sdk"})
 	reportHeader(w, "mcp", machine, loadBefore, otherCPU, fmt.Sprintf(
-		"one process, loopback, one long-lived MCP session per arm shared by every caller, over one h2 connection per arm; "+
+		"one process, loopback; %s: the go-sdk arms' tool arguments, the alknet arm's input (its arguments add %d bytes: {\"operation\":\"%s\",\"input\":…}); "+
+			"%s; "+
 			"client: the go-sdk's sdk.NewClient + StreamableClientTransport (default options: SSE answers, standalone SSE stream) "+
 			"over a stock net/http h2 transport pinning the server, a Bearer token on every request; "+
-			"echo of a %d-byte JSON object; "+
-			"a correctness check (server and tools announced, exact structuredContent and text, a fresh session, a caller without the token refused) "+
+			"a correctness check (server and tools announced, byte-exact structuredContent and text at every size on every session, a fresh session, a caller without the token refused) "+
 			"and a warm-up pass, then %d %s (arms interleaved, starting one arm later each round), %s per round and arm; medians over the rounds; "+
 			"every arm is TLS 1.3 with the same Ed25519 certificate, ALPN h2: "+
 			"alknet is /mcp of alkhttp.Handler with MCP: mcp.Mount(nil) on an endpoint's TCP+TLS listener, "+
@@ -603,34 +652,37 @@ func mcpReport(w io.Writer, o mcpBenchOptions, arms []string, ms []*callMetric, 
 			"the baselines are sdk.NewStreamableHTTPHandler (default options) on a net/http server over crypto/tls behind a SHA-256 constant-time Bearer check, "+
 			"tool echo with the payload as arguments: raw is Server.AddTool handing the arguments back as structuredContent and one text block, "+
 			"typed is sdk.AddTool with map[string]any in and out (schemas inferred and checked by the SDK); "+
-			"session: %d callers for %s, each repeating connect (initialize + notifications/initialized + standalone SSE GET) + 1 call + close (DELETE) on the arm's h2 connection; "+
+			"session: %d callers for %s, each repeating connect (initialize + notifications/initialized + standalone SSE GET) + 1 call of the %s payload + close (DELETE) on the arm's h2 connection; "+
+			"%s, at most %d MCP sessions (mcp default, kept); the h2 servers keep Go's default of %d concurrent streams per connection, so beyond that a stock h2 client opens a second connection; "+
 			"ratio columns: alknet/baseline for rates, baseline/alknet for latencies, so above 1 means alknet is better",
-		callPayloadSize, o.rounds, plural(o.rounds, "round"), o.duration, benchEchoOp, mcpScope, o.parallel, o.duration))
+		o.payloadShape(), len(`{"operation":"`+benchEchoOp+`","input":}`), benchEchoOp,
+		o.sweepRows("session per arm (one h2 connection)", "a session and an h2 connection"),
+		o.rounds, plural(o.rounds, "round"), o.duration, benchEchoOp, mcpScope, o.parallel, o.duration, byteSize(o.goalPayload()),
+		o.alknetLimits(false), mcp.DefaultMaxSessions, h2MaxStreams))
 
-	t := newArmTable(arms, mcpArmTitles)
-	if a := slices.Index(arms, mcpArmAlknet); a >= 0 {
-		if b := slices.Index(arms, mcpArmRaw); b >= 0 {
-			t.addRatio(a, b, "alknet vs go-sdk raw")
+	sweepTables(w, o.sweepOptions, ms, func() *armTable {
+		t := newArmTable(arms, mcpArmTitles)
+		if a := slices.Index(arms, mcpArmAlknet); a >= 0 {
+			if b := slices.Index(arms, mcpArmRaw); b >= 0 {
+				t.addRatio(a, b, "alknet vs go-sdk raw")
+			}
+			if b := slices.Index(arms, mcpArmTyped); b >= 0 {
+				t.addRatio(a, b, "alknet vs go-sdk typed")
+			}
 		}
-		if b := slices.Index(arms, mcpArmTyped); b >= 0 {
-			t.addRatio(a, b, "alknet vs go-sdk typed")
-		}
-	}
-	for _, m := range ms {
-		t.addRate(m)
-		if m.unary {
-			t.addLatencies(m, "tool call ", strings.TrimPrefix(m.label, "tool calls/s, "))
-		}
-	}
-	t.write(w)
-	fmt.Fprintf(w, "\n%s\n", mcpGoalLine(ms))
+		return t
+	}, "tool call ")
+	fmt.Fprintf(w, "\n%s\n", mcpGoalLine(ms, o.sweepOptions))
 
 	fmt.Fprintf(w, "\nPer-round samples (rate; p50 latency for the call rows); CPU time and heap allocations per operation, medians over the rounds (whole process: client and server):\n\n")
 	perRoundTable(w, ms, true)
 }
 
 // mcpGoalLine states whether the goal was met: tool calls/s with many callers on one
-// session at least mcpGoalRatio× the raw SDK server's.
-func mcpGoalLine(ms []*callMetric) string {
-	return ratioGoalLine(ms, fmt.Sprintf("goal: /mcp call-tool calls/s with many callers on one session ≥ %.1f× the go-sdk used directly (raw tool) — ", mcpGoalRatio), mcpMetricN, mcpArmAlknet, mcpArmRaw, mcpGoalRatio)
+// session at least mcpGoalRatio× the raw SDK server's, at the sweep's goal cell (see
+// sweepOptions.goalMany).
+func mcpGoalLine(ms []*callMetric, o sweepOptions) string {
+	many := sweepCell{payload: o.goalPayload(), callers: o.goalMany()}
+	return ratioGoalLine(ms, fmt.Sprintf("goal: /mcp call-tool calls/s with many callers on one session ≥ %.1f× the go-sdk used directly (raw tool) — ", mcpGoalRatio), many.key(mcpMetricCall), mcpArmAlknet, mcpArmRaw, mcpGoalRatio) +
+		goalAt(o.goalPayload(), many.who("caller"))
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -30,15 +29,16 @@ import (
 	alkhttp "github.com/alknet/alknet/http"
 )
 
-// Metric keys of the ws benchmark, for -only and profile labels.
+// Metric kinds of the ws benchmark, for -only and (with the payload and callers)
+// profile labels: the sweep of callers sharing one socket per arm, the row of -conns
+// clients each with a socket of its own, and new connections/s.
 const (
-	wsMetricN    = "call-n"
-	wsMetric1    = "call-1"
+	wsMetricCall = "call"
 	wsMetricConn = "conn"
 )
 
-// wsMetrics lists the metric keys in table order.
-var wsMetrics = []string{wsMetricN, wsMetric1, wsMetricConn}
+// wsMetrics lists the metric kinds in table order.
+var wsMetrics = []string{wsMetricCall, kindConns, wsMetricConn}
 
 // Arm names of the ws benchmark, for -arms and profile labels ("arm").
 const (
@@ -74,8 +74,8 @@ const (
 
 type wsBenchOptions struct {
 	runOptions
-	concurrency int
-	parallel    int
+	sweepOptions
+	parallel int
 }
 
 func runWS(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -85,18 +85,20 @@ func runWS(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"EventEnvelope, client: call.Dispatcher.NewMessageConn pumping a coder/websocket\n"+
 		"socket) with a plain net/http TLS server whose coder/websocket handler answers\n"+
 		"hand-rolled JSON-RPC-style {id, method, params} requests, on loopback: echo calls/s\n"+
-		"and latency with -concurrency callers on one socket and with 1, and new\n"+
-		"connections/s (dial + TLS + upgrade + first call + close) with -conns-parallel dialers.", stderr)
+		"and latency for each -payload size with each -concurrency of callers on one socket\n"+
+		"and with -conns clients each on its own socket (one table per payload), and new\n"+
+		"connections/s (dial + TLS + upgrade + first call + close) with -conns-parallel dialers.\n"+
+		"The default full run takes about 2 minutes.", stderr)
 	o.sharedFlags(fs, orderRotating, wsMetrics, wsArms, "arm, side, metric")
-	fs.DurationVar(&o.duration, "duration", 2*time.Second, "length of one round per metric and arm")
-	fs.IntVar(&o.concurrency, "concurrency", 64, "concurrent callers sharing one socket in the "+wsMetricN+" metric")
+	fs.DurationVar(&o.duration, "duration", 700*time.Millisecond, "length of one round per row and arm")
+	o.sweepFlags(fs, "socket", "a socket (a TCP+TLS connection)")
 	fs.IntVar(&o.parallel, "conns-parallel", 4, "concurrent dialers in the "+wsMetricConn+" metric")
 	fs.DurationVar(&o.settle, "settle", 50*time.Millisecond, "pause after each arm, once its connections are gone, after a GC")
-	help, err := parseFlags(fs, args, stderr, quickUsage, o.quickOverrides())
+	help, err := parseFlags(fs, args, stderr, "smoke run: 1 round, 200ms, "+quickSweepUsage+" (flags given explicitly win)", o.quickSweep(o.quickOverrides()))
 	if help || err != nil {
 		return err
 	}
-	if err := o.validate(atLeast1("-concurrency", o.concurrency), atLeast1("-conns-parallel", o.parallel)); err != nil {
+	if err := o.validate(o.checkSweep(), atLeast1("-conns-parallel", o.parallel)); err != nil {
 		return err
 	}
 	return armBench[wsBenchOptions, *wsFixture]{
@@ -104,7 +106,7 @@ func runWS(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		arms:    wsArms,
 		start:   newWSFixture,
 		warm: func(o wsBenchOptions) wsBenchOptions {
-			o.duration = min(o.duration, 300*time.Millisecond)
+			o.duration = min(o.duration, 200*time.Millisecond)
 			return o
 		},
 		report: wsReport,
@@ -121,14 +123,15 @@ type wsClient interface {
 	close() error
 }
 
-// wsArmState is one arm: its long-lived socket, how to open a fresh one, and the
-// count of its server's open connections.
+// wsArmState is one arm: its long-lived socket, the conns row's sockets, how to open
+// a fresh one, and the count of its server's open connections.
 type wsArmState struct {
 	name   string
 	client wsClient
+	many   []wsClient // the conns row's sockets
 	// dial opens a new socket, with the Bearer token unless anonymous.
 	dial func(ctx context.Context, anonymous bool) (wsClient, error)
-	// open counts the server's open connections (resting: the long-lived socket's).
+	// open counts the server's open connections (resting: the long-lived sockets').
 	open func() int
 	// tr is the arm's client transport (TLS, HTTP/1.1), for the upgrades.
 	tr *http.Transport
@@ -144,13 +147,17 @@ type wsFixture struct {
 	closers
 }
 
-func newWSFixture(ctx context.Context, arms []string, _ wsBenchOptions) (_ *wsFixture, err error) {
+func newWSFixture(ctx context.Context, arms []string, o wsBenchOptions) (_ *wsFixture, err error) {
 	f := &wsFixture{arms: arms, state: make(map[string]*wsArmState), lat: make(latBuffers)}
 	defer func() {
 		if err != nil {
 			f.close()
 		}
 	}()
+	selected, err := selectMetrics(o.only, wsMetrics)
+	if err != nil {
+		return nil, err
+	}
 	if f.server, err = newIdentity(); err != nil {
 		return nil, err
 	}
@@ -178,6 +185,23 @@ func newWSFixture(ctx context.Context, arms []string, _ wsBenchOptions) (_ *wsFi
 		}
 		f.add(func(context.Context) error { return st.client.close() })
 		f.state[a] = st
+		if !selected[kindConns] || o.conns == 0 {
+			continue
+		}
+		pprof.Do(ctx, pprof.Labels("arm", a, "side", "client"), func(ctx context.Context) {
+			st.many, err = openClients(ctx, o.conns, func(ctx context.Context, _ int) (wsClient, error) { return st.dial(ctx, false) },
+				func(c wsClient) { _ = c.close() })
+		})
+		if err != nil {
+			return nil, fmt.Errorf("start %s: %w", a, err)
+		}
+		f.add(func(context.Context) error {
+			var errs []error
+			for _, c := range st.many {
+				errs = append(errs, c.close())
+			}
+			return errors.Join(errs...)
+		})
 	}
 	return f, nil
 }
@@ -587,15 +611,16 @@ func (c *rpcClient) close() error {
 	return err
 }
 
-// settle waits until every arm's server is back to rest (the long-lived socket's
-// connection only), collects garbage and pauses, so that one arm's teardown does not
+// settle waits until every arm's server is back to rest (the long-lived sockets'
+// connections only), collects garbage and pauses, so that one arm's teardown does not
 // run during the next.
 func (f *wsFixture) settle(ctx context.Context, pause time.Duration) error {
 	deadline := time.Now().Add(wsRestTimeout)
 	for {
 		busy := ""
 		for _, name := range f.arms {
-			if n := f.state[name].open(); n > 1 {
+			st := f.state[name]
+			if n := st.open(); n > 1+len(st.many) {
 				busy += fmt.Sprintf(" %s: %d connections;", name, n)
 			}
 		}
@@ -615,8 +640,10 @@ func (f *wsFixture) settle(ctx context.Context, pause time.Duration) error {
 }
 
 // check makes sure, once and untimed, that every arm selected its subprotocol, echoes
-// the exact payload (one caller, then -concurrency callers with distinct payloads at
-// once), serves a fresh socket, and refuses an upgrade without the token with 401.
+// the exact payload of every size (the largest -concurrency of callers with distinct
+// payloads at once on the long-lived socket, then one call on each of the conns row's
+// sockets, all at once), serves a fresh socket, and refuses an upgrade without the
+// token with 401.
 func (f *wsFixture) check(ctx context.Context, o wsBenchOptions) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*callTimeout)
 	defer cancel()
@@ -624,7 +651,7 @@ func (f *wsFixture) check(ctx context.Context, o wsBenchOptions) error {
 		st := f.state[name]
 		var err error
 		pprof.Do(ctx, pprof.Labels("arm", name, "side", "client", "metric", "check"), func(ctx context.Context) {
-			err = checkWSArm(ctx, st, o.concurrency)
+			err = checkWSArm(ctx, st, o.sweepOptions)
 		})
 		if err != nil {
 			return fmt.Errorf("check %s: %w", name, err)
@@ -633,39 +660,23 @@ func (f *wsFixture) check(ctx context.Context, o wsBenchOptions) error {
 	return nil
 }
 
-func checkWSArm(ctx context.Context, st *wsArmState, concurrency int) error {
+func checkWSArm(ctx context.Context, st *wsArmState, o sweepOptions) error {
 	want := map[string]string{wsArmAlknet: alkhttp.WebSocketSubprotocol, wsArmBase: wsBaseSubprotocol}[st.name]
 	if got := st.client.subprotocol(); got != want {
 		return fmt.Errorf("subprotocol %q, want %q", got, want)
 	}
-	echoOK := func(c wsClient, k int) error {
-		in := echoPayload(k)
-		out, err := c.echo(ctx, in)
-		if err != nil {
-			return fmt.Errorf("echo: %w", err)
-		}
-		if !bytes.Equal(out, in) {
-			return fmt.Errorf("echo: got %q, want %q", out, in)
-		}
-		return nil
-	}
-	if err := echoOK(st.client, 0); err != nil {
+	echo := func(ctx context.Context, c wsClient, in []byte) ([]byte, error) { return c.echo(ctx, in) }
+	if err := checkEchoes(ctx, o.payloads, []wsClient{st.client}, o.maxConcurrency(), echo); err != nil {
 		return err
 	}
-	errs := make([]error, concurrency)
-	var wg sync.WaitGroup
-	for k := range concurrency {
-		wg.Go(func() { errs[k] = echoOK(st.client, k) })
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := checkEchoes(ctx, o.payloads, st.many, 1, echo); err != nil {
 		return err
 	}
 	fresh, err := st.dial(ctx, false)
 	if err != nil {
 		return fmt.Errorf("fresh socket: %w", err)
 	}
-	err = echoOK(fresh, 1)
+	err = checkEchoes(ctx, o.payloads[:1], []wsClient{fresh}, 1, echo)
 	if cerr := fresh.close(); err == nil && cerr != nil {
 		err = fmt.Errorf("fresh socket: close: %w", cerr)
 	}
@@ -704,53 +715,60 @@ func wsConnOnce(ctx context.Context, st *wsArmState, payload []byte) error {
 }
 
 func (f *wsFixture) metrics(o wsBenchOptions, selected map[string]bool) []*callMetric {
-	payload := echoPayload(0)
-	unary := func(key, label string, workers int) *callMetric {
-		m := &callMetric{key: key, label: label, unit: "call", unary: true}
+	var out []*callMetric
+	for _, cell := range o.cells(selected, wsMetricCall) {
+		payload := sweepPayload(0, cell.payload)
+		key := cell.key(wsMetricCall)
+		who := cell.who("caller")
+		if !cell.conns {
+			who += " on one socket"
+		}
+		m := &callMetric{key: key, label: "echo calls/s, " + who, unit: "call", unary: true, payload: cell.payload, who: who}
 		for _, name := range f.arms {
-			c := f.state[name].client
-			m.arms = append(m.arms, f.lat.arm(key, name, workers, func(ctx context.Context, lat [][]time.Duration) (sample, error) {
-				return unaryRound(ctx, c, payload, o.duration, lat)
+			st := f.state[name]
+			clients := []echoClient{st.client}
+			if cell.conns {
+				clients = clients[:0]
+				for _, c := range st.many {
+					clients = append(clients, c)
+				}
+			}
+			m.arms = append(m.arms, f.lat.arm(key, name, cell.callers, func(ctx context.Context, lat [][]time.Duration) (sample, error) {
+				return unaryRoundEach(ctx, clients, payload, o.duration, lat)
 			}))
 		}
-		return m
+		out = append(out, m)
 	}
-	conn := &callMetric{key: wsMetricConn, label: fmt.Sprintf("new connections/s: dial + TLS + upgrade + 1 call + close (%d %s)", o.parallel, plural(o.parallel, "dialer")), unit: "conn"}
-	for _, name := range f.arms {
-		st := f.state[name]
-		conn.arms = append(conn.arms, &callArm{arm: newArm(name, func(ctx context.Context) (sample, error) {
-			return connsRound(ctx, o.parallel, o.duration, func(ctx context.Context) error { return wsConnOnce(ctx, st, payload) })
-		})})
-	}
-	all := []*callMetric{
-		unary(wsMetricN, fmt.Sprintf("echo calls/s, %d callers on one socket", o.concurrency), o.concurrency),
-		unary(wsMetric1, "echo calls/s, 1 caller", 1),
-		conn,
-	}
-	var out []*callMetric
-	for _, m := range all {
-		if selected[m.key] {
-			out = append(out, m)
+	if selected[wsMetricConn] {
+		payload := sweepPayload(0, o.goalPayload())
+		conn := &callMetric{key: wsMetricConn, label: fmt.Sprintf("new connections/s: dial + TLS + upgrade + 1 call + close (%d %s)", o.parallel, plural(o.parallel, "dialer")), unit: "conn"}
+		for _, name := range f.arms {
+			st := f.state[name]
+			conn.arms = append(conn.arms, &callArm{arm: newArm(name, func(ctx context.Context) (sample, error) {
+				return connsRound(ctx, o.parallel, o.duration, func(ctx context.Context) error { return wsConnOnce(ctx, st, payload) })
+			})})
 		}
+		out = append(out, conn)
 	}
 	return out
 }
 
-// wsMessageSizes returns the sizes of one echo's request and answer messages on each
-// arm (the alknet ids are UUIDs; the baseline's id is taken as 5 digits).
+// wsMessageSizes returns what one echo's request and answer messages add to the
+// payload on each arm (the alknet ids are UUIDs; the baseline's id is taken as 5
+// digits).
 func wsMessageSizes() (alkReq, alkResp, baseReq, baseResp int) {
-	in := echoPayload(0)
+	in := sweepPayload(0, minPayload)
 	id := call.NewID()
 	if env, err := call.NewRequest(id, benchEchoOp, in, nil, nil); err == nil {
 		b, _ := call.EncodeEnvelope(env)
-		alkReq = len(b)
+		alkReq = len(b) - len(in)
 	}
 	b, _ := call.EncodeEnvelope(call.NewResponded(id, in))
-	alkResp = len(b)
+	alkResp = len(b) - len(in)
 	b, _ = json.Marshal(rpcRequest{ID: 12345, Method: benchEchoOp, Params: in})
-	baseReq = len(b)
+	baseReq = len(b) - len(in)
 	b, _ = json.Marshal(rpcResponse{ID: 12345, Result: in})
-	baseResp = len(b)
+	baseResp = len(b) - len(in)
 	return
 }
 
@@ -758,36 +776,38 @@ func wsReport(w io.Writer, o wsBenchOptions, arms []string, ms []*callMetric, lo
 	machine := armMachine(library{"coder/websocket", "github.com/coder/websocket"})
 	aq, ar, bq, br := wsMessageSizes()
 	reportHeader(w, "ws", machine, loadBefore, otherCPU, fmt.Sprintf(
-		"one process, loopback, one long-lived socket per arm shared by every caller (callers correlate answers by id); "+
-			"echo of a %d-byte JSON input, messages of %d/%d bytes (request/answer) on alknet and %d/%d on the baseline; "+
-			"a correctness check (subprotocol, exact echoes, a fresh socket, 401 without the token) and a warm-up pass, "+
+		"one process, loopback; %s, the echo's input, its messages %d/%d bytes longer (request/answer) on alknet and %d/%d on the baseline; "+
+			"%s; callers sharing a socket correlate answers by id; "+
+			"a correctness check (subprotocol, byte-exact echoes at every size on every socket, a fresh socket, 401 without the token) and a warm-up pass, "+
 			"then %d %s (arms interleaved, starting one arm later each round), %s per round and arm; medians over the rounds; "+
 			"both arms are TLS 1.3 with the same Ed25519 certificate, HTTP/1.1 upgrade, coder/websocket on both sides, no compression, a Bearer token checked at the upgrade: "+
 			"alknet is GET /alknet/call of alkhttp.Handler (registry with bench/echo) on an endpoint's TCP+TLS listener, one binary message per EventEnvelope, "+
 			"its client a call.Conn from (&call.Dispatcher{}).NewMessageConn with a goroutine pumping the socket into HandleEnvelope; "+
 			"the baseline is a net/http server over crypto/tls whose coder/websocket handler decodes {id, method, params} text messages with encoding/json "+
 			"and answers {id, result} from a goroutine per request, its client a hand-rolled id→channel map; "+
-			"conn: %d dialers for %s, each repeating dial + TLS + upgrade + 1 call + close handshake; "+
+			"conn: %d dialers for %s, each repeating dial + TLS + upgrade + 1 call of the %s payload + close handshake; "+
+			"%s; both servers read messages of up to %s (alkhttp.DefaultWSMaxMessageBytes, set on the baseline too); "+
 			"ratio columns: alknet/baseline for rates, baseline/alknet for latencies, so above 1 means alknet is better",
-		callPayloadSize, aq, ar, bq, br, o.rounds, plural(o.rounds, "round"), o.duration, o.parallel, o.duration))
+		o.payloadShape(), aq, ar, bq, br, o.sweepRows("socket per arm", "a socket (a TCP+TLS connection)"),
+		o.rounds, plural(o.rounds, "round"), o.duration, o.parallel, o.duration, byteSize(o.goalPayload()),
+		o.alknetLimits(false), byteSize(alkhttp.DefaultWSMaxMessageBytes)))
 
-	t := newArmTable(arms, wsArmTitles)
-	t.addBaselineRatios(arms, wsArmBase, wsRatioTitles)
-	for _, m := range ms {
-		t.addRate(m)
-		if m.unary {
-			t.addLatencies(m, "echo ", strings.TrimPrefix(m.label, "echo calls/s, "))
-		}
-	}
-	t.write(w)
-	fmt.Fprintf(w, "\n%s\n", wsGoalLine(ms))
+	sweepTables(w, o.sweepOptions, ms, func() *armTable {
+		t := newArmTable(arms, wsArmTitles)
+		t.addBaselineRatios(arms, wsArmBase, wsRatioTitles)
+		return t
+	}, "echo ")
+	fmt.Fprintf(w, "\n%s\n", wsGoalLine(ms, o.sweepOptions))
 
 	fmt.Fprintf(w, "\nPer-round samples (rate; p50 latency for the call rows); CPU time and heap allocations per operation, medians over the rounds (whole process: client and server):\n\n")
 	perRoundTable(w, ms, true)
 }
 
 // wsGoalLine states whether the goal was met: echo calls/s with many callers on one
-// socket at least wsGoalRatio× the baseline's.
-func wsGoalLine(ms []*callMetric) string {
-	return ratioGoalLine(ms, fmt.Sprintf("goal: /alknet/call echo calls/s with many callers on one socket ≥ %.1f× net/http + coder/websocket — ", wsGoalRatio), wsMetricN, wsArmAlknet, wsArmBase, wsGoalRatio)
+// socket at least wsGoalRatio× the baseline's, at the sweep's goal cell (see
+// sweepOptions.goalMany).
+func wsGoalLine(ms []*callMetric, o sweepOptions) string {
+	many := sweepCell{payload: o.goalPayload(), callers: o.goalMany()}
+	return ratioGoalLine(ms, fmt.Sprintf("goal: /alknet/call echo calls/s with many callers on one socket ≥ %.1f× net/http + coder/websocket — ", wsGoalRatio), many.key(wsMetricCall), wsArmAlknet, wsArmBase, wsGoalRatio) +
+		goalAt(o.goalPayload(), many.who("caller"))
 }
