@@ -105,7 +105,9 @@ type ForwardConfig struct {
 	// Resolver resolves destination names (nil: net.DefaultResolver), as for
 	// Config.Resolver.
 	Resolver Resolver
-	// Dialer dials allowed destinations (nil: a net.Dialer).
+	// Dialer dials allowed destinations (nil: a net.Dialer without TCP keep-alive,
+	// as OpenSSH's sshd dials forwarded destinations: IdleTimeout ends a forward
+	// whose destination went away).
 	Dialer Dialer
 	// DialTimeout bounds the dial of one destination, every address tried included
 	// (0: DefaultDialTimeout). A dial cut short by it is refused with
@@ -128,7 +130,8 @@ type ForwardConfig struct {
 	// DefaultForwardHeaderTimeout).
 	HeaderTimeout time.Duration
 	// IdleTimeout closes a forwarded connection that moved no byte either way for
-	// this long (0: DefaultForwardIdleTimeout; negative: never).
+	// this long (0: DefaultForwardIdleTimeout; negative: never). It is checked every
+	// quarter of it, so a quiet forward ends at most a quarter of it later.
 	IdleTimeout time.Duration
 	// Logger receives one line per forwarded stream ("forward"), with the identity,
 	// the outcome and the byte counts; never the destination. Nil discards them.
@@ -137,8 +140,9 @@ type ForwardConfig struct {
 
 // Forwarder serves ALPNForward: a core.ProtocolHandler for the endpoint.
 type Forwarder struct {
-	cfg  atomic.Pointer[ForwardConfig]
-	bufs sync.Pool // *[forwardCopyBuffer]byte, the copy buffers of ended forwards
+	cfg   atomic.Pointer[ForwardConfig]
+	bufs  sync.Pool // *[forwardCopyBuffer]byte, the copy buffers of ended forwards
+	stats forwardCounters
 }
 
 // NewForwarder validates cfg and returns a Forwarder.
@@ -188,6 +192,7 @@ func (f *Forwarder) Handle(ctx context.Context, conn *core.Connection, auth core
 	}
 	fc := &forwardConn{
 		cfg: f.cfg.Load(), conn: conn, id: auth.Identity.Clone(), transport: TransportQUIC, bufs: &f.bufs,
+		stats: &f.stats,
 	}
 	if conn.SingleStream() {
 		fc.transport = TransportTLS
@@ -207,6 +212,7 @@ type forwardConn struct {
 	transport string
 	log       *slog.Logger
 	bufs      *sync.Pool
+	stats     *forwardCounters
 	open      atomic.Int64 // forwards open now
 	listeners atomic.Int64 // remote-forward listeners open now
 }
@@ -224,7 +230,7 @@ func (fc *forwardConn) serve(ctx context.Context, st core.BiStream) {
 	start := time.Now()
 	var up, down atomic.Int64
 	outcome, rule := fc.forward(ctx, st, &up, &down)
-	if outcome == outcomePing {
+	if outcome == outcomePing || !fc.log.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
 	attrs := []slog.Attr{
@@ -249,6 +255,7 @@ func (fc *forwardConn) forward(ctx context.Context, st core.BiStream, up, down *
 	maxStreams := limit(fc.cfg.MaxStreams, DefaultMaxForwardStreams)
 	if fc.open.Add(1) > int64(maxStreams) {
 		fc.open.Add(-1)
+		fc.stats.rejected.Add(1)
 		refuseStream(st, ReasonTooManyStreams)
 		return ReasonTooManyStreams, nil
 	}
@@ -256,12 +263,13 @@ func (fc *forwardConn) forward(ctx context.Context, st core.BiStream, up, down *
 
 	// The header buffer and both copy buffers, held until the forward ends.
 	headerMax := limit(fc.cfg.MaxHeaderLength, DefaultMaxForwardHeader)
-	res := fc.conn.Budget().Reservation()
-	defer res.Release()
-	if err := res.Grow(int64(max(headerMax, 16) + 2*forwardCopyBuffer)); err != nil {
+	budget, reserved := fc.conn.Budget(), int64(max(headerMax, 16)+2*forwardCopyBuffer)
+	if err := budget.Reserve(reserved); err != nil {
+		fc.stats.rejected.Add(1)
 		refuseStream(st, ReasonOverBudget)
 		return ReasonOverBudget, nil
 	}
+	defer budget.Release(reserved)
 
 	br := bufio.NewReaderSize(st, headerMax)
 	_ = nc.SetReadDeadline(time.Now().Add(limit(fc.cfg.HeaderTimeout, DefaultForwardHeaderTimeout)))
@@ -277,6 +285,7 @@ func (fc *forwardConn) forward(ctx context.Context, st core.BiStream, up, down *
 		if errors.Is(err, errHeaderTooLong) {
 			reason = ReasonHeaderTooLong
 		}
+		fc.stats.rejected.Add(1)
 		refuseStream(st, reason)
 		return reason, nil
 	}
@@ -287,9 +296,13 @@ func (fc *forwardConn) forward(ctx context.Context, st core.BiStream, up, down *
 
 	c, reason, rule := fc.connect(ctx, h.host, h.port)
 	if c == nil {
+		fc.stats.refusal(reason)
 		refuseStream(st, reason)
 		return reason, rule
 	}
+	fc.stats.opened.Add(1)
+	fc.stats.active.Add(1)
+	defer fc.stats.active.Add(-1)
 	if _, err := io.WriteString(st, "ok\n"); err != nil {
 		_ = c.Close()
 		resetStream(st)
@@ -332,12 +345,8 @@ func (fc *forwardConn) connect(ctx context.Context, host string, port uint16) (c
 			return nil, ReasonResolve, nil
 		}
 	}
-	var dialer Dialer = &net.Dialer{}
-	if fc.cfg.Dialer != nil {
-		dialer = fc.cfg.Dialer
-	}
 	for _, a := range addrs {
-		c, err = dialer.DialContext(dctx, "tcp", netip.AddrPortFrom(a, port).String())
+		c, err = fc.dial(dctx, netip.AddrPortFrom(a, port))
 		if err == nil {
 			return c, "", nil
 		}
@@ -346,6 +355,21 @@ func (fc *forwardConn) connect(ctx context.Context, host string, port uint16) (c
 		}
 	}
 	return nil, ReasonConnectFailed, nil
+}
+
+// dial connects to addr with the configured Dialer or, without one, with a
+// net.Dialer that sets no TCP keep-alive (as sshd; four setsockopt calls fewer per
+// forward) and neither formats nor parses the address.
+func (fc *forwardConn) dial(ctx context.Context, addr netip.AddrPort) (net.Conn, error) {
+	if fc.cfg.Dialer != nil {
+		return fc.cfg.Dialer.DialContext(ctx, "tcp", addr.String())
+	}
+	d := net.Dialer{KeepAlive: -1}
+	c, err := d.DialTCP(ctx, "tcp", netip.AddrPort{}, addr)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // refuseStream answers a refusal line and ends the stream: the client reads the line
@@ -385,32 +409,29 @@ func resetTCP(c net.Conn) {
 // (countingWriter has no ReaderFrom either).
 type readerOnly struct{ io.Reader }
 
-// activity keeps the last time a byte moved either way.
-type activity struct {
-	last atomic.Int64 // unix nanoseconds
-}
-
-// countingWriter counts what it writes on a.
+// countingWriter counts what it writes, in the forward's count n and the
+// Forwarder's total.
 type countingWriter struct {
-	w io.Writer
-	a *activity
-	n *atomic.Int64
+	w     io.Writer
+	n     *atomic.Int64
+	total *atomic.Uint64
 }
 
 func (c countingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n.Add(int64(n))
-	c.a.last.Store(time.Now().UnixNano())
+	c.total.Add(uint64(n))
 	return n, err
 }
 
-// pipe is pipeForward with two copy buffers from the Forwarder's pool and the
-// configured idle timeout.
+// pipe is pipeForward with two copy buffers from the Forwarder's pool, the
+// configured idle timeout and the Forwarder's counters.
 func (fc *forwardConn) pipe(st core.BiStream, br io.Reader, c net.Conn, up, down *atomic.Int64) bool {
 	a, b := fc.buffer(), fc.buffer()
 	defer fc.bufs.Put(a)
 	defer fc.bufs.Put(b)
-	return pipeForward(st, br, c, limit(fc.cfg.IdleTimeout, DefaultForwardIdleTimeout), up, down, a[:], b[:])
+	return pipeForward(st, br, c, limit(fc.cfg.IdleTimeout, DefaultForwardIdleTimeout),
+		countingWriter{c, up, &fc.stats.bytesUp}, countingWriter{st, down, &fc.stats.bytesDown}, a[:], b[:])
 }
 
 // buffer returns a copy buffer from the pool, or a new one.
@@ -421,14 +442,65 @@ func (fc *forwardConn) buffer() *[forwardCopyBuffer]byte {
 	return new([forwardCopyBuffer]byte)
 }
 
+// idleTicks is how many checks of an idle watch in a row must see no byte moved:
+// the watch checks every idle/idleTicks, so a quiet forward ends between idle and
+// idle*(idleTicks+1)/idleTicks after its last byte.
+const idleTicks = 4
+
+// idleWatch aborts a forward once its byte counts stayed the same for idle: a timer
+// per forward that compares the counts every idle/idleTicks, so that moving bytes
+// costs nothing but the counting.
+type idleWatch struct {
+	period   time.Duration
+	up, down *atomic.Int64
+	abort    func()
+
+	mu      sync.Mutex
+	timer   *time.Timer
+	stopped bool
+	seen    int64 // up+down at the last check
+	quiet   int   // checks in a row that saw no change
+}
+
+// watchIdle starts an idle watch; stop it with stop.
+func watchIdle(idle time.Duration, up, down *atomic.Int64, abort func()) *idleWatch {
+	w := &idleWatch{period: max(idle/idleTicks, 1), up: up, down: down, abort: abort, seen: up.Load() + down.Load()}
+	w.mu.Lock()
+	w.timer = time.AfterFunc(w.period, w.check)
+	w.mu.Unlock()
+	return w
+}
+
+func (w *idleWatch) check() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped {
+		return
+	}
+	if n := w.up.Load() + w.down.Load(); n != w.seen {
+		w.seen, w.quiet = n, 0
+	} else if w.quiet++; w.quiet >= idleTicks {
+		w.abort()
+		return
+	}
+	w.timer.Reset(w.period)
+}
+
+func (w *idleWatch) stop() {
+	w.mu.Lock()
+	w.stopped = true
+	w.timer.Stop()
+	w.mu.Unlock()
+}
+
 // pipeForward copies between the stream (read through br, which may hold bytes
 // after the header) and the destination c, through upBuf and downBuf, until both
-// directions end, carrying half-closes through. An error on either side resets
-// both; idle (when positive) closes a forward that moved nothing for that long. ok
-// reports an orderly end both ways.
-func pipeForward(st core.BiStream, br io.Reader, c net.Conn, idle time.Duration, up, down *atomic.Int64, upBuf, downBuf []byte) (ok bool) {
-	act := &activity{}
-	act.last.Store(time.Now().UnixNano())
+// directions end, carrying half-closes through: up writes to c, down to st, each
+// counting the bytes. The destination-to-stream copy runs in the calling goroutine,
+// the other in one new goroutine. An error on either side resets both; idle (when
+// positive) closes a forward that moved nothing for that long. ok reports an
+// orderly end both ways.
+func pipeForward(st core.BiStream, br io.Reader, c net.Conn, idle time.Duration, up, down countingWriter, upBuf, downBuf []byte) (ok bool) {
 	var failed atomic.Bool
 	var once sync.Once
 	abort := func() {
@@ -439,37 +511,13 @@ func pipeForward(st core.BiStream, br io.Reader, c net.Conn, idle time.Duration,
 		})
 	}
 	if idle > 0 {
-		var timer *time.Timer
-		var mu sync.Mutex
-		stopped := false
-		var check func()
-		check = func() {
-			quiet := time.Since(time.Unix(0, act.last.Load()))
-			mu.Lock()
-			defer mu.Unlock()
-			if stopped {
-				return
-			}
-			if quiet >= idle {
-				abort()
-				return
-			}
-			timer = time.AfterFunc(idle-quiet, check)
-		}
-		mu.Lock()
-		timer = time.AfterFunc(idle, check)
-		mu.Unlock()
-		defer func() {
-			mu.Lock()
-			stopped = true
-			timer.Stop()
-			mu.Unlock()
-		}()
+		w := watchIdle(idle, up.n, down.n, abort)
+		defer w.stop()
 	}
 	var wg sync.WaitGroup
 	// Stream to destination: FIN half-closes the TCP connection.
 	wg.Go(func() {
-		_, err := io.CopyBuffer(countingWriter{c, act, up}, readerOnly{br}, upBuf)
+		_, err := io.CopyBuffer(up, readerOnly{br}, upBuf)
 		if err != nil {
 			abort()
 			return
@@ -479,14 +527,11 @@ func pipeForward(st core.BiStream, br io.Reader, c net.Conn, idle time.Duration,
 		}
 	})
 	// Destination to stream: the TCP FIN half-closes the stream.
-	wg.Go(func() {
-		_, err := io.CopyBuffer(countingWriter{st, act, down}, readerOnly{c}, downBuf)
-		if err != nil {
-			abort()
-			return
-		}
+	if _, err := io.CopyBuffer(down, readerOnly{c}, downBuf); err != nil {
+		abort()
+	} else {
 		_ = st.CloseWrite()
-	})
+	}
 	wg.Wait()
 	_ = st.Close()
 	_ = c.Close()

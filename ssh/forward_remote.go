@@ -39,28 +39,33 @@ const maxForwardedLine = len("forwarded 65535\n")
 func (fc *forwardConn) listen(ctx context.Context, st core.BiStream, br io.Reader, host string, port uint16) string {
 	if !fc.id.HasScope(ScopeRemoteForward) {
 		fc.log.LogAttrs(ctx, slog.LevelInfo, "remote forward denied", slog.String("identity", fc.id.ID), slog.String("reason", "missing scope "+ScopeRemoteForward))
+		fc.stats.remote.count(false)
 		refuseStream(st, ReasonRemoteDenied)
 		return ReasonRemoteDenied
 	}
 	bind, ok := loopbackBind(host)
 	if !ok {
 		fc.log.LogAttrs(ctx, slog.LevelInfo, "remote forward denied", slog.String("identity", fc.id.ID), slog.String("reason", "not a loopback address"))
+		fc.stats.remote.count(false)
 		refuseStream(st, ReasonRemoteDenied)
 		return ReasonRemoteDenied
 	}
 	max := limit(fc.cfg.MaxRemoteForwards, DefaultMaxRemoteForwards)
 	if fc.listeners.Add(1) > int64(max) {
 		fc.listeners.Add(-1)
+		fc.stats.remote.count(false)
 		refuseStream(st, ReasonTooManyListeners)
 		return ReasonTooManyListeners
 	}
 	defer fc.listeners.Add(-1)
 	ln, err := net.Listen("tcp", net.JoinHostPort(bind, strconv.Itoa(int(port))))
 	if err != nil {
+		fc.stats.remote.count(false)
 		refuseStream(st, ReasonListenFailed)
 		return ReasonListenFailed
 	}
 	bound := ln.Addr().(*net.TCPAddr).Port
+	fc.stats.remote.count(true)
 	if _, err := io.WriteString(st, "ok "+strconv.Itoa(bound)+"\n"); err != nil {
 		_ = ln.Close()
 		resetStream(st)
@@ -97,6 +102,9 @@ func (fc *forwardConn) forwardInbound(ctx context.Context, c net.Conn, port int)
 		resetStream(st)
 		outcome = "closed"
 	} else {
+		fc.stats.remoteConns.Add(1)
+		fc.stats.active.Add(1)
+		defer fc.stats.active.Add(-1)
 		stop := context.AfterFunc(ctx, func() { _ = c.Close(); resetStream(st) })
 		// up counts what the client sends, as for its own forwards.
 		if !fc.pipe(st, st, c, &up, &down) {
