@@ -146,6 +146,8 @@ func (p *Plugin) Setup(_ context.Context, env *node.Env) ([]core.ProtocolHandler
 			return nil, fmt.Errorf("build handlers: alknet/forward: %w", err)
 		}
 		handlers = append(handlers, p.forwarder)
+		fwd := p.forwarder
+		env.AddMetrics(func() []metrics.Family { return forwardFamilies(fwd.Stats()) })
 	}
 	return handlers, nil
 }
