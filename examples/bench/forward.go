@@ -50,15 +50,20 @@ const (
 	// fwdArmSSH is direct-tcpip through a server and client written with
 	// x/crypto/ssh alone, over TCP.
 	fwdArmSSH = "xssh-tcp"
+	// fwdArmTCP is a plain TCP connection dialed straight to the sink or echo: the
+	// TCP hop that both the forward and direct-tcpip pay on the server, alone (a
+	// floor, not a competitor).
+	fwdArmTCP = "tcp"
 )
 
 // fwdArms lists the arms in column order.
-var fwdArms = []string{fwdArmForward, fwdArmQUIC, fwdArmSSH}
+var fwdArms = []string{fwdArmForward, fwdArmQUIC, fwdArmSSH, fwdArmTCP}
 
 var fwdArmTitles = map[string]string{
 	fwdArmForward: "alknet/forward QUIC",
 	fwdArmQUIC:    "raw quic-go stream",
 	fwdArmSSH:     "x/crypto/ssh TCP",
+	fwdArmTCP:     "plain TCP to the target (floor)",
 }
 
 var fwdQUICRatioTitles = map[string]string{fwdArmForward: "forward vs quic-go"}
@@ -160,6 +165,8 @@ func newFwdFixture(ctx context.Context, arms []string, _ fwdBenchOptions) (_ *fw
 				err = f.startQUIC(ctx, server, client)
 			case fwdArmSSH:
 				err = f.startSSH(ctx, server, client)
+			case fwdArmTCP:
+				f.startTCP()
 			}
 		})
 		if err != nil {
@@ -285,6 +292,19 @@ func (f *fwdFixture) startSSH(ctx context.Context, server, client sshKey) error 
 		return fwdStream{ReadWriter: ch, closeWrite: ch.(interface{ CloseWrite() error }).CloseWrite, close: func() { _ = ch.Close() }}, nil
 	}
 	return nil
+}
+
+// startTCP makes the floor arm: a TCP connection dialed straight to the target.
+func (f *fwdFixture) startTCP() {
+	f.open[fwdArmTCP] = func(ctx context.Context, sink bool) (fwdStream, error) {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(int(f.targetPort(sink)))))
+		if err != nil {
+			return fwdStream{}, err
+		}
+		tc := c.(*net.TCPConn)
+		return fwdStream{ReadWriter: tc, closeWrite: tc.CloseWrite, close: func() { _ = tc.Close() }}, nil
+	}
 }
 
 // check echoes a 1 MiB random payload byte-exact through every arm, half-close
@@ -437,6 +457,7 @@ func fwdReport(w io.Writer, o fwdBenchOptions, arms []string, ms []*callMetric, 
 			"and ssh.DialForward on one long-lived connection, each forwarded connection a stream to an in-process TCP sink or echo on 127.0.0.1; "+
 			"raw quic-go stream is a bare quic-go server whose streams are the sink or echo themselves (no TCP hop), the ceiling; "+
 			"x/crypto/ssh TCP is a server and client written with golang.org/x/crypto/ssh alone, direct-tcpip channels on one long-lived connection to the same TCP target; "+
+			"plain TCP to the target is a floor, not a competitor: a TCP connection dialed straight to the same sink or echo, the hop both forwarding arms pay on their server; "+
 			"a correctness check (a %d MiB random payload echoed byte-exact through each arm) and a warm-up pass, then %d %s (arms interleaved); "+
 			"bulk: one forwarded connection to the sink, %s written in %d KiB writes, half-closed, the sink's count read, timed from the open; "+
 			"conns: %d openers for %s, each repeating open + 1 byte echoed + half-close + close; "+
@@ -454,8 +475,48 @@ func fwdReport(w io.Writer, o fwdBenchOptions, arms []string, ms []*callMetric, 
 	fmt.Fprintf(w, "\nreported: single-connection bulk over alknet/forward against x/crypto/ssh over TCP — %s\n", fwdRatio(ms, fwdMetricBulk, fwdArmForward, fwdArmSSH))
 	fmt.Fprintf(w, "\n%s\n", ratioGoalLine(ms, fmt.Sprintf("goal: forwarded connections/s over alknet/forward ≥ %.1f× x/crypto/ssh over TCP — ", fwdConnsGoal), fwdMetricConns, fwdArmForward, fwdArmSSH, fwdConnsGoal))
 	fmt.Fprintf(w, "\n%s\n", ratioGoalLine(ms, fmt.Sprintf("goal: 64 parallel forwarded connections' throughput over alknet/forward ≥ %.1f× x/crypto/ssh over TCP — ", fwdPar64Goal), fwdMetricPar64, fwdArmForward, fwdArmSSH, fwdPar64Goal))
+	for _, l := range fwdFloorLines(ms) {
+		fmt.Fprintf(w, "\n%s\n", l)
+	}
 	fmt.Fprintf(w, "\nPer-round samples; CPU time and heap allocations per operation, medians over the rounds (whole process: client, server and target):\n\n")
 	perRoundTable(w, ms, false)
+}
+
+// fwdCPU is the median CPU time per operation of arm on metric, 0 when not measured.
+func fwdCPU(ms []*callMetric, metric, arm string) float64 {
+	a := findArm(ms, metric, arm)
+	if a == nil || len(*a.samples) == 0 {
+		return 0
+	}
+	return median(values(*a.samples, sample.cpuPerOp))
+}
+
+// fwdFloorLines says what each goal can reach at best, from CPU per operation: a
+// forwarded connection is a QUIC stream plus the node's TCP hop to the target, so
+// the raw quic-go stream and plain TCP to the target together are its floor.
+func fwdFloorLines(ms []*callMetric) []string {
+	var out []string
+	quic, tcp, xssh := fwdCPU(ms, fwdMetricConns, fwdArmQUIC), fwdCPU(ms, fwdMetricConns, fwdArmTCP), fwdCPU(ms, fwdMetricConns, fwdArmSSH)
+	if quic > 0 && tcp > 0 && xssh > 0 {
+		tcpRate := "?"
+		if a := findArm(ms, fwdMetricConns, fwdArmTCP); a != nil {
+			tcpRate = formatValue(a.median())
+		}
+		out = append(out, fmt.Sprintf("floor: forwarded connections/s — plain TCP to the target alone (dial, 1 byte echoed, close) %s/s at %s of CPU each, a raw quic-go stream %s: "+
+			"a forwarded connection needs both (%s), so on CPU it reaches at most %.2f× x/crypto/ssh over TCP (%s per direct-tcpip channel)",
+			tcpRate, formatDuration(tcp), formatDuration(quic), formatDuration(tcp+quic), xssh/(tcp+quic), formatDuration(xssh)))
+	}
+	quic, tcp = fwdCPU(ms, fwdMetricBulk, fwdArmQUIC), fwdCPU(ms, fwdMetricBulk, fwdArmTCP)
+	if quic > 0 && tcp > 0 {
+		out = append(out, fmt.Sprintf("floor: single-connection bulk — the TCP hop alone costs %s of CPU per MiB, the raw quic-go stream %s: "+
+			"at the forward's floor (%s) and the quic-go arm's share of the machine, the forward reaches at most %.2f× the raw stream",
+			formatDuration(tcp), formatDuration(quic), formatDuration(tcp+quic), quic/(tcp+quic)))
+	}
+	if a, b := findArm(ms, fwdMetricPar64, fwdArmQUIC), findArm(ms, fwdMetricPar64, fwdArmSSH); a != nil && b != nil && b.median() > 0 {
+		out = append(out, fmt.Sprintf("floor: 64 parallel forwarded connections — a raw quic-go stream per connection, without any TCP hop, moves %.2f× x/crypto/ssh over TCP: the forward's ceiling",
+			a.median()/b.median()))
+	}
+	return out
 }
 
 // fwdRatio is arm's median on metric over base's, "0.51×", or what is missing.

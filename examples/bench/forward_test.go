@@ -10,7 +10,7 @@ import (
 // never the timings themselves.
 func TestForwardQuick(t *testing.T) {
 	s := runQuick(t, "forward", "-quick", "-duration", "100ms", "-bulk-bytes", "2MiB", "-conns-parallel", "2")
-	header := []string{"metric", "alknet/forward QUIC", "raw quic-go stream", "x/crypto/ssh TCP",
+	header := []string{"metric", "alknet/forward QUIC", "raw quic-go stream", "x/crypto/ssh TCP", "plain TCP to the target (floor)",
 		"forward vs quic-go", "forward vs x/crypto/ssh", "quic-go vs x/crypto/ssh"}
 	if !strings.Contains(s, "| "+strings.Join(header, " | ")+" |") {
 		t.Errorf("no table header %q in:\n%s", header, s)
@@ -40,6 +40,15 @@ func TestForwardQuick(t *testing.T) {
 	}
 	if !strings.Contains(s, "reported: single-connection bulk over alknet/forward against x/crypto/ssh over TCP — ") {
 		t.Errorf("no reported bulk ratio against x/crypto/ssh in:\n%s", s)
+	}
+	for _, floor := range []string{
+		"floor: forwarded connections/s — plain TCP to the target alone (dial, 1 byte echoed, close) ",
+		"floor: single-connection bulk — the TCP hop alone costs ",
+		"floor: 64 parallel forwarded connections — a raw quic-go stream per connection, without any TCP hop, moves ",
+	} {
+		if !strings.Contains(s, "\n"+floor) {
+			t.Errorf("no line %q in:\n%s", floor, s)
+		}
 	}
 }
 
