@@ -31,10 +31,17 @@ import (
 const (
 	sshMetricBulk      = "bulk"
 	sshMetricHandshake = "handshake"
+	// sshMetricResumed is sshMetricHandshake with the endpoint arms resuming their TLS
+	// session (tlsconf.SessionCache); the other arms have no TLS and repeat the
+	// handshake metric.
+	sshMetricResumed = "handshake-resumed"
 )
 
 // sshMetrics lists the metric keys in table order.
-var sshMetrics = []string{sshMetricBulk, sshMetricHandshake}
+var sshMetrics = []string{sshMetricBulk, sshMetricHandshake, sshMetricResumed}
+
+// sshGoalMetrics are the metrics the goal lines judge.
+var sshGoalMetrics = []string{sshMetricBulk, sshMetricHandshake}
 
 // Arm names of the ssh benchmark, for -arms and profile labels ("arm").
 const (
@@ -354,6 +361,11 @@ type sshArmState struct {
 	client sshClient
 	// dial opens a new SSH connection and logs in.
 	dial func(ctx context.Context) (sshClient, error)
+	// dialResumed is dial resuming the TLS session of an earlier dialResumed, and
+	// resumed counts the server's resumed connections so far; both are nil on the arms
+	// without TLS.
+	dialResumed func(ctx context.Context) (sshClient, error)
+	resumed     func() uint64
 	// open counts the server's open connections (resting: the long-lived client's).
 	open func() int
 	// helperCPU, when set, is the CPU time of the arm's server processes (sshd).
@@ -508,6 +520,10 @@ func (f *sshFixture) startAlknetArm(ctx context.Context, st *sshArmState) error 
 		f.add(ep.Shutdown)
 		cfg := f.clientConfig(network)
 		st.dial = func(ctx context.Context) (sshClient, error) { return alknetClient(alkssh.Dial(ctx, addr, cfg)) }
+		resumeCfg := f.clientConfig(network)
+		resumeCfg.Transport.TLS.Sessions = tlsconf.NewSessionCache(0)
+		st.dialResumed = func(ctx context.Context) (sshClient, error) { return alknetClient(alkssh.Dial(ctx, addr, resumeCfg)) }
+		st.resumed = func() uint64 { return ep.Stats().Resumed }
 		st.open = func() int { return ep.Stats().Connections }
 	case sshArmTCP:
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -609,7 +625,7 @@ func (f *sshFixture) check(ctx context.Context, _ sshBenchOptions) error {
 		pprof.Do(ctx, pprof.Labels("arm", name, "side", "client", "metric", "check"), func(ctx context.Context) {
 			err = checkEcho(ctx, st, payload)
 			if err == nil {
-				err = sshHandshakeOnce(ctx, st)
+				err = sshHandshakeOnce(ctx, st.dial)
 			}
 		})
 		if err != nil {
@@ -651,14 +667,48 @@ func checkEcho(ctx context.Context, st *sshArmState, payload []byte) error {
 	return nil
 }
 
-// sshHandshakeOnce opens a new connection, logs in and closes it.
-func sshHandshakeOnce(ctx context.Context, st *sshArmState) error {
-	c, err := st.dial(ctx)
+// sshHandshakeOnce opens a new connection with dial, logs in and closes it.
+func sshHandshakeOnce(ctx context.Context, dial func(context.Context) (sshClient, error)) error {
+	c, err := dial(ctx)
 	if err != nil {
 		return err
 	}
 	_ = c.Close()
 	return nil
+}
+
+// sshResumedRound is the handshake round of sshMetricResumed on arm st: on an arm with
+// TLS, every connection resumes the TLS session of an earlier one (the first round,
+// the warm-up, first connects until the server counts a resumed connection), and a
+// round in which the server counted fewer resumed connections than the round made
+// fails. Arms without TLS run the handshake round.
+func sshResumedRound(o sshBenchOptions, st *sshArmState) func(context.Context) (sample, error) {
+	if st.dialResumed == nil {
+		return func(ctx context.Context) (sample, error) {
+			return connsRound(ctx, o.parallel, o.duration, func(ctx context.Context) error { return sshHandshakeOnce(ctx, st.dial) })
+		}
+	}
+	primed := false // rounds of an arm run one after another
+	return func(ctx context.Context) (sample, error) {
+		for i := 0; !primed; i++ {
+			if i == maxPrimeConns {
+				return sample{}, fmt.Errorf("no resumed connection in %d: %w", maxPrimeConns, errNotResumed)
+			}
+			before := st.resumed()
+			if err := sshHandshakeOnce(ctx, st.dialResumed); err != nil {
+				return sample{}, err
+			}
+			primed = st.resumed() > before
+		}
+		before := st.resumed()
+		s, err := connsRound(ctx, o.parallel, o.duration, func(ctx context.Context) error { return sshHandshakeOnce(ctx, st.dialResumed) })
+		if err == nil {
+			if got := st.resumed() - before; got < uint64(s.ops) {
+				err = fmt.Errorf("%d of %d connections resumed: %w", got, s.ops, errNotResumed)
+			}
+		}
+		return s, err
+	}
 }
 
 // sshBulk opens a direct-tcpip channel on the arm's long-lived client to its sink,
@@ -697,19 +747,22 @@ func (f *sshFixture) metrics(o sshBenchOptions, selected map[string]bool) []*cal
 	n := int64(o.bulkBytes)
 	bulkM := &callMetric{key: sshMetricBulk, label: fmt.Sprintf("direct-tcpip bulk through one channel, MB/s (%s)", o.bulkBytes), unit: bulkUnit(n)}
 	hsM := &callMetric{key: sshMetricHandshake, label: fmt.Sprintf("new connections/s: connect + SSH handshake + publickey auth, closed (%d %s)", o.parallel, plural(o.parallel, "dialer")), unit: "conn"}
+	resM := &callMetric{key: sshMetricResumed, label: fmt.Sprintf("the same, TLS session resumed (alknet/ssh QUIC and TCP+TLS; the TCP arms have no TLS) (%d %s)", o.parallel, plural(o.parallel, "dialer")), unit: "conn"}
 	for _, name := range f.arms {
 		st := f.state[name]
 		bulkM.arms = append(bulkM.arms, &callArm{arm: newArm(name, func(ctx context.Context) (sample, error) {
 			return sshBulk(ctx, st, n)
 		})})
 		hsM.arms = append(hsM.arms, &callArm{arm: newArm(name, func(ctx context.Context) (sample, error) {
-			return connsRound(ctx, o.parallel, o.duration, func(ctx context.Context) error { return sshHandshakeOnce(ctx, st) })
+			return connsRound(ctx, o.parallel, o.duration, func(ctx context.Context) error { return sshHandshakeOnce(ctx, st.dial) })
 		})})
+		resM.arms = append(resM.arms, &callArm{arm: newArm(name, sshResumedRound(o, st))})
 		bulkM.arms[len(bulkM.arms)-1].helperCPU = st.helperCPU
 		hsM.arms[len(hsM.arms)-1].helperCPU = st.helperCPU
+		resM.arms[len(resM.arms)-1].helperCPU = st.helperCPU
 	}
 	var out []*callMetric
-	for _, m := range []*callMetric{bulkM, hsM} {
+	for _, m := range []*callMetric{bulkM, hsM, resM} {
 		if selected[m.key] {
 			out = append(out, m)
 		}
@@ -756,9 +809,32 @@ func sshReport(w io.Writer, o sshBenchOptions, arms []string, ms []*callMetric, 
 		sshArmTCP, sshArmBare, sshLayerGoalRatio))
 	fmt.Fprintf(w, "\n%s\n", sshGoalLine(ms, fmt.Sprintf("goal: direct-tcpip throughput and handshake rate over alknet/ssh QUIC ≥ %.1f× bare x/crypto/ssh over TCP — ", sshGoalRatio),
 		sshArmQUIC, sshArmBare, sshGoalRatio))
+	if line := sshResumeLine(ms); line != "" {
+		fmt.Fprintf(w, "\n%s\n", line)
+	}
 
 	fmt.Fprintf(w, "\nPer-round samples; CPU time and heap allocations per operation, medians over the rounds (whole process: client, server and target; the %s arm's CPU adds sshd's processes', from /proc):\n\n", sshArmOpenSSH)
 	perRoundTable(w, ms, false)
+}
+
+// sshResumeLine compares, on each endpoint arm measured, the handshake rate and CPU
+// time per connection with the TLS session resumed against a full TLS handshake; ""
+// when neither metric ran.
+func sshResumeLine(ms []*callMetric) string {
+	var parts []string
+	for _, name := range []string{sshArmQUIC, sshArmTLS} {
+		n, r := findArm(ms, sshMetricHandshake, name), findArm(ms, sshMetricResumed, name)
+		if n == nil || r == nil || n.median() == 0 {
+			continue
+		}
+		cpu := func(a *callArm) string { return formatDuration(median(values(*a.samples, sample.cpuPerOp))) }
+		parts = append(parts, fmt.Sprintf("%s %s/s resumed vs %s/s new (%s×), CPU/conn %s vs %s",
+			sshArmTitles[name], formatValue(r.median()), formatValue(n.median()), ratio(r.median(), n.median()), cpu(r), cpu(n)))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "TLS session resumption (SSH handshakes over the endpoint): " + strings.Join(parts, "; ")
 }
 
 // sshGoalLine completes goal with whether arm's median rates on every ssh metric are at
@@ -767,11 +843,11 @@ func sshReport(w io.Writer, o sshBenchOptions, arms []string, ms []*callMetric, 
 func sshGoalLine(ms []*callMetric, goal, arm, base string, ratio float64) string {
 	var parts []string
 	met := true
-	for _, key := range sshMetrics {
+	for _, key := range sshGoalMetrics {
 		a, b := findArm(ms, key, arm), findArm(ms, key, base)
 		if a == nil || b == nil || b.median() == 0 {
 			return goal + fmt.Sprintf("not measured (needs metrics %s and arms %s, %s)",
-				strings.Join(sshMetrics, ", "), arm, base)
+				strings.Join(sshGoalMetrics, ", "), arm, base)
 		}
 		r := a.median() / b.median()
 		met = met && r >= ratio

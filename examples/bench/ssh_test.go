@@ -37,6 +37,7 @@ func TestSSHQuick(t *testing.T) {
 	checkArmRows(t, s, []string{
 		"direct-tcpip bulk through one channel, MB/s (2 MiB)",
 		"new connections/s: connect + SSH handshake + publickey auth, closed (2 dialers)",
+		"the same, TLS session resumed (alknet/ssh QUIC and TCP+TLS; the TCP arms have no TLS) (2 dialers)",
 	}, len(arms), len(header))
 
 	// The per-round table: one row per metric and arm, the bulk rows per MiB.
@@ -47,7 +48,7 @@ func TestSSHQuick(t *testing.T) {
 			if !ok {
 				continue
 			}
-			want := map[string]string{sshMetricBulk: "MiB", sshMetricHandshake: "conn"}[m]
+			want := map[string]string{sshMetricBulk: "MiB", sshMetricHandshake: "conn", sshMetricResumed: "conn"}[m]
 			if cells[6] != want {
 				t.Errorf("per-round row %s / %s: unit %q, want %q", m, a, cells[6], want)
 			}
