@@ -109,3 +109,36 @@ func FuzzFrameReader(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPlainResponded checks the event fast path against the general decoding: what
+// plainResponded accepts decodes, through decodeEnvelope and ParseResponded, to a
+// call.responded with the same id and output.
+func FuzzPlainResponded(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"call.responded","id":"s-1","payload":{"output":{"seq":1}}}`,
+		`{"type":"call.responded","id":"s-1","payload":{"output": 5 }}`,
+		`{"type":"call.responded","id":"","payload":{"output":null}}`,
+		`{"type":"call.responded","id":"s-1","payload":{"output":{"a":1}},"x":{"b":2}}`,
+		`{"type":"call.responded","id":"s-1","payload":{"output":1}, "extra":1}`,
+		`{"type":"call.responded","id":"s-1","payload":{"output":1,"output":2}}`,
+		`{"type":"call.responded","id":"s\"1","payload":{"output":1}}`,
+		`{"type":"call.responded","id":"s-1","payload":{"output":}}`,
+		`{"type":"call.responded","id":"s-1","payload":{"output":"}}"}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		id, out, ok := plainResponded(body)
+		if !ok {
+			return
+		}
+		env, err := decodeEnvelope(body, false)
+		if err != nil {
+			t.Fatalf("plainResponded accepted %q, which does not decode: %v", body, err)
+		}
+		gen, err := ParseResponded(env)
+		if err != nil || env.Type != EvResponded || env.ID != string(id) || !bytes.Equal(gen, out) {
+			t.Fatalf("%q: fast path id %q output %q; general path %s %q output %q (%v)", body, id, out, env.Type, env.ID, gen, err)
+		}
+	})
+}
