@@ -52,7 +52,10 @@ const (
 type DialOptions struct {
 	// TLS says how the client proves itself (Certificate) and verifies the server (Pin,
 	// ServerName with CA verification, or VerifyServer). NextProtos is ignored: Dial
-	// offers exactly the ALPN it is given.
+	// offers exactly the ALPN it is given. With Sessions (and Pin), a dial resumes the
+	// TLS session an earlier dial got from the same pinned server, over QUIC or TCP+TLS
+	// alike (an endpoint accepts its tickets on every listener) and for any ALPN, and
+	// the connection keeps the identities that session's first handshake verified.
 	TLS tlsconf.ClientOptions
 	// Network selects QUIC, TCP+TLS or QUIC with fallback (default NetworkQUIC).
 	Network Network
