@@ -188,6 +188,31 @@ func BenchmarkForwardConn(b *testing.B) {
 	reportCPU(b, start)
 }
 
+// BenchmarkForwardConnEarly is BenchmarkForwardConn through OpenForward: the byte
+// goes out with the header, without waiting for the node's answer.
+func BenchmarkForwardConnEarly(b *testing.B) {
+	conn := fwBenchConn(b)
+	_, port := stEchoServer(b)
+	dest := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port)))
+	ctx := b.Context()
+	b.ReportAllocs()
+	b.SetParallelism(2)
+	start := cpuTime(b)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			c, err := ssh.OpenForward(ctx, conn, dest)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			fwBenchEchoOn(b, c)
+		}
+	})
+	b.StopTimer()
+	reportCPU(b, start)
+}
+
 // BenchmarkTCPConn is BenchmarkForwardConn's floor: the same one-byte echo over a
 // TCP connection dialed straight to the echo, which every forwarded connection pays
 // on the node.

@@ -251,16 +251,44 @@ func (t *ForwardTunnel) setConn(c *core.Connection) {
 	t.mu.Unlock()
 }
 
-// serveLocal opens a forwarded connection to f's target for every connection to ln.
+// serveLocal opens a forwarded connection to f's target for every connection to ln,
+// without waiting for the node's answer (OpenForward): the local client's first
+// bytes go out with the header, and a refusal closes its connection all the same.
 func (t *ForwardTunnel) serveLocal(ctx context.Context, ln net.Listener, f ForwardSpec) {
+	dest := net.JoinHostPort(f.Host, strconv.Itoa(int(f.Port)))
 	acceptEach(ln, func(c net.Conn) {
 		stop := context.AfterFunc(ctx, func() { _ = c.Close() })
 		defer stop()
-		fc, err := t.Open(ctx, f.Host, f.Port)
+		t.mu.Lock()
+		conn := t.conn
+		t.mu.Unlock()
+		if conn == nil {
+			_ = c.Close()
+			return
+		}
+		fc, err := OpenForward(ctx, conn, dest)
 		if err != nil {
 			_ = c.Close()
 			return
 		}
-		pipe(c, fc)
+		pipe(c, refusalCloses{Conn: fc, local: c})
 	})
 }
+
+// refusalCloses is a forwarded connection that closes the local connection when the
+// node's answer is a refusal, as a refused DialForward would have.
+type refusalCloses struct {
+	net.Conn
+	local net.Conn
+}
+
+func (r refusalCloses) Read(p []byte) (int, error) {
+	n, err := r.Conn.Read(p)
+	if errors.Is(err, ErrForwardRefused) {
+		_ = r.local.Close()
+	}
+	return n, err
+}
+
+// CloseWrite half-closes the forwarded connection.
+func (r refusalCloses) CloseWrite() error { return r.Conn.(halfCloser).CloseWrite() }
