@@ -218,7 +218,9 @@ func (f *fwdFixture) startForward(ctx context.Context, server, client sshKey) er
 	}
 	f.add(func(context.Context) error { conn.Close(core.CloseNormal, ""); return nil })
 	f.open[fwdArmForward] = func(ctx context.Context, sink bool) (fwdStream, error) {
-		c, err := alkssh.DialForward(ctx, conn, net.JoinHostPort("127.0.0.1", strconv.Itoa(int(f.targetPort(sink)))))
+		// OpenForward, as alknet connect's -L: the first bytes go out with the header,
+		// and the node's answer is read before the first byte back.
+		c, err := alkssh.OpenForward(ctx, conn, net.JoinHostPort("127.0.0.1", strconv.Itoa(int(f.targetPort(sink)))))
 		if err != nil {
 			return fwdStream{}, err
 		}
@@ -454,7 +456,7 @@ func fwdReport(w io.Writer, o fwdBenchOptions, arms []string, ms []*callMetric, 
 		library{"x/crypto", "golang.org/x/crypto"})
 	reportHeader(w, "forward", machine, loadBefore, otherCPU, fmt.Sprintf(
 		"one process, loopback; alknet/forward QUIC is alknet's ssh.Forwarder registered on an endpoint (ALPN alknet/forward, TLS 1.3, the client presenting a known certificate, every destination allowed) "+
-			"and ssh.DialForward on one long-lived connection, each forwarded connection a stream to an in-process TCP sink or echo on 127.0.0.1; "+
+			"and ssh.OpenForward (as alknet connect's -L: the first bytes go out with the header, the node's answer is read before the first byte back) on one long-lived connection, each forwarded connection a stream to an in-process TCP sink or echo on 127.0.0.1; "+
 			"raw quic-go stream is a bare quic-go server whose streams are the sink or echo themselves (no TCP hop), the ceiling; "+
 			"x/crypto/ssh TCP is a server and client written with golang.org/x/crypto/ssh alone, direct-tcpip channels on one long-lived connection to the same TCP target; "+
 			"plain TCP to the target is a floor, not a competitor: a TCP connection dialed straight to the same sink or echo, the hop both forwarding arms pay on their server; "+
