@@ -348,7 +348,7 @@ func TestServeMetrics(t *testing.T) {
 		}
 	}
 	for _, name := range []string{
-		"alknet_connections_accepted_total", "alknet_connections_active", "alknet_connections_open",
+		"alknet_connections_accepted_total", "alknet_connections_active", "alknet_connections_open", "alknet_connections_resumed_total",
 		"alknet_quic_handshake_failures_total", "alknet_streams_total", "alknet_streams_active", "alknet_reloads_total",
 		"alknet_call_operations_total", "alknet_call_operation_duration_seconds", "alknet_http_requests_total",
 		"alknet_ssh_sessions_total", "alknet_ssh_sessions_active", "alknet_ssh_handshake_failures_total", "alknet_ssh_requests_total",

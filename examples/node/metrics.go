@@ -66,6 +66,7 @@ func endpointFamilies(ep *endpoint.Endpoint) []metrics.Family {
 	return []metrics.Family{
 		*accepted, *refused, *active,
 		*metrics.NewGauge("alknet_connections_open", "Open connections, those in their handshake included.").Add(float64(s.Connections)),
+		*metrics.NewCounter("alknet_connections_resumed_total", "Accepted connections whose TLS handshake resumed a session (a ticket of this node) instead of a full handshake.").Add(float64(s.Resumed)),
 		*metrics.NewCounter("alknet_quic_handshake_failures_total", "QUIC connections that ended before their handshake finished (TCP+TLS ones are in alknet_connections_refused_total).").Add(float64(s.QUICHandshakeFailures)),
 		*metrics.NewCounter("alknet_streams_total", "Bidirectional QUIC streams of served connections, accepted or opened.").Add(float64(s.Streams)),
 		*metrics.NewGauge("alknet_streams_active", "Bidirectional QUIC streams open on served connections (not yet closed by their handler).").Add(float64(s.ActiveStreams)),
