@@ -18,6 +18,11 @@ var validJSONCases = []string{
 	`true`, `false`, `null`, `tru`, `nul`, `truex`, `[true,false,null]`, `[truefalse]`, `nulll`,
 	`{"type":"call.responded","id":"x","payload":{"output":{"seq":1}}}`,
 	`{"a":1}{"b":2}`, `{"a":1}x`, `[1]]`, `{"a":[1}`, `{"a":1]`, `[` + "\x00" + `]`,
+	// Long strings, read eight bytes at a time: each special byte at each offset.
+	`"0123456789abcdef"`, `"0123456789abcdef`, `"01234567\"89abcdef"`, `"0123456\\89abcdef"`,
+	`"012345678` + "\x1f" + `abcdef"`, `"01234567` + "\x80\xff" + `89abcdef"`, `"0123456789abcde"x`,
+	`["0123456789abcdef","0123456789abcdef"]`, `"0123456789abcdef\u00e9\n0123456789abcdef"`,
+	`"0123456789abcdef\q0123"`, `"01234567` + "\x7f" + `"`, `"0123456789abcdef` + "\x00" + `"`,
 }
 
 func TestValidJSONMatchesEncodingJSON(t *testing.T) {
@@ -81,4 +86,16 @@ func BenchmarkValidJSON(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkValidJSONLong validates a 64 KiB echo input (one long string), the case
+// of large call payloads.
+func BenchmarkValidJSONLong(b *testing.B) {
+	doc := []byte(`{"data":"` + strings.Repeat("x", 64<<10-11) + `"}`)
+	b.SetBytes(int64(len(doc)))
+	for b.Loop() {
+		if !validJSON(doc) {
+			b.Fatal("invalid")
+		}
+	}
 }
