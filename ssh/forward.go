@@ -359,17 +359,15 @@ func (fc *forwardConn) connect(ctx context.Context, host string, port uint16) (c
 
 // dial connects to addr with the configured Dialer or, without one, with a
 // net.Dialer that sets no TCP keep-alive (as sshd; four setsockopt calls fewer per
-// forward) and neither formats nor parses the address.
+// forward). Not net.Dialer.DialTCP: its local address, even the zero one, binds the
+// socket before connecting, and a bound port must be free of every TIME_WAIT, which a
+// busy node runs out of.
 func (fc *forwardConn) dial(ctx context.Context, addr netip.AddrPort) (net.Conn, error) {
 	if fc.cfg.Dialer != nil {
 		return fc.cfg.Dialer.DialContext(ctx, "tcp", addr.String())
 	}
 	d := net.Dialer{KeepAlive: -1}
-	c, err := d.DialTCP(ctx, "tcp", netip.AddrPort{}, addr)
-	if err != nil {
-		return nil, err
-	}
-	return c, nil
+	return d.DialContext(ctx, "tcp", addr.String())
 }
 
 // refuseStream answers a refusal line and ends the stream: the client reads the line
