@@ -527,6 +527,8 @@ func (s *Stream) abort() {
 // Next returns the next event. It returns io.EOF once the peer completed the
 // subscription, a *CallError when the peer ended it with an error, and ctx.Err() when
 // ctx (of this Next call) ends first; the subscription stays live in that last case.
+// The event is the caller's to keep; a small one shares a block of a few KiB with the
+// events that arrived with it, which stays in memory while any of them is referenced.
 func (s *Stream) Next(ctx context.Context) (json.RawMessage, error) {
 	if s.err != nil {
 		return nil, s.err
