@@ -71,8 +71,9 @@ func (fr *frameReader) fill() error {
 
 // next returns the next frame's body: a view of the buffer, valid until the next
 // call (owned is false), or, for a body longer than the buffer, a buffer read through
-// readBody and reserved in b (owned is true; reserved is its reservation). Its errors
-// are ReadFrameBudget's.
+// readBody and reserved in b (owned is true). reserved is what stays reserved in b for
+// the body: a view whose bytes had to be waited for was reserved (its length) first,
+// as ReadFrameBudget reserves before it reads. Its errors are ReadFrameBudget's.
 func (fr *frameReader) next(max int, b *core.Budget) (body []byte, owned bool, reserved int64, err error) {
 	limit := frameLimit(max)
 	for fr.n-fr.i < 4 {
@@ -106,8 +107,19 @@ func (fr *frameReader) next(max int, b *core.Budget) (body []byte, owned bool, r
 		}
 		return body, true, reserved, nil
 	}
+	if fr.n-fr.i-4 < size {
+		// The body is still to come: reserve it before waiting for it, as
+		// ReadFrameBudget does (the caller releases it or keeps it for its copy).
+		if err := b.Reserve(int64(size)); err != nil {
+			return nil, false, 0, fmt.Errorf("call: read frame body: %w", err)
+		}
+		if b != nil {
+			reserved = int64(size)
+		}
+	}
 	for fr.n-fr.i-4 < size {
 		if err := fr.fill(); err != nil {
+			b.Release(reserved)
 			if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
 				return nil, false, 0, fmt.Errorf("%w: truncated frame body (%d of %d bytes): %w", ErrClosed, fr.n-fr.i-4, size, io.ErrUnexpectedEOF)
 			}
@@ -116,7 +128,7 @@ func (fr *frameReader) next(max int, b *core.Budget) (body []byte, owned bool, r
 	}
 	body = fr.buf[fr.i+4 : fr.i+4+size]
 	fr.i += 4 + size
-	return body, false, 0, nil
+	return body, false, reserved, nil
 }
 
 // eventBatch gathers the events of one subscription read from a buffered stream
@@ -143,19 +155,22 @@ func (c *Conn) readBuffered(fs *frameStream, batch *eventBatch) (Envelope, int64
 			return Envelope{}, 0, err
 		}
 		if !owned && c.queueEvent(batch, body) {
+			c.budget.Release(reserved)
 			continue
 		}
 		c.flushEvents(batch)
 		if !owned {
 			// An exact copy the envelope may keep, reserved as ReadFrameBudget
-			// reserves it.
-			if err := c.budget.Reserve(int64(len(body))); err != nil {
-				return Envelope{}, 0, fmt.Errorf("call: read frame body: %w", err)
+			// reserves it (already, when next had to wait for the body).
+			if reserved == 0 {
+				if err := c.budget.Reserve(int64(len(body))); err != nil {
+					return Envelope{}, 0, fmt.Errorf("call: read frame body: %w", err)
+				}
+				if c.budget != nil {
+					reserved = int64(len(body))
+				}
 			}
 			body = bytes.Clone(body)
-			if c.budget != nil {
-				reserved = int64(len(body))
-			}
 		}
 		env, err := decodeEnvelope(body, false)
 		if err != nil {

@@ -73,6 +73,9 @@ func frameReaderSeeds() [][]byte {
 		frameBytes(big),
 		cat(frameBytes(ok), frameBytes(big), frameBytes(ok)),
 		frameBytes(big)[:frameReadBuffer+50],
+		// Over a budget of 100 and truncated: the budget is what fails first.
+		frameBytes(`{"type":"call.responded","id":"s-1","payload":{"output":"` + strings.Repeat("y", 120) + `"}}`)[:60],
+		cat(frameBytes(ok), frameBytes(`{"type":"t","id":"x","payload":"`+strings.Repeat("z", 150)+`"}`)),
 	}
 }
 
