@@ -17,8 +17,8 @@ import (
 
 // DialForward opens one forwarded connection to dest ("host:port"; an IPv6 host in
 // brackets) over conn, an ALPNForward connection: a new stream, its header, and the
-// server's answer. The returned net.Conn is that stream (CloseWrite half-closes it; it
-// is a core.BiStream). A refusal is an error wrapping ErrForwardRefused (errors.As
+// server's answer. The returned net.Conn carries that stream (CloseWrite half-closes
+// it; it is a core.BiStream), with any destination bytes that came with the answer. A refusal is an error wrapping ErrForwardRefused (errors.As
 // gives the *ForwardRefusal); a dest the header cannot carry wraps ErrForwardHeader.
 // ctx bounds opening the stream and waiting for the answer, not the connection. A
 // TCP+TLS connection carries one stream, so one forwarded connection: use QUIC for
