@@ -208,15 +208,15 @@ func (f *frameStream) enqueue(ctx context.Context, env Envelope) error {
 }
 
 // enqueueResponded is enqueue(NewResponded(id, out)) for an out already validated
-// (a stream handler's emit checked it): no envelope is built and nothing is
-// validated again.
-func (f *frameStream) enqueueResponded(ctx context.Context, id string, out json.RawMessage) error {
+// (a stream handler's emit checked it), head being respondedFrameHead(id): no
+// envelope is built and nothing is validated again.
+func (f *frameStream) enqueueResponded(ctx context.Context, head []byte, out json.RawMessage) error {
 	if err := f.lockRoom(ctx); err != nil {
 		return err
 	}
 	n := len(f.pend)
 	var err error
-	f.pend, err = appendRespondedFrame(f.pend, id, out, f.c.d.maxFrame())
+	f.pend, err = appendRespondedFrame(f.pend, head, out, f.c.d.maxFrame())
 	f.unlockAppended(n == 0 && len(f.pend) > 0)
 	return err
 }

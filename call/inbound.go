@@ -254,6 +254,7 @@ func (c *Conn) serveRequest(ctx context.Context, s sink, id string, req RequestP
 		// Per event: no lock of the connection (closing it cancels ctx), and on a byte
 		// stream the frame is encoded straight into the writer's batch (emit has
 		// validated out already).
+		head := respondedFrameHead(id)
 		emit := func(out json.RawMessage) error {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -262,7 +263,7 @@ func (c *Conn) serveRequest(ctx context.Context, s sink, id string, req RequestP
 				return context.Canceled
 			}
 			if fs != nil && fs.hasWriter.Load() {
-				return fs.enqueueResponded(ctx, id, out)
+				return fs.enqueueResponded(ctx, head, out)
 			}
 			return s.send(ctx, NewResponded(id, out))
 		}

@@ -246,11 +246,21 @@ func appendFrame(dst []byte, env Envelope, max int) ([]byte, error) {
 	return dst, nil
 }
 
-// appendRespondedFrame appends the frame of NewResponded(id, out) to dst, with the
-// limits of appendFrame, for an out known to be valid JSON (a stream handler's emit
-// validated it): the bytes are those appendFrame writes, without the intermediate
-// payload or a second validation. An empty out is written as null.
-func appendRespondedFrame(dst []byte, id string, out json.RawMessage, max int) ([]byte, error) {
+// respondedFrameHead is what the body of a call.responded envelope for id starts
+// with, up to its output: {"type":"call.responded","id":<id>,"payload":{"output":
+// A subscription encodes it once for all its events.
+func respondedFrameHead(id string) []byte {
+	head := append([]byte(nil), `{"type":"`+EvResponded+`","id":`...)
+	head = appendJSONString(head, id)
+	return append(head, `,"payload":{"output":`...)
+}
+
+// appendRespondedFrame appends the frame of NewResponded(id, out) to dst, where head
+// is respondedFrameHead(id), with the limits of appendFrame, for an out known to be
+// valid JSON (a stream handler's emit validated it): the bytes are those appendFrame
+// writes, without the intermediate payload or a second validation. An empty out is
+// written as null.
+func appendRespondedFrame(dst, head []byte, out json.RawMessage, max int) ([]byte, error) {
 	limit := frameLimit(max)
 	if len(out) > limit {
 		return dst, &frameSizeError{fmt.Sprintf("%v: frame body of more than %d bytes exceeds the limit of %d bytes", ErrFrameInvalid, len(out), limit)}
@@ -260,9 +270,7 @@ func appendRespondedFrame(dst []byte, id string, out json.RawMessage, max int) (
 	}
 	start := len(dst)
 	dst = append(dst, 0, 0, 0, 0)
-	dst = append(dst, `{"type":"`+EvResponded+`","id":`...)
-	dst = appendJSONString(dst, id)
-	dst = append(dst, `,"payload":{"output":`...)
+	dst = append(dst, head...)
 	dst = append(dst, out...)
 	dst = append(dst, "}}"...)
 	n := len(dst) - start - 4
