@@ -79,7 +79,7 @@ func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		"(TLS and plaintext h2c) on loopback: unary echo calls/s and latency for each\n"+
 		"-payload size with each -concurrency of callers on one connection and with -conns\n"+
 		"clients each on its own connection (one table per payload), subscription events/s.\n"+
-		"The default full run takes about 3 minutes.", stderr)
+		"The default full run takes about 4 minutes.", stderr)
 	o.sharedFlags(fs, orderRotating, callMetrics, callArms, "arm, side, metric")
 	fs.DurationVar(&o.duration, "duration", 500*time.Millisecond, "length of one unary round per row and arm")
 	o.sweepFlags(fs, "connection", "a call.Conn or grpc.ClientConn")
