@@ -20,6 +20,7 @@ type eventQueue struct {
 	q           []json.RawMessage // delivered, not yet taken by Next
 	consWaiting bool              // Next found q empty and waits on wake
 
+	pmu         sync.Mutex    // one deliver at a time (events may come on several streams)
 	prodWaiting atomic.Bool   // the reader waits on room
 	wake        chan struct{} // one token: events were queued while Next waited
 	room        chan struct{} // one token: Next made room while the reader waited
@@ -38,6 +39,8 @@ func (e *eventQueue) half() int64 { return int64(max(1, e.max/2)) }
 // until quit is closed, which drops the rest; without block it queues what fits and
 // reports false when some did not (the subscription overflowed).
 func (e *eventQueue) deliver(evs []json.RawMessage, block bool, quit <-chan struct{}) bool {
+	e.pmu.Lock()
+	defer e.pmu.Unlock()
 	for len(evs) > 0 {
 		want := min(int64(len(evs)), e.half())
 		room := int64(e.max) - e.held.Load()

@@ -102,3 +102,34 @@ func TestEventQueueBlocks(t *testing.T) {
 		t.Fatal("deliver still waiting after quit")
 	}
 }
+
+// TestEventQueueTwoReaders delivers from two streams at once (a peer may answer a
+// subscription on any stream): neither reader is left waiting once Next has taken
+// everything.
+func TestEventQueueTwoReaders(t *testing.T) {
+	quit := make(chan struct{})
+	e := newEventQueue(2)
+	done := make(chan bool, 2)
+	for k := range 2 {
+		go func() { done <- e.deliver(evs(k*1000, k*1000+300), true, quit) }()
+	}
+	var local []json.RawMessage
+	n := 0
+	deadline := time.After(60 * time.Second)
+	for n < 600 {
+		if taken := takeAll(e, &local); taken != nil {
+			n += len(taken)
+			continue
+		}
+		select {
+		case <-e.wake:
+		case <-deadline:
+			t.Fatalf("stalled after %d of 600 events", n)
+		}
+	}
+	for range 2 {
+		if !<-done {
+			t.Fatal("blocking deliver reported an overflow")
+		}
+	}
+}
