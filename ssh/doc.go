@@ -9,5 +9,9 @@
 // forwarding policy without SSH inside QUIC, each forwarded connection its own QUIC
 // stream (a one-line header, then raw bytes), the identity the TLS client
 // certificate's. [DialForward], [ForwardOpener] and [ForwardTunnel] are its client:
-// SOCKS5, -L and -R over one connection.
+// SOCKS5, -L and -R over one connection. [DialForward] waits for the node's answer (a
+// SOCKS5 front needs it to report a refused or failed dial); [OpenForward] sends the
+// header with the first bytes and reports a refusal on the first Read, saving a round
+// trip per forwarded connection (what -L uses). [Forwarder.Stats] counts forwards by
+// outcome and the bytes each way, never naming destinations.
 package ssh
