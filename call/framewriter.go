@@ -202,7 +202,7 @@ func (f *frameStream) enqueue(ctx context.Context, env Envelope) error {
 	}
 	n := len(f.pend)
 	var err error
-	f.pend, err = appendFrame(f.pend, env, f.c.d.maxFrame())
+	f.pend, err = appendOwnFrame(f.pend, env, f.c.d.maxFrame())
 	f.unlockAppended(n == 0 && len(f.pend) > 0)
 	return err
 }
@@ -297,7 +297,7 @@ func (f *frameStream) abortWrite() {
 func (f *frameStream) write(env Envelope) error {
 	f.wmu.Lock()
 	defer f.wmu.Unlock()
-	return WriteFrame(f.s, env, f.c.d.maxFrame())
+	return writeFrame(f.s, env, f.c.d.maxFrame(), false)
 }
 
 func (f *frameStream) isShared() bool { return f.shared }

@@ -299,7 +299,7 @@ func (c *Conn) start(ctx context.Context, op string, in any, sub bool, opts []Ca
 		return nil, err
 	}
 	id := NewID()
-	env, err := NewRequest(id, op, input, o.token, o.forwardedFor)
+	env, err := newRequest(id, op, input, o.token, o.forwardedFor, false) // encodeInput validated it
 	if err != nil {
 		return nil, err
 	}

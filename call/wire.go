@@ -208,9 +208,13 @@ const framePoolMax = 64 << 10
 // rule. A body longer than max (or empty) is refused with an error wrapping
 // [ErrFrameInvalid] and nothing is written; a payload that is not valid JSON is refused
 // with an error wrapping [ErrEnvelopeInvalid]. A write error is returned wrapped.
-func WriteFrame(w io.Writer, env Envelope, max int) error {
+func WriteFrame(w io.Writer, env Envelope, max int) error { return writeFrame(w, env, max, true) }
+
+// writeFrame is WriteFrame; check false skips validating the payload, for the
+// envelopes the engine builds itself from validated parts (ownFrame).
+func writeFrame(w io.Writer, env Envelope, max int, check bool) error {
 	bp := framePool.Get().(*[]byte)
-	buf, err := appendFrame((*bp)[:0], env, max)
+	buf, err := appendFrameCheck((*bp)[:0], env, max, check)
 	if err == nil {
 		if _, werr := w.Write(buf); werr != nil {
 			err = fmt.Errorf("call: write frame: %w", werr)
@@ -226,12 +230,25 @@ func WriteFrame(w io.Writer, env Envelope, max int) error {
 // appendFrame appends env as one frame (length prefix and body) to dst, with the
 // limits of WriteFrame.
 func appendFrame(dst []byte, env Envelope, max int) ([]byte, error) {
+	return appendFrameCheck(dst, env, max, true)
+}
+
+// appendOwnFrame is appendFrame for an envelope the engine built itself, whose
+// payload is valid JSON by construction: every payload it sends is a constant, the
+// JSON encoding of a CallError, or wraps an input or output that was validated on its
+// way in (encodeInput, the registry's output and emit checks). It is not validated a
+// third time; the limits still apply.
+func appendOwnFrame(dst []byte, env Envelope, max int) ([]byte, error) {
+	return appendFrameCheck(dst, env, max, false)
+}
+
+func appendFrameCheck(dst []byte, env Envelope, max int, check bool) ([]byte, error) {
 	limit := frameLimit(max)
 	if len(env.Payload) > limit {
 		return dst, &frameSizeError{fmt.Sprintf("%v: frame body of more than %d bytes exceeds the limit of %d bytes", ErrFrameInvalid, len(env.Payload), limit)}
 	}
 	start := len(dst)
-	dst, err := appendEnvelope(append(dst, 0, 0, 0, 0), env)
+	dst, err := appendEnvelope(append(dst, 0, 0, 0, 0), env, check)
 	if err != nil {
 		return dst[:start], err
 	}
@@ -285,14 +302,15 @@ func appendRespondedFrame(dst, head []byte, out json.RawMessage, max int) ([]byt
 // order and spelled literally. An empty Payload is written as {}; a Payload that is not
 // valid JSON gives an error wrapping [ErrEnvelopeInvalid].
 func EncodeEnvelope(env Envelope) ([]byte, error) {
-	return appendEnvelope(make([]byte, 0, len(env.Payload)+len(env.Type)+len(env.ID)+32), env)
+	return appendEnvelope(make([]byte, 0, len(env.Payload)+len(env.Type)+len(env.ID)+32), env, true)
 }
 
-func appendEnvelope(dst []byte, env Envelope) ([]byte, error) {
+// appendEnvelope appends env's JSON, validating its payload when check is set.
+func appendEnvelope(dst []byte, env Envelope, check bool) ([]byte, error) {
 	payload := env.Payload
 	if len(payload) == 0 {
 		payload = json.RawMessage(`{}`)
-	} else if !validJSON(payload) {
+	} else if check && !validJSON(payload) {
 		return dst, fmt.Errorf("%w: payload of a %q envelope is not valid JSON", ErrEnvelopeInvalid, env.Type)
 	}
 	dst = append(dst, `{"type":`...)
@@ -445,14 +463,15 @@ func (p RequestPayload) OperationName() string { return strings.TrimPrefix(p.Ope
 // error when not valid UTF-8) and forwarded_for when not nil (nil scopes and resources
 // are written as [] and {}, which Rust peers require).
 func (p RequestPayload) MarshalJSON() ([]byte, error) {
-	return p.appendJSON(make([]byte, 0, len(p.OperationID)+len(p.Input)+len(p.AuthToken)+48))
+	return p.appendJSON(make([]byte, 0, len(p.OperationID)+len(p.Input)+len(p.AuthToken)+48), true)
 }
 
-func (p RequestPayload) appendJSON(dst []byte) ([]byte, error) {
+// appendJSON appends the payload's JSON, validating the input when checkInput is set.
+func (p RequestPayload) appendJSON(dst []byte, checkInput bool) ([]byte, error) {
 	input := p.Input
 	if len(input) == 0 {
 		input = json.RawMessage("null")
-	} else if !validJSON(input) {
+	} else if checkInput && !validJSON(input) {
 		return nil, payloadError(EvRequested, "input is not valid JSON")
 	}
 	if !utf8.Valid(p.AuthToken) {
@@ -598,11 +617,17 @@ func (p RequestPayload) LogValue() slog.Value {
 // that is not valid JSON or a token that is not valid UTF-8 is an error (wrapping
 // [ErrPayloadInvalid]); a nil input is sent as null.
 func NewRequest(id, operation string, input json.RawMessage, authToken []byte, forwardedFor *core.Identity) (Envelope, error) {
+	return newRequest(id, operation, input, authToken, forwardedFor, true)
+}
+
+// newRequest is NewRequest; checkInput false skips validating an input the caller
+// has validated (encodeInput).
+func newRequest(id, operation string, input json.RawMessage, authToken []byte, forwardedFor *core.Identity, checkInput bool) (Envelope, error) {
 	p := RequestPayload{OperationID: operation, Input: input, AuthToken: authToken, ForwardedFor: forwardedFor}
 	if p.OperationName() == "" {
 		return Envelope{}, payloadError(EvRequested, "empty operation name")
 	}
-	b, err := p.MarshalJSON()
+	b, err := p.appendJSON(make([]byte, 0, len(p.OperationID)+len(p.Input)+len(p.AuthToken)+48), checkInput)
 	if err != nil {
 		return Envelope{}, err
 	}
