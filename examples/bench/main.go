@@ -8,14 +8,14 @@
 //	go run ./examples/bench endpoint -quick # smoke run (a few seconds)
 //	go run ./examples/bench endpoint -h     # flags of one benchmark
 //	go run ./examples/bench vault           # full run (about a minute)
-//	go run ./examples/bench call            # full run (about a minute and a half)
-//	go run ./examples/bench http            # full run (about a minute)
+//	go run ./examples/bench call            # full run (about 4 minutes)
+//	go run ./examples/bench http            # full run (about 3 minutes)
 //	go run ./examples/bench sftp            # full run (about a minute and a half)
 //	go run ./examples/bench git             # full run (needs git; a few minutes)
 //	go run ./examples/bench dns             # full run (about 2 minutes)
 //	go run ./examples/bench ssh             # full run (about 40 seconds)
-//	go run ./examples/bench ws              # full run (about a minute)
-//	go run ./examples/bench mcp             # full run (about a minute and a half)
+//	go run ./examples/bench ws              # full run (about 2 minutes)
+//	go run ./examples/bench mcp             # full run (about 3 minutes)
 //	go run ./examples/bench msg             # full run (a few minutes; postgres with -pg-dsn)
 //	go run ./examples/bench all             # every suite in turn, then a summary of the goals
 package main
@@ -64,7 +64,7 @@ func benchmarks() map[string]benchmark {
 			run:     runAll,
 		},
 		"call": {
-			summary: "call protocol (call.Dial, QUIC and TCP+TLS) vs gRPC-go (TLS and h2c): unary echo calls/s and p50/p99 at 1 and 64 callers, subscription events/s",
+			summary: "call protocol (call.Dial, QUIC and TCP+TLS) vs gRPC-go (TLS and h2c): unary echo calls/s and p50/p99 per payload (64 B, 1 KiB, 64 KiB) at 1, 64 and 256 callers on one connection and 256 clients with a connection each, subscription events/s",
 			run:     runCall,
 		},
 		"dns": {
@@ -84,7 +84,7 @@ func benchmarks() map[string]benchmark {
 			run:     runGit,
 		},
 		"http": {
-			summary: "HTTP gateway (POST /call over TCP+TLS h2 and QUIC alknet/http h2) vs net/http TLS h2: requests/s with 64 clients, p50/p99 at 64 clients and 1",
+			summary: "HTTP gateway (POST /call over TCP+TLS h2, QUIC alknet/http h2 and HTTP/3) vs net/http TLS h2: requests/s and p50/p99 per payload (64 B, 1 KiB, 64 KiB) at 1, 64 and 256 callers and 256 clients with a connection each",
 			run:     runHTTP,
 		},
 		"msg": {
@@ -92,7 +92,7 @@ func benchmarks() map[string]benchmark {
 			run:     runMsg,
 		},
 		"mcp": {
-			summary: "MCP to_mcp projection (/mcp, call tool, TCP+TLS h2) vs the MCP Go SDK used directly (streamable HTTP, net/http TLS h2): tool calls/s and p50/p99 at 16 callers on one session and 1, new sessions/s",
+			summary: "MCP to_mcp projection (/mcp, call tool, TCP+TLS h2) vs the MCP Go SDK used directly (streamable HTTP, net/http TLS h2): tool calls/s and p50/p99 per payload (64 B, 1 KiB, 64 KiB) at 1, 64 and 256 callers on one session and 256 sessions with a connection each, new sessions/s",
 			run:     runMCP,
 		},
 		"sftp": {
@@ -104,7 +104,7 @@ func benchmarks() map[string]benchmark {
 			run:     runSSH,
 		},
 		"ws": {
-			summary: "call protocol over WebSocket (GET /alknet/call, TCP+TLS h1) vs net/http + coder/websocket JSON-RPC-style echo: calls/s and p50/p99 at 64 callers on one socket and 1, new connections/s",
+			summary: "call protocol over WebSocket (GET /alknet/call, TCP+TLS h1) vs net/http + coder/websocket JSON-RPC-style echo: calls/s and p50/p99 per payload (64 B, 1 KiB, 64 KiB) at 1, 64 and 256 callers on one socket and 256 sockets, new connections/s",
 			run:     runWS,
 		},
 		"vault": {
