@@ -2,10 +2,12 @@ package call
 
 // The write side of a Conn: the sink interface, the message-transport sink, and
 // frameStream — one byte stream of length-prefixed frames, written directly or through
-// a batching writer goroutine (enqueue, writeLoop), and finished or reset.
+// a batching writer goroutine (enqueue, writeLoop), and finished or reset — and the
+// encoding of a served subscription's events straight into the writer's batch.
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -380,4 +382,39 @@ func (f *frameStream) finishWrite() {
 		f.wmu.Unlock()
 	}
 	f.close()
+}
+
+// respondedFrameHead is what the body of a call.responded envelope for id starts
+// with, up to its output: {"type":"call.responded","id":<id>,"payload":{"output":
+// A subscription encodes it once for all its events.
+func respondedFrameHead(id string) []byte {
+	head := append([]byte(nil), `{"type":"`+EvResponded+`","id":`...)
+	head = appendJSONString(head, id)
+	return append(head, `,"payload":{"output":`...)
+}
+
+// appendRespondedFrame appends the frame of NewResponded(id, out) to dst, where head
+// is respondedFrameHead(id), with the limits of appendFrame, for an out known to be
+// valid JSON (a stream handler's emit validated it): the bytes are those appendFrame
+// writes, without the intermediate payload or a second validation. An empty out is
+// written as null.
+func appendRespondedFrame(dst, head []byte, out json.RawMessage, max int) ([]byte, error) {
+	limit := frameLimit(max)
+	if len(out) > limit {
+		return dst, &frameSizeError{fmt.Sprintf("%v: frame body of more than %d bytes exceeds the limit of %d bytes", ErrFrameInvalid, len(out), limit)}
+	}
+	if len(out) == 0 {
+		out = json.RawMessage("null")
+	}
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0)
+	dst = append(dst, head...)
+	dst = append(dst, out...)
+	dst = append(dst, "}}"...)
+	n := len(dst) - start - 4
+	if n > limit {
+		return dst[:start], &frameSizeError{fmt.Sprintf("%v: frame body of %d bytes exceeds the limit of %d bytes", ErrFrameInvalid, n, limit)}
+	}
+	binary.BigEndian.PutUint32(dst[start:], uint32(n))
+	return dst, nil
 }

@@ -263,41 +263,6 @@ func appendFrameCheck(dst []byte, env Envelope, max int, check bool) ([]byte, er
 	return dst, nil
 }
 
-// respondedFrameHead is what the body of a call.responded envelope for id starts
-// with, up to its output: {"type":"call.responded","id":<id>,"payload":{"output":
-// A subscription encodes it once for all its events.
-func respondedFrameHead(id string) []byte {
-	head := append([]byte(nil), `{"type":"`+EvResponded+`","id":`...)
-	head = appendJSONString(head, id)
-	return append(head, `,"payload":{"output":`...)
-}
-
-// appendRespondedFrame appends the frame of NewResponded(id, out) to dst, where head
-// is respondedFrameHead(id), with the limits of appendFrame, for an out known to be
-// valid JSON (a stream handler's emit validated it): the bytes are those appendFrame
-// writes, without the intermediate payload or a second validation. An empty out is
-// written as null.
-func appendRespondedFrame(dst, head []byte, out json.RawMessage, max int) ([]byte, error) {
-	limit := frameLimit(max)
-	if len(out) > limit {
-		return dst, &frameSizeError{fmt.Sprintf("%v: frame body of more than %d bytes exceeds the limit of %d bytes", ErrFrameInvalid, len(out), limit)}
-	}
-	if len(out) == 0 {
-		out = json.RawMessage("null")
-	}
-	start := len(dst)
-	dst = append(dst, 0, 0, 0, 0)
-	dst = append(dst, head...)
-	dst = append(dst, out...)
-	dst = append(dst, "}}"...)
-	n := len(dst) - start - 4
-	if n > limit {
-		return dst[:start], &frameSizeError{fmt.Sprintf("%v: frame body of %d bytes exceeds the limit of %d bytes", ErrFrameInvalid, n, limit)}
-	}
-	binary.BigEndian.PutUint32(dst[start:], uint32(n))
-	return dst, nil
-}
-
 // EncodeEnvelope returns the JSON of env: {"type":…,"id":…,"payload":…}, keys in that
 // order and spelled literally. An empty Payload is written as {}; a Payload that is not
 // valid JSON gives an error wrapping [ErrEnvelopeInvalid].
