@@ -354,7 +354,10 @@ func (e *Endpoint) Listen(addr string) error {
 	if err != nil {
 		return fmt.Errorf("endpoint: listen %q: %w", addr, err)
 	}
-	const attempts = 16
+	// A UDP port whose TCP twin is taken (most often by the local end of an outgoing
+	// connection on a busy machine) is given back and another tried; on a machine with
+	// tens of thousands of outgoing connections one in a few ports can be taken.
+	const attempts = 64
 	for i := 0; ; i++ {
 		pc, err := net.ListenPacket("udp", addr)
 		if err != nil {
