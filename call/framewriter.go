@@ -223,6 +223,42 @@ func (f *frameStream) enqueueResponded(ctx context.Context, head []byte, out jso
 	return err
 }
 
+// sendResponded sends NewResponded(id, out) for an out already validated (the
+// registry's output check) as send does, without building the envelope: encoded
+// straight into the writer's batch, or written with out in place.
+func (f *frameStream) sendResponded(ctx context.Context, id string, out json.RawMessage) error {
+	head := respondedFrameHead(id)
+	if f.hasWriter.Load() {
+		return f.enqueueResponded(ctx, head, out)
+	}
+	if len(out) == 0 {
+		out = json.RawMessage("null")
+	}
+	write := func() error {
+		f.wmu.Lock()
+		defer f.wmu.Unlock()
+		return writeFrameParts(f.s, head, out, respondedTail, f.c.d.maxFrame())
+	}
+	if ctx.Done() == nil {
+		return write()
+	}
+	stop := context.AfterFunc(ctx, f.abortWrite)
+	err := write()
+	if !stop() {
+		return ctx.Err()
+	}
+	return err
+}
+
+// sendResponded sends NewResponded(id, out) on s, for an out already validated; on a
+// byte stream without copying out into an envelope first.
+func sendResponded(ctx context.Context, s sink, id string, out json.RawMessage) error {
+	if fs, ok := s.(*frameStream); ok {
+		return fs.sendResponded(ctx, id, out)
+	}
+	return s.send(ctx, NewResponded(id, out))
+}
+
 // requestFinish asks the writer to finish the write side after the frames pending.
 func (f *frameStream) requestFinish() {
 	f.bmu.Lock()
@@ -388,9 +424,11 @@ func (f *frameStream) finishWrite() {
 // with, up to its output: {"type":"call.responded","id":<id>,"payload":{"output":
 // A subscription encodes it once for all its events.
 func respondedFrameHead(id string) []byte {
-	head := append([]byte(nil), `{"type":"`+EvResponded+`","id":`...)
+	const pre, post = `{"type":"` + EvResponded + `","id":`, `,"payload":{"output":`
+	head := make([]byte, 0, len(pre)+len(id)+2+len(post)) // one allocation for a plain id
+	head = append(head, pre...)
 	head = appendJSONString(head, id)
-	return append(head, `,"payload":{"output":`...)
+	return append(head, post...)
 }
 
 // appendRespondedFrame appends the frame of NewResponded(id, out) to dst, where head

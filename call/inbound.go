@@ -233,12 +233,19 @@ func (c *Conn) serveRequest(ctx context.Context, s sink, id string, req RequestP
 	// (a TIMEOUT answer must still go out), and without the connection's: closing the
 	// connection closes the stream, which ends a write the peer does not read.
 	wctx := context.WithoutCancel(c.ctx)
-	send := func(e Envelope) {
+	// answer sends e, or, for a non-nil out, the call.responded envelope of out
+	// (validated by the registry) without building it.
+	answer := func(e Envelope, out json.RawMessage) {
 		if aborted() {
 			return
 		}
 		release()
-		err := s.send(wctx, e)
+		var err error
+		if out != nil {
+			err = sendResponded(wctx, s, id, out)
+		} else {
+			err = s.send(wctx, e)
+		}
 		if errors.Is(err, ErrFrameInvalid) && e.Type != EvError {
 			err = s.send(wctx, NewErrorEnvelope(id, NewCallError(CodeInternal, "answer not sent: "+err.Error())))
 		}
@@ -246,6 +253,7 @@ func (c *Conn) serveRequest(ctx context.Context, s sink, id string, req RequestP
 			c.log.Debug("call: reply not sent", "id", id, "err", err)
 		}
 	}
+	send := func(e Envelope) { answer(e, nil) }
 	if reg != nil && reg.Spec.Type == Subscription {
 		fs, _ := s.(*frameStream)
 		if fs != nil && !fs.shared {
@@ -279,7 +287,10 @@ func (c *Conn) serveRequest(ctx context.Context, s sink, id string, req RequestP
 		send(NewErrorEnvelope(id, cerr))
 		return
 	}
-	send(NewResponded(id, out))
+	if len(out) == 0 {
+		out = json.RawMessage("null")
+	}
+	answer(Envelope{Type: EvResponded}, out)
 }
 
 // registry returns the registry inbound requests are served from.

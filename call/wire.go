@@ -105,11 +105,11 @@ func ReadFrame(r io.Reader, max int) (Envelope, error) {
 	return env, err
 }
 
-// ReadFrameBudget is [ReadFrame] counting the body's buffer against a memory budget: the
-// buffer starts small (64 KiB at most) and doubles as bytes arrive, never beyond the
-// announced length, and each allocation is reserved in b first — so a peer that
-// announces a large frame and sends little holds, and is charged for, about what it
-// sent. It returns the bytes reserved for the envelope (its buffer, which Payload
+// ReadFrameBudget is [ReadFrame] counting the body's buffer against a memory budget: a
+// body of up to 128 KiB gets one buffer of its announced length; a longer one a buffer
+// that starts at 64 KiB and doubles as bytes arrive, never beyond the announced length;
+// each allocation is reserved in b first — so a peer that announces a large frame and
+// sends little holds, and is charged for, about what it sent. It returns the bytes reserved for the envelope (its buffer, which Payload
 // shares); the caller releases them with b.Release once it is done with the envelope.
 // On any error nothing stays reserved.
 //
@@ -159,15 +159,28 @@ type frameSizeError struct{ msg string }
 func (e *frameSizeError) Error() string   { return e.msg }
 func (e *frameSizeError) Unwrap() []error { return []error{ErrFrameInvalid, ErrFrameTooLarge} }
 
-// budgetFirstAlloc is the first buffer of a budgeted frame body longer than it.
+// budgetFirstAlloc is the first buffer of a budgeted frame body longer than
+// budgetExactAlloc.
 const budgetFirstAlloc = 64 << 10
 
+// budgetExactAlloc is the longest budgeted frame body allocated (and reserved) in one
+// piece of its announced length: no more than the first two buffers of a growing body
+// would take after budgetFirstAlloc bytes came, and it spares a body just over
+// budgetFirstAlloc (a 64 KiB payload in its envelope) a second buffer and a copy.
+const budgetExactAlloc = 2 * budgetFirstAlloc
+
 // readBody reads exactly n bytes into a buffer whose capacity is reserved in b (nil: no
-// budget) as it grows; on error the reservation is released.
+// budget) as it grows; on error the reservation is released. A body of up to
+// budgetExactAlloc bytes (frameExactAlloc without a budget) is read into one buffer of
+// its length; a longer one into a buffer that starts at budgetFirstAlloc and doubles as
+// bytes arrive, so that a peer announcing a large frame holds about what it sent.
 func readBody(r io.Reader, n int, b *core.Budget) ([]byte, error) {
 	first := frameExactAlloc
 	if b != nil {
 		first = budgetFirstAlloc
+		if n <= budgetExactAlloc {
+			first = n
+		}
 	}
 	size := min(n, first)
 	if err := b.Reserve(int64(size)); err != nil {
@@ -198,10 +211,43 @@ func readBody(r io.Reader, n int, b *core.Budget) ([]byte, error) {
 	return buf, nil
 }
 
-// framePool recycles WriteFrame's buffers; buffers above framePoolMax are dropped.
-var framePool = sync.Pool{New: func() any { return new([]byte) }}
+// framePool recycles the buffers frames are written from, up to framePoolMax bytes;
+// largeFramePool those up to largeFramePoolMax, so that writing a large frame (a 64 KiB
+// payload) does not allocate its buffer every time. Longer buffers are dropped.
+var (
+	framePool      = sync.Pool{New: func() any { return new([]byte) }}
+	largeFramePool = sync.Pool{New: func() any { return new([]byte) }}
+)
 
-const framePoolMax = 64 << 10
+const (
+	framePoolMax      = 64 << 10
+	largeFramePoolMax = 1 << 20
+)
+
+// getFrameBuf returns an empty pooled buffer for a frame of about n bytes, to give
+// back with putFrameBuf.
+func getFrameBuf(n int) *[]byte {
+	if n <= framePoolMax {
+		return framePool.Get().(*[]byte)
+	}
+	bp := largeFramePool.Get().(*[]byte)
+	if cap(*bp) < n && n <= largeFramePoolMax {
+		*bp = make([]byte, 0, n)
+	}
+	return bp
+}
+
+// putFrameBuf gives back a buffer of getFrameBuf whose contents are buf (grown from it).
+func putFrameBuf(bp *[]byte, buf []byte) {
+	switch {
+	case cap(buf) <= framePoolMax:
+		*bp = buf[:0]
+		framePool.Put(bp)
+	case cap(buf) <= largeFramePoolMax:
+		*bp = buf[:0]
+		largeFramePool.Put(bp)
+	}
+}
 
 // WriteFrame encodes env ([EncodeEnvelope]) and writes the 4-byte length and the body in
 // one Write call; callers serialise the writers of a stream. max follows [ReadFrame]'s
@@ -213,18 +259,41 @@ func WriteFrame(w io.Writer, env Envelope, max int) error { return writeFrame(w,
 // writeFrame is WriteFrame; check false skips validating the payload, for the
 // envelopes the engine builds itself from validated parts (ownFrame).
 func writeFrame(w io.Writer, env Envelope, max int, check bool) error {
-	bp := framePool.Get().(*[]byte)
+	bp := getFrameBuf(len(env.Payload) + len(env.Type) + len(env.ID) + 40)
 	buf, err := appendFrameCheck((*bp)[:0], env, max, check)
 	if err == nil {
 		if _, werr := w.Write(buf); werr != nil {
 			err = fmt.Errorf("call: write frame: %w", werr)
 		}
 	}
-	if cap(buf) <= framePoolMax {
-		*bp = buf[:0]
-		framePool.Put(bp)
-	}
+	putFrameBuf(bp, buf)
 	return err
+}
+
+// respondedTail ends a call.responded envelope after its output (read only).
+var respondedTail = []byte("}}")
+
+// writeFrameParts writes, in one Write as WriteFrame does, one frame whose body is
+// head, then body, then tail, with the limits of WriteFrame, from a pooled buffer: no
+// envelope is built around body first (the caller serialises the stream's writers).
+func writeFrameParts(w io.Writer, head, body, tail []byte, max int) error {
+	limit := frameLimit(max)
+	n := len(head) + len(body) + len(tail)
+	switch {
+	case n == 0:
+		return fmt.Errorf("%w: zero-length frame", ErrFrameInvalid)
+	case n > limit:
+		return &frameSizeError{fmt.Sprintf("%v: frame body of %d bytes exceeds the limit of %d bytes", ErrFrameInvalid, n, limit)}
+	}
+	bp := getFrameBuf(4 + n)
+	buf := binary.BigEndian.AppendUint32((*bp)[:0], uint32(n))
+	buf = append(append(append(buf, head...), body...), tail...)
+	_, err := w.Write(buf)
+	putFrameBuf(bp, buf)
+	if err != nil {
+		return fmt.Errorf("call: write frame: %w", err)
+	}
+	return nil
 }
 
 // appendFrame appends env as one frame (length prefix and body) to dst, with the
