@@ -268,6 +268,16 @@ func (c *Conn) acceptLoop() {
 // the connection.
 // It returns the error that ended reading.
 func (c *Conn) readLoop(fs *frameStream) error {
+	if fs.buffered && fs.fr == nil {
+		if err := c.reserveReadBuffer(fs); err != nil {
+			c.dropStream(fs, err)
+			fs.peerFinished()
+			return err
+		}
+	}
+	if fs.fr != nil {
+		defer c.releaseReadBuffer(fs)
+	}
 	var batch eventBatch
 	for {
 		var env Envelope

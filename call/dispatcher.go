@@ -170,7 +170,9 @@ func (d *Dispatcher) ALPN() string { return ALPN }
 //
 // A connection without an identity reads frames of at most InboundFrameLimit(nil);
 // every frame body is reserved in the connection's memory budget (conn.Budget()) as it
-// is read. A frame over either limit resets its QUIC stream (application error code 5,
+// is read, and so is the 16 KiB read buffer of a single-stream connection's stream (and
+// of each subscription stream this side opens) while it is read. A frame over either
+// limit resets its QUIC stream (application error code 5,
 // core.CloseLimitExceeded) or, on a single-stream connection, closes the connection
 // with that code and a reason naming the limit. While a request, a subscription or an
 // outgoing call runs — and for the whole life of a connection with an identity — the
@@ -246,7 +248,9 @@ func (c *Conn) handleErr() error {
 // id is the peer's identity as this side sees it (for example the identity its pinned
 // fingerprint resolves to), or nil. ctx bounds the whole connection. Frames are read
 // up to MaxFrameSize whatever id is (this side chose the peer), within conn's budget
-// when it has one.
+// when it has one; the 16 KiB read buffer of a single-stream connection's stream is
+// reserved in it too (a budget that cannot hold it ends the connection with
+// core.CloseLimitExceeded and a reason naming the limit).
 func (d *Dispatcher) Serve(ctx context.Context, conn *core.Connection, id *core.Identity) (*Conn, error) {
 	c := d.newConn(ctx, id, d.limits())
 	c.streams = conn

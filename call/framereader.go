@@ -29,6 +29,28 @@ const (
 	eventSlabMax = 512
 )
 
+// reserveReadBuffer gives fs its frameReader, whose buffer it reserves in the
+// connection's budget first; readLoop releases it when reading ends (releaseReadBuffer).
+// A budget that cannot hold the buffer gives an error wrapping its
+// [*core.BudgetError], and fs is left without a reader.
+func (c *Conn) reserveReadBuffer(fs *frameStream) error {
+	if err := c.budget.Reserve(frameReadBuffer); err != nil {
+		return fmt.Errorf("call: read buffer of a stream (%d bytes): %w", frameReadBuffer, err)
+	}
+	if c.budget != nil {
+		fs.frHeld = frameReadBuffer
+	}
+	fs.fr = newFrameReader(fs.s)
+	return nil
+}
+
+// releaseReadBuffer returns what fs's read buffer holds reserved to the budget; the
+// buffer is no longer read.
+func (c *Conn) releaseReadBuffer(fs *frameStream) {
+	c.budget.Release(fs.frHeld)
+	fs.frHeld = 0
+}
+
 // frameReader reads frames through a buffer.
 type frameReader struct {
 	r    io.Reader

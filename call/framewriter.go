@@ -49,6 +49,11 @@ type frameStream struct {
 	s      core.BiStream
 	shared bool
 	fr     *frameReader // reads through a buffer (set before reading starts); nil: unbuffered
+	// buffered marks a stream read through a frameReader that readLoop gives it (the
+	// shared stream); frHeld is what fr's buffer holds reserved in the connection's
+	// budget, released when reading ends.
+	buffered bool
+	frHeld   int64
 
 	wmu sync.Mutex
 
@@ -81,11 +86,7 @@ type frameStream struct {
 }
 
 func (c *Conn) newFrameStream(s core.BiStream, shared bool) *frameStream {
-	fs := &frameStream{c: c, s: s, shared: shared}
-	if shared {
-		fs.fr = newFrameReader(s)
-	}
-	return fs
+	return &frameStream{c: c, s: s, shared: shared, buffered: shared}
 }
 
 // send writes one frame. On a stream of its own (QUIC) it writes directly, and a write

@@ -378,6 +378,8 @@ func (c *Conn) sendError(ctx context.Context, err error) error {
 		return ctxError(ctx.Err())
 	case c.ctx.Err() != nil, errors.Is(err, core.ErrConnectionClosed):
 		return ErrConnectionClosed()
+	case errors.Is(err, core.ErrBudgetExceeded):
+		return err // the read buffer of the call's stream (reserveReadBuffer)
 	}
 	return NewCallError(CodeInternal, "send request: "+err.Error())
 }
@@ -386,7 +388,14 @@ func (c *Conn) sendError(ctx context.Context, err error) error {
 // side and reads the answers on it.
 func (c *Conn) startStream(ctx context.Context, p *pendingCall, env Envelope) error {
 	fs := p.stream
+	// The answers are read through a buffer, reserved before the request goes out
+	// (readLoop releases it).
+	if err := c.reserveReadBuffer(fs); err != nil {
+		fs.close()
+		return err
+	}
 	if err := fs.send(ctx, env); err != nil {
+		c.releaseReadBuffer(fs)
 		fs.close()
 		return err
 	}
@@ -394,10 +403,10 @@ func (c *Conn) startStream(ctx context.Context, p *pendingCall, env Envelope) er
 	fs.wroteDone = true
 	fs.mu.Unlock()
 	if err := fs.s.CloseWrite(); err != nil {
+		c.releaseReadBuffer(fs)
 		fs.close()
 		return err
 	}
-	fs.fr = newFrameReader(fs.s)
 	c.run(func() {
 		err := c.readLoop(fs)
 		// The answer stream ended; a call still pending on it lost its answer.
@@ -505,7 +514,10 @@ type Stream struct {
 
 // Subscribe starts subscription op on the peer. Events are read with Next; Close (or
 // cancelling ctx) aborts it on the wire. A subscription has no deadline unless ctx
-// has one.
+// has one. On QUIC its stream is read through a 16 KiB buffer reserved in the
+// connection's memory budget until the stream ends: a budget that cannot hold it
+// fails Subscribe with an error wrapping core.ErrBudgetExceeded (the budget's
+// *core.BudgetError names the limit).
 func (c *Conn) Subscribe(ctx context.Context, op string, in any, opts ...CallOption) (*Stream, error) {
 	sctx, cancel := context.WithCancel(ctx)
 	p, err := c.start(sctx, op, in, true, opts)
