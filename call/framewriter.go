@@ -226,7 +226,7 @@ func (f *frameStream) enqueueResponded(ctx context.Context, head []byte, out jso
 
 // sendResponded sends NewResponded(id, out) for an out already validated (the
 // registry's output check) as send does, without building the envelope: encoded
-// straight into the writer's batch, or written with out in place.
+// straight into the writer's batch, or into the buffer of one Write.
 func (f *frameStream) sendResponded(ctx context.Context, id string, out json.RawMessage) error {
 	head := respondedFrameHead(id)
 	if f.hasWriter.Load() {
@@ -235,16 +235,55 @@ func (f *frameStream) sendResponded(ctx context.Context, id string, out json.Raw
 	if len(out) == 0 {
 		out = json.RawMessage("null")
 	}
-	write := func() error {
+	return f.writeDirect(ctx, func() error {
+		return writeFrameParts(f.s, head, out, respondedTail, f.c.d.maxFrame())
+	})
+}
+
+// sendRequest sends r as send sends its envelope, without building the envelope of a
+// request in parts: its frame is encoded straight into the writer's batch, or into
+// the buffer of one Write.
+func (f *frameStream) sendRequest(ctx context.Context, r *outRequest) error {
+	if r.head == nil {
+		return f.send(ctx, r.env)
+	}
+	if f.hasWriter.Load() {
+		if err := f.lockRoom(ctx); err != nil {
+			return err
+		}
+		n := len(f.pend)
+		var err error
+		f.pend, err = r.appendFrame(f.pend, f.c.d.maxFrame())
+		f.unlockAppended(n == 0 && len(f.pend) > 0)
+		return err
+	}
+	return f.writeDirect(ctx, func() error {
+		bp := getFrameBuf(r.size() + 4)
+		buf, err := r.appendFrame((*bp)[:0], f.c.d.maxFrame())
+		if err == nil {
+			if _, werr := f.s.Write(buf); werr != nil {
+				err = fmt.Errorf("call: write frame: %w", werr)
+			}
+		}
+		putFrameBuf(bp, buf)
+		return err
+	})
+}
+
+// writeDirect runs write (one frame's Write) under the stream's write lock, as send
+// writes on a stream without a writer: a write still blocked when ctx ends is
+// abandoned by closing the stream, and ctx's error is returned.
+func (f *frameStream) writeDirect(ctx context.Context, write func() error) error {
+	locked := func() error {
 		f.wmu.Lock()
 		defer f.wmu.Unlock()
-		return writeFrameParts(f.s, head, out, respondedTail, f.c.d.maxFrame())
-	}
-	if ctx.Done() == nil {
 		return write()
 	}
+	if ctx.Done() == nil {
+		return locked()
+	}
 	stop := context.AfterFunc(ctx, f.abortWrite)
-	err := write()
+	err := locked()
 	if !stop() {
 		return ctx.Err()
 	}

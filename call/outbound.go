@@ -299,7 +299,7 @@ func (c *Conn) start(ctx context.Context, op string, in any, sub bool, opts []Ca
 		return nil, err
 	}
 	id := NewID()
-	env, err := newRequest(id, op, input, o.token, o.forwardedFor, false) // encodeInput validated it
+	req, err := newOutRequest(id, op, input, o.token, o.forwardedFor, false) // encodeInput validated it
 	if err != nil {
 		return nil, err
 	}
@@ -340,16 +340,20 @@ func (c *Conn) start(ctx context.Context, op string, in any, sub bool, opts []Ca
 
 	switch {
 	case c.shared != nil:
-		err = c.shared.send(ctx, env)
+		if fs, ok := c.shared.(*frameStream); ok {
+			err = fs.sendRequest(ctx, &req)
+		} else {
+			err = c.shared.send(ctx, req.envelope())
+		}
 	case p.stream.reusable:
-		if err = p.stream.send(ctx, env); err != nil {
+		if err = p.stream.sendRequest(ctx, &req); err != nil {
 			c.mu.Lock()
 			p.stream.dead = true
 			c.mu.Unlock()
 			p.stream.close()
 		}
 	default:
-		err = c.startStream(ctx, p, env)
+		err = c.startStream(ctx, p, &req)
 	}
 	if err != nil {
 		c.forget(id)
@@ -386,7 +390,7 @@ func (c *Conn) sendError(ctx context.Context, err error) error {
 
 // startStream writes the request on the call's own QUIC stream, finishes the write
 // side and reads the answers on it.
-func (c *Conn) startStream(ctx context.Context, p *pendingCall, env Envelope) error {
+func (c *Conn) startStream(ctx context.Context, p *pendingCall, req *outRequest) error {
 	fs := p.stream
 	// The answers are read through a buffer, reserved before the request goes out
 	// (readLoop releases it).
@@ -394,7 +398,7 @@ func (c *Conn) startStream(ctx context.Context, p *pendingCall, env Envelope) er
 		fs.close()
 		return err
 	}
-	if err := fs.send(ctx, env); err != nil {
+	if err := fs.sendRequest(ctx, req); err != nil {
 		c.releaseReadBuffer(fs)
 		fs.close()
 		return err

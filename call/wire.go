@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -666,6 +667,81 @@ func newRequest(id, operation string, input json.RawMessage, authToken []byte, f
 		return Envelope{}, err
 	}
 	return Envelope{Type: EvRequested, ID: id, Payload: b}, nil
+}
+
+// requestPartsMin is the shortest input an outgoing request carries in parts
+// (outRequest), copied only into its frame; a shorter one is copied into the
+// envelope's payload first, which costs less than the parts' allocations.
+const requestPartsMin = 16 << 10
+
+// outRequest is a call.requested this side sends: env, or, for an input of
+// requestPartsMin bytes or more, env without its payload and the payload in three
+// parts (head, input, tail), so that the input is copied only into the frame.
+type outRequest struct {
+	env               Envelope // Payload nil when head is set
+	head, input, tail []byte
+}
+
+// newOutRequest is newRequest's outRequest, with its errors.
+func newOutRequest(id, operation string, input json.RawMessage, authToken []byte, forwardedFor *core.Identity, checkInput bool) (outRequest, error) {
+	if len(input) < requestPartsMin {
+		env, err := newRequest(id, operation, input, authToken, forwardedFor, checkInput)
+		return outRequest{env: env}, err
+	}
+	if checkInput && !validJSON(input) {
+		return outRequest{}, payloadError(EvRequested, "input is not valid JSON")
+	}
+	// The payload with a one-byte input, split around it.
+	env, err := newRequest(id, operation, json.RawMessage("0"), authToken, forwardedFor, false)
+	if err != nil {
+		return outRequest{}, err
+	}
+	at := len(`{"operationId":`) + len(appendJSONString(nil, "/"+stripSlash(operation))) + len(`,"input":`)
+	b := env.Payload
+	env.Payload = nil
+	return outRequest{env: env, head: b[:at:at], input: input, tail: b[at+1:]}, nil
+}
+
+// size is the length of r's envelope.
+func (r *outRequest) size() int {
+	if r.head == nil {
+		return len(r.env.Payload) + len(r.env.ID) + 40
+	}
+	return len(r.head) + len(r.input) + len(r.tail) + len(r.env.ID) + 40
+}
+
+// envelope returns r's envelope, joining its parts.
+func (r *outRequest) envelope() Envelope {
+	if r.head == nil {
+		return r.env
+	}
+	env := r.env
+	env.Payload = slices.Concat(r.head, r.input, r.tail)
+	return env
+}
+
+// appendFrame appends r's frame to dst, with the limits of appendFrame (its parts are
+// valid JSON together, as newOutRequest built or checked them).
+func (r *outRequest) appendFrame(dst []byte, max int) ([]byte, error) {
+	if r.head == nil {
+		return appendOwnFrame(dst, r.env, max)
+	}
+	limit := frameLimit(max)
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0)
+	dst = append(dst, `{"type":`...)
+	dst = appendJSONString(dst, r.env.Type)
+	dst = append(dst, `,"id":`...)
+	dst = appendJSONString(dst, r.env.ID)
+	dst = append(dst, `,"payload":`...)
+	dst = append(append(append(dst, r.head...), r.input...), r.tail...)
+	dst = append(dst, '}')
+	n := len(dst) - start - 4
+	if n > limit {
+		return dst[:start], &frameSizeError{fmt.Sprintf("%v: frame body of %d bytes exceeds the limit of %d bytes", ErrFrameInvalid, n, limit)}
+	}
+	binary.BigEndian.PutUint32(dst[start:], uint32(n))
+	return dst, nil
 }
 
 // ParseRequest parses the payload of a call.requested envelope (env.Type is not looked
