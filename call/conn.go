@@ -286,7 +286,7 @@ func (c *Conn) readLoop(fs *frameStream) error {
 		if fs.fr != nil {
 			env, n, err = c.readBuffered(fs, &batch)
 		} else {
-			env, n, err = ReadFrameBudget(fs.s, c.frameMax, c.budget)
+			env, n, err = readFrameBudget(fs.s, c.frameMax, c.budget, c.exactBody())
 		}
 		if err != nil {
 			clean := errors.Is(err, ErrClosed) && errors.Is(err, io.EOF)
@@ -344,6 +344,17 @@ func (c *Conn) dropStream(fs *frameStream, err error) {
 	default:
 		fs.close()
 	}
+}
+
+// exactBody is the longest frame body read into one buffer of its announced length
+// (within the frame limit, reserved in the budget before it is allocated): 1 MiB from
+// a peer with an identity, 128 KiB from an anonymous one, whose longer frames are
+// read into a buffer that grows as bytes come (the hardening of issue 13).
+func (c *Conn) exactBody() int {
+	if c.identity != nil {
+		return frameExactAlloc
+	}
+	return budgetExactAlloc
 }
 
 // held is a number of bytes reserved in a budget for one received envelope.

@@ -95,8 +95,9 @@ func (fr *frameReader) fill() error {
 // call (owned is false), or, for a body longer than the buffer, a buffer read through
 // readBody and reserved in b (owned is true). reserved is what stays reserved in b for
 // the body: a view whose bytes had to be waited for was reserved (its length) first,
-// as ReadFrameBudget reserves before it reads. Its errors are ReadFrameBudget's.
-func (fr *frameReader) next(max int, b *core.Budget) (body []byte, owned bool, reserved int64, err error) {
+// as ReadFrameBudget reserves before it reads. Its errors are ReadFrameBudget's; exact
+// is readBody's.
+func (fr *frameReader) next(max int, b *core.Budget, exact int) (body []byte, owned bool, reserved int64, err error) {
 	limit := frameLimit(max)
 	for fr.n-fr.i < 4 {
 		if err := fr.fill(); err != nil {
@@ -120,7 +121,7 @@ func (fr *frameReader) next(max int, b *core.Budget) (body []byte, owned bool, r
 	if size > len(fr.buf)-4 {
 		rest := fr.buf[fr.i+4 : fr.n]
 		fr.i, fr.n = 0, 0
-		body, err := readBody(io.MultiReader(bytes.NewReader(rest), fr.r), size, b)
+		body, err := readBody(io.MultiReader(bytes.NewReader(rest), fr.r), size, b, exact)
 		if err != nil {
 			return nil, false, 0, err
 		}
@@ -171,7 +172,7 @@ func (c *Conn) readBuffered(fs *frameStream, batch *eventBatch) (Envelope, int64
 		if !fr.complete() {
 			c.flushEvents(batch)
 		}
-		body, owned, reserved, err := fr.next(c.frameMax, c.budget)
+		body, owned, reserved, err := fr.next(c.frameMax, c.budget, c.exactBody())
 		if err != nil {
 			c.flushEvents(batch)
 			return Envelope{}, 0, err

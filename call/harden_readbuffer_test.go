@@ -2,6 +2,7 @@ package call
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -118,4 +119,37 @@ func TestHardenReadBufferBudgetSubscription(t *testing.T) {
 	}
 	sub.Close()
 	hardWaitFor(t, "the subscription's read buffer to be released", func() bool { return b.Used() == 0 })
+}
+
+// A frame body is reserved and allocated at its announced length up front when the
+// peer has an identity (up to 1 MiB), and grows as its bytes come from an anonymous
+// peer (past 128 KiB): a stream that announces 512 KiB and sends 10 bytes holds 512
+// KiB of the budget for alice and 64 KiB for an anonymous peer.
+func TestHardenFrameBodyExactForIdentified(t *testing.T) {
+	const announced, sent = 512 << 10, 10
+	h := hardStart(t, &Dispatcher{}, core.Limits{MaxBufferedBytesPerConn: 4 << 20})
+	for _, c := range []struct {
+		name string
+		id   bool
+		want int64
+	}{{"alice", true, announced}, {"anonymous", false, budgetFirstAlloc}} {
+		t.Run(c.name, func(t *testing.T) {
+			who := h.anon
+			if c.id {
+				who = h.alice
+			}
+			raw := h.raw(t, who, endpoint.NetworkQUIC)
+			t.Cleanup(func() { raw.Close(core.CloseNormal, "") })
+			s, err := raw.OpenBi(engCtx(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := binary.BigEndian.AppendUint32(nil, announced)
+			if _, err := s.Write(append(b, make([]byte, sent)...)); err != nil {
+				t.Fatal(err)
+			}
+			sc := h.serverConnAt(t, raw.LocalAddr())
+			hardWaitFor(t, fmt.Sprintf("%d bytes reserved", c.want), func() bool { return sc.budget.Used() == c.want })
+		})
+	}
 }

@@ -119,6 +119,12 @@ func ReadFrame(r io.Reader, max int) (Envelope, error) {
 // A nil b has no limit and reserves nothing; ReadFrameBudget then allocates like
 // ReadFrame.
 func ReadFrameBudget(r io.Reader, max int, b *core.Budget) (env Envelope, reserved int64, err error) {
+	return readFrameBudget(r, max, b, budgetExactAlloc)
+}
+
+// readFrameBudget is ReadFrameBudget reading a budgeted body of up to exact bytes into
+// one buffer of its length (readBody).
+func readFrameBudget(r io.Reader, max int, b *core.Budget, exact int) (env Envelope, reserved int64, err error) {
 	limit := frameLimit(max)
 	var prefix [4]byte
 	if _, err := io.ReadFull(r, prefix[:]); err != nil {
@@ -137,7 +143,7 @@ func ReadFrameBudget(r io.Reader, max int, b *core.Budget) (env Envelope, reserv
 	if uint64(n) > uint64(limit) {
 		return Envelope{}, 0, &frameSizeError{fmt.Sprintf("%v: frame length %d exceeds the limit of %d bytes", ErrFrameInvalid, n, limit)}
 	}
-	body, err := readBody(r, int(n), b)
+	body, err := readBody(r, int(n), b, exact)
 	if err != nil {
 		return Envelope{}, 0, err
 	}
@@ -171,15 +177,17 @@ const budgetFirstAlloc = 64 << 10
 const budgetExactAlloc = 2 * budgetFirstAlloc
 
 // readBody reads exactly n bytes into a buffer whose capacity is reserved in b (nil: no
-// budget) as it grows; on error the reservation is released. A body of up to
-// budgetExactAlloc bytes (frameExactAlloc without a budget) is read into one buffer of
-// its length; a longer one into a buffer that starts at budgetFirstAlloc and doubles as
-// bytes arrive, so that a peer announcing a large frame holds about what it sent.
-func readBody(r io.Reader, n int, b *core.Budget) ([]byte, error) {
+// budget) as it grows; on error the reservation is released. With a budget, a body of
+// up to exact bytes (budgetExactAlloc, or frameExactAlloc for a peer with an identity)
+// is read into one buffer of its length, reserved first; a longer one into a buffer
+// that starts at budgetFirstAlloc and doubles as bytes arrive, so that a peer
+// announcing a large frame holds about what it sent. Without a budget, bodies of up to
+// frameExactAlloc get one buffer.
+func readBody(r io.Reader, n int, b *core.Budget, exact int) ([]byte, error) {
 	first := frameExactAlloc
 	if b != nil {
 		first = budgetFirstAlloc
-		if n <= budgetExactAlloc {
+		if n <= max(exact, budgetExactAlloc) {
 			first = n
 		}
 	}
