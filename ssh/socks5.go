@@ -143,10 +143,19 @@ func (s *SOCKS5Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	log := s.logger()
 	connCtx, cancel := context.WithCancel(ctx)
-	stopClose := context.AfterFunc(ctx, func() { ln.Close() })
+	// Wait for a running close callback before returning: a second ln.Close returns
+	// at once while the first may not have released the socket yet, so without the
+	// wait ln could still accept connections after Serve returned.
+	closed := make(chan struct{})
+	stopClose := context.AfterFunc(ctx, func() {
+		defer close(closed)
+		ln.Close()
+	})
 	var wg sync.WaitGroup
 	defer func() {
-		stopClose()
+		if !stopClose() {
+			<-closed
+		}
 		ln.Close()
 		cancel()
 		wg.Wait()

@@ -475,7 +475,9 @@ func TestTunnelRunStops(t *testing.T) {
 // TestTunnelRunCancelClosesListeners: whenever ctx is cancelled, Run closes its local
 // listeners and returns. (Closing them through context.AfterFunc with a deferred
 // stop() lost that race: Run could wake on ctx.Done and unregister the callbacks
-// before the cancellation reached them, and hang in Accept.)
+// before the cancellation reached them, and hang in Accept. And SOCKS5Server.Serve
+// returned while its own close callback was still closing the SOCKS listener: the
+// second Close returns at once, so the port still accepted after Run returned.)
 func TestTunnelRunCancelClosesListeners(t *testing.T) {
 	for i := range 200 {
 		dialed := make(chan struct{}, 1)
