@@ -169,6 +169,13 @@ func socksPair(t *testing.T) (client, server *net.TCPConn) {
 func serveConnAsync(t *testing.T, srv *ssh.SOCKS5Server) (*net.TCPConn, <-chan error) {
 	t.Helper()
 	client, server := socksPair(t)
+	return client, serveOnAsync(t, srv, client, server)
+}
+
+// serveOnAsync runs srv.ServeConn on server, the far end of client, and returns
+// ServeConn's result; cleanup closes client and waits for ServeConn.
+func serveOnAsync(t *testing.T, srv *ssh.SOCKS5Server, client, server net.Conn) <-chan error {
+	t.Helper()
 	done := make(chan error, 1)
 	finished := make(chan struct{})
 	go func() {
@@ -183,7 +190,7 @@ func serveConnAsync(t *testing.T, srv *ssh.SOCKS5Server) (*net.TCPConn, <-chan e
 			t.Errorf("ServeConn did not return")
 		}
 	})
-	return client, done
+	return done
 }
 
 func socksWrite(t *testing.T, c net.Conn, b []byte) {
@@ -579,7 +586,84 @@ func TestSOCKS5TargetWithoutCloseWrite(t *testing.T) {
 	}
 }
 
+// socksExpiringConn puts the handshake deadline under the test's control: a deadline
+// the server sets is recorded but not armed on the socket until expire is called, which
+// moves every armed deadline (and every later one) into the past, as if HandshakeTimeout
+// had run out at that moment. The server still times out through the socket's own
+// deadline, but how long the machine takes to schedule it no longer matters.
+type socksExpiringConn struct {
+	*net.TCPConn
+	mu          sync.Mutex
+	expired     bool
+	first       time.Time // the first non-zero deadline the server set
+	read, write bool      // a non-zero read (write) deadline is set
+}
+
+// socksPast is a deadline that has always passed.
+var socksPast = time.Unix(1, 0)
+
+func (c *socksExpiringConn) set(t time.Time, read, write bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.first.IsZero() {
+		c.first = t // stays zero until a non-zero deadline is set
+	}
+	if read {
+		c.read = !t.IsZero()
+	}
+	if write {
+		c.write = !t.IsZero()
+	}
+	var d time.Time // a deadline that has not expired yet is left unarmed
+	if !t.IsZero() && c.expired {
+		d = socksPast
+	}
+	switch {
+	case read && write:
+		return c.TCPConn.SetDeadline(d)
+	case read:
+		return c.TCPConn.SetReadDeadline(d)
+	default:
+		return c.TCPConn.SetWriteDeadline(d)
+	}
+}
+
+func (c *socksExpiringConn) SetDeadline(t time.Time) error      { return c.set(t, true, true) }
+func (c *socksExpiringConn) SetReadDeadline(t time.Time) error  { return c.set(t, true, false) }
+func (c *socksExpiringConn) SetWriteDeadline(t time.Time) error { return c.set(t, false, true) }
+
+// expire makes the server's deadlines, set and to be set, run out now.
+func (c *socksExpiringConn) expire(t *testing.T) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.expired = true
+	if c.read {
+		if err := c.TCPConn.SetReadDeadline(socksPast); err != nil && !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("expire read deadline: %v", err)
+		}
+	}
+	if c.write {
+		if err := c.TCPConn.SetWriteDeadline(socksPast); err != nil && !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("expire write deadline: %v", err)
+		}
+	}
+}
+
+// firstDeadline returns the first non-zero deadline the server set.
+func (c *socksExpiringConn) firstDeadline() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.first
+}
+
 func TestSOCKS5HandshakeTimeout(t *testing.T) {
+	// The handshake deadline is HandshakeTimeout from the start of ServeConn, and
+	// covers the whole greeting and request: whatever the client got before it
+	// expires, the server then closes and ServeConn reports a timeout. The deadline is
+	// expired by the test (socksExpiringConn) once the client has read what the server
+	// must send first; a real 20 ms deadline could expire before a busy machine even
+	// ran the server, which then closed before sending the method reply.
 	tests := []struct {
 		name string
 		send []byte
@@ -591,30 +675,58 @@ func TestSOCKS5HandshakeTimeout(t *testing.T) {
 		{"greeting only", []byte{5, 1, 0}, []byte{5, 0}},
 		{"partial request", []byte{5, 1, 0, 5, 1, 0, 3, 10, 'e', 'x'}, []byte{5, 0}},
 	}
+	const timeout = time.Hour // never reached: the test expires the deadline
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := &ssh.SOCKS5Server{
-				HandshakeTimeout: 20 * time.Millisecond,
+				HandshakeTimeout: timeout,
 				Opener: socksOpenerFunc(func(context.Context, string, uint16) (net.Conn, error) {
 					return nil, errors.New("unexpected")
 				}),
 			}
-			c, done := serveConnAsync(t, srv)
+			client, server := socksPair(t)
+			sc := &socksExpiringConn{TCPConn: server}
+			start := time.Now()
+			done := serveOnAsync(t, srv, client, sc)
 			if tt.send != nil {
-				socksWrite(t, c, tt.send)
+				socksWrite(t, client, tt.send)
 			}
 			if tt.want != nil {
-				if got := socksRead(t, c, len(tt.want)); !bytes.Equal(got, tt.want) {
+				if got := socksRead(t, client, len(tt.want)); !bytes.Equal(got, tt.want) {
 					t.Fatalf("got % x, want % x", got, tt.want)
 				}
 			}
-			err := socksEnd(t, c, done)
+			sc.expire(t)
+			err := socksEnd(t, client, done)
 			var ne net.Error
 			if !errors.As(err, &ne) || !ne.Timeout() {
 				t.Fatalf("ServeConn = %v, want a timeout", err)
 			}
+			// The first deadline was set once ServeConn had started, HandshakeTimeout
+			// ahead (a bound, not a threshold: both sides hold on any machine).
+			first := sc.firstDeadline()
+			if first.Before(start.Add(timeout)) || first.After(time.Now().Add(timeout)) {
+				t.Fatalf("first deadline %v, want HandshakeTimeout after ServeConn started (%v)", first, start.Add(timeout))
+			}
 		})
 	}
+	t.Run("real deadline", func(t *testing.T) {
+		// A silent client is dropped by the socket deadline itself. Whenever the
+		// 20 ms run out, the server has nothing to send: the outcome does not
+		// depend on scheduling.
+		srv := &ssh.SOCKS5Server{
+			HandshakeTimeout: 20 * time.Millisecond,
+			Opener: socksOpenerFunc(func(context.Context, string, uint16) (net.Conn, error) {
+				return nil, errors.New("unexpected")
+			}),
+		}
+		c, done := serveConnAsync(t, srv)
+		err := socksEnd(t, c, done)
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			t.Fatalf("ServeConn = %v, want a timeout", err)
+		}
+	})
 }
 
 // socksDeadlineConn records the read and write deadlines set on a TCP conn.
