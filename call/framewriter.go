@@ -49,9 +49,9 @@ type frameStream struct {
 	s      core.BiStream
 	shared bool
 	fr     *frameReader // reads through a buffer (set before reading starts); nil: unbuffered
-	// buffered marks a stream read through a frameReader that readLoop gives it (the
-	// shared stream); frHeld is what fr's buffer holds reserved in the connection's
-	// budget, released when reading ends.
+	// buffered marks a stream that readLoop reads through a frameReader it gives it
+	// (the shared stream); frHeld is what fr's buffer holds reserved in the
+	// connection's budget until reading ends.
 	buffered bool
 	frHeld   int64
 
@@ -240,9 +240,9 @@ func (f *frameStream) sendResponded(ctx context.Context, id string, out json.Raw
 	})
 }
 
-// sendRequest sends r as send sends its envelope, without building the envelope of a
-// request in parts: its frame is encoded straight into the writer's batch, or into
-// the buffer of one Write.
+// sendRequest sends the request r as send sends an envelope. A request in parts (a
+// large input) is encoded straight into the writer's batch, or into the buffer of one
+// Write, without its envelope being built.
 func (f *frameStream) sendRequest(ctx context.Context, r *outRequest) error {
 	if r.head == nil {
 		return f.send(ctx, r.env)
