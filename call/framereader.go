@@ -49,6 +49,7 @@ func (c *Conn) reserveReadBuffer(fs *frameStream) error {
 func (c *Conn) releaseReadBuffer(fs *frameStream) {
 	c.budget.Release(fs.frHeld)
 	fs.frHeld = 0
+	fs.fr = nil // no longer charged: let the buffer go even while fs is still reachable
 }
 
 // frameReader reads frames through a buffer.
@@ -62,8 +63,9 @@ func newFrameReader(r io.Reader) *frameReader {
 	return &frameReader{r: r, buf: make([]byte, frameReadBuffer)}
 }
 
-// complete reports whether a whole frame (or a frame header announcing more than the
-// buffer holds, or an invalid one) is buffered, so that next will not read.
+// complete reports whether a whole frame is buffered, so that next will not read. A
+// header announcing more than is buffered (more than the buffer holds included)
+// reports false, so that queued events are delivered before next waits for bytes.
 func (fr *frameReader) complete() bool {
 	if fr.n-fr.i < 4 {
 		return false
@@ -177,23 +179,25 @@ func (c *Conn) readBuffered(fs *frameStream, batch *eventBatch) (Envelope, int64
 			c.flushEvents(batch)
 			return Envelope{}, 0, err
 		}
+		if !owned && reserved == 0 {
+			// The body is reserved as ReadFrameBudget reserves it (already, when
+			// next had to wait for it), events included, so that a frame over the
+			// budget fails here exactly as it does there.
+			if err := c.budget.Reserve(int64(len(body))); err != nil {
+				c.flushEvents(batch)
+				return Envelope{}, 0, fmt.Errorf("call: read frame body: %w", err)
+			}
+			if c.budget != nil {
+				reserved = int64(len(body))
+			}
+		}
 		if !owned && c.queueEvent(batch, body) {
 			c.budget.Release(reserved)
 			continue
 		}
 		c.flushEvents(batch)
 		if !owned {
-			// An exact copy the envelope may keep, reserved as ReadFrameBudget
-			// reserves it (already, when next had to wait for the body).
-			if reserved == 0 {
-				if err := c.budget.Reserve(int64(len(body))); err != nil {
-					return Envelope{}, 0, fmt.Errorf("call: read frame body: %w", err)
-				}
-				if c.budget != nil {
-					reserved = int64(len(body))
-				}
-			}
-			body = bytes.Clone(body)
+			body = bytes.Clone(body) // an exact copy the envelope may keep
 		}
 		env, err := decodeEnvelope(body, false)
 		if err != nil {
@@ -285,7 +289,7 @@ func plainResponded(body []byte) (id, out []byte, ok bool) {
 	}
 	id = rest[:k]
 	out = rest[k+len(respondedMid) : len(rest)-2]
-	if string(rest[len(rest)-2:]) != "}}" || !validJSON(out) {
+	if string(rest[len(rest)-2:]) != "}}" || !validPayload(out) {
 		return nil, nil, false
 	}
 	out = trimSpace(out)

@@ -14,11 +14,26 @@ import (
 // maxJSONDepth is encoding/json's nesting limit: deeper input is not valid.
 const maxJSONDepth = 10000
 
+// maxPayloadDepth is the deepest nesting a value the engine wraps into an envelope
+// (an input, an output, an event, error details) may have: the envelope adds two
+// levels ({"payload":{"output":…}}), and the receiver checks the whole envelope
+// against maxJSONDepth. A value checked only against maxJSONDepth could pass here and
+// make the peer refuse the frame, which on a single-stream connection closes every
+// call on it.
+const maxPayloadDepth = maxJSONDepth - 2
+
+// validPayload reports whether b is valid JSON (as validJSON) nested at most
+// maxPayloadDepth deep, so that the envelope carrying it is valid JSON too.
+func validPayload(b []byte) bool { return validJSONDepth(b, maxPayloadDepth) }
+
 // validJSON reports whether b is exactly one JSON value, optionally surrounded by
 // white space, by the rules of encoding/json.Valid: RFC 8259 grammar, strings of any
 // bytes but control characters (UTF-8 is not checked), at most maxJSONDepth open
 // arrays and objects.
-func validJSON(b []byte) bool {
+func validJSON(b []byte) bool { return validJSONDepth(b, maxJSONDepth) }
+
+// validJSONDepth is validJSON with at most maxDepth open arrays and objects.
+func validJSONDepth(b []byte, maxDepth int) bool {
 	var stackBuf [32]byte
 	stack := stackBuf[:0] // the open containers: '{' or '['
 	i := skipSpace(b, 0)
@@ -29,7 +44,7 @@ func validJSON(b []byte) bool {
 		}
 		switch c := b[i]; c {
 		case '{', '[':
-			if len(stack) >= maxJSONDepth {
+			if len(stack) >= maxDepth {
 				return false
 			}
 			i = skipSpace(b, i+1)

@@ -490,7 +490,7 @@ func encodeInput(in any) (json.RawMessage, error) {
 		if len(v) == 0 {
 			return json.RawMessage("null"), nil
 		}
-		if !validJSON(v) {
+		if !validPayload(v) {
 			return nil, NewCallError(CodeInvalidInput, "input is not valid JSON")
 		}
 		return v, nil
@@ -499,11 +499,16 @@ func encodeInput(in any) (json.RawMessage, error) {
 	if err != nil {
 		return nil, NewCallError(CodeInvalidInput, "encode input: "+err.Error())
 	}
+	if !validPayload(b) {
+		// Nested deeper than an envelope can carry (see maxPayloadDepth).
+		return nil, NewCallError(CodeInvalidInput, "input nests too deep")
+	}
 	return b, nil
 }
 
 // Stream is the event stream of an outgoing subscription: Next returns its events in
-// order; Close aborts it.
+// order; Close aborts it. Next is for one goroutine at a time (Close may be called
+// from any).
 type Stream struct {
 	c         *Conn
 	p         *pendingCall

@@ -501,7 +501,7 @@ func (r *Registry) invoke(ctx context.Context, name string, in json.RawMessage, 
 	if len(out) == 0 {
 		return e, json.RawMessage("null"), nil
 	}
-	if !validJSON(out) {
+	if !validPayload(out) {
 		return e, nil, NewCallError(CodeInternal, "handler returned invalid JSON")
 	}
 	return e, out, nil
@@ -558,7 +558,7 @@ func (g *guardedEmit) send(out json.RawMessage) error {
 	}
 	if len(out) == 0 {
 		out = json.RawMessage("null")
-	} else if !validJSON(out) {
+	} else if !validPayload(out) {
 		return errors.New("call: emitted output is not valid JSON")
 	}
 	g.mu.Lock()
@@ -618,7 +618,7 @@ func mapHandlerError(e *entry, err error) *CallError {
 		return ToCallError(err)
 	}
 	out := *ce
-	if len(out.Details) > 0 && !validJSON(out.Details) {
+	if len(out.Details) > 0 && !validPayload(out.Details) {
 		out.Details = nil
 	}
 	if _, declared := e.declared[out.Code]; declared || IsProtocolCode(out.Code) {

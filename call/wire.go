@@ -514,7 +514,7 @@ func (p RequestPayload) appendJSON(dst []byte, checkInput bool) ([]byte, error) 
 	input := p.Input
 	if len(input) == 0 {
 		input = json.RawMessage("null")
-	} else if checkInput && !validJSON(input) {
+	} else if checkInput && !validPayload(input) {
 		return nil, payloadError(EvRequested, "input is not valid JSON")
 	}
 	if !utf8.Valid(p.AuthToken) {
@@ -696,7 +696,7 @@ func newOutRequest(id, operation string, input json.RawMessage, authToken []byte
 		env, err := newRequest(id, operation, input, authToken, forwardedFor, checkInput)
 		return outRequest{env: env}, err
 	}
-	if checkInput && !validJSON(input) {
+	if checkInput && !validPayload(input) {
 		return outRequest{}, payloadError(EvRequested, "input is not valid JSON")
 	}
 	// The payload with a one-byte input, split around it.
@@ -706,6 +706,12 @@ func newOutRequest(id, operation string, input json.RawMessage, authToken []byte
 	}
 	at := len(`{"operationId":`) + len(appendJSONString(nil, "/"+stripSlash(operation))) + len(`,"input":`)
 	b := env.Payload
+	if at >= len(b) || b[at] != '0' {
+		// appendJSON's layout is not the one counted above: take the envelope path
+		// rather than cut the frame in the wrong place.
+		env, err := newRequest(id, operation, input, authToken, forwardedFor, false)
+		return outRequest{env: env}, err
+	}
 	env.Payload = nil
 	return outRequest{env: env, head: b[:at:at], input: input, tail: b[at+1:]}, nil
 }
@@ -827,7 +833,7 @@ func NewErrorEnvelope(id string, e *CallError) Envelope {
 		e = NewCallError(CodeInternal, "internal error")
 	}
 	ce := *e
-	if len(ce.Details) > 0 && (!validJSON(ce.Details) || string(bytes.TrimSpace(ce.Details)) == "null") {
+	if len(ce.Details) > 0 && (!validPayload(ce.Details) || string(bytes.TrimSpace(ce.Details)) == "null") {
 		ce.Details = nil
 	}
 	b, err := json.Marshal(&ce)
