@@ -222,7 +222,10 @@ func TestServeListenerError(t *testing.T) {
 }
 
 // TestServerHandshakeTimeout: a client that never speaks is dropped after
-// HandshakeTimeout.
+// HandshakeTimeout. (The server's version line is written under the same deadline,
+// so on a busy machine the 50 ms can run out before it is sent: whatever arrives
+// must start that line, but it may be missing. Without the timeout the read would
+// end with the fail-safe deadline instead of EOF.)
 func TestServerHandshakeTimeout(t *testing.T) {
 	n := stStartTCP(t, ssh.Config{HandshakeTimeout: 50 * time.Millisecond})
 	c, err := net.Dial("tcp", n.Addr)
@@ -235,8 +238,9 @@ func TestServerHandshakeTimeout(t *testing.T) {
 	if err != nil && !stIsConnReset(err) {
 		t.Fatalf("read: %v (want EOF from the server's timeout)", err)
 	}
-	if !bytes.HasPrefix(b, []byte("SSH-2.0-")) {
-		t.Fatalf("server sent %q, want its SSH version line", b)
+	const version = "SSH-2.0-"
+	if k := min(len(b), len(version)); string(b[:k]) != version[:k] {
+		t.Fatalf("server sent %q, want nothing or its SSH version line", b)
 	}
 	n.Logs.wait(t, "connection closed", 1)
 }
