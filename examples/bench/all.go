@@ -92,7 +92,7 @@ func runAll(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		for sc.Scan() {
 			line := sc.Text()
 			switch {
-			case isGoalLine(line) || strings.HasPrefix(line, "reported:"):
+			case isGoalLine(line) || strings.HasPrefix(line, "reported:") || strings.HasPrefix(line, "allocation goal"):
 				r.goals = append(r.goals, line)
 			case strings.HasPrefix(line, "- quietness:"):
 				r.quiet = strings.TrimPrefix(line, "- quietness: ")

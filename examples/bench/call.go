@@ -626,9 +626,43 @@ func callReport(w io.Writer, o callBenchOptions, arms []string, ms []*callMetric
 	if g := goalLine(ms, arms, o.sweepOptions); g != "" {
 		fmt.Fprintf(w, "\n%s\n", g)
 	}
+	if g := eventsGoalLine(ms, arms); g != "" {
+		fmt.Fprintf(w, "\n%s\n", g)
+	}
 
 	fmt.Fprintf(w, "\nPer-round samples (rate; p50 latency for the unary rows); CPU time and heap allocations per operation, medians over the rounds (whole process: client and server):\n\n")
 	perRoundTable(w, ms, true)
+}
+
+// eventsGoalLine states whether each alknet arm's subscription events/s is at least
+// each gRPC arm's server streaming (issue 20: ≥ 1.0× over QUIC and TCP+TLS); "" when
+// the events metric did not run.
+func eventsGoalLine(ms []*callMetric, arms []string) string {
+	var parts []string
+	for _, a := range arms {
+		if !isAlknetArm(a) {
+			continue
+		}
+		for _, g := range arms {
+			if isAlknetArm(g) {
+				continue
+			}
+			x, b := findArm(ms, metricEvents, a), findArm(ms, metricEvents, g)
+			if x == nil || b == nil || b.median() == 0 {
+				continue
+			}
+			r := x.median() / b.median()
+			verdict := "missed"
+			if r >= 1.0 {
+				verdict = "met"
+			}
+			parts = append(parts, fmt.Sprintf("%s %.2f× %s (%s)", strings.TrimPrefix(armTitles[a], "alknet "), r, armTitles[g], verdict))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "Goal (subscription events/s ≥ 1.0× gRPC server streaming, over QUIC and over TCP+TLS): " + strings.Join(parts, "; ") + "."
 }
 
 // goalLine states whether alknet over QUIC met the issue's goal against each gRPC arm:

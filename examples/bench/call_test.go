@@ -27,7 +27,7 @@ func TestCallQuick(t *testing.T) {
 
 	// The per-round table: one row per metric and arm.
 	checkPerRound(t, s, 8, []string{"unary/64B/1", "unary/64B/8", "conns/64B/4", "events"}, callArms)
-	for _, want := range []string{"quic-go v0.65.0", "grpc-go v1.85.0", "Goal (", "gRPC h2c is plaintext", "(judged at the 64 B payload, 8 callers and 1 caller)"} {
+	for _, want := range []string{"quic-go v0.65.0", "grpc-go v1.85.0", "Goal (", "Goal (subscription events/s ≥ 1.0× gRPC server streaming", "gRPC h2c is plaintext", "(judged at the 64 B payload, 8 callers and 1 caller)"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("output lacks %q:\n%s", want, s)
 		}

@@ -558,9 +558,34 @@ func httpReport(w io.Writer, o httpBenchOptions, arms []string, ms []*callMetric
 		return t
 	}, "/call ")
 	fmt.Fprintf(w, "\n%s\n", httpGoalLine(ms, o.sweepOptions))
+	if g := httpAllocsGoalLine(ms, o.sweepOptions); g != "" {
+		fmt.Fprintf(w, "\n%s\n", g)
+	}
 
 	fmt.Fprintf(w, "\nPer-round samples (requests/s; p50 latency); CPU time and heap allocations per request, medians over the rounds (whole process: client and server):\n\n")
 	perRoundTable(w, ms, true)
+}
+
+// httpAllocsGoal is issue 20's bound on heap allocations per /call over TCP+TLS h2,
+// client and server together (whole process), with one client.
+const httpAllocsGoal = 128
+
+// httpAllocsGoalLine states whether the median allocations per /call over TCP+TLS h2
+// with one client, at the goal payload, stay within httpAllocsGoal ("" when that cell
+// did not run).
+func httpAllocsGoalLine(ms []*callMetric, o sweepOptions) string {
+	one := sweepCell{payload: o.goalPayload(), callers: o.goalOne()}
+	a := findArm(ms, one.key(httpMetricCall), httpArmTCP)
+	if a == nil || len(*a.samples) == 0 {
+		return ""
+	}
+	n := median(values(*a.samples, sample.allocsPerOp))
+	verdict := "not met"
+	if n <= httpAllocsGoal {
+		verdict = "met"
+	}
+	return fmt.Sprintf("allocation goal (a count, not a timing: judged however busy the machine): heap allocations per /call over TCP+TLS h2 (client and server) ≤ %d — %s (%.0f, %.2f× the bound)", httpAllocsGoal, verdict, n, n/httpAllocsGoal) +
+		goalAt(o.goalPayload(), one.who("client"))
 }
 
 // httpGoalLine states whether the issue's goal was met: /call requests/s with many

@@ -36,6 +36,9 @@ func TestHTTPQuick(t *testing.T) {
 	if !strings.Contains(s, "quic-go v0.65.0") {
 		t.Errorf("machine info lacks the quic-go version:\n%s", s)
 	}
+	if !strings.Contains(s, "\nallocation goal (a count, not a timing: judged however busy the machine): heap allocations per /call over TCP+TLS h2 (client and server) ≤ 128 — ") {
+		t.Errorf("no allocation goal line in:\n%s", s)
+	}
 }
 
 // TestHTTPFlags checks the subset flags and the bad-flag paths without measuring much.

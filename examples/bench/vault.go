@@ -117,7 +117,28 @@ func runVault(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		"a warm-up pass, then %d rounds (arms interleaved alknet, baseline), %s per round and arm for seed, mnemonic and seal-open, %d unlocks per round and arm for keystore (after %d untimed ones); one goroutine per arm (Argon2id runs its 4 lanes in parallel), GOMAXPROCS=%d; medians, ratio = alknet/baseline (higher is better)",
 		o.rounds, o.duration, o.unlocks, primeUnlocks, runtime.GOMAXPROCS(0)))
 	reportTables(stdout, active, "whole process")
-	return nil
+	_, err = io.WriteString(stdout, judgeGoals(vaultGoalLine(active), other))
+	return err
+}
+
+// vaultGoalRatio is issue 20's goal for the vault: seal+open at least this fraction of
+// the stdlib baseline's rate.
+const vaultGoalRatio = 0.95
+
+// vaultGoalLine states whether seal+open met vaultGoalRatio ("" when it did not run).
+func vaultGoalLine(ms []*metric) string {
+	for _, m := range ms {
+		if m.key != metricSeal || m.baseline.median() == 0 {
+			continue
+		}
+		r := m.alknet.median() / m.baseline.median()
+		verdict := "not met"
+		if r >= vaultGoalRatio {
+			verdict = "met"
+		}
+		return fmt.Sprintf("\ngoal: seal + open ≥ %.2f× the stdlib baseline (AES-256-GCM + JSON) — %s (%.2f×)\n", vaultGoalRatio, verdict, r)
+	}
+	return ""
 }
 
 // vaultFixture holds the inputs of both arms, prepared once.

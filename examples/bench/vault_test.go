@@ -23,7 +23,7 @@ func TestVaultQuick(t *testing.T) {
 	if !strings.HasPrefix(s, "## bench vault\n") {
 		t.Errorf("output does not start with the title:\n%s", s)
 	}
-	for _, want := range []string{"- machine: ", "cosmos/go-bip39 v1.0.0", "- quietness: ", "- settings: "} {
+	for _, want := range []string{"- machine: ", "cosmos/go-bip39 v1.0.0", "- quietness: ", "- settings: ", "goal: seal + open ≥ 0.95× the stdlib baseline"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("header lacks %q:\n%s", want, s)
 		}
