@@ -235,8 +235,19 @@ func (c *tcpAddrConn) RemoteAddr() net.Addr {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
-	defer stop()
+	// A close callback already running is waited for before returning (as in
+	// SOCKS5Server.Serve): a second ln.Close would return at once while the first may
+	// not have released the socket yet.
+	closed := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(closed)
+		_ = ln.Close()
+	})
+	defer func() {
+		if !stop() {
+			<-closed
+		}
+	}()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
