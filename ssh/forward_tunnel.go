@@ -72,76 +72,22 @@ type ForwardTunnel struct {
 	// Logger receives connection state changes; targets are never logged.
 	Logger *slog.Logger
 
-	mu        sync.Mutex
-	conn      *core.Connection
-	listeners []net.Listener
+	mu   sync.Mutex
+	conn *core.Connection
+	lns  localListeners
 }
 
 // Listen opens the local listeners (-L, then SOCKS) so that their addresses are known
 // (LocalAddrs) before Run; Run calls it when it has not been called.
-func (t *ForwardTunnel) Listen() error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.listeners != nil {
-		return nil
-	}
-	lns, err := listenLocal(t.Local, t.SOCKS)
-	if err != nil {
-		return err
-	}
-	t.listeners = lns
-	return nil
-}
-
-// listenLocal opens the -L listeners, then the SOCKS5 ones; on error none stays open.
-func listenLocal(local []ForwardSpec, socks []string) ([]net.Listener, error) {
-	var lns []net.Listener
-	fail := func(err error) ([]net.Listener, error) {
-		for _, ln := range lns {
-			_ = ln.Close()
-		}
-		return nil, err
-	}
-	for _, f := range local {
-		ln, err := net.Listen("tcp", net.JoinHostPort(f.BindHost, strconv.Itoa(int(f.BindPort))))
-		if err != nil {
-			return fail(fmt.Errorf("ssh: local forward %s: %w", f, err))
-		}
-		lns = append(lns, ln)
-	}
-	for _, a := range socks {
-		ln, err := net.Listen("tcp", a)
-		if err != nil {
-			return fail(fmt.Errorf("ssh: SOCKS5 listener %s: %w", a, err))
-		}
-		lns = append(lns, ln)
-	}
-	return lns, nil
-}
+func (t *ForwardTunnel) Listen() error { return t.lns.open(t.Local, t.SOCKS) }
 
 // Close closes the local listeners opened by Listen; use it when Run will not be
 // called.
-func (t *ForwardTunnel) Close() error {
-	t.mu.Lock()
-	lns := t.listeners
-	t.mu.Unlock()
-	for _, ln := range lns {
-		_ = ln.Close()
-	}
-	return nil
-}
+func (t *ForwardTunnel) Close() error { return t.lns.close() }
 
 // LocalAddrs returns the addresses of the local listeners after Listen: the -L
 // forwards in order, then the SOCKS5 proxies.
-func (t *ForwardTunnel) LocalAddrs() []net.Addr {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	out := make([]net.Addr, len(t.listeners))
-	for i, ln := range t.listeners {
-		out[i] = ln.Addr()
-	}
-	return out
-}
+func (t *ForwardTunnel) LocalAddrs() []net.Addr { return t.lns.addrs() }
 
 // Open opens a forwarded connection to host:port through the current connection;
 // ErrNotConnected while there is none.
@@ -164,11 +110,8 @@ func (t *ForwardTunnel) Run(ctx context.Context) error {
 	if err := t.Listen(); err != nil {
 		return err
 	}
-	t.mu.Lock()
-	lns := t.listeners
-	t.mu.Unlock()
 	life := tunnelLife[*core.Connection]{
-		name: "forward tunnel", logger: t.Logger, listeners: lns, local: t.Local,
+		name: "forward tunnel", logger: t.Logger, listeners: t.lns.get(), local: t.Local,
 		serveLocal: t.serveLocal, opener: t, minBackoff: t.MinBackoff, maxBackoff: t.MaxBackoff,
 		dial: t.Dial,
 		connected: func(ctx context.Context, c *core.Connection, _ *sync.WaitGroup, log *slog.Logger) {

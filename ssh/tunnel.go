@@ -46,67 +46,22 @@ type Tunnel struct {
 	// Logger receives connection state changes; targets are never logged.
 	Logger *slog.Logger
 
-	mu        sync.Mutex
-	client    *Client
-	listeners []net.Listener
+	mu     sync.Mutex
+	client *Client
+	lns    localListeners
 }
 
 // Listen opens the local listeners (-L and SOCKS) so that their addresses are known
 // (LocalAddrs) before Run; Run calls it when it has not been called.
-func (t *Tunnel) Listen() error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.listeners != nil {
-		return nil
-	}
-	var lns []net.Listener
-	fail := func(err error) error {
-		for _, ln := range lns {
-			_ = ln.Close()
-		}
-		return err
-	}
-	for _, f := range t.Local {
-		ln, err := net.Listen("tcp", net.JoinHostPort(f.BindHost, strconv.Itoa(int(f.BindPort))))
-		if err != nil {
-			return fail(fmt.Errorf("ssh: local forward %s: %w", f, err))
-		}
-		lns = append(lns, ln)
-	}
-	for _, a := range t.SOCKS {
-		ln, err := net.Listen("tcp", a)
-		if err != nil {
-			return fail(fmt.Errorf("ssh: SOCKS5 listener %s: %w", a, err))
-		}
-		lns = append(lns, ln)
-	}
-	t.listeners = lns
-	return nil
-}
+func (t *Tunnel) Listen() error { return t.lns.open(t.Local, t.SOCKS) }
 
 // Close closes the local listeners opened by Listen; use it when Run will not be called
 // (Run closes them itself when it returns).
-func (t *Tunnel) Close() error {
-	t.mu.Lock()
-	lns := t.listeners
-	t.mu.Unlock()
-	for _, ln := range lns {
-		_ = ln.Close()
-	}
-	return nil
-}
+func (t *Tunnel) Close() error { return t.lns.close() }
 
 // LocalAddrs returns the addresses of the local listeners after Listen: the -L
 // forwards in order, then the SOCKS5 proxies.
-func (t *Tunnel) LocalAddrs() []net.Addr {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	out := make([]net.Addr, len(t.listeners))
-	for i, ln := range t.listeners {
-		out[i] = ln.Addr()
-	}
-	return out
-}
+func (t *Tunnel) LocalAddrs() []net.Addr { return t.lns.addrs() }
 
 // Open opens a direct-tcpip channel to host:port through the current connection.
 func (t *Tunnel) Open(ctx context.Context, host string, port uint16) (net.Conn, error) {
@@ -128,11 +83,8 @@ func (t *Tunnel) Run(ctx context.Context) error {
 	if err := t.Listen(); err != nil {
 		return err
 	}
-	t.mu.Lock()
-	lns := t.listeners
-	t.mu.Unlock()
 	life := tunnelLife[*Client]{
-		name: "ssh tunnel", logger: t.Logger, listeners: lns, local: t.Local,
+		name: "ssh tunnel", logger: t.Logger, listeners: t.lns.get(), local: t.Local,
 		serveLocal: t.serveLocal, opener: t, minBackoff: t.MinBackoff, maxBackoff: t.MaxBackoff,
 		dial: t.Dial,
 		connected: func(ctx context.Context, c *Client, wg *sync.WaitGroup, log *slog.Logger) {
@@ -289,4 +241,77 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// localListeners are a tunnel's local listeners (the -L forwards in order, then the
+// SOCKS5 proxies), opened once by Listen and served by Run.
+type localListeners struct {
+	mu  sync.Mutex
+	lns []net.Listener
+}
+
+// open opens the listeners unless they are open already; on error none stays open.
+func (l *localListeners) open(local []ForwardSpec, socks []string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.lns != nil {
+		return nil
+	}
+	lns, err := listenLocal(local, socks)
+	if err != nil {
+		return err
+	}
+	l.lns = lns
+	return nil
+}
+
+// get returns the listeners (nil before open).
+func (l *localListeners) get() []net.Listener {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lns
+}
+
+// close closes the listeners.
+func (l *localListeners) close() error {
+	for _, ln := range l.get() {
+		_ = ln.Close()
+	}
+	return nil
+}
+
+// addrs returns the listeners' addresses, in order.
+func (l *localListeners) addrs() []net.Addr {
+	lns := l.get()
+	out := make([]net.Addr, len(lns))
+	for i, ln := range lns {
+		out[i] = ln.Addr()
+	}
+	return out
+}
+
+// listenLocal opens the -L listeners, then the SOCKS5 ones; on error none stays open.
+func listenLocal(local []ForwardSpec, socks []string) ([]net.Listener, error) {
+	var lns []net.Listener
+	fail := func(err error) ([]net.Listener, error) {
+		for _, ln := range lns {
+			_ = ln.Close()
+		}
+		return nil, err
+	}
+	for _, f := range local {
+		ln, err := net.Listen("tcp", net.JoinHostPort(f.BindHost, strconv.Itoa(int(f.BindPort))))
+		if err != nil {
+			return fail(fmt.Errorf("ssh: local forward %s: %w", f, err))
+		}
+		lns = append(lns, ln)
+	}
+	for _, a := range socks {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			return fail(fmt.Errorf("ssh: SOCKS5 listener %s: %w", a, err))
+		}
+		lns = append(lns, ln)
+	}
+	return lns, nil
 }
