@@ -348,13 +348,14 @@ func (c *Conn) dropStream(fs *frameStream, err error) {
 
 // exactBody is the longest frame body read into one buffer of its announced length
 // (within the frame limit, reserved in the budget before it is allocated): 1 MiB from
-// a peer with an identity, 128 KiB from an anonymous one, whose longer frames are
-// read into a buffer that grows as bytes come (the hardening of issue 13).
+// a peer with an identity, 64 KiB from an anonymous one, whose longer frames are read
+// into a buffer that grows as bytes come (the hardening of issue 13: an anonymous
+// peer's announced size is never allocated beyond what the first buffer holds).
 func (c *Conn) exactBody() int {
 	if c.identity != nil {
 		return frameExactAlloc
 	}
-	return budgetExactAlloc
+	return budgetFirstAlloc
 }
 
 // held is a number of bytes reserved in a budget for one received envelope.

@@ -123,16 +123,24 @@ func TestHardenReadBufferBudgetSubscription(t *testing.T) {
 
 // A frame body is reserved and allocated at its announced length up front when the
 // peer has an identity (up to 1 MiB), and grows as its bytes come from an anonymous
-// peer (past 128 KiB): a stream that announces 512 KiB and sends 10 bytes holds 512
-// KiB of the budget for alice and 64 KiB for an anonymous peer.
+// peer (past 64 KiB): a stream that announces 512 KiB and sends 10 bytes holds 512
+// KiB of the budget for alice and 64 KiB for an anonymous peer; one that announces
+// 64 KiB + 1 holds 64 KiB for the anonymous peer, one that announces exactly 64 KiB
+// holds it all.
 func TestHardenFrameBodyExactForIdentified(t *testing.T) {
-	const announced, sent = 512 << 10, 10
+	const sent = 10
 	h := hardStart(t, &Dispatcher{}, core.Limits{MaxBufferedBytesPerConn: 4 << 20})
 	for _, c := range []struct {
-		name string
-		id   bool
-		want int64
-	}{{"alice", true, announced}, {"anonymous", false, budgetFirstAlloc}} {
+		name      string
+		id        bool
+		announced uint32
+		want      int64
+	}{
+		{"alice", true, 512 << 10, 512 << 10},
+		{"anonymous", false, 512 << 10, budgetFirstAlloc},
+		{"anonymous just over", false, budgetFirstAlloc + 1, budgetFirstAlloc},
+		{"anonymous at the edge", false, budgetFirstAlloc, budgetFirstAlloc},
+	} {
 		t.Run(c.name, func(t *testing.T) {
 			who := h.anon
 			if c.id {
@@ -144,7 +152,7 @@ func TestHardenFrameBodyExactForIdentified(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			b := binary.BigEndian.AppendUint32(nil, announced)
+			b := binary.BigEndian.AppendUint32(nil, c.announced)
 			if _, err := s.Write(append(b, make([]byte, sent)...)); err != nil {
 				t.Fatal(err)
 			}

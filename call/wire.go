@@ -107,7 +107,7 @@ func ReadFrame(r io.Reader, max int) (Envelope, error) {
 }
 
 // ReadFrameBudget is [ReadFrame] counting the body's buffer against a memory budget: a
-// body of up to 128 KiB gets one buffer of its announced length; a longer one a buffer
+// body of up to 64 KiB gets one buffer of its announced length; a longer one a buffer
 // that starts at 64 KiB and doubles as bytes arrive, never beyond the announced length;
 // each allocation is reserved in b first — so a peer that announces a large frame and
 // sends little holds, and is charged for, about what it sent. It returns the bytes reserved for the envelope (its buffer, which Payload
@@ -119,7 +119,7 @@ func ReadFrame(r io.Reader, max int) (Envelope, error) {
 // A nil b has no limit and reserves nothing; ReadFrameBudget then allocates like
 // ReadFrame.
 func ReadFrameBudget(r io.Reader, max int, b *core.Budget) (env Envelope, reserved int64, err error) {
-	return readFrameBudget(r, max, b, budgetExactAlloc)
+	return readFrameBudget(r, max, b, budgetFirstAlloc)
 }
 
 // readFrameBudget is ReadFrameBudget reading a budgeted body of up to exact bytes into
@@ -166,19 +166,15 @@ type frameSizeError struct{ msg string }
 func (e *frameSizeError) Error() string   { return e.msg }
 func (e *frameSizeError) Unwrap() []error { return []error{ErrFrameInvalid, ErrFrameTooLarge} }
 
-// budgetFirstAlloc is the first buffer of a budgeted frame body longer than
-// budgetExactAlloc.
+// budgetFirstAlloc is the first buffer of a budgeted frame body longer than the
+// reader's exact size, and the exact size for an anonymous peer: an anonymous peer's
+// announced length never makes this side allocate (or reserve) more than 64 KiB
+// before the bytes come.
 const budgetFirstAlloc = 64 << 10
-
-// budgetExactAlloc is the longest budgeted frame body allocated (and reserved) in one
-// piece of its announced length: no more than the first two buffers of a growing body
-// would take after budgetFirstAlloc bytes came, and it spares a body just over
-// budgetFirstAlloc (a 64 KiB payload in its envelope) a second buffer and a copy.
-const budgetExactAlloc = 2 * budgetFirstAlloc
 
 // readBody reads exactly n bytes into a buffer whose capacity is reserved in b (nil: no
 // budget) as it grows; on error the reservation is released. With a budget, a body of
-// up to exact bytes (budgetExactAlloc, or frameExactAlloc for a peer with an identity)
+// up to exact bytes (budgetFirstAlloc, or frameExactAlloc for a peer with an identity)
 // is read into one buffer of its length, reserved first; a longer one into a buffer
 // that starts at budgetFirstAlloc and doubles as bytes arrive, so that a peer
 // announcing a large frame holds about what it sent. Without a budget, bodies of up to
@@ -187,7 +183,7 @@ func readBody(r io.Reader, n int, b *core.Budget, exact int) ([]byte, error) {
 	first := frameExactAlloc
 	if b != nil {
 		first = budgetFirstAlloc
-		if n <= max(exact, budgetExactAlloc) {
+		if n <= exact {
 			first = n
 		}
 	}
